@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// Runs every compiled test file with node's test runner. Usage: run-tests.mjs [dir-or-file-filter...]
+// Filters match path substrings of build/test/**/*.test.js (e.g. `unit`, `interop`).
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { spawn } from 'node:child_process';
+
+const root = new URL('..', import.meta.url).pathname;
+const testRoot = join(root, 'build', 'test');
+
+function walk(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...walk(p));
+    else if (name.endsWith('.test.js')) out.push(p);
+  }
+  return out;
+}
+
+const filters = process.argv.slice(2);
+const files = walk(testRoot)
+  .filter((f) => filters.length === 0 || filters.some((x) => relative(testRoot, f).includes(x)))
+  .sort();
+if (files.length === 0) {
+  console.error(`no test files matched ${filters.join(' ') || '(all)'} under ${testRoot}`);
+  process.exit(1);
+}
+const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit' });
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

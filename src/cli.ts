@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { ConfigError, CONFIG_EXIT_CODE } from './config/errors.js';
+import type { Program } from './program.js';
+import { VERSION } from './version.js';
+import { CLIENT_ENV_HELP } from './config/client-help.js';
+import { SERVER_ENV_HELP } from './config/server-help.js';
+import { DISPATCHER_ENV_HELP } from './config/dispatcher-help.js';
+
+type Starter = (env: NodeJS.ProcessEnv) => Promise<Program>;
+
+/**
+ * Runs one program until SIGTERM/SIGINT. A configuration error exits 2 with the message;
+ * a second signal exits at once (an operator who presses Ctrl-C twice means it).
+ */
+async function run(start: Starter): Promise<void> {
+  let program: Program;
+  try {
+    program = await start(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(CONFIG_EXIT_CODE);
+    }
+    process.stderr.write(`failed to start: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    program.stop(signal).then(
+      () => process.exit(0),
+      (err) => {
+        process.stderr.write(`error while stopping: ${(err as Error)?.stack ?? String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  await program.done;
+}
+
+const cli = new Command('broker')
+  .description('ha-broker: a Snyk Broker compatible client, server and dispatcher with high availability')
+  .version(VERSION);
+
+cli
+  .command('client')
+  .description('run the broker client: tunnels to the broker server, relays allowed requests to internal systems')
+  .addHelpText('after', CLIENT_ENV_HELP)
+  .action(async () => run(async (env) => (await import('./client/main.js')).startClient(env)));
+
+cli
+  .command('preflight')
+  .description('run the broker client preflight checks once and exit non-zero when one fails')
+  .action(async () => {
+    const { runPreflightCommand } = await import('./client/main.js');
+    try {
+      process.exitCode = await runPreflightCommand(process.env);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`${err.message}\n`);
+        process.exit(CONFIG_EXIT_CODE);
+      }
+      throw err;
+    }
+  });
+
+cli
+  .command('server')
+  .description('run the broker server: accepts client tunnels and serves the platform-side HTTP API')
+  .addHelpText('after', SERVER_ENV_HELP)
+  .action(async () => run(async (env) => (await import('./server/main.js')).startServer(env)));
+
+cli
+  .command('dispatcher')
+  .description('run the broker dispatcher: allocates HA clients to broker servers')
+  .addHelpText('after', DISPATCHER_ENV_HELP)
+  .action(async () => run(async (env) => (await import('./dispatcher/main.js')).startDispatcher(env)));
+
+cli
+  .command('demo')
+  .description('run a complete local HA system (dispatcher, 3 servers, 5 clients, an origin) with live traffic')
+  .action(async () => (await import('./demo/main.js')).runDemo());
+
+await cli.parseAsync(process.argv);

@@ -1,0 +1,62 @@
+import { readFile } from 'node:fs/promises';
+import { rootCertificates } from 'node:tls';
+import { EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+
+export interface EgressOptions {
+  /** Extra CA bundle files (PEM) trusted on top of the system roots. */
+  caFiles?: string[];
+  /** false only when the user explicitly turned TLS verification off. */
+  rejectUnauthorized?: boolean;
+  connectTimeoutMs?: number;
+  /** Time to wait for response headers; 0 disables (long origin calls are bounded elsewhere). */
+  headersTimeoutMs?: number;
+  /** Idle time between body chunks; 0 disables. */
+  bodyTimeoutMs?: number;
+  keepAliveTimeoutMs?: number;
+  /** Proxy settings; default: HTTP_PROXY / HTTPS_PROXY / NO_PROXY from the environment. */
+  httpProxy?: string;
+  httpsProxy?: string;
+  noProxy?: string;
+}
+
+/**
+ * The one egress stack: every outbound HTTP call of every program goes through a dispatcher
+ * made here, so proxy, CA and timeouts are decided in one place.
+ */
+export type EgressRequestOptions = Partial<Omit<Dispatcher.RequestOptions, 'origin' | 'path'>>;
+
+export interface Egress {
+  readonly dispatcher: Dispatcher;
+  request(url: string | URL, options?: EgressRequestOptions): Promise<Dispatcher.ResponseData<unknown>>;
+  close(): Promise<void>;
+}
+
+async function loadCa(files: string[]): Promise<string[] | undefined> {
+  if (files.length === 0) return undefined;
+  // Passing `ca` replaces Node's default store, so the system roots and NODE_EXTRA_CA_CERTS go in too.
+  const extra = process.env.NODE_EXTRA_CA_CERTS;
+  const all = extra && !files.includes(extra) ? [...files, extra] : files;
+  const pems = await Promise.all(all.map((f) => readFile(f, 'utf8')));
+  return [...rootCertificates, ...pems];
+}
+
+export async function createEgress(options: EgressOptions = {}): Promise<Egress> {
+  const ca = await loadCa(options.caFiles ?? []);
+  const tls = { ...(ca ? { ca } : {}), ...(options.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}) };
+  const dispatcher = new EnvHttpProxyAgent({
+    httpProxy: options.httpProxy,
+    httpsProxy: options.httpsProxy,
+    noProxy: options.noProxy,
+    connect: { ...tls, timeout: options.connectTimeoutMs ?? 10_000 },
+    requestTls: tls,
+    proxyTls: tls,
+    headersTimeout: options.headersTimeoutMs ?? 0,
+    bodyTimeout: options.bodyTimeoutMs ?? 0,
+    keepAliveTimeout: options.keepAliveTimeoutMs ?? 60_000,
+  } as ConstructorParameters<typeof EnvHttpProxyAgent>[0]);
+  return {
+    dispatcher,
+    request: (url, opts = {}) => request(url, { ...opts, dispatcher } as Parameters<typeof request>[1]),
+    close: () => dispatcher.close(),
+  };
+}

@@ -1,0 +1,95 @@
+import type { Readable } from 'node:stream';
+import { ProtocolError } from './errors.js';
+
+/** Content type of a streamed answer on POST /response-data. */
+export const RESPONSE_STREAM_CONTENT_TYPE = 'application/vnd.broker.stream+octet-stream';
+
+export interface ResponseHead {
+  status: number;
+  headers?: Record<string, string | string[]>;
+  errorType?: string;
+}
+
+/** The JSON head cap: generous for any header set, small enough to refuse garbage early. */
+export const MAX_RESPONSE_HEAD_BYTES = 1024 * 1024;
+
+/** [uint32 LE length][JSON head]; the body bytes follow as they come. */
+export function encodeResponseHead(head: ResponseHead): Buffer {
+  const json = Buffer.from(JSON.stringify(head), 'utf8');
+  const prefix = Buffer.allocUnsafe(4);
+  prefix.writeUInt32LE(json.length, 0);
+  return Buffer.concat([prefix, json]);
+}
+
+export function validateResponseHead(value: unknown): ResponseHead {
+  const head = value as Partial<ResponseHead> | null;
+  if (!head || typeof head !== 'object' || Array.isArray(head)) {
+    throw new ProtocolError('RESPONSE_HEAD_INVALID', 'response head is not a JSON object');
+  }
+  if (typeof head.status !== 'number' || !Number.isInteger(head.status) || head.status < 100 || head.status > 599) {
+    throw new ProtocolError('RESPONSE_HEAD_INVALID', 'response head has no valid status');
+  }
+  if (head.headers !== undefined && (head.headers === null || typeof head.headers !== 'object' || Array.isArray(head.headers))) {
+    throw new ProtocolError('RESPONSE_HEAD_INVALID', 'response head headers is not an object');
+  }
+  if (head.errorType !== undefined && typeof head.errorType !== 'string') {
+    throw new ProtocolError('RESPONSE_HEAD_INVALID', 'response head errorType is not a string');
+  }
+  return head as ResponseHead;
+}
+
+/**
+ * Reads the length-prefixed head off a response-data stream without consuming the body:
+ * the stream is left positioned at the first body byte, so the caller pipes it on with
+ * backpressure intact.
+ */
+export function readResponseHead(stream: Readable, maxHeadBytes = MAX_RESPONSE_HEAD_BYTES): Promise<ResponseHead> {
+  return new Promise<ResponseHead>((resolve, reject) => {
+    let length: number | undefined;
+    const cleanup = () => {
+      stream.off('readable', onReadable);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      stream.off('close', onClose);
+    };
+    const fail = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const onReadable = () => {
+      try {
+        if (length === undefined) {
+          const prefix = stream.read(4) as Buffer | null;
+          if (prefix === null) return;
+          length = prefix.readUInt32LE(0);
+          if (length > maxHeadBytes) {
+            fail(new ProtocolError('RESPONSE_HEAD_TOO_LARGE', `response head of ${length} bytes exceeds ${maxHeadBytes}`));
+            return;
+          }
+        }
+        const json = length === 0 ? Buffer.alloc(0) : (stream.read(length) as Buffer | null);
+        if (json === null) return;
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(json.toString('utf8'));
+        } catch (err) {
+          fail(new ProtocolError('RESPONSE_HEAD_INVALID', 'response head is not valid JSON', { cause: err }));
+          return;
+        }
+        const head = validateResponseHead(parsed);
+        cleanup();
+        resolve(head);
+      } catch (err) {
+        fail(err as Error);
+      }
+    };
+    const onEnd = () => fail(new ProtocolError('RESPONSE_HEAD_TRUNCATED', 'response stream ended inside its head'));
+    const onClose = () => fail(new ProtocolError('RESPONSE_HEAD_TRUNCATED', 'response stream closed inside its head'));
+    const onError = (err: Error) => fail(new ProtocolError('RESPONSE_HEAD_TRUNCATED', `response stream failed inside its head: ${err.message}`, { cause: err }));
+    stream.on('readable', onReadable);
+    stream.on('end', onEnd);
+    stream.on('error', onError);
+    stream.on('close', onClose);
+    onReadable();
+  });
+}
