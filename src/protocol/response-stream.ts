@@ -61,6 +61,8 @@ export function readResponseHead(stream: Readable, maxHeadBytes = MAX_RESPONSE_H
         if (length === undefined) {
           const prefix = stream.read(4) as Buffer | null;
           if (prefix === null) return;
+          // At end of stream read() hands back what is left, even when short.
+          if (prefix.length < 4) return fail(new ProtocolError('RESPONSE_HEAD_TRUNCATED', 'response stream ended inside its length prefix'));
           length = prefix.readUInt32LE(0);
           if (length > maxHeadBytes) {
             fail(new ProtocolError('RESPONSE_HEAD_TOO_LARGE', `response head of ${length} bytes exceeds ${maxHeadBytes}`));
@@ -69,6 +71,7 @@ export function readResponseHead(stream: Readable, maxHeadBytes = MAX_RESPONSE_H
         }
         const json = length === 0 ? Buffer.alloc(0) : (stream.read(length) as Buffer | null);
         if (json === null) return;
+        if (json.length < length) return fail(new ProtocolError('RESPONSE_HEAD_TRUNCATED', 'response stream ended inside its head'));
         let parsed: unknown;
         try {
           parsed = JSON.parse(json.toString('utf8'));

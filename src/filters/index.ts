@@ -1,0 +1,7 @@
+export * from './errors.js';
+export * from './types.js';
+export { loadAcceptFile, parseAcceptJson } from './load.js';
+export { RuleSet, compileRules } from './rule-set.js';
+export { isSafePath, splitUrl, compilePathPattern } from './path-pattern.js';
+export { VariableResolver, variablesIn, type Vars } from './variables.js';
+export { authorizationFor, splitOrigin } from './credentials.js';

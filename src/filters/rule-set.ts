@@ -1,0 +1,93 @@
+import { FilterError } from './errors.js';
+import { compilePathPattern, isSafePath, splitUrl } from './path-pattern.js';
+import { compileChecks, type CompiledChecks } from './valid-checks.js';
+import { authorizationFor, splitOrigin } from './credentials.js';
+import { VariableResolver, variablesIn, type Vars } from './variables.js';
+import type { AcceptRule, FilterRequest, FilterResult } from './types.js';
+
+interface CompiledRule {
+  rule: AcceptRule;
+  method: string;
+  path: RegExp;
+  checks: CompiledChecks;
+}
+
+const BLOCKED_REASON = 'Request does not match any accept rule, blocking HTTP request';
+
+function parseJsonBody(body: Buffer | string | undefined): unknown {
+  if (body === undefined || body.length === 0) return undefined;
+  try {
+    return JSON.parse(typeof body === 'string' ? body : body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A compiled list of accept rules: first match wins. */
+export class RuleSet {
+  readonly rules: readonly AcceptRule[];
+  readonly #compiled: CompiledRule[];
+  readonly #vars: VariableResolver;
+
+  constructor(rules: AcceptRule[], vars: Vars = {}, where = 'accept rules') {
+    this.rules = rules;
+    this.#vars = new VariableResolver(vars);
+    const templates = rules.flatMap((r) => [r.origin, r.auth?.token, r.auth?.username, r.auth?.password].filter((t): t is string => typeof t === 'string'));
+    this.#vars.requireAll(templates, where);
+    this.#compiled = rules.map((rule, i) => {
+      try {
+        return { rule, method: (rule.method ?? 'get').toLowerCase(), path: compilePathPattern(rule.path), checks: compileChecks(rule.valid) };
+      } catch (err) {
+        throw new FilterError('ACCEPT_INVALID', `${where}[${i}]: ${(err as Error).message}`, { cause: err });
+      }
+    });
+  }
+
+  /** Every credential value the rules can inject, for log scrubbing. */
+  secrets(): string[] {
+    const names = this.rules.flatMap((r) => [r.origin, r.auth?.token, r.auth?.password].filter((t): t is string => typeof t === 'string').flatMap(variablesIn));
+    return [...new Set(names)].flatMap((n) => this.#vars.allValues(n));
+  }
+
+  #candidates(method: string, path: string): CompiledRule[] {
+    const m = method.toLowerCase();
+    return this.#compiled.filter((c) => (c.method === 'any' || c.method === m) && c.path.test(path));
+  }
+
+  /** Whether matching this request may need its body (so callers buffer it only then). */
+  needsBody(method: string, url: string): boolean {
+    // Conservative: any method+path candidate with body checks may be the one that decides.
+    return this.#candidates(method, splitUrl(url).path).some((c) => c.checks.needsBody);
+  }
+
+  match(req: FilterRequest): FilterResult {
+    if (!isSafePath(req.url)) return { allowed: false, reason: 'Request path is not normalized (path traversal), blocking HTTP request' };
+    const { path, query } = splitUrl(req.url);
+    const params = new URLSearchParams(query);
+    let parsed: { value: unknown } | undefined;
+    const body = () => (parsed ??= { value: parseJsonBody(req.body) }).value;
+    for (const c of this.#candidates(req.method, path)) {
+      if (!c.checks.passes({ query: params, headers: req.headers, body })) continue;
+      return this.#allow(c.rule, req.url);
+    }
+    return { allowed: false, reason: BLOCKED_REASON };
+  }
+
+  #allow(rule: AcceptRule, url: string): FilterResult {
+    if (rule.origin === undefined) return { allowed: true, rule };
+    const { base, authorization: fromOrigin } = splitOrigin(this.#vars.substitute(rule.origin));
+    const auth = rule.auth
+      ? authorizationFor({
+          ...rule.auth,
+          token: rule.auth.token === undefined ? undefined : this.#vars.substitute(rule.auth.token),
+          username: rule.auth.username === undefined ? undefined : this.#vars.substitute(rule.auth.username),
+          password: rule.auth.password === undefined ? undefined : this.#vars.substitute(rule.auth.password),
+        })
+      : undefined;
+    return { allowed: true, rule, targetUrl: base + url, authorization: auth ?? fromOrigin };
+  }
+}
+
+export function compileRules(rules: AcceptRule[], vars: Vars, where?: string): RuleSet {
+  return new RuleSet(rules, vars, where);
+}

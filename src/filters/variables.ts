@@ -1,0 +1,67 @@
+import { FilterError } from './errors.js';
+
+export type Vars = Record<string, string | undefined>;
+
+const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/** Names of the ${VAR}s a template uses. */
+export function variablesIn(template: string): string[] {
+  return [...template.matchAll(VAR)].map((m) => m[1]!);
+}
+
+/**
+ * Resolves ${VAR} from the environment. `VAR_POOL` (comma-separated) rotates values per call,
+ * as Snyk's credential pooling does, when VAR itself is unset.
+ */
+export class VariableResolver {
+  readonly #pools = new Map<string, { values: string[]; next: number }>();
+  constructor(private readonly vars: Vars) {}
+
+  has(name: string): boolean {
+    return this.#value(name, false) !== undefined;
+  }
+
+  /** Every value a variable can take (for the log scrubber). */
+  allValues(name: string): string[] {
+    const direct = this.vars[name];
+    if (direct !== undefined && direct !== '') return [direct];
+    return this.#pool(name)?.values ?? [];
+  }
+
+  substitute(template: string): string {
+    return template.replace(VAR, (_, name: string) => {
+      const v = this.#value(name, true);
+      if (v === undefined) throw new FilterError('MISSING_VARIABLE', `variable ${name} is not set`);
+      return v;
+    });
+  }
+
+  /** Throws one error naming every variable the templates need but the environment lacks. */
+  requireAll(templates: string[], where: string): void {
+    const missing = [...new Set(templates.flatMap(variablesIn))].filter((n) => !this.has(n));
+    if (missing.length > 0) {
+      throw new FilterError('MISSING_VARIABLE', `${where} uses ${missing.map((m) => '${' + m + '}').join(', ')} but ${missing.length === 1 ? 'it is' : 'they are'} not set in the environment`);
+    }
+  }
+
+  #pool(name: string) {
+    let pool = this.#pools.get(name);
+    if (!pool) {
+      const raw = this.vars[`${name}_POOL`];
+      if (!raw) return undefined;
+      pool = { values: raw.split(',').map((s) => s.trim()).filter(Boolean), next: 0 };
+      this.#pools.set(name, pool);
+    }
+    return pool.values.length > 0 ? pool : undefined;
+  }
+
+  #value(name: string, rotate: boolean): string | undefined {
+    const direct = this.vars[name];
+    if (direct !== undefined && direct !== '') return direct;
+    const pool = this.#pool(name);
+    if (!pool) return undefined;
+    const v = pool.values[pool.next % pool.values.length]!;
+    if (rotate) pool.next++;
+    return v;
+  }
+}

@@ -1,0 +1,129 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  decodeEnginePacket,
+  decodeEnginePayload,
+  encodeEnginePacket,
+  parseOpenData,
+  ejsonParse,
+  ejsonStringify,
+  decodeTunnelMessage,
+  encodeEvent,
+  encodeAck,
+  encodePing,
+  encodePong,
+  EmitterChannel,
+  ProtocolError,
+  hashToken,
+  maskToken,
+  parseRelayRequest,
+} from '../../src/protocol/index.js';
+
+test('engine.io packets: every type round-trips, payloads split on \\x1e, unknown types are typed errors', () => {
+  for (const type of ['open', 'close', 'ping', 'pong', 'message', 'upgrade', 'noop'] as const) {
+    assert.deepEqual(decodeEnginePacket(encodeEnginePacket(type, 'x')), { type, data: 'x' });
+  }
+  assert.deepEqual(decodeEnginePayload('4"a"\x1e2\x1e6'), [
+    { type: 'message', data: '"a"' },
+    { type: 'ping', data: '' },
+    { type: 'noop', data: '' },
+  ]);
+  assert.throws(() => decodeEnginePacket('9oops'), (e: unknown) => e instanceof ProtocolError && e.code === 'BAD_PACKET');
+  assert.throws(() => decodeEnginePacket(''), (e: unknown) => e instanceof ProtocolError && e.code === 'BAD_PACKET');
+});
+
+test('engine.io open packet as the real server sends it', () => {
+  const open = parseOpenData('{"sid":"NSIWK6Js707m1N9zAAAA","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":22020096}');
+  assert.equal(open.sid, 'NSIWK6Js707m1N9zAAAA');
+  assert.equal(open.pingInterval, 25000);
+  assert.equal(open.maxPayload, 22020096);
+  assert.throws(() => parseOpenData('{"sid":1}'), (e: unknown) => e instanceof ProtocolError && e.code === 'BAD_PACKET');
+  assert.throws(() => parseOpenData('nope'), (e: unknown) => e instanceof ProtocolError && e.code === 'BAD_JSON');
+});
+
+test('EJSON: Buffers travel as $binary and come back as bytes; lookalike objects are escaped', () => {
+  const body = Buffer.from('{"hello":"world"}');
+  const text = ejsonStringify({ body, n: 1, nested: [Buffer.from([0, 255])] });
+  assert.equal(text, '{"body":{"$binary":"eyJoZWxsbyI6IndvcmxkIn0="},"n":1,"nested":[{"$binary":"AP8="}]}');
+  const back = ejsonParse(text) as { body: Buffer; nested: Buffer[] };
+  assert.ok(Buffer.isBuffer(back.body));
+  assert.deepEqual(back.body, body);
+  assert.deepEqual(back.nested[0], Buffer.from([0, 255]));
+  // A user object that looks like EJSON must survive a round trip unchanged.
+  const tricky = { $binary: 'not really' };
+  assert.deepEqual(ejsonParse(ejsonStringify(tricky)), tricky);
+  assert.deepEqual(ejsonParse('{"$date":0}'), new Date(0));
+  assert.throws(() => ejsonParse('{"$binary":5}'), (e: unknown) => e instanceof ProtocolError && e.code === 'BAD_EJSON');
+  assert.throws(() => ejsonParse('{'), (e: unknown) => e instanceof ProtocolError && e.code === 'BAD_JSON');
+  // __proto__ keys from a hostile frame never reach the prototype.
+  const polluted = ejsonParse('{"__proto__":{"admin":true}}') as Record<string, unknown>;
+  assert.equal(({} as Record<string, unknown>).admin, undefined);
+  assert.equal(Object.getPrototypeOf(polluted), Object.prototype);
+});
+
+test('tunnel messages: primus pings, emitter events with and without ack ids, acks', () => {
+  assert.deepEqual(decodeTunnelMessage(encodePing(1795627652613)), { kind: 'ping', timestamp: '1795627652613' });
+  assert.deepEqual(decodeTunnelMessage(encodePong('42')), { kind: 'pong', timestamp: '42' });
+  assert.deepEqual(decodeTunnelMessage('"primus::server::close"'), { kind: 'server-close' });
+  const identify = '{"type":0,"data":["identify",{"capabilities":["receive-post-streams"]}]}';
+  assert.deepEqual(decodeTunnelMessage(identify), { kind: 'event', name: 'identify', args: [{ capabilities: ['receive-post-streams'] }] });
+  assert.equal(encodeEvent('identify', [{ capabilities: ['receive-post-streams'] }]), identify);
+  assert.equal(encodeEvent('request', [{ url: '/x' }], 1), '{"type":0,"data":["request",{"url":"/x"}],"id":1}');
+  assert.equal(encodeAck(1, [{ status: 200 }]), '{"id":1,"type":1,"data":[{"status":200}]}');
+  assert.deepEqual(decodeTunnelMessage('{"id":1,"type":1,"data":[{"status":200}]}'), { kind: 'ack', id: 1, args: [{ status: 200 }] });
+});
+
+test('tunnel messages: malformed frames are typed errors, never crashes', () => {
+  const bad: Array<[string, string]> = [
+    ['not json', 'BAD_JSON'],
+    ['5', 'BAD_EMITTER_PACKET'],
+    ['[1,2]', 'BAD_EMITTER_PACKET'],
+    ['{"type":0}', 'BAD_EMITTER_PACKET'],
+    ['{"type":0,"data":[]}', 'BAD_EMITTER_PACKET'],
+    ['{"type":0,"data":[1]}', 'BAD_EMITTER_PACKET'],
+    ['{"type":1,"data":[]}', 'BAD_EMITTER_PACKET'],
+    ['{"type":7,"data":["x"]}', 'BAD_EMITTER_PACKET'],
+    ['{"type":0,"data":["x"],"id":"1"}', 'BAD_EMITTER_PACKET'],
+  ];
+  for (const [frame, code] of bad) {
+    assert.throws(() => decodeTunnelMessage(frame), (e: unknown) => e instanceof ProtocolError && e.code === code, frame);
+  }
+  assert.throws(() => decodeTunnelMessage(`"${'x'.repeat(100)}"`, 50), (e: unknown) => e instanceof ProtocolError && e.code === 'FRAME_TOO_LARGE');
+});
+
+test('emitter channel: ids count from 1, acks resolve their call, timeouts and close reject', async () => {
+  const sent: string[] = [];
+  const channel = new EmitterChannel((t) => sent.push(t));
+  const first = channel.call('request', [{ url: '/a' }]);
+  const second = channel.call('request', [{ url: '/b' }]);
+  assert.match(sent[0]!, /"id":1}$/);
+  assert.match(sent[1]!, /"id":2}$/);
+  assert.equal(channel.acknowledge({ kind: 'ack', id: 2, args: ['b'] }), true);
+  assert.equal(channel.acknowledge({ kind: 'ack', id: 99, args: [] }), false);
+  assert.deepEqual(await second, ['b']);
+  const timed = channel.call('slow', [], 10);
+  await assert.rejects(timed, (e: unknown) => e instanceof ProtocolError && e.code === 'ACK_TIMEOUT');
+  channel.close();
+  await assert.rejects(first, (e: unknown) => e instanceof ProtocolError && e.code === 'CHANNEL_CLOSED');
+  assert.throws(() => channel.emit('x'), (e: unknown) => e instanceof ProtocolError && e.code === 'CHANNEL_CLOSED');
+  const reply = new EmitterChannel((t) => sent.push(t)).replier(7);
+  reply({ status: 200 });
+  reply({ status: 500 });
+  assert.equal(sent.filter((s) => s.startsWith('{"id":7')).length, 1, 'a reply is sent at most once');
+});
+
+test('token hashing and masking match the contract examples', () => {
+  const token = 'b9460892-5397-48f1-8697-488769ae3797';
+  assert.equal(hashToken(token), 'cfd7ce253dee93e33e9dc1e7ce385459626c9dd65da1bd55a1719fce297f547c');
+  assert.equal(maskToken(token), 'b946-...-3797');
+});
+
+test('request payloads: headers lowercased, bodies kept as bytes, bad shapes rejected', () => {
+  const r = parseRelayRequest({ url: '/x', method: 'post', headers: { 'Content-Type': 'a', n: 1, bad: { x: 1 } }, body: Buffer.from('hi'), streamingID: 's' });
+  assert.equal(r.method, 'POST');
+  assert.deepEqual(r.headers, { 'content-type': 'a', n: '1' });
+  assert.deepEqual(r.body, Buffer.from('hi'));
+  assert.throws(() => parseRelayRequest({ method: 'GET' }), ProtocolError);
+  assert.throws(() => parseRelayRequest('x'), ProtocolError);
+  assert.throws(() => parseRelayRequest({ url: '/', method: 'GET', body: 5 }), ProtocolError);
+});
