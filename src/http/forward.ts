@@ -1,0 +1,91 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { pipeline } from 'node:stream/promises';
+import type { Duplex } from 'node:stream';
+import type { Egress } from './egress.js';
+import { HOP_BY_HOP } from './server-helpers.js';
+import { classifyEgressError } from './errors.js';
+
+/** Marks a request that one broker server forwarded to a peer, so the peer never forwards it again. */
+export const FORWARDED_HEADER = 'x-broker-forwarded-by';
+
+function forwardableHeaders(req: IncomingMessage, extra: Record<string, string>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (v === undefined || HOP_BY_HOP.has(k) || k === 'host') continue;
+    out[k] = v;
+  }
+  return { ...out, ...extra };
+}
+
+/**
+ * Relays an incoming HTTP request to `targetBase` + its url through the egress stack, streaming
+ * both bodies with backpressure. Resolves when the answer has been fully written; rejects
+ * (with a typed EgressError) only when nothing could be sent to the caller yet.
+ */
+export async function forwardHttpRequest(egress: Egress, req: IncomingMessage, res: ServerResponse, targetBase: string, extraHeaders: Record<string, string> = {}): Promise<void> {
+  const method = req.method ?? 'GET';
+  const hasBody = method !== 'GET' && method !== 'HEAD';
+  let answer;
+  try {
+    answer = await egress.request(new URL(req.url ?? '/', targetBase), {
+      method: method as 'GET',
+      headers: forwardableHeaders(req, extraHeaders),
+      body: hasBody ? req : undefined,
+    });
+  } catch (err) {
+    throw classifyEgressError(err);
+  }
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(answer.headers)) {
+    if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
+  }
+  res.writeHead(answer.statusCode, headers);
+  await pipeline(answer.body, res);
+}
+
+/**
+ * Relays a websocket upgrade (or any HTTP/1.1 upgrade) to a peer as raw bytes: the original
+ * request line and headers are replayed on a new connection and both sockets are piped.
+ * Used to carry a tunnel that landed on the wrong server to the one it was allocated to.
+ */
+export function forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, targetBase: string, extraHeaders: Record<string, string> = {}): Promise<void> {
+  const target = new URL(targetBase);
+  const port = Number(target.port) || (target.protocol === 'https:' || target.protocol === 'wss:' ? 443 : 80);
+  const secure = target.protocol === 'https:' || target.protocol === 'wss:';
+  return new Promise((resolve) => {
+    const upstream: Socket = secure ? tlsConnect({ host: target.hostname, port, servername: target.hostname }) : netConnect({ host: target.hostname, port });
+    const fail = () => {
+      if (!socket.destroyed) {
+        socket.end('HTTP/1.1 502 Bad Gateway\r\nx-broker-failure: peer-unreachable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      }
+      upstream.destroy();
+      resolve();
+    };
+    upstream.once('error', fail);
+    upstream.once(secure ? 'secureConnect' : 'connect', () => {
+      upstream.off('error', fail);
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      const raw = req.rawHeaders;
+      for (let i = 0; i < raw.length; i += 2) {
+        if (raw[i]!.toLowerCase() === 'host') lines.push(`Host: ${target.host}`);
+        else lines.push(`${raw[i]}: ${raw[i + 1]}`);
+      }
+      for (const [k, v] of Object.entries(extraHeaders)) lines.push(`${k}: ${v}`);
+      upstream.write(lines.join('\r\n') + '\r\n\r\n');
+      if (head.length > 0) upstream.write(head);
+      const done = () => {
+        upstream.destroy();
+        socket.destroy();
+        resolve();
+      };
+      upstream.on('error', done);
+      socket.on('error', done);
+      upstream.on('close', done);
+      socket.on('close', done);
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+    });
+  });
+}
