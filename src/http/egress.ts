@@ -50,6 +50,9 @@ export async function createEgress(options: EgressOptions = {}): Promise<Egress>
     connect: { ...tls, timeout: options.connectTimeoutMs ?? 10_000 },
     requestTls: tls,
     proxyTls: tls,
+    // Plain-HTTP targets go as absolute-URI requests, as curl does: many corporate proxies
+    // only allow CONNECT to port 443.
+    proxyTunnel: false,
     headersTimeout: options.headersTimeoutMs ?? 0,
     bodyTimeout: options.bodyTimeoutMs ?? 0,
     keepAliveTimeout: options.keepAliveTimeoutMs ?? 60_000,
