@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto';
+import type { Egress } from '../http/egress.js';
+import { backoffDelay, delay } from '../http/backoff.js';
+import { describeError } from '../http/errors.js';
+import type { Logger } from '../observability/logger.js';
+import { hashToken } from '../protocol/index.js';
+import type { Placement } from './tunnel.js';
+
+export interface AllocatorOptions {
+  egress: Egress;
+  logger: Logger;
+  token: string;
+  clientId: string;
+  dispatcherBaseUrl: string;
+  dispatcherUrlPrefix: string;
+  clientLocation: string;
+  wireVersion: string;
+  /** The server used when the dispatcher does not name a server URL. */
+  serverUrl: string;
+  /** Per-call timeout. */
+  timeoutMs?: number;
+  backoff?: { baseMs?: number; capMs?: number };
+  onOutcome?: (outcome: string) => void;
+}
+
+export class AllocationError extends Error {
+  readonly code: 'ALLOCATION_FAILED' | 'ALLOCATION_INVALID';
+  readonly retryAfterMs: number | undefined;
+  constructor(code: AllocationError['code'], message: string, retryAfterMs?: number) {
+    super(message);
+    this.code = code;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+export const ALLOCATION_API_VERSION = '2022-12-01~experimental';
+
+export function allocationUrl(o: Pick<AllocatorOptions, 'dispatcherBaseUrl' | 'dispatcherUrlPrefix' | 'token' | 'clientId'>): string {
+  return `${o.dispatcherBaseUrl}${o.dispatcherUrlPrefix}/${hashToken(o.token)}/connections/${encodeURIComponent(o.clientId)}?version=${encodeURIComponent(ALLOCATION_API_VERSION)}`;
+}
+
+/** Retry-After as seconds or an HTTP date; undefined when absent or unparsable. */
+export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** Reads data.attributes.server_id (string or number) and the optional server_url. */
+export function parseAllocation(body: unknown, fallbackServerUrl: string): Placement {
+  const attrs = (body as { data?: { attributes?: Record<string, unknown> } } | null)?.data?.attributes;
+  if (!attrs || typeof attrs !== 'object') throw new AllocationError('ALLOCATION_INVALID', 'dispatcher answer has no data.attributes');
+  const id = attrs.server_id;
+  if (id !== undefined && id !== null && typeof id !== 'string' && typeof id !== 'number') throw new AllocationError('ALLOCATION_INVALID', 'data.attributes.server_id is neither a string nor a number');
+  let serverUrl = fallbackServerUrl;
+  if (typeof attrs.server_url === 'string' && attrs.server_url) {
+    try {
+      const u = new URL(attrs.server_url);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
+      serverUrl = attrs.server_url.replace(/\/+$/, '');
+    } catch {
+      throw new AllocationError('ALLOCATION_INVALID', 'data.attributes.server_url is not an http(s) URL');
+    }
+  }
+  return { serverUrl, serverId: (id ?? undefined) as string | number | undefined };
+}
+
+/**
+ * HA mode: asks the dispatcher which broker server to use (protocol §6.2). Retries forever with
+ * async jittered backoff (never blocking the event loop), honours Retry-After, and releases
+ * the allocation with DELETE on stop.
+ */
+export function createAllocator(o: AllocatorOptions) {
+  const log = o.logger;
+  const url = allocationUrl(o);
+  let current: Placement | undefined;
+  let pending: Promise<Placement> | undefined;
+  const timeoutMs = o.timeoutMs ?? 10_000;
+
+  async function once(): Promise<Placement> {
+    let res;
+    try {
+      res = await o.egress.request(url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/vnd.api+json',
+          'snyk-request-id': randomUUID(),
+          'x-broker-origin-ua': 'not-provided',
+          'user-agent': `Snyk Broker Client ${o.wireVersion}`,
+        },
+        body: JSON.stringify({ data: { attributes: { deployment_location: o.clientLocation, broker_token_first_char: o.token.charAt(0) } } }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      throw new AllocationError('ALLOCATION_FAILED', `dispatcher unreachable: ${describeError(err)}`);
+    }
+    const text = await res.body.text();
+    if (res.statusCode === 429 || res.statusCode >= 300) {
+      throw new AllocationError('ALLOCATION_FAILED', `dispatcher answered ${res.statusCode}: ${text.slice(0, 200)}`, parseRetryAfter(res.headers['retry-after']));
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new AllocationError('ALLOCATION_INVALID', 'dispatcher answer is not JSON');
+    }
+    return parseAllocation(body, o.serverUrl);
+  }
+
+  async function allocate(signal: AbortSignal): Promise<Placement> {
+    for (let attempt = 0; ; attempt++) {
+      if (signal.aborted) throw new AllocationError('ALLOCATION_FAILED', 'stopped');
+      try {
+        const placement = await once();
+        o.onOutcome?.('allocated');
+        log.info({ serverId: placement.serverId }, 'received server id');
+        return placement;
+      } catch (err) {
+        const e = err as AllocationError;
+        o.onOutcome?.(e.retryAfterMs !== undefined ? 'throttled' : 'failed');
+        const wait = Math.max(e.retryAfterMs ?? 0, backoffDelay(attempt, o.backoff));
+        log.warn({ attempt: attempt + 1, delayMs: wait, err: e.message }, 'dispatcher allocation failed; retrying');
+        await delay(wait, signal);
+      }
+    }
+  }
+
+  return {
+    url,
+    get current(): Placement | undefined {
+      return current;
+    },
+    /** The current placement, asking the dispatcher first if there is none. Concurrent callers share one ask. */
+    placement(signal: AbortSignal): Promise<Placement> {
+      if (current) return Promise.resolve(current);
+      pending ??= allocate(signal).then(
+        (p) => {
+          current = p;
+          pending = undefined;
+          return p;
+        },
+        (err) => {
+          pending = undefined;
+          throw err;
+        },
+      );
+      return pending;
+    },
+    /** Forgets the placement so the next attempt asks again (server drained or unreachable). */
+    invalidate(reason: string, stale?: Placement): void {
+      if (stale && current !== stale) return; // someone already asked again
+      if (current) log.info({ serverId: current.serverId, reason }, 'asking the dispatcher for a new server');
+      current = undefined;
+    },
+    /** DELETE on the allocation URL; failures only logged (the dispatcher also expires it). */
+    async release(): Promise<void> {
+      try {
+        const res = await o.egress.request(url, {
+          method: 'DELETE',
+          headers: { 'snyk-request-id': randomUUID(), 'user-agent': `Snyk Broker Client ${o.wireVersion}` },
+          signal: AbortSignal.timeout(5000),
+        });
+        await res.body.dump();
+        log.info({ status: res.statusCode }, 'released the dispatcher allocation');
+      } catch (err) {
+        log.warn({ err: describeError(err) }, 'could not release the dispatcher allocation');
+      }
+    },
+  };
+}
+
+export type Allocator = ReturnType<typeof createAllocator>;

@@ -1,0 +1,218 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Egress } from '../http/egress.js';
+import { describeError } from '../http/errors.js';
+import { BodyTooLargeError, HOP_BY_HOP, headersOf, readBody, sendFailure, sendJson } from '../http/server-helpers.js';
+import type { Logger } from '../observability/logger.js';
+import { isUuid, parseAckResponse, ProtocolError } from '../protocol/index.js';
+import type { RuleSet } from '../filters/index.js';
+import { redactUrl } from '../config/env.js';
+import type { ClientConfig } from '../config/client.js';
+import type { ClientMetrics } from './metrics.js';
+import type { PreflightCheck } from './preflight.js';
+import type { Tunnel } from './tunnel.js';
+
+export interface LocalServerDeps {
+  config: ClientConfig;
+  logger: Logger;
+  egress: Egress;
+  metrics: ClientMetrics;
+  tunnels: readonly Tunnel[];
+  publicRules: () => RuleSet;
+  acceptDocument: () => unknown;
+  isDraining: () => boolean;
+  isReady: () => boolean;
+  preflight: () => PreflightCheck[];
+}
+
+const REQUEST_ID_HEADERS = ['x-akamai-request-id', 'x-request-id', 'snyk-request-id', 'x-github-delivery', 'x-gitlab-event-uuid'];
+
+/** `abc***xyz` as the real client shows credentials in /systemcheck. */
+export function maskCredential(value: string): string {
+  if (value.length <= 6) return '***';
+  return `${value.slice(0, 3)}***${value.slice(-3)}`;
+}
+
+/** Chooses the tunnel for a webhook: primary when open, else any open one. */
+export function pickTunnel(tunnels: readonly Tunnel[]): Tunnel | undefined {
+  return tunnels.find((t) => t.role === 'primary' && t.isOpen) ?? tunnels.find((t) => t.isOpen);
+}
+
+/**
+ * The client's local HTTP server: health endpoints for operators and Kubernetes, and the
+ * webhook relay (requests allowed by the `public` rules go to the broker server over a tunnel).
+ */
+export function createLocalHandler(deps: LocalServerDeps) {
+  const { config, logger: log, metrics } = deps;
+  let webhooksInflight = 0;
+
+  function healthcheck(res: ServerResponse): void {
+    const entries = deps.tunnels.map((t) => ({
+      ok: t.isOpen,
+      websocketConnectionOpen: t.isOpen,
+      brokerServerUrl: t.displayUrl || `${config.serverUrl}/?connection_role=${t.role}`,
+      version: config.wireVersion,
+      transport: 'websocket',
+    }));
+    const anyOpen = entries.some((e) => e.ok);
+    sendJson(res, anyOpen ? 200 : 500, entries.length === 1 ? entries[0] : entries);
+  }
+
+  async function systemcheck(res: ServerResponse): Promise<void> {
+    const v = config.validation;
+    if (!v) {
+      sendJson(res, 200, [{ ok: true, message: 'BROKER_CLIENT_VALIDATION_URL is not set; nothing to validate' }]);
+      return;
+    }
+    const headers: Record<string, string> = { 'user-agent': `Snyk Broker client ${config.wireVersion}` };
+    let credential: string | undefined;
+    if (v.authorizationHeader) {
+      headers.authorization = v.authorizationHeader;
+      credential = v.authorizationHeader;
+    } else if (v.basicAuth) {
+      headers.authorization = `Basic ${Buffer.from(v.basicAuth).toString('base64')}`;
+      credential = v.basicAuth;
+    }
+    const result: Record<string, unknown> = {
+      brokerClientValidationUrl: redactUrl(v.url),
+      brokerClientValidationMethod: v.method,
+      brokerClientValidationTimeoutMs: v.timeoutMs,
+    };
+    if (credential) result.maskedCredentials = maskCredential(credential);
+    try {
+      const r = await deps.egress.request(v.url, { method: v.method as 'GET', headers, signal: AbortSignal.timeout(v.timeoutMs) });
+      await r.body.dump();
+      result.brokerClientValidationUrlStatusCode = r.statusCode;
+      result.ok = r.statusCode >= 200 && r.statusCode < 300;
+      if (!result.ok) result.error = `validation URL answered ${r.statusCode}`;
+    } catch (err) {
+      result.ok = false;
+      result.error = describeError(err);
+    }
+    sendJson(res, result.ok ? 200 : 500, [result]);
+  }
+
+  async function webhook(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
+    if (deps.isDraining()) {
+      sendFailure(res, 503, 'draining', { ok: false, message: 'broker client is shutting down' }, { 'retry-after': '1' });
+      return;
+    }
+    webhooksInflight++;
+    try {
+      let body: Buffer;
+      try {
+        body = await readBody(req, config.webhookBodyLimit);
+      } catch (err) {
+        if (err instanceof BodyTooLargeError) {
+          sendFailure(res, 413, 'body-too-large', { ok: false, message: err.message });
+          req.resume();
+          return;
+        }
+        throw err;
+      }
+      const method = (req.method ?? 'GET').toUpperCase();
+      const headers = headersOf(req);
+      const match = deps.publicRules().match({ method, url, headers, body });
+      if (!match.allowed) {
+        log.warn({ method, url, reason: match.reason }, 'blocked a local request (no public accept rule matches)');
+        metrics.requests.inc({ direction: 'webhook', status: '4xx' });
+        sendFailure(res, 401, 'filter-blocked', { code: 'FILTER_BLOCKED', message: 'blocked', reason: match.reason, url });
+        return;
+      }
+      const tunnel = pickTunnel(deps.tunnels);
+      if (!tunnel || !tunnel.channel) {
+        log.warn({ method, url }, 'no open tunnel for a webhook');
+        metrics.requests.inc({ direction: 'webhook', status: '5xx' });
+        sendFailure(res, 503, 'no-connection', { ok: false, message: 'no tunnel to the broker server is open' }, { 'retry-after': '1' });
+        return;
+      }
+      let requestId: string = randomUUID();
+      for (const h of REQUEST_ID_HEADERS) {
+        const v = headers[h];
+        if (typeof v === 'string' && isUuid(v)) {
+          requestId = v;
+          break;
+        }
+      }
+      const relayHeaders = { ...headers, 'snyk-request-id': requestId };
+      const payload = { url, method, headers: relayHeaders, ...(body.length > 0 ? { body } : {}), streamingID: '', requestId };
+      let ackArgs: unknown[];
+      try {
+        ackArgs = await tunnel.channel.call('request', [payload], config.webhookTimeoutMs);
+      } catch (err) {
+        const code = (err as ProtocolError).code;
+        log.warn({ requestId, url, code, err: (err as Error).message }, 'webhook relay failed');
+        metrics.requests.inc({ direction: 'webhook', status: '5xx' });
+        if (code === 'ACK_TIMEOUT') sendFailure(res, 504, 'webhook-timeout', { ok: false, message: (err as Error).message });
+        else sendFailure(res, 502, 'tunnel-closed', { ok: false, message: (err as Error).message });
+        return;
+      }
+      let ack;
+      try {
+        ack = parseAckResponse(ackArgs[0]);
+      } catch (err) {
+        log.warn({ requestId, url, err: (err as Error).message }, 'bad webhook answer from the broker server');
+        sendFailure(res, 502, 'bad-answer', { ok: false, message: (err as Error).message });
+        return;
+      }
+      const out: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(ack.headers ?? {})) {
+        const name = k.toLowerCase();
+        if (HOP_BY_HOP.has(name) || name === 'content-length') continue;
+        if (typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string'))) out[name] = v;
+        else if (typeof v === 'number') out[name] = String(v);
+      }
+      const bytes = ack.body === undefined ? Buffer.alloc(0) : Buffer.from(ack.body);
+      out['content-length'] = String(bytes.length);
+      res.writeHead(ack.status >= 100 && ack.status <= 599 ? ack.status : 502, out);
+      res.end(bytes);
+      metrics.requests.inc({ direction: 'webhook', status: `${Math.floor(ack.status / 100)}xx` });
+      metrics.bytes.inc({ direction: 'webhook' }, body.length);
+      log.info({ requestId, method, url, status: ack.status, role: tunnel.role }, 'relayed a webhook');
+    } finally {
+      webhooksInflight--;
+    }
+  }
+
+  const handler: RequestListener = (req, res) => {
+    const url = req.url ?? '/';
+    const path = url.split('?')[0]!;
+    const method = req.method ?? 'GET';
+    const route = async () => {
+      if (method === 'GET') {
+        if (path === config.healthcheckPath) return healthcheck(res);
+        if (path === config.systemcheckPath) return systemcheck(res);
+        if (path === '/livez') return sendJson(res, 200, { ok: true });
+        if (path === '/readyz') {
+          const ready = deps.isReady();
+          return ready ? sendJson(res, 200, { ok: true }) : sendFailure(res, 503, deps.isDraining() ? 'draining' : 'not-ready', { ok: false });
+        }
+        if (path === '/metrics') {
+          const text = await metrics.registry.metrics();
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          return res.end(text);
+        }
+        if (path === '/health/checks') return sendJson(res, 200, deps.preflight());
+        if (path.startsWith('/health/checks/')) {
+          const id = decodeURIComponent(path.slice('/health/checks/'.length));
+          const check = deps.preflight().find((c) => c.id === id);
+          return check ? sendJson(res, 200, check) : sendFailure(res, 404, 'unknown-check', { ok: false, message: `no check ${id}` });
+        }
+        if (path === '/filters') return sendJson(res, 200, deps.acceptDocument());
+      }
+      return webhook(req, res, url);
+    };
+    route().catch((err) => {
+      log.error({ url: path, err: describeError(err) }, 'local request failed');
+      if (!res.headersSent) sendFailure(res, 500, 'internal-error', { ok: false });
+      else res.destroy();
+    });
+  };
+
+  return {
+    handler,
+    get webhooksInflight(): number {
+      return webhooksInflight;
+    },
+  };
+}

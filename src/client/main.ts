@@ -1,0 +1,260 @@
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadClientConfig, type ClientConfig, type TunnelRole } from '../config/client.js';
+import type { Env } from '../config/env.js';
+import { createEgress, type Egress } from '../http/egress.js';
+import { closeServer, listen } from '../http/server-helpers.js';
+import { createLogger, SecretScrubber, type Logger } from '../observability/logger.js';
+import { compileRules, loadAcceptFile, type AcceptFile, type RuleSet } from '../filters/index.js';
+import { hashToken } from '../protocol/index.js';
+import type { Program } from '../program.js';
+import { createAllocator, type Allocator } from './allocation.js';
+import { createLocalHandler } from './local-server.js';
+import { createClientMetrics, type ClientMetrics } from './metrics.js';
+import { logPreflight, runPreflightChecks, type PreflightCheck } from './preflight.js';
+import { createRelay } from './relay.js';
+import { createResponseWriter } from './response-writer.js';
+import { Tunnel, type Placement } from './tunnel.js';
+import { createProxyAgent } from './proxy-agent.js';
+
+export interface ClientDeps {
+  logger: Logger;
+  egress: Egress;
+  metrics?: ClientMetrics;
+  /** Variables for ${VAR} in accept rules when filters are reloaded (default process.env). */
+  env?: Env;
+  /** Host to bind the local server to (default all interfaces). */
+  host?: string;
+}
+
+export interface BrokerClient extends Program {
+  /** Binds the local HTTP server and opens the tunnels; resolves with the bound port. */
+  start(): Promise<{ port: number }>;
+  readonly tunnels: readonly Tunnel[];
+  readonly metrics: ClientMetrics;
+  isReady(): boolean;
+  preflight(): PreflightCheck[];
+}
+
+/** Builds a broker client from its configuration; nothing runs until start(). */
+export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClient {
+  const log = deps.logger;
+  const metrics = deps.metrics ?? createClientMetrics();
+  const env = deps.env ?? process.env;
+  let accept: AcceptFile = config.accept;
+  let privateRules: RuleSet = config.privateRules;
+  let publicRules: RuleSet = config.publicRules;
+  let draining = false;
+  let preflightResults: PreflightCheck[] = [];
+  let server: Server | undefined;
+  const stopSignal = new AbortController();
+
+  const allocator: Allocator | undefined = config.haMode
+    ? createAllocator({
+        egress: deps.egress,
+        logger: log,
+        token: config.token,
+        clientId: config.clientId,
+        dispatcherBaseUrl: config.dispatcherBaseUrl,
+        dispatcherUrlPrefix: config.dispatcherUrlPrefix,
+        clientLocation: config.clientLocation,
+        wireVersion: config.wireVersion,
+        serverUrl: config.serverUrl,
+        onOutcome: (outcome) => metrics.allocations.inc({ outcome }),
+      })
+    : undefined;
+  const fixedPlacement: Placement = { serverUrl: config.serverUrl };
+
+  const writer = createResponseWriter({ egress: deps.egress, token: config.token, wireVersion: config.wireVersion, postTimeoutMs: config.postTimeoutMs, logger: log });
+  const relay = createRelay({
+    rules: () => privateRules,
+    egress: deps.egress,
+    writer,
+    logger: log,
+    metrics,
+    wireVersion: config.wireVersion,
+    maxAckResponseBytes: config.maxAckResponseBytes,
+    removeXForwardedHeaders: config.removeXForwardedHeaders,
+    reloadFilters: async () => {
+      const next = await loadAcceptFile(config.acceptPath);
+      const nextPrivate = compileRules(next.private, env, `ACCEPT file ${config.acceptPath} (private rules)`);
+      const nextPublic = compileRules(next.public, env, `ACCEPT file ${config.acceptPath} (public rules)`);
+      accept = next;
+      privateRules = nextPrivate;
+      publicRules = nextPublic;
+      log.info({ private: next.private.length, public: next.public.length }, 'accept rules reloaded');
+    },
+  });
+
+  const clientConfigFlags = {
+    brokerClientId: config.clientId,
+    version: config.wireVersion,
+    haMode: config.haMode,
+    debugMode: config.logLevel === 'debug',
+    bodyLogMode: false,
+    credPooling: Object.keys(env).some((k) => k.endsWith('_POOL')),
+    privateCa: Boolean(env.NODE_EXTRA_CA_CERTS || env.CA_CERT),
+    tlsReject: !config.rejectUnauthorized,
+    proxy: config.proxy,
+    customAccept: config.customAccept,
+    insecureDownstream: false,
+    universalBroker: false,
+  };
+
+  const proxyAgent = createProxyAgent(config.serverUrl, env);
+
+  const tunnels = (['primary', 'secondary'] as TunnelRole[]).map(
+    (role) =>
+      new Tunnel({
+        role,
+        token: config.token,
+        clientId: config.clientId,
+        wireVersion: config.wireVersion,
+        pingIntervalMs: config.pingIntervalMs,
+        pongTimeoutMs: config.pongTimeoutMs,
+        connectTimeoutMs: config.connectTimeoutMs,
+        maxFrameBytes: config.maxFrameBytes,
+        logger: log,
+        agent: proxyAgent,
+        placement: (signal) => (allocator ? allocator.placement(signal) : Promise.resolve(fixedPlacement)),
+        identifyMetadata: (r) => ({
+          capabilities: ['post-streams'],
+          clientId: config.clientId,
+          identifier: hashToken(config.token),
+          ...(config.preflightEnabled && preflightResults.length > 0 ? { preflightChecks: preflightResults } : {}),
+          version: config.wireVersion,
+          clientConfig: clientConfigFlags,
+          filters: accept,
+          role: r,
+        }),
+        onEvent: (t, name, args, reply) => relay.onEvent(t, name, args, reply),
+        onServerGone: (t, reason) => allocator?.invalidate(reason, t.placement),
+        onStateChange: (t, state) => {
+          metrics.tunnelsOpen.set({ role: t.role }, t.isOpen ? 1 : 0);
+          if (state === 'ready') metrics.tunnelConnects.inc({ role: t.role });
+          metrics.ready.set(isReady() ? 1 : 0);
+        },
+      }),
+  );
+
+  function isReady(): boolean {
+    return !draining && tunnels.some((t) => t.isReady);
+  }
+
+  const local = createLocalHandler({
+    config,
+    logger: log,
+    egress: deps.egress,
+    metrics,
+    tunnels,
+    publicRules: () => publicRules,
+    acceptDocument: () => accept,
+    isDraining: () => draining,
+    isReady,
+    preflight: () => preflightResults,
+  });
+
+  async function waitUntil(check: () => boolean, deadline: number): Promise<boolean> {
+    while (!check()) {
+      if (Date.now() >= deadline) return false;
+      await sleep(50);
+    }
+    return true;
+  }
+
+  let stopping: Promise<void> | undefined;
+
+  return {
+    tunnels,
+    metrics,
+    isReady,
+    preflight: () => preflightResults,
+    async start() {
+      log.info({ enabled: config.haMode }, 'checking for HA mode');
+      if (config.preflightEnabled) {
+        // Never blocks the start: results land in /health/checks and later identifies.
+        void runPreflightChecks(config, deps.egress).then((results) => {
+          preflightResults = results;
+          logPreflight(log, results);
+        });
+      } else {
+        log.info({ enabled: false }, 'preflight checks disabled');
+      }
+      if (config.httpsCert && config.httpsKey) {
+        const [cert, key] = await Promise.all([readFile(config.httpsCert), readFile(config.httpsKey)]);
+        server = createHttpsServer({ cert, key }, local.handler) as unknown as Server;
+      } else {
+        server = createHttpServer(local.handler);
+      }
+      server.requestTimeout = 600_000;
+      const port = await listen(server, config.port, deps.host);
+      log.info({ port, clientId: config.clientId, serverUrl: config.serverUrl, haMode: config.haMode, version: config.wireVersion }, 'broker client listening');
+      for (const t of tunnels) t.start();
+      return { port };
+    },
+    stop(reason = 'stop') {
+      stopping ??= (async () => {
+        const started = Date.now();
+        const deadline = started + config.drainGraceMs;
+        log.info({ reason, graceMs: config.drainGraceMs, inflight: relay.inflight, webhooks: local.webhooksInflight }, 'broker client draining');
+        draining = true;
+        metrics.ready.set(0);
+        for (const t of tunnels) t.drain();
+        // Webhooks and ack answers travel over the tunnels: keep them open until those are done.
+        await waitUntil(() => local.webhooksInflight === 0 && tunnels.every((t) => t.ackInflight === 0), deadline);
+        stopSignal.abort();
+        await Promise.all(tunnels.map((t) => t.close()));
+        // Streamed answers go by HTTP POST and can finish after the tunnels closed.
+        const settled = await relay.settle(Math.max(0, deadline - Date.now()));
+        if (!settled) log.warn({ inflight: relay.inflight }, 'drain grace period over with relays still in flight');
+        if (allocator) await allocator.release();
+        if (server) await closeServer(server);
+        log.info({ ms: Date.now() - started }, 'broker client stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+function makeLogging(config: ClientConfig): Logger {
+  const scrubber = new SecretScrubber();
+  scrubber.add(...config.secrets);
+  return createLogger({ level: config.logLevel, name: 'broker-client', scrubber });
+}
+
+async function makeEgress(config: ClientConfig): Promise<Egress> {
+  return createEgress({ caFiles: config.caFiles, rejectUnauthorized: config.rejectUnauthorized, connectTimeoutMs: config.connectTimeoutMs });
+}
+
+/** `broker client`: load config (exit 2 on problems), start, run until stopped. */
+export async function startClient(env: Env): Promise<Program> {
+  const config = await loadClientConfig(env);
+  const logger = makeLogging(config);
+  const egress = await makeEgress(config);
+  const client = createClient(config, { logger, egress, env });
+  await client.start();
+  return {
+    async stop(reason) {
+      await client.stop(reason);
+      await egress.close().catch(() => undefined);
+      logger.flush?.();
+    },
+  };
+}
+
+/** `broker preflight`: runs the checks once, prints the summary, exit code 1 when one failed. */
+export async function runPreflightCommand(env: Env): Promise<number> {
+  const config = await loadClientConfig(env);
+  const logger = makeLogging(config);
+  const egress = await makeEgress(config);
+  try {
+    const results = await runPreflightChecks(config, egress);
+    logPreflight(logger, results);
+    return results.some((r) => r.status === 'error') ? 1 : 0;
+  } finally {
+    await egress.close().catch(() => undefined);
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  }
+}

@@ -1,0 +1,316 @@
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { Egress } from '../http/egress.js';
+import { delay } from '../http/backoff.js';
+import { classifyEgressError, describeError } from '../http/errors.js';
+import { HOP_BY_HOP } from '../http/server-helpers.js';
+import type { Logger } from '../observability/logger.js';
+import { isUuid, parseRelayRequest, type RelayRequest, type Reply, type ResponseHead } from '../protocol/index.js';
+import type { RuleSet } from '../filters/index.js';
+import type { ResponseWriter } from './response-writer.js';
+import { errorCodes } from './response-writer.js';
+import type { Tunnel } from './tunnel.js';
+import type { ClientMetrics } from './metrics.js';
+
+export interface RelayOptions {
+  rules: () => RuleSet;
+  egress: Egress;
+  writer: ResponseWriter;
+  logger: Logger;
+  metrics: ClientMetrics;
+  wireVersion: string;
+  maxAckResponseBytes: number;
+  removeXForwardedHeaders: boolean;
+  /** Reloads the accept rules (service command filters/reload). */
+  reloadFilters?: () => Promise<void>;
+  /** Origin connect refusals are retried this many times (nothing was sent yet). */
+  connectRetries?: number;
+  connectRetryDelayMs?: number;
+}
+
+/** Headers the platform sends that must not reach internal systems. */
+const STRIPPED = new Set([
+  'host',
+  'content-length',
+  'expect',
+  'snyk-flow-name',
+  'snyk-product-line',
+  'snyk-project-type',
+  'snyk-integration-type',
+  'x-snyk-broker-context-id',
+  'x-broker-ws-response',
+]);
+
+/** The contract's errorType for an origin status (protocol §3.3). */
+export function errorTypeForStatus(status: number): string | undefined {
+  if (status === 401) return 'DOWNSTREAM_UNAUTHORIZED';
+  if (status === 403) return 'DOWNSTREAM_FORBIDDEN';
+  if (status === 429) return 'DOWNSTREAM_RATE_LIMITED';
+  if (status >= 500) return 'DOWNSTREAM_SERVER_ERROR';
+  if (status >= 400 && status !== 404) return 'DOWNSTREAM_UNEXPECTED';
+  return undefined;
+}
+
+/** `/ctx/<uuid>` at the start of the url is routing context, not part of the origin path. */
+export function stripContext(url: string): { url: string; contextId?: string } {
+  const m = /^\/ctx\/([^/?#]+)(?=[/?#]|$)/.exec(url);
+  if (!m || !isUuid(m[1]!)) return { url };
+  const rest = url.slice(m[0].length);
+  return { url: rest.startsWith('/') ? rest : `/${rest}`, contextId: m[1] };
+}
+
+export function originHeaders(req: RelayRequest, requestId: string, authorization: string | undefined, wireVersion: string, removeXForwarded: boolean): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(req.headers)) {
+    const name = k.toLowerCase();
+    if (HOP_BY_HOP.has(name) || STRIPPED.has(name) || name.startsWith('snyk-acting-')) continue;
+    if (removeXForwarded && name.startsWith('x-forwarded-')) continue;
+    out[name] = v;
+  }
+  const ua = req.headers['user-agent'];
+  if (ua !== undefined) out['x-broker-origin-ua'] = ua;
+  out['user-agent'] = `Snyk Broker Client ${wireVersion}`;
+  out['x-request-id'] ??= requestId;
+  if (authorization) out.authorization = authorization;
+  return out;
+}
+
+interface Answer {
+  head: ResponseHead;
+  body?: Readable | Buffer | string;
+}
+
+function brokerError(status: number, code: string, message: string, extra: Record<string, unknown> = {}): Answer {
+  return {
+    head: { status, errorType: code, headers: { 'content-type': 'application/json' } },
+    body: JSON.stringify({ code, message, ...extra }),
+  };
+}
+
+function statusClass(status: number): string {
+  return `${Math.floor(status / 100)}xx`;
+}
+
+/**
+ * Relays `request` events from the broker server to internal systems: filter (private rules),
+ * build the target, inject credentials, call the origin through the one egress stack, and
+ * answer by streamed POST /response-data, by ack, or by legacy `chunk` events.
+ */
+export function createRelay(opts: RelayOptions) {
+  const log = opts.logger;
+  const inflight = new Set<Promise<void>>();
+  const connectRetries = opts.connectRetries ?? 3;
+  const connectRetryDelayMs = opts.connectRetryDelayMs ?? 500;
+
+  async function callOrigin(target: string, method: string, headers: Record<string, string | string[]>, body: Buffer | string | undefined) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await opts.egress.request(target, { method: method as 'GET', headers, body: body === undefined || body.length === 0 ? undefined : body });
+      } catch (err) {
+        // Only a refused connection is surely unsent, so only then is a retry safe.
+        if (attempt < connectRetries && errorCodes(err).includes('ECONNREFUSED')) {
+          await delay(connectRetryDelayMs);
+          continue;
+        }
+        throw classifyEgressError(err);
+      }
+    }
+  }
+
+  async function answerFor(req: RelayRequest, requestId: string, forAck: boolean): Promise<Answer> {
+    const rules = opts.rules();
+    const result = rules.match({ method: req.method, url: req.url, headers: req.headers, body: req.body });
+    if (!result.allowed) {
+      log.warn({ requestId, method: req.method, url: req.url, reason: result.reason }, 'blocked a request from the broker server (no private accept rule matches)');
+      return brokerError(401, 'FILTER_BLOCKED', 'blocked', { reason: '[Websocket Flow][Blocked Request] Does not match any accept rule', url: req.url });
+    }
+    if (!result.targetUrl) {
+      log.warn({ requestId, url: req.url }, 'matching private rule has no origin');
+      return brokerError(502, 'DOWNSTREAM_ERROR', 'matching accept rule has no origin');
+    }
+    const headers = originHeaders(req, requestId, result.authorization, opts.wireVersion, opts.removeXForwardedHeaders);
+    let res;
+    try {
+      res = await callOrigin(result.targetUrl, req.method, headers, req.body);
+    } catch (err) {
+      const e = classifyEgressError(err);
+      log.warn({ requestId, method: req.method, url: req.url, code: e.code, err: e.message }, 'origin call failed');
+      return brokerError(e.status, e.code, e.message);
+    }
+    const resHeaders: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) resHeaders[k] = v as string | string[];
+    const errorType = errorTypeForStatus(res.statusCode);
+    const head: ResponseHead = errorType ? { status: res.statusCode, headers: resHeaders, errorType } : { status: res.statusCode, headers: resHeaders };
+    log.debug({ requestId, method: req.method, url: req.url, status: res.statusCode }, 'origin answered');
+    if (!forAck) return { head, body: res.body };
+    // One ack is one message: the body is buffered, with a cap.
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body) {
+      size += (chunk as Buffer).length;
+      if (size > opts.maxAckResponseBytes) {
+        res.body.destroy();
+        log.warn({ requestId, url: req.url, limit: opts.maxAckResponseBytes }, 'origin answer too large for an ack');
+        return brokerError(502, 'BODY_TOO_LARGE', `response exceeds ${opts.maxAckResponseBytes} bytes`);
+      }
+      chunks.push(chunk as Buffer);
+    }
+    return { head, body: Buffer.concat(chunks) };
+  }
+
+  async function replyByAck(reply: Reply, answer: Answer, requestId: string): Promise<number> {
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(answer.head.headers ?? {})) {
+      if (k === 'content-length' || k === 'transfer-encoding' || HOP_BY_HOP.has(k)) continue;
+      headers[k] = v;
+    }
+    headers['snyk-request-id'] = requestId;
+    headers['x-broker-ws-response'] = 'true';
+    const body = answer.body === undefined ? '' : Buffer.isBuffer(answer.body) ? answer.body.toString('utf8') : String(answer.body);
+    reply({ status: answer.head.status, headers, body, ...(answer.head.errorType ? { errorType: answer.head.errorType } : {}) });
+    return Buffer.byteLength(body);
+  }
+
+  async function replyByChunks(tunnel: Tunnel, streamingID: string, answer: Answer, requestId: string): Promise<number> {
+    let bytes = 0;
+    const head = { status: answer.head.status, headers: { ...(answer.head.headers ?? {}), 'snyk-request-id': requestId } };
+    await tunnel.emitAndFlush('chunk', streamingID, '', false, head);
+    const body = answer.body;
+    if (typeof body === 'string' || Buffer.isBuffer(body)) {
+      bytes = Buffer.byteLength(body);
+      await tunnel.emitAndFlush('chunk', streamingID, Buffer.from(body), true);
+      return bytes;
+    }
+    if (body) {
+      for await (const chunk of body) {
+        bytes += (chunk as Buffer).length;
+        await tunnel.emitAndFlush('chunk', streamingID, chunk as Buffer, false);
+      }
+    }
+    await tunnel.emitAndFlush('chunk', streamingID, '', true);
+    return bytes;
+  }
+
+  async function handleRequest(tunnel: Tunnel, raw: unknown, reply: Reply | undefined): Promise<void> {
+    const started = Date.now();
+    let req: RelayRequest;
+    try {
+      req = parseRelayRequest(raw);
+    } catch (err) {
+      log.warn({ role: tunnel.role, err: (err as Error).message }, 'bad request event from the broker server');
+      opts.metrics.requests.inc({ direction: 'inbound', status: '4xx' });
+      const answer = brokerError(400, 'BAD_REQUEST', (err as Error).message);
+      if (reply) await replyByAck(reply, answer, randomUUID());
+      else {
+        const streamingID = (raw as { streamingID?: unknown } | null)?.streamingID;
+        if (typeof streamingID === 'string' && streamingID && tunnel.placement) {
+          await opts.writer.send({ serverUrl: tunnel.placement.serverUrl, serverId: tunnel.placement.serverId, role: tunnel.role, streamingID, requestId: randomUUID(), requestHeaders: {} }, answer.head, answer.body);
+        }
+      }
+      return;
+    }
+    const headerId = req.headers['snyk-request-id'];
+    const requestId = typeof headerId === 'string' && isUuid(headerId) ? headerId : req.requestId && isUuid(req.requestId) ? req.requestId : randomUUID();
+    const ctx = stripContext(req.url);
+    req = { ...req, url: ctx.url };
+    tunnel.requestsHandled++;
+    opts.metrics.tunnelRequests.inc({ role: tunnel.role });
+    const viaAck = reply !== undefined;
+    const viaPost = !viaAck && req.streamingID !== '' && tunnel.capabilities.includes('receive-post-streams');
+    const viaChunks = !viaAck && !viaPost && req.streamingID !== '';
+    if (!viaAck && !viaPost && !viaChunks) {
+      log.warn({ requestId, url: req.url }, 'request event has neither an ack id nor a streamingID; nothing to answer');
+      return;
+    }
+    const answer = await answerFor(req, requestId, viaAck);
+    let bytes = 0;
+    const placement = tunnel.placement;
+    try {
+      if (viaAck) bytes = await replyByAck(reply!, answer, requestId);
+      else if (viaPost) {
+        if (!placement) throw new Error('tunnel has no placement');
+        ({ bytes } = await opts.writer.send(
+          { serverUrl: placement.serverUrl, serverId: placement.serverId, role: tunnel.role, streamingID: req.streamingID, requestId, requestHeaders: req.headers },
+          answer.head,
+          answer.body,
+        ));
+      } else bytes = await replyByChunks(tunnel, req.streamingID, answer, requestId);
+    } catch (err) {
+      const body = answer.body;
+      if (body && typeof body === 'object' && !Buffer.isBuffer(body)) body.destroy();
+      log.warn({ requestId, url: req.url, err: describeError(err) }, 'failed to deliver the answer to the broker server');
+      opts.metrics.requests.inc({ direction: 'inbound', status: 'undelivered' });
+      return;
+    }
+    opts.metrics.requests.inc({ direction: 'inbound', status: statusClass(answer.head.status) });
+    opts.metrics.bytes.inc({ direction: 'inbound' }, bytes);
+    log.info({ requestId, method: req.method, url: req.url, status: answer.head.status, bytes, ms: Date.now() - started, role: tunnel.role, via: viaAck ? 'ack' : viaPost ? 'response-data' : 'chunk' }, 'relayed a request');
+  }
+
+  async function handleService(tunnel: Tunnel, raw: unknown, reply: Reply | undefined): Promise<void> {
+    if (!reply) return;
+    let req: RelayRequest;
+    try {
+      req = parseRelayRequest(raw);
+    } catch (err) {
+      reply({ status: 400, headers: {}, body: JSON.stringify({ ok: false, msg: (err as Error).message }) });
+      return;
+    }
+    const requestId = typeof req.headers['snyk-request-id'] === 'string' ? (req.headers['snyk-request-id'] as string) : randomUUID();
+    const command = req.url.replace(/^\/+/, '').split('?')[0];
+    if (command === 'filters/reload' && opts.reloadFilters) {
+      try {
+        await opts.reloadFilters();
+        reply({ status: 200, headers: { requestId }, body: JSON.stringify({ ok: true, msg: 'Filters reloaded.' }) });
+      } catch (err) {
+        reply({ status: 500, headers: { requestId }, body: JSON.stringify({ ok: false, msg: `Filters reload failed: ${(err as Error).message}` }) });
+      }
+      return;
+    }
+    if (command === 'config/reload') {
+      reply({ status: 501, headers: { requestId }, body: JSON.stringify({ ok: false, msg: 'Not implemented in classic mode.' }) });
+      return;
+    }
+    log.warn({ role: tunnel.role, command }, 'unknown service command');
+    reply({ status: 400, headers: { requestId }, body: JSON.stringify({ ok: false, msg: 'Unknown service command.' }) });
+  }
+
+  function track(p: Promise<void>): void {
+    const tracked = p.catch((err) => log.error({ err: describeError(err) }, 'relay failed unexpectedly')).finally(() => inflight.delete(tracked));
+    inflight.add(tracked);
+  }
+
+  return {
+    /** Entry point for tunnel events. */
+    onEvent(tunnel: Tunnel, name: string, args: unknown[], reply: Reply | undefined): void {
+      // Acks need this tunnel open until answered: counted so a drain closes it only after.
+      const ackBound = (p: Promise<void>) => {
+        if (!reply) return p;
+        tunnel.ackInflight++;
+        return p.finally(() => tunnel.ackInflight--);
+      };
+      if (name === 'request') return track(ackBound(handleRequest(tunnel, args[0], reply)));
+      if (name === 'service') return track(ackBound(handleService(tunnel, args[0], reply)));
+      log.warn({ role: tunnel.role, event: name }, 'unknown event from the broker server; ignored');
+      reply?.({ status: 400, headers: {}, body: JSON.stringify({ code: 'UNKNOWN_EVENT', message: `unknown event ${name}` }) });
+    },
+    get inflight(): number {
+      return inflight.size;
+    },
+    /** Resolves when every in-flight relay has finished (or the deadline passes). */
+    async settle(timeoutMs: number): Promise<boolean> {
+      const deadline = Date.now() + timeoutMs;
+      while (inflight.size > 0) {
+        const left = deadline - Date.now();
+        if (left <= 0) return false;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([Promise.allSettled([...inflight]), new Promise((r) => (timer = setTimeout(r, left)))]);
+        clearTimeout(timer);
+      }
+      return true;
+    },
+    statusClass,
+  };
+}
+
+export type Relay = ReturnType<typeof createRelay>;

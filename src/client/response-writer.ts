@@ -1,0 +1,133 @@
+import { Readable } from 'node:stream';
+import type { Egress } from '../http/egress.js';
+import { delay } from '../http/backoff.js';
+import { describeError } from '../http/errors.js';
+import type { Logger } from '../observability/logger.js';
+import { encodeResponseHead, RESPONSE_STREAM_CONTENT_TYPE, type ResponseHead } from '../protocol/index.js';
+
+export interface ResponseTarget {
+  /** Base URL of the server holding the waiting platform request (the tunnel's server). */
+  serverUrl: string;
+  serverId?: string | number;
+  role: string;
+  streamingID: string;
+  requestId: string;
+  /** Request headers whose snyk-* values are echoed on the POST, as the real client does. */
+  requestHeaders: Record<string, string | string[]>;
+}
+
+export interface ResponseWriterOptions {
+  egress: Egress;
+  token: string;
+  wireVersion: string;
+  postTimeoutMs: number;
+  logger: Logger;
+  /** Attempts on connection errors before any body byte left (the contract: 3, 500 ms apart). */
+  retries?: number;
+  retryDelayMs?: number;
+}
+
+const RETRYABLE = new Set(['ECONNRESET', 'ENOTFOUND', 'ECONNREFUSED', 'ETIMEDOUT', 'ESOCKETTIMEDOUT', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
+
+export function errorCodes(err: unknown): string[] {
+  const codes: string[] = [];
+  let e = err as { code?: unknown; cause?: unknown } | undefined;
+  for (let i = 0; e && i < 6; i++) {
+    if (typeof e.code === 'string') codes.push(e.code);
+    e = e.cause as typeof e;
+  }
+  return codes;
+}
+
+export class ResponseUploadError extends Error {
+  readonly code = 'RESPONSE_UPLOAD_FAILED';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** The URL of `POST /response-data/<token>/<streamingID>?[server_id=..&]connection_role=..`. */
+export function responseDataUrl(target: Pick<ResponseTarget, 'serverUrl' | 'serverId' | 'role' | 'streamingID'>, token: string): string {
+  const params = new URLSearchParams();
+  if (target.serverId) params.set('server_id', String(target.serverId));
+  params.set('connection_role', target.role);
+  return `${target.serverUrl.replace(/\/+$/, '')}/response-data/${encodeURIComponent(token)}/${encodeURIComponent(target.streamingID)}?${params}`;
+}
+
+/**
+ * Streams an answer to the broker server: [uint32 LE head length][JSON head][body bytes as
+ * they come from the origin]. The origin body is pulled only as fast as the upload drains
+ * (async iterable body: backpressure end to end, nothing buffered whole).
+ */
+export function createResponseWriter(opts: ResponseWriterOptions) {
+  const retries = opts.retries ?? 3;
+  const retryDelayMs = opts.retryDelayMs ?? 500;
+  const log = opts.logger;
+
+  async function send(target: ResponseTarget, head: ResponseHead, body?: Readable | Buffer | string): Promise<{ bytes: number }> {
+    const url = responseDataUrl(target, opts.token);
+    const headBytes = encodeResponseHead(head);
+    const retryErrors: string[] = [];
+    for (let attempt = 0; ; attempt++) {
+      let bodyStarted = false;
+      let bytes = 0;
+      async function* stream(): AsyncGenerator<Buffer> {
+        yield headBytes;
+        if (body === undefined) return;
+        bodyStarted = true;
+        if (typeof body === 'string' || Buffer.isBuffer(body)) {
+          const buf = Buffer.from(body);
+          bytes += buf.length;
+          yield buf;
+          return;
+        }
+        for await (const chunk of body) {
+          const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+          bytes += buf.length;
+          yield buf;
+        }
+      }
+      const headers: Record<string, string> = {
+        'content-type': RESPONSE_STREAM_CONTENT_TYPE,
+        'snyk-request-id': target.requestId,
+        'user-agent': `Snyk Broker client ${opts.wireVersion}`,
+        'x-broker-client-version': opts.wireVersion,
+        'snyk-broker-retry-count': String(attempt),
+      };
+      if (retryErrors.length > 0) headers['snyk-broker-retry-errors'] = retryErrors.join(',');
+      for (const name of ['snyk-acting-org-public-id', 'snyk-acting-group-public-id', 'snyk-product-line', 'snyk-flow-name']) {
+        const v = target.requestHeaders[name];
+        if (typeof v === 'string') headers[name] = v;
+      }
+      try {
+        const res = await opts.egress.request(url, {
+          method: 'POST',
+          headers,
+          body: Readable.from(stream(), { objectMode: false }),
+          signal: AbortSignal.timeout(opts.postTimeoutMs),
+        });
+        const text = await res.body.text();
+        if (res.statusCode < 200 || res.statusCode >= 300) {
+          throw new ResponseUploadError(`broker server answered ${res.statusCode} to response-data: ${text.slice(0, 200)}`);
+        }
+        return { bytes };
+      } catch (err) {
+        const codes = errorCodes(err);
+        const retryable = !bodyStarted && codes.some((c) => RETRYABLE.has(c));
+        if (retryable && attempt < retries) {
+          retryErrors.push(codes.find((c) => RETRYABLE.has(c))!);
+          log.warn({ streamingID: target.streamingID, attempt: attempt + 1, err: describeError(err) }, 'response-data upload failed to connect; retrying');
+          await delay(retryDelayMs);
+          continue;
+        }
+        if (body && typeof body === 'object' && !Buffer.isBuffer(body)) body.destroy();
+        if (err instanceof ResponseUploadError) throw err;
+        throw new ResponseUploadError(`response-data upload failed: ${describeError(err)}`, { cause: err });
+      }
+    }
+  }
+
+  return { send };
+}
+
+export type ResponseWriter = ReturnType<typeof createResponseWriter>;

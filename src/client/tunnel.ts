@@ -1,0 +1,376 @@
+import { randomUUID } from 'node:crypto';
+import type { Agent } from 'node:http';
+import WebSocket from 'ws';
+import type { Logger } from '../observability/logger.js';
+import {
+  decodeEnginePacket,
+  decodeTunnelMessage,
+  encodeEnginePacket,
+  encodeEvent,
+  encodePing,
+  encodePong,
+  EmitterChannel,
+  parseOpenData,
+  ProtocolError,
+  type Reply,
+} from '../protocol/index.js';
+import { backoffDelay, delay } from '../http/backoff.js';
+import type { TunnelRole } from '../config/client.js';
+
+export type TunnelState = 'connecting' | 'identified' | 'ready' | 'draining' | 'closed';
+
+/** Where a tunnel connects: the broker server (or the pod the dispatcher chose) and its id. */
+export interface Placement {
+  serverUrl: string;
+  serverId?: string | number;
+}
+
+export interface TunnelOptions {
+  role: TunnelRole;
+  token: string;
+  clientId: string;
+  wireVersion: string;
+  pingIntervalMs: number;
+  pongTimeoutMs: number;
+  connectTimeoutMs: number;
+  maxFrameBytes: number;
+  logger: Logger;
+  agent?: Agent;
+  /** Resolves the placement before every attempt (waits for the dispatcher in HA mode). */
+  placement(signal: AbortSignal): Promise<Placement>;
+  /** The identify metadata, asked each time a tunnel identifies. */
+  identifyMetadata(role: TunnelRole): Record<string, unknown>;
+  /** Every emitter event after the handshake; `reply` is set when the event carries an ack id. */
+  onEvent(tunnel: Tunnel, name: string, args: unknown[], reply: Reply | undefined): void;
+  /** The server is going away (drain close) or keeps refusing us: the placement may be stale. */
+  onServerGone?(tunnel: Tunnel, reason: string): void;
+  onStateChange?(tunnel: Tunnel, state: TunnelState): void;
+  /** Consecutive failed attempts after which onServerGone fires. */
+  failuresBeforeGone?: number;
+}
+
+/** The close code our broker server uses to send clients elsewhere while it drains. */
+export const SERVER_DRAINING_CLOSE_CODE = 4001;
+
+/** server_id is omitted when falsy, as the real client does (number 0 omitted, string "0" kept). */
+export function placementQuery(placement: Placement, role: TunnelRole): string {
+  const params = new URLSearchParams();
+  if (placement.serverId) params.set('server_id', String(placement.serverId));
+  params.set('connection_role', role);
+  return params.toString();
+}
+
+export function tunnelUrl(placement: Placement, token: string, role: TunnelRole): string {
+  const base = new URL(placement.serverUrl);
+  base.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
+  base.pathname = `/primus/${encodeURIComponent(token)}/`;
+  base.search = `${placementQuery(placement, role)}&EIO=4&transport=websocket`;
+  return base.toString();
+}
+
+interface AttemptResult {
+  wasReady: boolean;
+  code: number;
+  reason: string;
+  serverClose: boolean;
+}
+
+/**
+ * One tunnel (primary or secondary): an engine.io v4 session over a direct websocket, Primus
+ * EJSON framing, the emitter channel, both heartbeat layers, and reconnection forever with
+ * jittered capped backoff. State: connecting → identified → ready → (draining) → closed.
+ */
+export class Tunnel {
+  readonly role: TunnelRole;
+  #state: TunnelState = 'closed';
+  #ws: WebSocket | undefined;
+  #channel: EmitterChannel | undefined;
+  #stopped = false;
+  #draining = false;
+  readonly #abort = new AbortController();
+  #loop: Promise<void> | undefined;
+  #placement: Placement | undefined;
+  capabilities: string[] = [];
+  requestsHandled = 0;
+  /** Relays in flight that answer by ack on this tunnel (it must stay open for them). */
+  ackInflight = 0;
+  connectedAt: number | undefined;
+
+  constructor(private readonly opts: TunnelOptions) {
+    this.role = opts.role;
+  }
+
+  get state(): TunnelState {
+    return this.#state;
+  }
+  get isOpen(): boolean {
+    return this.#state === 'ready' || this.#state === 'draining';
+  }
+  get isReady(): boolean {
+    return this.#state === 'ready';
+  }
+  get placement(): Placement | undefined {
+    return this.#placement;
+  }
+  get channel(): EmitterChannel | undefined {
+    return this.#channel;
+  }
+  /** The URL shown in /healthcheck (the real client's format). */
+  get displayUrl(): string {
+    const p = this.#placement;
+    return p ? `${p.serverUrl}/?${placementQuery(p, this.role)}` : '';
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** Stops taking new work on this tunnel: not chosen for webhooks, readiness drops. */
+  drain(): void {
+    this.#draining = true;
+    if (this.#state === 'ready') this.#setState('draining');
+  }
+
+  /** Closes for good and resolves once the loop has ended. */
+  async close(): Promise<void> {
+    this.#stopped = true;
+    this.#abort.abort();
+    const ws = this.#ws;
+    if (ws && ws.readyState === WebSocket.OPEN) ws.close(1000, 'client closing');
+    else ws?.terminate();
+    await this.#loop;
+    this.#setState('closed');
+  }
+
+  /** Sends one emitter event and resolves when it is written to the socket (backpressure for streams). */
+  emitAndFlush(name: string, ...args: unknown[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const ws = this.#ws;
+      if (!ws || ws.readyState !== WebSocket.OPEN) return reject(new ProtocolError('CHANNEL_CLOSED', 'tunnel is not open'));
+      ws.send(encodeEnginePacket('message', encodeEvent(name, args)), (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  #setState(state: TunnelState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.opts.onStateChange?.(this, state);
+  }
+
+  async #run(): Promise<void> {
+    const log = this.opts.logger;
+    let failures = 0;
+    while (!this.#stopped) {
+      let placement: Placement;
+      try {
+        placement = await this.opts.placement(this.#abort.signal);
+      } catch (err) {
+        if (this.#stopped) break;
+        log.warn({ role: this.role, err: (err as Error).message }, 'no placement for tunnel');
+        await delay(backoffDelay(failures++), this.#abort.signal);
+        continue;
+      }
+      if (this.#stopped) break;
+      this.#placement = placement;
+      const result = await this.#attempt(placement);
+      if (this.#stopped) break;
+      let wait: number;
+      if (result.wasReady) {
+        failures = 0;
+        wait = backoffDelay(0);
+      } else {
+        failures++;
+        wait = backoffDelay(failures);
+      }
+      if (result.serverClose || result.code === SERVER_DRAINING_CLOSE_CODE) {
+        log.info({ role: this.role, code: result.code, reason: result.reason }, 'broker server closed the tunnel deliberately; reconnecting elsewhere');
+        this.opts.onServerGone?.(this, 'server-draining');
+        wait = backoffDelay(0);
+      } else if (!result.wasReady && failures >= (this.opts.failuresBeforeGone ?? 3) && failures % (this.opts.failuresBeforeGone ?? 3) === 0) {
+        this.opts.onServerGone?.(this, 'unreachable');
+      }
+      log.info({ role: this.role, attempt: failures, delayMs: wait, code: result.code, reason: result.reason }, 'tunnel closed; reconnecting');
+      await delay(wait, this.#abort.signal);
+    }
+    this.#setState('closed');
+  }
+
+  #attempt(placement: Placement): Promise<AttemptResult> {
+    const o = this.opts;
+    const log = o.logger;
+    const url = tunnelUrl(placement, o.token, this.role);
+    const requestId = randomUUID();
+    this.#setState('connecting');
+    log.info({ url: `${placement.serverUrl}/?${placementQuery(placement, this.role)}`, serverId: placement.serverId, role: this.role, requestId }, 'broker client is connecting to broker server');
+    return new Promise<AttemptResult>((resolve) => {
+      let wasReady = false;
+      let serverClose = false;
+      let identified = false;
+      let engineTimer: NodeJS.Timeout | undefined;
+      let pingTimer: NodeJS.Timeout | undefined;
+      let pongTimer: NodeJS.Timeout | undefined;
+      const ws = new WebSocket(url, {
+        headers: {
+          'x-snyk-broker-client-id': o.clientId,
+          'x-snyk-broker-client-role': this.role,
+          'x-broker-client-version': o.wireVersion,
+          'snyk-request-id': requestId,
+        },
+        handshakeTimeout: o.connectTimeoutMs,
+        perMessageDeflate: false,
+        // Frames above our decode cap are dropped by the decoder (tunnel stays up); ws itself
+        // only closes on frames far beyond it.
+        maxPayload: Math.max(o.maxFrameBytes * 4, 64 * 1024 * 1024),
+        agent: o.agent,
+      });
+      this.#ws = ws;
+      const send = (text: string) => {
+        if (ws.readyState !== WebSocket.OPEN) throw new ProtocolError('CHANNEL_CLOSED', 'tunnel is not open');
+        ws.send(encodeEnginePacket('message', text));
+      };
+      const channel = new EmitterChannel(send);
+      this.#channel = channel;
+      const connectTimer = setTimeout(() => {
+        log.warn({ role: this.role, timeoutMs: o.connectTimeoutMs }, 'tunnel connect timed out');
+        ws.terminate();
+      }, o.connectTimeoutMs);
+
+      const armEngineWatchdog = (ms: number) => {
+        clearTimeout(engineTimer);
+        engineTimer = setTimeout(() => {
+          log.warn({ role: this.role }, 'no engine.io ping from the server in time; reconnecting');
+          ws.terminate();
+        }, ms);
+      };
+      let engineWindow = 0;
+      const schedulePing = () => {
+        clearTimeout(pingTimer);
+        pingTimer = setTimeout(() => {
+          try {
+            send(encodePing(Date.now()));
+          } catch {
+            return;
+          }
+          clearTimeout(pongTimer);
+          pongTimer = setTimeout(() => {
+            log.warn({ role: this.role, timeoutMs: o.pongTimeoutMs }, 'no heartbeat answer from the server in time; reconnecting');
+            ws.terminate();
+          }, o.pongTimeoutMs);
+        }, o.pingIntervalMs);
+      };
+
+      const onTunnelMessage = (text: string) => {
+        let msg;
+        try {
+          msg = decodeTunnelMessage(text, o.maxFrameBytes);
+        } catch (err) {
+          const code = (err as ProtocolError).code ?? 'BAD_FRAME';
+          log.warn({ role: this.role, code, err: (err as Error).message, bytes: Buffer.byteLength(text) }, 'dropped a bad tunnel frame');
+          return;
+        }
+        switch (msg.kind) {
+          case 'pong':
+            clearTimeout(pongTimer);
+            schedulePing();
+            return;
+          case 'ping':
+            send(encodePong(msg.timestamp));
+            return;
+          case 'server-close':
+            serverClose = true;
+            log.info({ role: this.role }, 'broker server announced it is closing this tunnel');
+            return;
+          case 'primus':
+            log.debug({ role: this.role, text: msg.text.slice(0, 200) }, 'ignored a Primus message');
+            return;
+          case 'ack':
+            if (!channel.acknowledge(msg)) log.warn({ role: this.role, id: msg.id }, 'ack for no pending call');
+            return;
+          case 'event':
+            if (msg.name === 'identify' && !identified) {
+              identified = true;
+              clearTimeout(connectTimer);
+              const info = msg.args[0] as { capabilities?: unknown } | undefined;
+              this.capabilities = Array.isArray(info?.capabilities) ? info.capabilities.filter((c): c is string => typeof c === 'string') : [];
+              this.#setState('identified');
+              send(encodeEvent('identify', [{ token: o.token, metadata: o.identifyMetadata(this.role) }]));
+              wasReady = true;
+              this.connectedAt = Date.now();
+              this.#setState(this.#draining ? 'draining' : 'ready');
+              schedulePing();
+              log.info({ role: this.role, serverUrl: placement.serverUrl, serverId: placement.serverId, capabilities: this.capabilities }, 'tunnel ready');
+              return;
+            }
+            if (!identified) {
+              log.warn({ role: this.role, event: msg.name }, 'event before the server identified; dropped');
+              if (msg.id !== undefined) channel.replier(msg.id)({ status: 503, errorType: 'CONNECTION_NOT_READY', body: JSON.stringify({ code: 'CONNECTION_NOT_READY', message: 'tunnel not identified yet' }) });
+              return;
+            }
+            if (msg.name === 'notification') {
+              const n = msg.args[0] as { level?: string; message?: string } | undefined;
+              const level = n?.level === 'error' ? 'error' : n?.level === 'warning' ? 'warn' : 'info';
+              log[level]({ role: this.role, notification: n?.message }, 'notification from the broker server');
+              return;
+            }
+            o.onEvent(this, msg.name, msg.args, msg.id !== undefined ? channel.replier(msg.id) : undefined);
+            return;
+        }
+      };
+
+      ws.on('message', (data, isBinary) => {
+        if (isBinary) {
+          log.warn({ role: this.role }, 'dropped a binary tunnel frame');
+          return;
+        }
+        const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+        let packet;
+        try {
+          packet = decodeEnginePacket(text);
+        } catch (err) {
+          log.warn({ role: this.role, code: (err as ProtocolError).code, err: (err as Error).message }, 'dropped a bad engine.io packet');
+          return;
+        }
+        try {
+          switch (packet.type) {
+            case 'open': {
+              const open = parseOpenData(packet.data);
+              engineWindow = open.pingInterval + open.pingTimeout;
+              armEngineWatchdog(engineWindow);
+              return;
+            }
+            case 'ping':
+              ws.send(encodeEnginePacket('pong', packet.data));
+              if (engineWindow) armEngineWatchdog(engineWindow);
+              return;
+            case 'close':
+              ws.close(1000);
+              return;
+            case 'message':
+              onTunnelMessage(packet.data);
+              return;
+            default:
+              return;
+          }
+        } catch (err) {
+          log.warn({ role: this.role, code: (err as ProtocolError).code, err: (err as Error).message }, 'failed to handle a tunnel packet');
+        }
+      });
+      ws.on('error', (err) => {
+        log.warn({ role: this.role, err: err.message }, 'tunnel error');
+      });
+      ws.on('close', (code, reasonBuf) => {
+        clearTimeout(connectTimer);
+        clearTimeout(engineTimer);
+        clearTimeout(pingTimer);
+        clearTimeout(pongTimer);
+        channel.close();
+        if (this.#ws === ws) {
+          this.#ws = undefined;
+        }
+        this.connectedAt = undefined;
+        if (!this.#stopped) this.#setState('connecting');
+        resolve({ wasReady, code, reason: reasonBuf.toString('utf8'), serverClose });
+      });
+    });
+  }
+}

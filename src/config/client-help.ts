@@ -1,0 +1,40 @@
+/** Shown by `broker client --help`: every variable the client reads, with its default. */
+export const CLIENT_ENV_HELP = `
+Environment (Snyk Broker names; existing deployments work unchanged):
+  BROKER_TOKEN                   (required) the broker token; never logged
+  BROKER_SERVER_URL              (required) broker server base URL, http(s)
+  BROKER_CLIENT_URL              externally reachable URL of this client (preflight, \${BROKER_CLIENT_URL})
+  BROKER_CLIENT_ID               stable client id (default: a random UUID per process)
+  PORT                           local HTTP port for webhooks and health (default 7341)
+  HTTPS_CERT / HTTPS_KEY         serve the local port over HTTPS with this cert/key (files)
+  ACCEPT                         accept rules file (default accept.json in the working directory)
+  <VAR>, <VAR>_POOL              values for \${VAR} in accept rules (a missing one stops the start)
+  BROKER_HA_MODE_ENABLED         true/yes: ask the dispatcher which server to use (default false)
+  API_BASE_URL                   dispatcher/API base URL (first choice in HA mode)
+  BROKER_DISPATCHER_BASE_URL     dispatcher base URL (when API_BASE_URL is unset)
+  DISPATCHER_URL_PREFIX          allocation path prefix (default /hidden/broker)
+  BROKER_CLIENT_LOCATION         deployment_location sent to the dispatcher (default snyk-broker-client)
+  PREFLIGHT_CHECKS_ENABLED       run start-up checks (default true)
+  LOG_LEVEL                      fatal|error|warn|info|debug|trace|silent (default info)
+  HTTP_PROXY / HTTPS_PROXY / NO_PROXY   proxy for every outbound call (origins, server, dispatcher)
+  NODE_EXTRA_CA_CERTS / CA_CERT  extra trusted CA bundle (PEM file)
+  NODE_TLS_REJECT_UNAUTHORIZED   0 turns TLS verification off (not recommended)
+  SOCKET_PING_INTERVAL           tunnel heartbeat interval, ms (default 25000)
+  SOCKET_PONG_TIMEOUT            heartbeat answer deadline, ms (default 10000)
+  SOCKET_CONNECT_TIMEOUT         tunnel connect deadline, ms (default 10000)
+  SOCKET_MAX_RESPONSE_LENGTH     cap of an answer sent in one ack, bytes (default 20971520)
+  BROKER_CLIENT_MAX_FRAME_BYTES  largest tunnel frame decoded, bytes (default 22020096)
+  BROKER_CLIENT_POST_TIMEOUT     response-data upload timeout, ms (default 1200000)
+  BROKER_CLIENT_WEBHOOK_BODY_LIMIT   largest webhook body, bytes (default 10485760)
+  BROKER_CLIENT_WEBHOOK_TIMEOUT_MS   wait for the server's answer to a webhook, ms (default 120000)
+  BROKER_CLIENT_DRAIN_GRACE_MS   SIGTERM: time for in-flight relays to finish, ms (default 25000)
+  BROKER_HEALTHCHECK_PATH        (default /healthcheck)
+  BROKER_SYSTEMCHECK_PATH        (default /systemcheck)
+  BROKER_CLIENT_VALIDATION_URL   URL probed by /systemcheck
+  BROKER_CLIENT_VALIDATION_METHOD            (default GET)
+  BROKER_CLIENT_VALIDATION_AUTHORIZATION_HEADER   Authorization header for the probe
+  BROKER_CLIENT_VALIDATION_BASIC_AUTH        user:password for the probe
+  BROKER_CLIENT_VALIDATION_TIMEOUT_MS        (default 5000)
+  REMOVE_X_FORWARDED_HEADERS     drop x-forwarded-* headers toward origins (default false)
+  BROKER_VERSION                 version announced to the server (default 5.22.14+ha-broker.<version>)
+`;
