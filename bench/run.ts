@@ -1,0 +1,142 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { closedLoop, fixedRate, download, type LoadResult } from './load.js';
+import { rssMiB, sampleRss } from './rss.js';
+import { startBenchOrigin } from './origin.js';
+import { brokerPair, directSystem, type System } from './systems.js';
+import { haScenario, type HaResult } from './ha.js';
+import { REPO_ROOT } from '../test/support/paths.js';
+
+/**
+ * `npm run bench`: ours, the real snyk-broker and the direct path, side by side in one run on
+ * 127.0.0.1. Each measure is repeated (BENCH_REPEATS, default 3) and the median is reported.
+ * This is a benchmark, not a test: it prints numbers and ratios and asserts nothing.
+ */
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
+const DURATION = Number(process.env.BENCH_DURATION_MS ?? 10_000);
+const LARGE = Number(process.env.BENCH_LARGE_BYTES ?? 256 * 1024 * 1024);
+const UPLOAD = Buffer.alloc(64 * 1024, 0x62);
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)]! : NaN;
+};
+
+function medianLoad(runs: LoadResult[]): LoadResult {
+  const keys = ['requests', 'errors', 'durationMs', 'rps', 'p50', 'p99', 'max'] as const;
+  return Object.fromEntries(keys.map((k) => [k, median(runs.map((r) => r[k]))])) as unknown as LoadResult;
+}
+
+async function repeat<T>(fn: () => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < REPEATS; i++) out.push(await fn());
+  return out;
+}
+
+interface SystemResult {
+  s1: LoadResult;
+  s2: LoadResult;
+  s3: { mbPerSecond: number; clientRssGrowthMiB: number | null };
+  s4: LoadResult;
+  s5: { clientIdleMiB: number | null; serverIdleMiB: number | null; clientAfterLoadMiB: number | null; serverAfterLoadMiB: number | null };
+}
+
+async function measure(system: System): Promise<SystemResult> {
+  const target = { origin: new URL(system.platform).origin, path: `${new URL(system.platform).pathname.replace(/\/$/, '')}` };
+  const at = (p: string) => ({ origin: target.origin, path: `${target.path}${p}` });
+  const rss = async (pid?: number) => (pid ? rssMiB(pid) : null);
+  log(`  ${system.name}: idle memory`);
+  const clientIdleMiB = await rss(system.client?.pid);
+  const serverIdleMiB = await rss(system.server?.pid);
+  log(`  ${system.name}: scenario 1 (closed loop, 32 concurrent, ${DURATION} ms) x${REPEATS}`);
+  const s1 = medianLoad(await repeat(() => closedLoop(at('/small'), { concurrency: 32, durationMs: DURATION })));
+  const clientAfterLoadMiB = await rss(system.client?.pid);
+  const serverAfterLoadMiB = await rss(system.server?.pid);
+  log(`  ${system.name}: scenario 2 (500 req/s for ${DURATION} ms) x${REPEATS}`);
+  const s2 = medianLoad(await repeat(() => fixedRate(at('/small'), { rate: 500, durationMs: DURATION })));
+  log(`  ${system.name}: scenario 3 (${LARGE / 1024 / 1024} MiB response) x${REPEATS}`);
+  const s3runs = await repeat(async () => {
+    const before = await rss(system.client?.pid);
+    const sampler = system.client ? sampleRss(system.client.pid) : undefined;
+    const d = await download(at(`/stream/${LARGE}`));
+    const peak = sampler ? await sampler.stop() : null;
+    if (d.bytes !== LARGE) throw new Error(`${system.name}: large response truncated at ${d.bytes} of ${LARGE} bytes (status ${d.status})`);
+    return { mbPerSecond: d.mbPerSecond, growth: peak !== null && before !== null ? peak - before : null };
+  });
+  const s3 = { mbPerSecond: median(s3runs.map((r) => r.mbPerSecond)), clientRssGrowthMiB: s3runs[0]!.growth === null ? null : median(s3runs.map((r) => r.growth!)) };
+  log(`  ${system.name}: scenario 4 (32 concurrent 64 KiB uploads) x${REPEATS}`);
+  const s4 = medianLoad(await repeat(() => closedLoop({ ...at('/upload'), method: 'POST', body: UPLOAD, headers: { 'content-type': 'application/octet-stream' } }, { concurrency: 32, durationMs: DURATION })));
+  return { s1, s2, s3, s4, s5: { clientIdleMiB, serverIdleMiB, clientAfterLoadMiB, serverAfterLoadMiB } };
+}
+
+function log(line: string) {
+  process.stderr.write(`${line}\n`);
+}
+
+const fmt = (n: number | null | undefined, digits = 1) => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
+
+async function main() {
+  const origin = await startBenchOrigin();
+  const results: Record<string, SystemResult> = {};
+  try {
+    for (const name of ['direct', 'snyk-broker', 'ours'] as const) {
+      log(`== ${name}`);
+      const system = name === 'direct' ? directSystem(origin.url) : await brokerPair(name, origin.url);
+      try {
+        results[name] = await measure(system);
+      } finally {
+        await system.stop();
+      }
+    }
+    let ha: HaResult | { error: string };
+    log('== ours, HA (scenario 6)');
+    try {
+      ha = await haScenario(origin, DURATION);
+    } catch (err) {
+      ha = { error: (err as Error).message };
+    }
+    const d = results.direct!;
+    const s = results['snyk-broker']!;
+    const o = results.ours!;
+    const ratios = {
+      s1ThroughputOursOverSnyk: o.s1.rps / s.s1.rps,
+      s1ThroughputOursOverDirect: o.s1.rps / d.s1.rps,
+      s2P99OursOverSnyk: o.s2.p99 / s.s2.p99,
+      s3MbpsOursOverSnyk: o.s3.mbPerSecond / s.s3.mbPerSecond,
+      s4ThroughputOursOverSnyk: o.s4.rps / s.s4.rps,
+      s5ClientRssOursOverSnyk: (o.s5.clientAfterLoadMiB ?? NaN) / (s.s5.clientAfterLoadMiB ?? NaN),
+    };
+    const rows = [
+      ['metric', 'direct', 'snyk-broker', 'ours', 'ours/snyk'],
+      ['1 small req/s (32 conc)', fmt(d.s1.rps, 0), fmt(s.s1.rps, 0), fmt(o.s1.rps, 0), fmt(ratios.s1ThroughputOursOverSnyk, 2)],
+      ['1 p50 / p99 ms', `${fmt(d.s1.p50)} / ${fmt(d.s1.p99)}`, `${fmt(s.s1.p50)} / ${fmt(s.s1.p99)}`, `${fmt(o.s1.p50)} / ${fmt(o.s1.p99)}`, ''],
+      ['1 errors', fmt(d.s1.errors, 0), fmt(s.s1.errors, 0), fmt(o.s1.errors, 0), ''],
+      ['2 500 req/s p50 ms', fmt(d.s2.p50), fmt(s.s2.p50), fmt(o.s2.p50), fmt(o.s2.p50 / s.s2.p50, 2)],
+      ['2 p99 / max ms', `${fmt(d.s2.p99)} / ${fmt(d.s2.max)}`, `${fmt(s.s2.p99)} / ${fmt(s.s2.max)}`, `${fmt(o.s2.p99)} / ${fmt(o.s2.max)}`, fmt(ratios.s2P99OursOverSnyk, 2)],
+      ['3 large response MB/s', fmt(d.s3.mbPerSecond, 0), fmt(s.s3.mbPerSecond, 0), fmt(o.s3.mbPerSecond, 0), fmt(ratios.s3MbpsOursOverSnyk, 2)],
+      ['3 client RSS growth MiB', '-', fmt(s.s3.clientRssGrowthMiB), fmt(o.s3.clientRssGrowthMiB), ''],
+      ['4 64 KiB uploads req/s', fmt(d.s4.rps, 0), fmt(s.s4.rps, 0), fmt(o.s4.rps, 0), fmt(ratios.s4ThroughputOursOverSnyk, 2)],
+      ['5 client RSS idle MiB', '-', fmt(s.s5.clientIdleMiB), fmt(o.s5.clientIdleMiB), ''],
+      ['5 client RSS after load', '-', fmt(s.s5.clientAfterLoadMiB), fmt(o.s5.clientAfterLoadMiB), fmt(ratios.s5ClientRssOursOverSnyk, 2)],
+      ['5 server RSS idle / after', '-', `${fmt(s.s5.serverIdleMiB)} / ${fmt(s.s5.serverAfterLoadMiB)}`, `${fmt(o.s5.serverIdleMiB)} / ${fmt(o.s5.serverAfterLoadMiB)}`, ''],
+    ];
+    if ('error' in ha) rows.push(['6 HA', '-', '-', `failed: ${ha.error.slice(0, 60)}`, '']);
+    else {
+      rows.push(['6 HA req/s (2 srv, 4 cli)', '-', '-', fmt(ha.load.rps, 0), '']);
+      rows.push(['6 share max/min (alive)', '-', '-', fmt(ha.shareMaxOverMin, 2), '']);
+      rows.push(['6 failed after kill -9', '-', '-', fmt(ha.failedAfterKill, 0), '']);
+      rows.push(['6 errors back to zero ms', '-', '-', fmt(ha.recoveryMs, 0), '']);
+    }
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n');
+    process.stdout.write(`\nmedians of ${REPEATS} runs, ${DURATION} ms each, node ${process.version}\n${table}\n`);
+    const out = join(REPO_ROOT, 'bench', 'results');
+    await mkdir(out, { recursive: true });
+    await writeFile(join(out, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, repeats: REPEATS, durationMs: DURATION, largeBytes: LARGE, results, ha, ratios }, null, 2));
+    process.stdout.write(`\nwritten to bench/results/latest.json\n`);
+  } finally {
+    await origin.close();
+  }
+}
+
+await main();
