@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { closedLoop, fixedRate, download, type LoadResult } from './load.js';
+import { fixedRate, download, type LoadResult } from './load.js';
+import { ensureWrk, wrkClosedLoop } from './wrk.js';
 import { rssMiB, sampleRss } from './rss.js';
 import { startBenchOrigin } from './origin.js';
 import { brokerPair, directSystem, type System } from './systems.js';
@@ -15,7 +16,7 @@ import { REPO_ROOT } from '../test/support/paths.js';
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const DURATION = Number(process.env.BENCH_DURATION_MS ?? 10_000);
 const LARGE = Number(process.env.BENCH_LARGE_BYTES ?? 256 * 1024 * 1024);
-const UPLOAD = Buffer.alloc(64 * 1024, 0x62);
+const UPLOAD_BYTES = 64 * 1024;
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -48,8 +49,9 @@ async function measure(system: System): Promise<SystemResult> {
   log(`  ${system.name}: idle memory`);
   const clientIdleMiB = await rss(system.client?.pid);
   const serverIdleMiB = await rss(system.server?.pid);
-  log(`  ${system.name}: scenario 1 (closed loop, 32 concurrent, ${DURATION} ms) x${REPEATS}`);
-  const s1 = medianLoad(await repeat(() => closedLoop(at('/small'), { concurrency: 32, durationMs: DURATION })));
+  log(`  ${system.name}: scenario 1 (wrk closed loop, 32 connections, ${DURATION} ms) x${REPEATS}`);
+  const url = (p: string) => `${target.origin}${target.path}${p}`;
+  const s1 = medianLoad(await repeat(() => wrkClosedLoop(url('/small'), { connections: 32, durationMs: DURATION })));
   const clientAfterLoadMiB = await rss(system.client?.pid);
   const serverAfterLoadMiB = await rss(system.server?.pid);
   log(`  ${system.name}: scenario 2 (500 req/s for ${DURATION} ms) x${REPEATS}`);
@@ -65,7 +67,7 @@ async function measure(system: System): Promise<SystemResult> {
   });
   const s3 = { mbPerSecond: median(s3runs.map((r) => r.mbPerSecond)), clientRssGrowthMiB: s3runs[0]!.growth === null ? null : median(s3runs.map((r) => r.growth!)) };
   log(`  ${system.name}: scenario 4 (32 concurrent 64 KiB uploads) x${REPEATS}`);
-  const s4 = medianLoad(await repeat(() => closedLoop({ ...at('/upload'), method: 'POST', body: UPLOAD, headers: { 'content-type': 'application/octet-stream' } }, { concurrency: 32, durationMs: DURATION })));
+  const s4 = medianLoad(await repeat(() => wrkClosedLoop(url('/upload'), { connections: 32, durationMs: DURATION, postBytes: UPLOAD_BYTES })));
   return { s1, s2, s3, s4, s5: { clientIdleMiB, serverIdleMiB, clientAfterLoadMiB, serverAfterLoadMiB } };
 }
 
@@ -76,6 +78,7 @@ function log(line: string) {
 const fmt = (n: number | null | undefined, digits = 1) => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
 
 async function main() {
+  await ensureWrk();
   const origin = await startBenchOrigin();
   const results: Record<string, SystemResult> = {};
   try {
