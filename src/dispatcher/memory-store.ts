@@ -1,0 +1,65 @@
+import type { DispatcherStore, VersionedTokenState } from './store.js';
+import type { ServerPatch, ServerRecord, TokenState } from './types.js';
+
+/** The default store: one process, no dependencies. State is copied in and out so callers never share objects. */
+export function createMemoryStore(): DispatcherStore {
+  const servers = new Map<string, Record<string, string | number>>();
+  const tokens = new Map<string, { version: number; json: string }>();
+
+  return {
+    kind: 'memory',
+    async patchServer(id, set: ServerPatch, unset = [], setIfMissing: ServerPatch = {}) {
+      const rec = servers.get(id) ?? {};
+      for (const [k, v] of Object.entries(setIfMissing)) if (v !== undefined && !(k in rec)) rec[k] = v;
+      for (const [k, v] of Object.entries(set)) if (v !== undefined) rec[k] = v;
+      for (const k of unset) delete rec[k];
+      servers.set(id, rec);
+    },
+    async getServers() {
+      return [...servers.entries()].map(([id, fields]) => toServerRecord(id, fields));
+    },
+    async deleteServer(id) {
+      servers.delete(id);
+    },
+    async readToken(hashedToken): Promise<VersionedTokenState> {
+      const cur = tokens.get(hashedToken);
+      if (!cur) return { state: undefined, version: '0' };
+      return { state: JSON.parse(cur.json) as TokenState, version: String(cur.version) };
+    },
+    async writeToken(hashedToken, version, state) {
+      const cur = tokens.get(hashedToken);
+      if (String(cur?.version ?? 0) !== version) return false;
+      if (state === undefined) tokens.delete(hashedToken);
+      else tokens.set(hashedToken, { version: (cur?.version ?? 0) + 1, json: JSON.stringify(state) });
+      return true;
+    },
+    async listTokens() {
+      return [...tokens.keys()];
+    },
+    async ping() {},
+    async close() {},
+  };
+}
+
+/** Stored fields (strings in Redis, numbers in memory) to a typed record. */
+export function toServerRecord(id: string, fields: Record<string, string | number | undefined>): ServerRecord {
+  const num = (k: string): number | undefined => {
+    const v = fields[k];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    return Number.isFinite(n) ? n : undefined;
+  };
+  const str = (k: string): string | undefined => {
+    const v = fields[k];
+    return v === undefined || v === '' ? undefined : String(v);
+  };
+  return {
+    id,
+    peerUrl: str('peerUrl'),
+    healthCheckLink: str('healthCheckLink'),
+    registeredAt: num('registeredAt') ?? num('lastSeen') ?? 0,
+    lastSeen: num('lastSeen') ?? 0,
+    stoppingSince: num('stoppingSince'),
+    downSince: num('downSince'),
+  };
+}
