@@ -1,0 +1,35 @@
+/** Shown by `broker server --help`: every variable the server reads, with its default. */
+export const SERVER_ENV_HELP = `
+Environment (Snyk Broker names where they exist):
+  PORT                               HTTP port for tunnels, the platform API and health (default 7341)
+  BROKER_SERVER_HOST                 interface to bind (default: all interfaces)
+  ACCEPT                             accept rules file (optional). public rules guard /broker/<token>/*
+                                     (unset: every path is allowed); private rules guard webhooks from
+                                     clients (unset: webhooks are refused with 401)
+  <VAR>, <VAR>_POOL                  values for \${VAR} in accept rules (a missing one stops the start)
+  DISPATCHER_URL                     report server/connection events to this dispatcher (default: off)
+  DISPATCHER_VERSION                 version query parameter of dispatcher calls (default 2022-12-02~experimental)
+  BROKER_INTERNAL_SECRET             sent as x-broker-internal-secret on dispatcher calls; never logged
+  BROKER_SERVER_ID                   server id towards the dispatcher (default: HOSTNAME after its last "-",
+                                     so pod broker-server-2 is 2; "0" when HOSTNAME is unset)
+  HOSTNAME                           host name; health_check_link is http://$HOSTNAME/healthcheck
+  BROKER_SERVER_PEER_URL             URL peers use to reach this server (default http://$HOSTNAME:$PORT)
+  SOCKET_PING_INTERVAL               engine.io ping interval, ms (default 25000)
+  SOCKET_PING_TIMEOUT                engine.io pong deadline, ms (default 20000)
+  SOCKET_MAX_RESPONSE_LENGTH         largest tunnel message, bytes (default 22020096)
+  BROKER_SERVER_REQUEST_TIMEOUT_MS   platform request: wait for the client's answer, ms; then 504 (default 60000)
+  BROKER_SERVER_DRAIN_GRACE_MS       SIGTERM: time for in-flight relays to finish, ms (default 25000)
+  BROKER_SERVER_BODY_LIMIT           largest platform request body, bytes; larger gets 413 (default 10485760)
+  BROKER_SERVER_WEBHOOK_TIMEOUT_MS   webhook forwarded to its destination: deadline, ms (default 60000)
+  BROKER_SERVER_RETRY_BUFFER_BYTES   GET/HEAD/OPTIONS answers up to this size are held until complete so a
+                                     client dying mid-answer is retried on another tunnel (default 65536; 0 off)
+  BROKER_CONNECTION_HANDSHAKE_TTL_MS a tunnel must identify within this time, ms (default 30000)
+  MINIMAL_SUPPORTED_BROKER_VERSION   older snyk-broker clients are refused (default 4.100.0)
+  MINIMAL_RECOMMENDED_BROKER_VERSION older snyk-broker clients get a warning (default 4.182.0)
+  LOG_LEVEL                          fatal|error|warn|info|debug|trace|silent (default info)
+  HTTP_PROXY / HTTPS_PROXY / NO_PROXY   proxy for outbound calls (webhook destinations, dispatcher)
+  NODE_EXTRA_CA_CERTS                extra trusted CA bundle (PEM file)
+
+Endpoints: /healthcheck, /, /livez, /readyz, /metrics, /connection-status/<token>, /connections-status,
+  ALL /broker/<token>/*, POST /response-data/<token>/<streamingID>, tunnels under /primus/<token>/.
+`;

@@ -1,0 +1,148 @@
+import { hostname as osHostname } from 'node:os';
+import { resolve } from 'node:path';
+import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from './env.js';
+import { compileRules, FilterError, loadAcceptFile, type RuleSet } from '../filters/index.js';
+
+export interface ServerConfig {
+  port: number;
+  /** Interface to bind; undefined = all interfaces (what a pod needs). */
+  host?: string;
+  /** Absolute path of the ACCEPT file, when one is configured. */
+  acceptPath?: string;
+  /** Rules for /broker/<token>/* (undefined: every path is allowed). */
+  publicRules?: RuleSet;
+  /** Rules for webhooks arriving from clients (undefined: webhooks are refused). */
+  privateRules?: RuleSet;
+  dispatcherUrl?: string;
+  dispatcherVersion: string;
+  /** Sent as x-broker-internal-secret on dispatcher calls when set. */
+  internalSecret?: string;
+  /** This server's id towards the dispatcher (BROKER_SERVER_ID, else the HOSTNAME suffix). */
+  serverId: string;
+  /** http://<HOSTNAME>/healthcheck, as the real server reports it. */
+  healthCheckLink: string;
+  /** Where peers (and the dispatcher) reach this server directly. */
+  peerUrl: string;
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  /** engine.io maxPayload and our frame cap (SOCKET_MAX_RESPONSE_LENGTH). */
+  maxFrameBytes: number;
+  /** How long a platform request waits for the client's answer to start. */
+  requestTimeoutMs: number;
+  drainGraceMs: number;
+  /** Cap of a platform request body (it travels whole inside one tunnel frame). */
+  bodyLimitBytes: number;
+  /** Cap of an answer read back from a webhook destination (it travels in one ack). */
+  webhookResponseLimitBytes: number;
+  webhookTimeoutMs: number;
+  /** A tunnel that has not identified within this time is closed. */
+  handshakeTimeoutMs: number;
+  /** Idempotent answers up to this size are held until complete so a dying client's answer can be retried elsewhere. */
+  retryBufferBytes: number;
+  minimalSupportedVersion: string;
+  minimalRecommendedVersion: string;
+  logLevel: LogLevel;
+  /** Secrets known at start (rule credentials, the internal secret) for the log scrubber. */
+  secrets: string[];
+}
+
+export const DEFAULT_SERVER_PORT = 7341;
+export const DEFAULT_DISPATCHER_VERSION = '2022-12-02~experimental';
+
+/** `broker-server-2` → `2`; `standalonehost` → `standalonehost` (the real server's rule). */
+export function serverIdFromHostname(hostname: string | undefined): string {
+  if (!hostname) return '0';
+  const i = hostname.lastIndexOf('-');
+  return i >= 0 ? hostname.slice(i + 1) : hostname;
+}
+
+const SEMVER = /^\d+\.\d+\.\d+$/;
+
+/**
+ * Reads the server configuration from the environment (Snyk's names where they exist) and
+ * loads ACCEPT when set. Every problem is collected into one ConfigError (exit code 2).
+ */
+export async function loadServerConfig(env: Env): Promise<ServerConfig> {
+  const r = new EnvReader(env);
+  const port = r.port('PORT', DEFAULT_SERVER_PORT);
+  const host = r.string('BROKER_SERVER_HOST');
+  const logLevel = r.enumOf('LOG_LEVEL', LOG_LEVELS, 'info');
+
+  const dispatcherRaw = r.string('DISPATCHER_URL');
+  const dispatcherUrl = r.url('DISPATCHER_URL', dispatcherRaw);
+  const dispatcherVersion = r.string('DISPATCHER_VERSION', DEFAULT_DISPATCHER_VERSION);
+  const internalSecret = r.string('BROKER_INTERNAL_SECRET');
+
+  const hostnameEnv = r.string('HOSTNAME');
+  const serverId = r.string('BROKER_SERVER_ID') ?? serverIdFromHostname(hostnameEnv);
+  if (!/^[A-Za-z0-9._~-]{1,128}$/.test(serverId)) {
+    r.problem(`BROKER_SERVER_ID (or the HOSTNAME suffix) must be 1-128 characters of letters, digits, ".", "_", "~" or "-", got ${JSON.stringify(serverId)}`);
+  }
+  const hostForLinks = hostnameEnv ?? osHostname();
+  const peerRaw = r.string('BROKER_SERVER_PEER_URL') ?? `http://${hostForLinks}:${port}`;
+  r.url('BROKER_SERVER_PEER_URL', peerRaw);
+
+  const pingIntervalMs = r.int('SOCKET_PING_INTERVAL', 25_000, { min: 100, max: 600_000 });
+  const pingTimeoutMs = r.int('SOCKET_PING_TIMEOUT', 20_000, { min: 100, max: 600_000 });
+  const maxFrameBytes = r.int('SOCKET_MAX_RESPONSE_LENGTH', 22_020_096, { min: 1024, max: 1024 * 1024 * 1024 });
+  const requestTimeoutMs = r.int('BROKER_SERVER_REQUEST_TIMEOUT_MS', 60_000, { min: 100 });
+  const drainGraceMs = r.int('BROKER_SERVER_DRAIN_GRACE_MS', 25_000, { min: 0 });
+  const bodyLimitBytes = r.int('BROKER_SERVER_BODY_LIMIT', 10 * 1024 * 1024, { min: 1024 });
+  const webhookTimeoutMs = r.int('BROKER_SERVER_WEBHOOK_TIMEOUT_MS', 60_000, { min: 100 });
+  const handshakeTimeoutMs = r.int('BROKER_CONNECTION_HANDSHAKE_TTL_MS', 30_000, { min: 100 });
+  const retryBufferBytes = r.int('BROKER_SERVER_RETRY_BUFFER_BYTES', 64 * 1024, { min: 0, max: 64 * 1024 * 1024 });
+  const minimalSupportedVersion = r.string('MINIMAL_SUPPORTED_BROKER_VERSION', '4.100.0');
+  const minimalRecommendedVersion = r.string('MINIMAL_RECOMMENDED_BROKER_VERSION', '4.182.0');
+  for (const [name, v] of [['MINIMAL_SUPPORTED_BROKER_VERSION', minimalSupportedVersion], ['MINIMAL_RECOMMENDED_BROKER_VERSION', minimalRecommendedVersion]] as const) {
+    if (!SEMVER.test(v)) r.problem(`${name} must be a version like 4.100.0, got ${JSON.stringify(v)}`);
+  }
+  if (bodyLimitBytes > maxFrameBytes) {
+    r.problem(`BROKER_SERVER_BODY_LIMIT (${bodyLimitBytes}) must not exceed SOCKET_MAX_RESPONSE_LENGTH (${maxFrameBytes}): the body travels inside one tunnel frame`);
+  }
+
+  const acceptRaw = r.string('ACCEPT');
+  let acceptPath: string | undefined;
+  let publicRules: RuleSet | undefined;
+  let privateRules: RuleSet | undefined;
+  if (acceptRaw !== undefined) {
+    acceptPath = resolve(acceptRaw);
+    try {
+      const accept = await loadAcceptFile(acceptPath);
+      publicRules = compileRules(accept.public, env, `ACCEPT file ${acceptPath} (public rules)`);
+      privateRules = compileRules(accept.private, env, `ACCEPT file ${acceptPath} (private rules)`);
+    } catch (err) {
+      if (err instanceof FilterError) r.problem(`ACCEPT: ${err.message}`);
+      else throw err;
+    }
+  }
+  r.done();
+
+  const secrets = [internalSecret ?? '', ...(publicRules?.secrets() ?? []), ...(privateRules?.secrets() ?? [])].filter((s) => s.length > 0);
+  return {
+    port,
+    host,
+    acceptPath,
+    publicRules,
+    privateRules,
+    dispatcherUrl: dispatcherUrl ? dispatcherRaw!.replace(/\/+$/, '') : undefined,
+    dispatcherVersion,
+    internalSecret,
+    serverId,
+    healthCheckLink: `http://${hostForLinks}/healthcheck`,
+    peerUrl: peerRaw.replace(/\/+$/, ''),
+    pingIntervalMs,
+    pingTimeoutMs,
+    maxFrameBytes,
+    requestTimeoutMs,
+    drainGraceMs,
+    bodyLimitBytes,
+    webhookResponseLimitBytes: maxFrameBytes,
+    webhookTimeoutMs,
+    handshakeTimeoutMs,
+    retryBufferBytes,
+    minimalSupportedVersion,
+    minimalRecommendedVersion,
+    logLevel,
+    secrets,
+  };
+}

@@ -1,0 +1,207 @@
+import { EmitterChannel, encodeEvent, encodePong, encodeServerClose, decodeTunnelMessage, ProtocolError, type TunnelMessage } from '../protocol/index.js';
+
+/**
+ * connecting → identified → ready → draining → closed. Only `ready` connections take new
+ * relays; `draining` ones finish what they hold (acks in flight) and then close.
+ */
+export type ConnectionState = 'connecting' | 'identified' | 'ready' | 'draining' | 'closed';
+
+/** What a connection needs from its transport (an engine.io socket in production, a fake in tests). */
+export interface TunnelTransport {
+  /** Queues a text message; `onFlushed` runs once it was handed to the network. */
+  send(text: string, onFlushed?: () => void): void;
+  /** Closes the transport; a close code/reason is used when the transport is a websocket. */
+  close(code?: number, reason?: string): void;
+}
+
+export interface ClientIdentity {
+  /** Lowercase token from the identify payload (never logged). */
+  token: string;
+  clientId: string;
+  role: string;
+  version: string;
+  capabilities: string[];
+  /** The identify metadata minus `filters` (for status pages and logs). */
+  metadata: Record<string, unknown>;
+  filters?: unknown;
+}
+
+/** Something that waits on this connection and must hear when the tunnel goes away. */
+export interface TunnelWaiter {
+  onTunnelClosed(connection: Connection): void;
+}
+
+export interface ConnectionHooks {
+  onIdentify(connection: Connection, payload: unknown): void;
+  onEvent(connection: Connection, name: string, args: unknown[], id: number | undefined): void;
+  onPing(connection: Connection, timestamp: string): void;
+  onBadFrame(connection: Connection, err: Error): void;
+  onClosed(connection: Connection, reason: string): void;
+}
+
+export const OUR_CLIENT_CAPABILITY = 'ha-broker/1';
+export const SERVER_CAPABILITIES = ['receive-post-streams'];
+
+let sequence = 0;
+
+/** One tunnel: frame decoding, the emitter channel, liveness, the relays it carries. */
+export class Connection {
+  readonly seq = ++sequence;
+  state: ConnectionState = 'connecting';
+  identity: ClientIdentity | undefined;
+  /** Relays assigned to this connection and not finished (the selection weight). */
+  inFlight = 0;
+  /** Relays ever assigned (for status pages; metrics count separately). */
+  served = 0;
+  lastSeenAt: number;
+  readonly openedAt: number;
+  readonly channel: EmitterChannel;
+  /** Set when the client said it is terminating: no more pings reported. */
+  terminating = false;
+  /** Webhooks from this client being forwarded (their acks need the tunnel). */
+  pendingWebhooks = 0;
+  #awayReason: string | undefined;
+  #sentAway = false;
+  readonly #waiters = new Set<TunnelWaiter>();
+  #closeReason: string | undefined;
+
+  constructor(
+    readonly transport: TunnelTransport,
+    /** Lowercase token from the tunnel path (/primus/<token>/). */
+    readonly pathToken: string,
+    readonly headerClientId: string | undefined,
+    readonly headerRole: string | undefined,
+    private readonly hooks: ConnectionHooks,
+    private readonly maxFrameBytes: number,
+    now = Date.now(),
+  ) {
+    this.lastSeenAt = now;
+    this.openedAt = now;
+    this.channel = new EmitterChannel((text) => this.transport.send(text));
+  }
+
+  /** `<clientId>:<role>`: the label of this connection in metrics and headers (never the token). */
+  get id(): string {
+    const clientId = this.identity?.clientId || this.headerClientId || `conn${this.seq}`;
+    const role = this.identity?.role || this.headerRole || 'unknown';
+    return `${clientId}:${role}`;
+  }
+
+  get closeReason(): string | undefined {
+    return this.#closeReason;
+  }
+
+  get isOurClient(): boolean {
+    return this.identity?.capabilities.includes(OUR_CLIENT_CAPABILITY) ?? false;
+  }
+
+  /** The client can answer by POST /response-data (else only by ack). */
+  get acceptsPostStreams(): boolean {
+    return this.identity?.capabilities.includes('post-streams') ?? false;
+  }
+
+  /** Sends the server identify: always the first message on a tunnel. */
+  open(): void {
+    this.transport.send(encodeEvent('identify', [{ capabilities: SERVER_CAPABILITIES }]));
+  }
+
+  /** Any packet from the client (message, engine.io pong) proves the tunnel alive. */
+  touch(now = Date.now()): void {
+    this.lastSeenAt = now;
+  }
+
+  silentFor(now = Date.now()): number {
+    return now - this.lastSeenAt;
+  }
+
+  receive(text: string, now = Date.now()): void {
+    this.touch(now);
+    if (this.state === 'closed') return;
+    let message: TunnelMessage;
+    try {
+      message = decodeTunnelMessage(text, this.maxFrameBytes);
+    } catch (err) {
+      this.hooks.onBadFrame(this, err as Error);
+      return;
+    }
+    switch (message.kind) {
+      case 'ping':
+        this.transport.send(encodePong(message.timestamp));
+        this.hooks.onPing(this, message.timestamp);
+        return;
+      case 'ack':
+        this.channel.acknowledge(message);
+        this.maybeFinishDrain();
+        return;
+      case 'event':
+        if (message.name === 'identify') this.hooks.onIdentify(this, message.args[0]);
+        else this.hooks.onEvent(this, message.name, message.args, message.id);
+        return;
+      default:
+        // pong / server-close / other Primus strings are not for a server.
+        return;
+    }
+  }
+
+  sendEvent(name: string, args: unknown[], onFlushed?: () => void): void {
+    if (this.state === 'closed') throw new ProtocolError('CHANNEL_CLOSED', 'tunnel closed');
+    this.transport.send(encodeEvent(name, args), onFlushed);
+  }
+
+  attach(waiter: TunnelWaiter): void {
+    this.#waiters.add(waiter);
+  }
+
+  detach(waiter: TunnelWaiter): void {
+    this.#waiters.delete(waiter);
+  }
+
+  /** Stops new work; closes once nothing waits on the tunnel itself (acks), or when forced. */
+  drain(): void {
+    if (this.state === 'closed' || this.state === 'draining') return;
+    this.state = 'draining';
+  }
+
+  /** No relay waits on this tunnel and no ack is outstanding in either direction. */
+  get idle(): boolean {
+    return this.inFlight === 0 && this.channel.pendingCount === 0 && this.pendingWebhooks === 0;
+  }
+
+  /** Sends the client away as soon as the tunnel is idle (at once if it is). */
+  sendAwayWhenIdle(reason: string): void {
+    this.#awayReason = reason;
+    this.maybeFinishDrain();
+  }
+
+  maybeFinishDrain(): void {
+    if (this.#awayReason === undefined || this.#sentAway || this.state !== 'draining' || !this.idle) return;
+    this.#sentAway = true;
+    this.sendAway(this.#awayReason);
+  }
+
+  /** Asks the client to go elsewhere. Our client gets primus::server::close + ws 4001; real clients just lose the transport and reconnect. */
+  sendAway(reason: string): void {
+    if (this.state === 'closed') return;
+    if (this.isOurClient) {
+      try {
+        this.transport.send(encodeServerClose(), () => this.transport.close(4001, reason));
+        return;
+      } catch {
+        // fall through to a plain close
+      }
+    }
+    this.transport.close(4001, reason);
+  }
+
+  /** Called by the transport when it is gone (any reason). Idempotent. */
+  closed(reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.#closeReason = reason;
+    this.channel.close(new ProtocolError('CHANNEL_CLOSED', `tunnel closed: ${reason}`));
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const w of waiters) w.onTunnelClosed(this);
+    this.hooks.onClosed(this, reason);
+  }
+}

@@ -1,0 +1,180 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../observability/logger.js';
+import type { Egress } from '../http/egress.js';
+import { describeError } from '../http/errors.js';
+import { delay } from '../http/backoff.js';
+import { hashToken } from '../protocol/index.js';
+import type { ServerMetrics } from './metrics.js';
+
+export interface DispatcherReporterConfig {
+  dispatcherUrl: string;
+  dispatcherVersion: string;
+  serverId: string;
+  healthCheckLink: string;
+  peerUrl: string;
+  internalSecret?: string;
+  /** Per attempt (the real server: 2500 ms). */
+  timeoutMs?: number;
+  /** Delays before the retries (the real server: about 200/400/800 ms). */
+  retryDelaysMs?: number[];
+  /** Events waiting beyond this are dropped (pings first), so a dead dispatcher costs bounded memory. */
+  maxQueued?: number;
+}
+
+/** The server → dispatcher calls of protocol.md §6.4. Fire and forget: never on the request path. */
+export interface DispatcherReporter {
+  serverStarting(): void;
+  clientConnected(token: string, clientId: string, clientVersion: string): void;
+  clientPinged(token: string, clientId: string, clientVersion: string, latencyMs: number): void;
+  clientDisconnected(token: string, clientId: string): void;
+  /** Queued behind nothing: sent at once, resolves when done (or given up). */
+  serverStopping(): Promise<void>;
+  /** Waits (bounded) for queued reports, then stops. */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+export function noopDispatcherReporter(): DispatcherReporter {
+  return {
+    serverStarting() {},
+    clientConnected() {},
+    clientPinged() {},
+    clientDisconnected() {},
+    async serverStopping() {},
+    async close() {},
+  };
+}
+
+type EventName = 'server-starting' | 'client-connected' | 'client-pinged' | 'client-disconnected' | 'server-stopping';
+
+interface Call {
+  event: EventName;
+  method: 'POST' | 'DELETE';
+  path: string;
+  query: Record<string, string>;
+  body?: unknown;
+}
+
+const LANES = 4;
+
+export function createDispatcherReporter(config: DispatcherReporterConfig, deps: { egress: Egress; logger: Logger; metrics: ServerMetrics }): DispatcherReporter {
+  const { egress, logger, metrics } = deps;
+  const timeoutMs = config.timeoutMs ?? 2500;
+  const retryDelays = config.retryDelaysMs ?? [200, 400, 800];
+  const maxQueued = config.maxQueued ?? 1000;
+  const base = `${config.dispatcherUrl}/internal/brokerservers/${encodeURIComponent(config.serverId)}`;
+  const lanes: Call[][] = Array.from({ length: LANES }, () => []);
+  const running: Array<Promise<void> | undefined> = Array.from({ length: LANES }, () => undefined);
+  let queued = 0;
+  let closed = false;
+
+  function url(call: Call): string {
+    // `version` goes last, as the real server sends it.
+    const params = new URLSearchParams({ ...call.query, version: config.dispatcherVersion });
+    return `${base}${call.path}?${params.toString().replace(/~/g, '%7E')}`;
+  }
+
+  async function send(call: Call): Promise<void> {
+    const body = call.body === undefined ? undefined : JSON.stringify(call.body);
+    for (let attempt = 0; attempt <= retryDelays.length; attempt++) {
+      if (attempt > 0) await delay(retryDelays[attempt - 1]!);
+      try {
+        const headers: Record<string, string> = {
+          accept: 'application/json, text/plain, */*',
+          'content-type': 'application/vnd.api+json',
+          'snyk-request-id': randomUUID(),
+          'user-agent': 'ha-broker-server',
+        };
+        if (config.internalSecret) headers['x-broker-internal-secret'] = config.internalSecret;
+        const res = await egress.request(url(call), { method: call.method, headers, body, signal: AbortSignal.timeout(timeoutMs) });
+        await res.body.dump().catch(() => undefined);
+        if (res.statusCode >= 200 && res.statusCode < 300) {
+          metrics.dispatcherCalls.inc({ event: call.event, outcome: 'ok' });
+          return;
+        }
+        logger.warn({ event: call.event, status: res.statusCode, attempt }, 'dispatcher answered with an error status');
+      } catch (err) {
+        logger.warn({ event: call.event, attempt, error: describeError(err) }, 'dispatcher call failed');
+      }
+    }
+    metrics.dispatcherCalls.inc({ event: call.event, outcome: 'failed' });
+    logger.error({ event: call.event }, 'dispatcher call given up after retries');
+  }
+
+  function laneOf(key: string): number {
+    let h = 0;
+    for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) | 0;
+    return Math.abs(h) % LANES;
+  }
+
+  function pump(lane: number): void {
+    if (running[lane] || closed) return;
+    const next = lanes[lane]!.shift();
+    if (!next) return;
+    queued--;
+    running[lane] = send(next).finally(() => {
+      running[lane] = undefined;
+      pump(lane);
+    });
+  }
+
+  /** Events of one connection share a lane, so connected/disconnected keep their order. */
+  function enqueue(key: string, call: Call): void {
+    if (closed) return;
+    if (queued >= maxQueued) {
+      // Drop the oldest ping anywhere; if none, drop this report.
+      const lane = lanes.find((l) => l.some((c) => c.event === 'client-pinged'));
+      if (lane) {
+        lane.splice(lane.findIndex((c) => c.event === 'client-pinged'), 1);
+        queued--;
+      } else {
+        metrics.dispatcherCalls.inc({ event: call.event, outcome: 'dropped' });
+        logger.warn({ event: call.event }, 'dispatcher report queue full; report dropped');
+        return;
+      }
+    }
+    const lane = laneOf(key);
+    lanes[lane]!.push(call);
+    queued++;
+    pump(lane);
+  }
+
+  const connectionPath = (token: string) => `/connections/${hashToken(token)}`;
+  const attributes = (extra: Record<string, string> = {}) => ({ data: { attributes: { health_check_link: config.healthCheckLink, peer_url: config.peerUrl, ...extra } } });
+
+  return {
+    serverStarting() {
+      enqueue('server', { event: 'server-starting', method: 'POST', path: '', query: {}, body: attributes() });
+    },
+    clientConnected(token, clientId, clientVersion) {
+      enqueue(`${token}:${clientId}`, {
+        event: 'client-connected',
+        method: 'POST',
+        path: connectionPath(token),
+        query: { broker_client_id: clientId, request_type: 'client-connected' },
+        body: attributes({ broker_client_version: clientVersion }),
+      });
+    },
+    clientPinged(token, clientId, clientVersion, latencyMs) {
+      enqueue(`${token}:${clientId}`, {
+        event: 'client-pinged',
+        method: 'POST',
+        path: connectionPath(token),
+        query: { broker_client_id: clientId, latency: String(Math.max(0, Math.round(latencyMs))), request_type: 'client-pinged' },
+        body: { data: { attributes: { health_check_link: config.healthCheckLink, broker_client_version: clientVersion } } },
+      });
+    },
+    clientDisconnected(token, clientId) {
+      enqueue(`${token}:${clientId}`, { event: 'client-disconnected', method: 'DELETE', path: connectionPath(token), query: { broker_client_id: clientId } });
+    },
+    async serverStopping() {
+      await send({ event: 'server-stopping', method: 'DELETE', path: '', query: {} });
+    },
+    async close(waitMs = 5000) {
+      closed = true;
+      const pending = Promise.all(running.filter(Boolean));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([pending, new Promise((r) => (timer = setTimeout(r, waitMs)))]);
+      clearTimeout(timer);
+    },
+  };
+}

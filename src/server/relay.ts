@@ -1,0 +1,464 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, pipeline } from 'node:stream';
+import { parseAckResponse, readResponseHead, ProtocolError, type RelayRequest, type ResponseHead } from '../protocol/index.js';
+import { describeError } from '../http/errors.js';
+import { sendFailure, sendJson } from '../http/server-helpers.js';
+import type { Logger } from '../observability/logger.js';
+import type { Connection, TunnelWaiter } from './connection.js';
+import type { ConnectionPool } from './pool.js';
+import type { ServerMetrics } from './metrics.js';
+import { answerHeaders } from './platform-request.js';
+
+export const UNKNOWN_STREAM_MESSAGE = 'Unable to find request matching streaming id.';
+
+/** How an attempt on one connection ended. */
+export type AttemptOutcome =
+  /** The platform got (or is getting) its answer; nothing more to do. */
+  | { kind: 'answered' }
+  /** The tunnel went away before the request left: any other connection may take it. */
+  | { kind: 'not-sent' }
+  /** The request left, then the tunnel (or the answer upload) died before a byte reached the platform. */
+  | { kind: 'dropped'; detail: string }
+  | { kind: 'failed'; status: number; reason: string; message: string }
+  | { kind: 'timeout' }
+  | { kind: 'platform-gone' };
+
+/** streamingID → the attempt waiting for that POST /response-data. */
+export class PendingAnswers {
+  readonly #byId = new Map<string, RelayAttempt>();
+  add(attempt: RelayAttempt): void {
+    this.#byId.set(attempt.streamingID, attempt);
+  }
+  delete(attempt: RelayAttempt): void {
+    if (this.#byId.get(attempt.streamingID) === attempt) this.#byId.delete(attempt.streamingID);
+  }
+  get(streamingID: string): RelayAttempt | undefined {
+    return this.#byId.get(streamingID);
+  }
+  get size(): number {
+    return this.#byId.size;
+  }
+}
+
+export interface RelayDeps {
+  pool: ConnectionPool<Connection>;
+  pending: PendingAnswers;
+  metrics: ServerMetrics;
+  logger: Logger;
+  requestTimeoutMs: number;
+  /** Idempotent answers up to this size are held until complete (retryable if the client dies mid-answer). */
+  retryBufferBytes: number;
+  /** Longest an idempotent answer is held before it is streamed anyway. */
+  retryBufferMs?: number;
+}
+
+export interface PlatformRelayInit {
+  token: string;
+  /** The request as it goes over the tunnel, without streamingID. */
+  request: Omit<RelayRequest, 'streamingID'>;
+  requestId: string;
+  /** Ask for the answer in an ack (x-broker-ws-response). */
+  wantsAck: boolean;
+  idempotent: boolean;
+}
+
+function countingTransform(onBytes: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      onBytes(chunk.length);
+      cb(null, chunk);
+    },
+  });
+}
+
+/**
+ * One platform request: picks a connection, relays, waits for the answer (POST stream or
+ * ack), retries on another connection when the contract allows, writes the platform answer.
+ */
+export class PlatformRelay {
+  readonly startedAt = Date.now();
+  #timer: NodeJS.Timeout | undefined;
+  #current: RelayAttempt | undefined;
+  #timedOut = false;
+  #platformGone = false;
+  #retriedAfterSend = false;
+  #headSent = false;
+  readonly done: Promise<void>;
+
+  constructor(
+    readonly init: PlatformRelayInit,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    private readonly deps: RelayDeps,
+  ) {
+    // Settles when the platform response is over (finished or broken): drain waits on it.
+    this.done = new Promise((r) => res.once('close', () => r()));
+  }
+
+  get canRetry(): boolean {
+    return this.init.idempotent && !this.#retriedAfterSend;
+  }
+
+  get platformGone(): boolean {
+    return this.#platformGone;
+  }
+
+  get timedOut(): boolean {
+    return this.#timedOut;
+  }
+
+  /** Marks that answer bytes are about to reach the platform: no retry, no timeout any more. */
+  commit(): void {
+    this.#headSent = true;
+    clearTimeout(this.#timer);
+  }
+
+  get committed(): boolean {
+    return this.#headSent;
+  }
+
+  async run(): Promise<void> {
+    const { metrics } = this.deps;
+    metrics.inFlight.inc();
+    this.res.on('close', () => {
+      if (!this.res.writableFinished) {
+        this.#platformGone = true;
+        this.#current?.abort('platform-gone');
+      }
+    });
+    this.#timer = setTimeout(() => {
+      this.#timedOut = true;
+      this.#current?.abort('timeout');
+    }, this.deps.requestTimeoutMs);
+    this.#timer.unref?.();
+    let outcomeLabel = 'answered';
+    try {
+      outcomeLabel = await this.#loop();
+    } catch (err) {
+      outcomeLabel = 'error';
+      this.deps.logger.error({ requestId: this.init.requestId, error: describeError(err) }, 'relay failed unexpectedly');
+      if (!this.res.headersSent) sendFailure(this.res, 502, 'relay-error', { ok: false, message: 'relay failed' }, { 'snyk-request-id': this.init.requestId });
+      else this.res.destroy();
+    } finally {
+      clearTimeout(this.#timer);
+      metrics.inFlight.dec();
+      metrics.relayOutcomes.inc({ outcome: outcomeLabel });
+    }
+  }
+
+  async #loop(): Promise<string> {
+    const { pool, metrics, logger } = this.deps;
+    const exclude = new Set<Connection>();
+    let first = true;
+    for (;;) {
+      if (this.#platformGone) return 'platform-gone';
+      if (this.#timedOut) {
+        this.#fail(504, 'response-timeout', `no answer from the broker client within ${this.deps.requestTimeoutMs} ms`);
+        return 'timeout';
+      }
+      const selection = pool.select(this.init.token, exclude);
+      if (selection.kind !== 'ok') {
+        if (first) {
+          if (selection.kind === 'no-connection') {
+            this.#failRaw(404, 'no-connection', { ok: false });
+            return 'no-connection';
+          }
+          this.#failRaw(503, 'connection-not-ready', { ok: false }, { 'retry-after': '1' });
+          return 'not-ready';
+        }
+        this.#fail(502, 'tunnel-closed', 'the tunnel carrying this request closed and no other connection could take it');
+        return 'tunnel-closed';
+      }
+      first = false;
+      const connection = selection.connection;
+      exclude.add(connection);
+      const outcome = await this.#attempt(connection);
+      switch (outcome.kind) {
+        case 'answered':
+          return 'answered';
+        case 'platform-gone':
+          return 'platform-gone';
+        case 'timeout':
+          this.#fail(504, 'response-timeout', `no answer from the broker client within ${this.deps.requestTimeoutMs} ms`);
+          return 'timeout';
+        case 'failed':
+          this.#fail(outcome.status, outcome.reason, outcome.message);
+          return outcome.reason;
+        case 'not-sent':
+          metrics.relayRetries.inc({ reason: 'not-sent' });
+          logger.debug({ requestId: this.init.requestId, connection: connection.id }, 'tunnel closed before the request was sent; trying another connection');
+          continue;
+        case 'dropped':
+          if (this.canRetry) {
+            this.#retriedAfterSend = true;
+            metrics.relayRetries.inc({ reason: 'dropped' });
+            logger.info({ requestId: this.init.requestId, connection: connection.id, detail: outcome.detail }, 'tunnel dropped before the answer; retrying the idempotent request on another connection');
+            continue;
+          }
+          this.#fail(502, 'tunnel-closed', `the broker client connection dropped before answering (${outcome.detail})`);
+          return 'tunnel-closed';
+      }
+    }
+  }
+
+  #failRaw(status: number, reason: string, body: unknown, headers: Record<string, string> = {}): void {
+    if (this.#platformGone) return;
+    if (this.res.headersSent) {
+      this.res.destroy();
+      return;
+    }
+    sendFailure(this.res, status, reason, body, { ...headers, 'snyk-request-id': this.init.requestId });
+  }
+
+  #fail(status: number, reason: string, message: string): void {
+    this.#failRaw(status, reason, { ok: false, message });
+  }
+
+  async #attempt(connection: Connection): Promise<AttemptOutcome> {
+    const { pending, metrics } = this.deps;
+    const useAck = this.init.wantsAck || !connection.acceptsPostStreams;
+    const attempt = new RelayAttempt(this, connection, useAck ? '' : randomUUID(), this.deps);
+    this.#current = attempt;
+    connection.inFlight++;
+    connection.served++;
+    metrics.relayed.inc({ connection: connection.id });
+    connection.attach(attempt);
+    if (!useAck) pending.add(attempt);
+    try {
+      if (useAck) void attempt.sendWithAck();
+      else attempt.send();
+      return await attempt.outcome;
+    } finally {
+      connection.detach(attempt);
+      connection.inFlight--;
+      pending.delete(attempt);
+      connection.maybeFinishDrain();
+      this.#current = undefined;
+    }
+  }
+
+  /** Writes status and headers of the answer to the platform. False when that failed (a 502 went out instead). */
+  writeHead(head: ResponseHead, connection: Connection): boolean {
+    this.commit();
+    this.deps.metrics.relayLatency.observe({ variant: this.init.wantsAck || !connection.acceptsPostStreams ? 'ack' : 'stream' }, (Date.now() - this.startedAt) / 1000);
+    const headers = answerHeaders(head.headers);
+    headers['snyk-request-id'] = this.init.requestId;
+    headers['x-broker-connection'] = connection.id;
+    try {
+      this.res.writeHead(head.status, headers);
+      return true;
+    } catch (err) {
+      this.deps.logger.warn({ requestId: this.init.requestId, error: describeError(err) }, 'client answer has headers node refuses');
+      sendFailure(this.res, 502, 'bad-response', { ok: false, message: 'the broker client answered with invalid headers' }, { 'snyk-request-id': this.init.requestId });
+      return false;
+    }
+  }
+}
+
+/** One try of a PlatformRelay on one connection. */
+export class RelayAttempt implements TunnelWaiter {
+  #sent = false;
+  #answering = false;
+  #settled = false;
+  #resolve!: (o: AttemptOutcome) => void;
+  readonly outcome: Promise<AttemptOutcome>;
+  #answerUpload: IncomingMessage | undefined;
+
+  constructor(
+    readonly relay: PlatformRelay,
+    readonly connection: Connection,
+    readonly streamingID: string,
+    private readonly deps: RelayDeps,
+  ) {
+    this.outcome = new Promise((r) => (this.#resolve = r));
+  }
+
+  get token(): string {
+    return this.relay.init.token;
+  }
+
+  settle(outcome: AttemptOutcome): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#resolve(outcome);
+  }
+
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  send(): void {
+    const payload: RelayRequest = { ...this.relay.init.request, streamingID: this.streamingID };
+    try {
+      this.connection.sendEvent('request', [payload], () => (this.#sent = true));
+    } catch {
+      this.settle({ kind: 'not-sent' });
+    }
+  }
+
+  async sendWithAck(): Promise<void> {
+    if (this.connection.state === 'closed') return this.settle({ kind: 'not-sent' });
+    const payload: RelayRequest = { ...this.relay.init.request, streamingID: '' };
+    this.#sent = true;
+    let args: unknown[];
+    try {
+      args = await this.connection.channel.call('request', [payload]);
+    } catch (err) {
+      if (this.#settled) return;
+      return this.settle({ kind: 'dropped', detail: describeError(err) });
+    }
+    if (this.#settled) return;
+    if (this.relay.platformGone) return this.settle({ kind: 'platform-gone' });
+    let answer;
+    try {
+      answer = parseAckResponse(args[0]);
+    } catch (err) {
+      return this.settle({ kind: 'failed', status: 502, reason: 'bad-response', message: `invalid answer from the broker client: ${(err as Error).message}` });
+    }
+    if (answer.status < 100 || answer.status > 599) {
+      return this.settle({ kind: 'failed', status: 502, reason: 'bad-response', message: 'invalid answer status from the broker client' });
+    }
+    const body = answer.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(answer.body) ? answer.body : Buffer.from(answer.body, 'utf8');
+    const headers = { ...(answer.headers ?? {}) } as Record<string, unknown>;
+    delete headers['content-length'];
+    if (!this.relay.writeHead({ status: answer.status, headers: { ...headers, 'content-length': String(body.length) } as Record<string, string> }, this.connection)) {
+      return this.settle({ kind: 'answered' });
+    }
+    this.deps.metrics.bytes.inc({ direction: 'response' }, body.length);
+    this.relay.res.end(body);
+    this.settle({ kind: 'answered' });
+  }
+
+  onTunnelClosed(): void {
+    // Once the answer upload started, it travels over HTTP and no longer needs the tunnel.
+    if (this.#answering) return;
+    this.settle(this.#sent ? { kind: 'dropped', detail: `tunnel closed: ${this.connection.closeReason ?? 'closed'}` } : { kind: 'not-sent' });
+  }
+
+  /** Timeout or platform gone: stop waiting, and stop any upload that is still in its head. */
+  abort(kind: 'timeout' | 'platform-gone'): void {
+    if (this.relay.committed) return; // streaming: the pipeline handles a platform that leaves
+    this.#answerUpload?.destroy();
+    this.settle({ kind });
+  }
+
+  /** Takes the POST /response-data upload for this attempt. False when the attempt no longer waits. */
+  takeAnswer(upload: IncomingMessage, uploadRes: ServerResponse): boolean {
+    if (this.#settled || this.#answering) return false;
+    this.#answering = true;
+    this.#answerUpload = upload;
+    this.connection.detach(this);
+    void this.#consume(upload, uploadRes);
+    return true;
+  }
+
+  async #consume(upload: IncomingMessage, uploadRes: ServerResponse): Promise<void> {
+    const { metrics, logger } = this.deps;
+    const relay = this.relay;
+    let head: ResponseHead;
+    try {
+      head = await readResponseHead(upload);
+    } catch (err) {
+      const code = err instanceof ProtocolError ? err.code : 'RESPONSE_HEAD_INVALID';
+      const message = (err as Error).message;
+      logger.warn({ requestId: relay.init.requestId, connection: this.connection.id, code, error: message }, 'invalid response-data stream from the broker client');
+      if (!uploadRes.headersSent && !upload.destroyed) {
+        sendJson(uploadRes, 400, { message: `Invalid response stream: ${message}` });
+        upload.resume();
+      }
+      if (this.#settled) return;
+      if (code === 'RESPONSE_HEAD_TRUNCATED') return this.settle(relay.canRetry ? { kind: 'dropped', detail: message } : { kind: 'failed', status: 502, reason: 'bad-response', message: `the broker client's answer ended early: ${message}` });
+      return this.settle({ kind: 'failed', status: 502, reason: 'bad-response', message: `the broker client sent an invalid answer: ${message}` });
+    }
+    if (this.#settled) {
+      // Timed out or the platform left while the head was on its way.
+      if (!uploadRes.headersSent) sendJson(uploadRes, 500, { message: UNKNOWN_STREAM_MESSAGE });
+      upload.resume();
+      return;
+    }
+    const hold = relay.canRetry && this.deps.retryBufferBytes > 0;
+    let held: Buffer[] = [];
+    if (hold) {
+      const result = await this.#hold(upload, held);
+      if (this.#settled) return;
+      if (result === 'aborted') {
+        upload.destroy();
+        return this.settle({ kind: 'dropped', detail: 'answer upload aborted' });
+      }
+      if (result === 'end') {
+        const body = Buffer.concat(held);
+        held = [];
+        if (!relay.writeHead(head, this.connection)) {
+          sendJson(uploadRes, 200, {});
+          return this.settle({ kind: 'answered' });
+        }
+        metrics.bytes.inc({ direction: 'response' }, body.length);
+        relay.res.end(body);
+        sendJson(uploadRes, 200, {});
+        return this.settle({ kind: 'answered' });
+      }
+    }
+    if (!relay.writeHead(head, this.connection)) {
+      upload.destroy();
+      return this.settle({ kind: 'answered' });
+    }
+    this.settle({ kind: 'answered' });
+    for (const chunk of held) {
+      metrics.bytes.inc({ direction: 'response' }, chunk.length);
+      relay.res.write(chunk);
+    }
+    held = [];
+    pipeline(
+      upload,
+      countingTransform((n) => metrics.bytes.inc({ direction: 'response' }, n)),
+      relay.res,
+      (err) => {
+        if (err) {
+          logger.warn({ requestId: relay.init.requestId, connection: this.connection.id, error: describeError(err) }, 'answer stream broke off');
+          relay.res.destroy();
+          if (!uploadRes.headersSent && !uploadRes.destroyed) sendJson(uploadRes, 500, { message: 'answer stream broke off' });
+          return;
+        }
+        sendJson(uploadRes, 200, {});
+      },
+    );
+  }
+
+  /** Holds the first bytes of an idempotent answer: until it ends, exceeds the buffer, or takes too long. */
+  #hold(upload: IncomingMessage, held: Buffer[]): Promise<'end' | 'full' | 'slow' | 'aborted'> {
+    const limit = this.deps.retryBufferBytes;
+    const maxMs = this.deps.retryBufferMs ?? 200;
+    return new Promise((resolve) => {
+      let size = 0;
+      let finished = false;
+      const finish = (r: 'end' | 'full' | 'slow' | 'aborted') => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        upload.off('data', onData);
+        upload.off('end', onEnd);
+        upload.off('error', onAbort);
+        upload.off('close', onClose);
+        if (r === 'full' || r === 'slow') upload.pause();
+        resolve(r);
+      };
+      const onData = (chunk: Buffer) => {
+        held.push(chunk);
+        size += chunk.length;
+        if (size > limit) finish('full');
+      };
+      const onEnd = () => finish('end');
+      const onAbort = () => finish('aborted');
+      const onClose = () => {
+        if (!upload.readableEnded) finish('aborted');
+      };
+      const timer = setTimeout(() => finish('slow'), maxMs);
+      upload.on('data', onData);
+      upload.on('end', onEnd);
+      upload.on('error', onAbort);
+      upload.on('close', onClose);
+      if (this.#settled) finish('aborted');
+    });
+  }
+}

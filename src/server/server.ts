@@ -1,0 +1,280 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ServerConfig } from '../config/server.js';
+import { isSafePath } from '../filters/index.js';
+import type { Egress } from '../http/egress.js';
+import { describeError } from '../http/errors.js';
+import { BodyTooLargeError, closeServer, listen, readBody, sendFailure, sendJson } from '../http/server-helpers.js';
+import type { Logger, SecretScrubber } from '../observability/logger.js';
+import type { Registry } from '../observability/metrics.js';
+import { VERSION } from '../version.js';
+import type { Connection } from './connection.js';
+import { createDispatcherReporter, noopDispatcherReporter, type DispatcherReporter } from './dispatcher-reporter.js';
+import { createServerMetrics, type ServerMetrics } from './metrics.js';
+import { IDEMPOTENT_METHODS, parseBrokerPath, relayHeaders, requestIdOf } from './platform-request.js';
+import { ConnectionPool } from './pool.js';
+import { PendingAnswers, PlatformRelay, UNKNOWN_STREAM_MESSAGE } from './relay.js';
+import { connectionStatus, connectionsStatus } from './status.js';
+import { createTunnels, tunnelTokenOf } from './tunnels.js';
+import { createWebhookForwarder } from './webhooks.js';
+
+export interface ServerDeps {
+  logger: Logger;
+  egress: Egress;
+  registry: Registry;
+  scrubber?: SecretScrubber;
+  /** Replaces the dispatcher reporter built from config (tests). */
+  dispatcher?: DispatcherReporter;
+}
+
+export interface BrokerServer {
+  /** Binds the port; resolves with the bound port. */
+  start(): Promise<number>;
+  /** SIGTERM path: drain within the grace period, then close everything. */
+  stop(reason?: string): Promise<void>;
+  readonly port: number;
+  readonly draining: boolean;
+  readonly pool: ConnectionPool<Connection>;
+  readonly metrics: ServerMetrics;
+}
+
+function pathOf(url: string | undefined): string {
+  return (url ?? '/').split('?', 1)[0]!;
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  if (len !== undefined) return Number(len) > 0;
+  return req.headers['transfer-encoding'] !== undefined;
+}
+
+export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServer {
+  const { logger, egress, registry } = deps;
+  const metrics = createServerMetrics(registry);
+  const pool = new ConnectionPool<Connection>({ lateAfterMs: config.pingIntervalMs + 5_000 });
+  const pending = new PendingAnswers();
+  const dispatcher =
+    deps.dispatcher ??
+    (config.dispatcherUrl
+      ? createDispatcherReporter(
+          {
+            dispatcherUrl: config.dispatcherUrl,
+            dispatcherVersion: config.dispatcherVersion,
+            serverId: config.serverId,
+            healthCheckLink: config.healthCheckLink,
+            peerUrl: config.peerUrl,
+            internalSecret: config.internalSecret,
+          },
+          { egress, logger, metrics },
+        )
+      : noopDispatcherReporter());
+  const webhooks = createWebhookForwarder({
+    privateRules: config.privateRules,
+    egress,
+    logger,
+    metrics,
+    timeoutMs: config.webhookTimeoutMs,
+    responseLimitBytes: config.webhookResponseLimitBytes,
+  });
+  const tunnels = createTunnels(config, { pool, dispatcher, webhooks, metrics, logger, scrubber: deps.scrubber });
+  const relays = new Set<PlatformRelay>();
+  const relayDeps = { pool, pending, metrics, logger, requestTimeoutMs: config.requestTimeoutMs, retryBufferBytes: config.retryBufferBytes };
+  let draining = false;
+  let started = false;
+  let boundPort = 0;
+  let stopping: Promise<void> | undefined;
+
+  async function handleBroker(req: IncomingMessage, res: ServerResponse, rawUrl: string): Promise<void> {
+    const parsed = parseBrokerPath(rawUrl);
+    const requestId = requestIdOf(req.headers);
+    const idHeader = { 'snyk-request-id': requestId };
+    if (!parsed) {
+      req.resume();
+      return sendFailure(res, 400, 'bad-request', { ok: false, message: 'expected /broker/<token>/<path>' }, idHeader);
+    }
+    if (draining) {
+      req.resume();
+      return sendFailure(res, 503, 'server-draining', { ok: false, message: 'this broker server is shutting down' }, { ...idHeader, 'retry-after': '1' });
+    }
+    let body: Buffer | undefined;
+    if (hasBody(req)) {
+      try {
+        body = await readBody(req, config.bodyLimitBytes);
+      } catch (err) {
+        if (err instanceof BodyTooLargeError) {
+          req.resume();
+          return sendFailure(res, 413, 'body-too-large', { ok: false, message: `request body exceeds ${config.bodyLimitBytes} bytes` }, idHeader);
+        }
+        return sendFailure(res, 400, 'bad-request', { ok: false, message: `could not read the request body: ${describeError(err)}` }, idHeader);
+      }
+      if (body.length === 0) body = undefined;
+    }
+    const method = (req.method ?? 'GET').toUpperCase();
+    const headers = relayHeaders(req.headers, requestId, parsed.contextId);
+    const blocked = (reason: string) =>
+      sendFailure(res, 401, 'filter-blocked', { code: 'FILTER_BLOCKED', message: 'blocked', reason, url: parsed.url }, idHeader);
+    if (!isSafePath(parsed.url)) return blocked('Request path is not normalized (path traversal), blocking HTTP request');
+    if (config.publicRules) {
+      const result = config.publicRules.match({ method, url: parsed.url, headers, body });
+      if (!result.allowed) {
+        logger.info({ requestId, method, path: parsed.url.split('?')[0], reason: result.reason }, 'platform request blocked by the public rules');
+        return blocked(result.reason);
+      }
+    }
+    if (body) metrics.bytes.inc({ direction: 'request' }, body.length);
+    const relay = new PlatformRelay(
+      {
+        token: parsed.token,
+        request: { url: parsed.url, method, headers, ...(body ? { body } : {}), requestId },
+        requestId,
+        wantsAck: req.headers['x-broker-ws-response'] !== undefined,
+        idempotent: IDEMPOTENT_METHODS.has(method),
+      },
+      req,
+      res,
+      relayDeps,
+    );
+    relays.add(relay);
+    void relay.done.then(() => relays.delete(relay));
+    await relay.run();
+  }
+
+  function handleResponseData(req: IncomingMessage, res: ServerResponse, path: string): void {
+    const m = /^\/response-data\/([^/]+)\/([^/]+)\/?$/.exec(path);
+    if (!m || req.method !== 'POST') {
+      req.resume();
+      return sendFailure(res, 400, 'bad-request', { message: 'expected POST /response-data/<token>/<streamingID>' });
+    }
+    let token: string;
+    let streamingID: string;
+    try {
+      token = decodeURIComponent(m[1]!).toLowerCase();
+      streamingID = decodeURIComponent(m[2]!);
+    } catch {
+      req.resume();
+      return sendFailure(res, 400, 'bad-request', { message: 'undecodable path' });
+    }
+    const attempt = pending.get(streamingID);
+    if (!attempt || attempt.token !== token || !attempt.takeAnswer(req, res)) {
+      logger.debug({ streamingID }, 'response-data for an unknown streaming id');
+      req.resume();
+      sendJson(res, 500, { message: UNKNOWN_STREAM_MESSAGE });
+    }
+  }
+
+  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const rawUrl = req.url ?? '/';
+    const path = pathOf(rawUrl);
+    if (path.startsWith('/primus/')) {
+      if (!tunnelTokenOf(rawUrl)) {
+        req.resume();
+        return sendFailure(res, 400, 'bad-request', { ok: false, message: 'expected /primus/<token>/' });
+      }
+      const isHandshake = !/[?&]sid=/.test(rawUrl);
+      if (isHandshake && draining) {
+        req.resume();
+        return sendFailure(res, 503, 'server-draining', { ok: false }, { 'retry-after': '1' });
+      }
+      return tunnels.handleRequest(req, res);
+    }
+    if (path.startsWith('/broker/')) return handleBroker(req, res, rawUrl);
+    if (path.startsWith('/response-data/')) return handleResponseData(req, res, path);
+    req.resume();
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendFailure(res, 404, 'not-found', { ok: false });
+    if (path === '/' || path === '/healthcheck') return sendJson(res, 200, { ok: true, version: VERSION });
+    if (path === '/livez') return sendJson(res, 200, { ok: true });
+    if (path === '/readyz') {
+      return started && !draining ? sendJson(res, 200, { ok: true }) : sendJson(res, 503, { ok: false, reason: draining ? 'draining' : 'starting' });
+    }
+    if (path === '/metrics') {
+      const text = await registry.metrics();
+      res.writeHead(200, { 'content-type': registry.contentType });
+      res.end(text);
+      return;
+    }
+    if (path === '/connections-status') return sendJson(res, 200, connectionsStatus(pool));
+    const status = /^\/connection-status\/([^/]+)\/?$/.exec(path);
+    if (status) {
+      let token = '';
+      try {
+        token = decodeURIComponent(status[1]!).toLowerCase();
+      } catch {
+        // falls through to 404
+      }
+      const body = connectionStatus(pool, token);
+      return body ? sendJson(res, 200, body) : sendFailure(res, 404, 'no-connection', { ok: false });
+    }
+    return sendFailure(res, 404, 'not-found', { ok: false });
+  }
+
+  function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const rawUrl = req.url ?? '/';
+    const refuse = (status: number, text: string) => {
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      socket.destroy();
+    };
+    if (!tunnelTokenOf(rawUrl)) return refuse(400, 'Bad Request');
+    if (draining && !/[?&]sid=/.test(rawUrl)) return refuse(503, 'Service Unavailable');
+    tunnels.handleUpgrade(req, socket, head);
+  }
+
+  const http: Server = createHttpServer((req, res) => {
+    onRequest(req, res).catch((err) => {
+      logger.error({ error: describeError(err) }, 'request handler failed');
+      if (!res.headersSent) sendFailure(res, 500, 'internal-error', { ok: false });
+      else res.destroy();
+    });
+  });
+  // Answer uploads can stream for a long time; only the headers are bounded.
+  http.requestTimeout = 0;
+  http.headersTimeout = 60_000;
+  http.keepAliveTimeout = 65_000;
+  http.on('upgrade', onUpgrade);
+  http.on('clientError', (err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+
+  async function drainAndClose(reason: string): Promise<void> {
+    const deadline = Date.now() + config.drainGraceMs;
+    draining = true;
+    logger.info({ reason, inFlight: relays.size, connections: tunnels.connections().size, graceMs: config.drainGraceMs }, 'draining: refusing new tunnels and requests');
+    const stoppingReport = dispatcher.serverStopping().catch(() => undefined);
+    tunnels.drainAll('server-draining');
+    const waitUntil = (p: Promise<unknown>, ms: number) => {
+      let timer: NodeJS.Timeout | undefined;
+      return Promise.race([p, new Promise((r) => (timer = setTimeout(r, Math.max(0, ms))))]).finally(() => clearTimeout(timer));
+    };
+    await waitUntil(Promise.all([...relays].map((r) => r.done)), deadline - Date.now());
+    if (relays.size > 0) logger.warn({ unfinished: relays.size }, 'drain grace period over; cutting unfinished relays');
+    await waitUntil(stoppingReport, Math.max(1000, deadline - Date.now()));
+    tunnels.close();
+    http.closeAllConnections?.();
+    await closeServer(http);
+    await dispatcher.close(1000);
+    await egress.close().catch(() => undefined);
+    logger.info({ reason }, 'broker server stopped');
+  }
+
+  return {
+    async start() {
+      dispatcher.serverStarting();
+      boundPort = await listen(http, config.port, config.host);
+      started = true;
+      logger.info({ port: boundPort, serverId: config.serverId, accept: config.acceptPath ?? null, dispatcher: Boolean(config.dispatcherUrl), version: VERSION }, 'broker server listening');
+      return boundPort;
+    },
+    stop(reason = 'stop') {
+      stopping ??= drainAndClose(reason);
+      return stopping;
+    },
+    get port() {
+      return boundPort;
+    },
+    get draining() {
+      return draining;
+    },
+    pool,
+    metrics,
+  };
+}

@@ -1,0 +1,272 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Server as EngineServer, type Socket as EngineSocket } from 'engine.io';
+import type { Logger, SecretScrubber } from '../observability/logger.js';
+import { hashToken, maskToken } from '../protocol/index.js';
+import { describeError } from '../http/errors.js';
+import { Connection, type ConnectionHooks, type TunnelTransport } from './connection.js';
+import type { ConnectionPool } from './pool.js';
+import type { DispatcherReporter } from './dispatcher-reporter.js';
+import type { ServerMetrics } from './metrics.js';
+import type { WebhookForwarder } from './webhooks.js';
+import { checkClientVersion } from './version-gate.js';
+
+export interface TunnelsConfig {
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  maxFrameBytes: number;
+  handshakeTimeoutMs: number;
+  minimalSupportedVersion: string;
+  minimalRecommendedVersion: string;
+}
+
+export interface TunnelsDeps {
+  pool: ConnectionPool<Connection>;
+  dispatcher: DispatcherReporter;
+  webhooks: WebhookForwarder;
+  metrics: ServerMetrics;
+  logger: Logger;
+  scrubber?: SecretScrubber;
+}
+
+/** `/primus/<token>/` (the trailing slash is engine.io-client's) → lowercase token. */
+export function tunnelTokenOf(rawUrl: string | undefined): string | undefined {
+  const path = (rawUrl ?? '').split('?', 1)[0]!;
+  const m = /^\/primus\/([^/]+)\/?$/.exec(path);
+  if (!m) return undefined;
+  try {
+    const token = decodeURIComponent(m[1]!).toLowerCase();
+    return token.length > 0 && token.length <= 256 ? token : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function engineTransport(socket: EngineSocket): TunnelTransport {
+  return {
+    send(text, onFlushed) {
+      socket.send(text, {}, onFlushed ? () => onFlushed() : undefined);
+    },
+    close(code, reason) {
+      const transport = socket.transport as unknown as { name?: string; socket?: { close(code?: number, reason?: string): void } };
+      if (code !== undefined && transport.name === 'websocket' && transport.socket) {
+        try {
+          // A close code tells our client why (4001 server-draining); engine.io would send a plain 1000/1005.
+          transport.socket.close(code, reason);
+          return;
+        } catch {
+          // fall back to engine.io's close
+        }
+      }
+      socket.close();
+    },
+  };
+}
+
+/**
+ * Accepts tunnels: engine.io v4 (polling + upgrade, direct websocket, EIO3 tolerated) under
+ * /primus/<token>/, Primus framing on top, one Connection per tunnel.
+ */
+export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
+  const { pool, dispatcher, webhooks, metrics, logger } = deps;
+  const engine = new EngineServer({
+    pingInterval: config.pingIntervalMs,
+    pingTimeout: config.pingTimeoutMs,
+    maxHttpBufferSize: config.maxFrameBytes,
+    allowEIO3: true,
+    transports: ['polling', 'websocket'],
+    perMessageDeflate: false,
+    httpCompression: false,
+    cookie: false,
+  });
+  const live = new Set<Connection>();
+  /** Silent this long → the tunnel is dropped (Primus' server timeout is 35 s with 25 s pings). */
+  const silenceLimitMs = config.pingIntervalMs + 10_000;
+
+  const updateGauge = (token: string) => metrics.connections.set({ token_hash: hashToken(token) }, pool.members(token).filter((c) => c.state === 'ready').length);
+
+  const hooks: ConnectionHooks = {
+    onIdentify(conn, payload) {
+      if (conn.state !== 'connecting') {
+        logger.debug({ connection: conn.id }, 'repeated identify ignored');
+        return;
+      }
+      let token: string | undefined;
+      let metadata: Record<string, unknown> = {};
+      if (typeof payload === 'string') {
+        token = payload.toLowerCase();
+        metadata = { version: 'pre-4.27' };
+      } else if (payload && typeof payload === 'object') {
+        const p = payload as { token?: unknown; metadata?: unknown };
+        token = typeof p.token === 'string' ? p.token.toLowerCase() : undefined;
+        if (p.metadata && typeof p.metadata === 'object' && !Array.isArray(p.metadata)) metadata = p.metadata as Record<string, unknown>;
+      }
+      if (!token) {
+        logger.warn({ connection: conn.id }, 'client identified without a token; closing the tunnel');
+        conn.transport.close();
+        return;
+      }
+      deps.scrubber?.add(token);
+      if (token !== conn.pathToken) {
+        logger.warn({ connection: conn.id, maskedToken: maskToken(conn.pathToken) }, 'identify token differs from the tunnel path token; closing the tunnel');
+        conn.transport.close();
+        return;
+      }
+      const version = typeof metadata.version === 'string' ? metadata.version : 'unknown';
+      const capabilities = Array.isArray(metadata.capabilities) ? metadata.capabilities.filter((c): c is string => typeof c === 'string') : [];
+      const verdict = checkClientVersion(version, capabilities, config.minimalSupportedVersion, config.minimalRecommendedVersion);
+      if (verdict.kind === 'refuse') {
+        logger.warn({ connection: conn.id, maskedToken: maskToken(token), version }, 'client version refused');
+        try {
+          conn.sendEvent('notification', [{ level: 'error', message: verdict.message }]);
+        } catch {
+          // closing anyway
+        }
+        // An outdated real client must not come back: primus::server::close stops its reconnects.
+        conn.transport.send('"primus::server::close"', () => conn.transport.close());
+        conn.drain();
+        return;
+      }
+      if (verdict.kind === 'warn') conn.sendEvent('notification', [{ level: 'warning', message: verdict.message }]);
+      if (verdict.kind === 'unreadable') logger.warn({ connection: conn.id, version }, 'client version is not a semantic version; letting it in');
+      const { filters, ...rest } = metadata;
+      conn.identity = {
+        token,
+        clientId: typeof metadata.clientId === 'string' && metadata.clientId ? metadata.clientId : (conn.headerClientId ?? `conn${conn.seq}`),
+        role: typeof metadata.role === 'string' && metadata.role ? metadata.role : (conn.headerRole ?? 'primary'),
+        version,
+        capabilities,
+        metadata: rest,
+        filters,
+      };
+      conn.state = 'identified';
+      pool.add(token, conn);
+      conn.state = 'ready';
+      updateGauge(token);
+      dispatcher.clientConnected(token, conn.identity.clientId, version);
+      logger.info(
+        { connection: conn.id, maskedToken: maskToken(token), hashedToken: hashToken(token), version, capabilities, connections: pool.members(token).length },
+        'client connection identified',
+      );
+    },
+    onEvent(conn, name, args, id) {
+      if (name === 'request' && id !== undefined) {
+        const reply = conn.channel.replier(id);
+        if (!conn.identity) {
+          reply({ status: 401, body: JSON.stringify({ ok: false, message: 'identify first' }) });
+          return;
+        }
+        conn.pendingWebhooks++;
+        webhooks
+          .forward(conn.identity.token, args[0])
+          .then((answer) => reply(answer))
+          .catch((err) => reply({ status: 500, body: JSON.stringify({ ok: false, message: describeError(err) }) }))
+          .finally(() => {
+            conn.pendingWebhooks--;
+            conn.maybeFinishDrain();
+          });
+        return;
+      }
+      if (name === 'terminate') {
+        conn.terminating = true;
+        conn.drain();
+        logger.info({ connection: conn.id }, 'client is terminating');
+        return;
+      }
+      if (name === 'client-event') {
+        logger.debug({ connection: conn.id, event: (args[0] as { event?: { type?: unknown } } | undefined)?.event?.type }, 'client event');
+        return;
+      }
+      logger.debug({ connection: conn.id, event: name }, 'unhandled tunnel event ignored');
+    },
+    onPing(conn, timestamp) {
+      if (!conn.identity || conn.terminating) return;
+      const sent = Number(timestamp);
+      const latency = Number.isFinite(sent) ? Date.now() - sent : 0;
+      dispatcher.clientPinged(conn.identity.token, conn.identity.clientId, conn.identity.version, latency);
+    },
+    onBadFrame(conn, err) {
+      metrics.badFrames.inc();
+      logger.warn({ connection: conn.id, error: (err as Error).message }, 'undecodable tunnel message ignored');
+    },
+    onClosed(conn, reason) {
+      live.delete(conn);
+      const identity = conn.identity;
+      if (!identity) {
+        logger.debug({ connection: conn.id, reason }, 'tunnel closed before identifying');
+        return;
+      }
+      const remaining = pool.remove(identity.token, conn);
+      updateGauge(identity.token);
+      dispatcher.clientDisconnected(identity.token, identity.clientId);
+      logger.info({ connection: conn.id, maskedToken: maskToken(identity.token), reason, remaining }, 'client connection closed');
+    },
+  };
+
+  engine.on('connection', (socket: EngineSocket) => {
+    const req = socket.request;
+    const token = tunnelTokenOf(req.url);
+    if (!token) {
+      socket.close();
+      return;
+    }
+    const conn = new Connection(engineTransport(socket), token, headerOf(req, 'x-snyk-broker-client-id'), headerOf(req, 'x-snyk-broker-client-role'), hooks, config.maxFrameBytes);
+    live.add(conn);
+    socket.on('packet', () => conn.touch());
+    socket.on('message', (data: unknown) => conn.receive(typeof data === 'string' ? data : Buffer.from(data as Buffer).toString('utf8')));
+    socket.on('close', (reason: string, description?: unknown) => conn.closed(description ? `${reason}: ${describeError(description)}` : reason));
+    socket.on('error', (err: Error) => logger.debug({ connection: conn.id, error: err.message }, 'tunnel error'));
+    conn.open();
+  });
+  engine.on('connection_error', (e: { code: number; message: string }) => {
+    logger.debug({ code: e.code, message: e.message }, 'tunnel handshake refused');
+  });
+
+  const sweeper = setInterval(() => {
+    const now = Date.now();
+    for (const conn of live) {
+      if (conn.state === 'connecting' && now - conn.openedAt > config.handshakeTimeoutMs) {
+        logger.warn({ connection: conn.id }, 'tunnel did not identify in time; closing');
+        conn.transport.close();
+      } else if (conn.silentFor(now) > silenceLimitMs) {
+        logger.warn({ connection: conn.id, silentMs: conn.silentFor(now) }, 'tunnel silent for too long; closing');
+        conn.transport.close();
+        // If the transport never reports back, still take it out of the pool.
+        conn.closed('silent');
+      }
+    }
+    pool.sweep(now);
+  }, Math.min(1000, Math.max(100, Math.floor(config.pingIntervalMs / 5))));
+  sweeper.unref();
+
+  return {
+    handleRequest(req: IncomingMessage, res: ServerResponse): void {
+      engine.handleRequest(req, res);
+    },
+    handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+      engine.handleUpgrade(req, socket, head);
+    },
+    connections(): ReadonlySet<Connection> {
+      return live;
+    },
+    /** Drain: no new relays; every client is told to go elsewhere once its tunnel holds nothing. */
+    drainAll(reason: string): void {
+      for (const conn of live) {
+        conn.drain();
+        conn.sendAwayWhenIdle(reason);
+      }
+    },
+    close(): void {
+      clearInterval(sweeper);
+      engine.close();
+      for (const conn of live) conn.closed('server stopped');
+    },
+  };
+}
+
+export type Tunnels = ReturnType<typeof createTunnels>;
