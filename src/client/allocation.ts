@@ -36,7 +36,7 @@ export class AllocationError extends Error {
 export const ALLOCATION_API_VERSION = '2022-12-01~experimental';
 
 export function allocationUrl(o: Pick<AllocatorOptions, 'dispatcherBaseUrl' | 'dispatcherUrlPrefix' | 'token' | 'clientId'>): string {
-  return `${o.dispatcherBaseUrl}${o.dispatcherUrlPrefix}/${hashToken(o.token)}/connections/${encodeURIComponent(o.clientId)}?version=${encodeURIComponent(ALLOCATION_API_VERSION)}`;
+  return `${o.dispatcherBaseUrl}${o.dispatcherUrlPrefix}/${hashToken(o.token)}/connections/${encodeURIComponent(o.clientId)}?version=${encodeURIComponent(ALLOCATION_API_VERSION).replace(/~/g, '%7E')}`;
 }
 
 /** Retry-After as seconds or an HTTP date; undefined when absent or unparsable. */
