@@ -1,0 +1,85 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadClientConfig } from '../../src/config/client.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { writeAcceptFile } from '../support/client-harness.js';
+
+const TOKEN = 'b9460892-5397-48f1-8697-488769ae3797';
+const rules = { private: [{ method: 'GET', path: '/*', origin: 'https://${GH_USER}:${GH_PASS}@${GH_HOST}', auth: undefined }], public: [{ method: 'POST', path: '/webhook/*' }] };
+
+async function problems(env: Record<string, string>): Promise<string[]> {
+  try {
+    await loadClientConfig(env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `not a ConfigError: ${err}`);
+    return err.problems;
+  }
+  assert.fail('no ConfigError');
+}
+
+test('a valid environment gives the documented defaults', async () => {
+  const accept = await writeAcceptFile(rules);
+  const c = await loadClientConfig({ BROKER_TOKEN: TOKEN, BROKER_SERVER_URL: 'https://broker.example.com/', ACCEPT: accept, GH_USER: 'u', GH_PASS: 'pass-secret-1', GH_HOST: 'ghe.local' });
+  assert.equal(c.serverUrl, 'https://broker.example.com');
+  assert.equal(c.port, 7341);
+  assert.equal(c.haMode, false);
+  assert.equal(c.pingIntervalMs, 25_000);
+  assert.equal(c.pongTimeoutMs, 10_000);
+  assert.equal(c.connectTimeoutMs, 10_000);
+  assert.equal(c.drainGraceMs, 25_000);
+  assert.equal(c.dispatcherUrlPrefix, '/hidden/broker');
+  assert.equal(c.dispatcherBaseUrl, 'https://api.example.com');
+  assert.equal(c.preflightEnabled, true);
+  assert.match(c.clientId, /^[0-9a-f-]{36}$/);
+  assert.ok(c.secrets.includes(TOKEN));
+  assert.ok(c.secrets.includes('pass-secret-1'), 'credential from accept vars not scrubbed');
+});
+
+test('dispatcher base: API_BASE_URL, then BROKER_DISPATCHER_BASE_URL, then broker.→api.', async () => {
+  const accept = await writeAcceptFile({ private: [], public: [] });
+  const base = { BROKER_TOKEN: TOKEN, ACCEPT: accept };
+  assert.equal((await loadClientConfig({ ...base, BROKER_SERVER_URL: 'https://broker.eu.snyk.io' })).dispatcherBaseUrl, 'https://api.eu.snyk.io');
+  assert.equal((await loadClientConfig({ ...base, BROKER_SERVER_URL: 'https://broker2.snyk.io' })).dispatcherBaseUrl, 'https://api.snyk.io');
+  assert.equal((await loadClientConfig({ ...base, BROKER_SERVER_URL: 'http://127.0.0.1:1', BROKER_DISPATCHER_BASE_URL: 'http://d:1/' })).dispatcherBaseUrl, 'http://d:1');
+  assert.equal((await loadClientConfig({ ...base, BROKER_SERVER_URL: 'http://127.0.0.1:1', BROKER_DISPATCHER_BASE_URL: 'http://d:1', API_BASE_URL: 'http://a:2' })).dispatcherBaseUrl, 'http://a:2');
+});
+
+test('missing BROKER_TOKEN and BROKER_SERVER_URL are both named', async () => {
+  const accept = await writeAcceptFile({ private: [], public: [] });
+  const p = await problems({ ACCEPT: accept });
+  assert.ok(p.some((x) => x.startsWith('BROKER_TOKEN is required')));
+  assert.ok(p.some((x) => x.startsWith('BROKER_SERVER_URL is required')));
+});
+
+test('malformed values are named', async () => {
+  const accept = await writeAcceptFile({ private: [], public: [] });
+  const p = await problems({ BROKER_TOKEN: TOKEN, BROKER_SERVER_URL: 'ftp://x', ACCEPT: accept, PORT: 'seventy', BROKER_HA_MODE_ENABLED: 'maybe', SOCKET_PING_INTERVAL: '-5', LOG_LEVEL: 'loud', BROKER_CLIENT_ID: 'has spaces' });
+  for (const name of ['BROKER_SERVER_URL', 'PORT', 'BROKER_HA_MODE_ENABLED', 'SOCKET_PING_INTERVAL', 'LOG_LEVEL', 'BROKER_CLIENT_ID']) {
+    assert.ok(p.some((x) => x.startsWith(name)), `${name} not named in ${JSON.stringify(p)}`);
+  }
+});
+
+test('an unreadable ACCEPT file is named', async () => {
+  const p = await problems({ BROKER_TOKEN: TOKEN, BROKER_SERVER_URL: 'http://s', ACCEPT: '/nonexistent/accept.json' });
+  assert.ok(p.some((x) => x.startsWith('ACCEPT:') && x.includes('/nonexistent/accept.json')), JSON.stringify(p));
+});
+
+test('an invalid ACCEPT file is named', async () => {
+  const accept = await writeAcceptFile({ private: [{ path: 'no-slash' }] });
+  const p = await problems({ BROKER_TOKEN: TOKEN, BROKER_SERVER_URL: 'http://s', ACCEPT: accept });
+  assert.ok(p.some((x) => x.includes(accept)), JSON.stringify(p));
+});
+
+test('missing ${VAR}s of the accept rules are named', async () => {
+  const accept = await writeAcceptFile(rules);
+  const p = await problems({ BROKER_TOKEN: TOKEN, BROKER_SERVER_URL: 'http://s', ACCEPT: accept, GH_HOST: 'h' });
+  const line = p.find((x) => x.includes('GH_USER'));
+  assert.ok(line && line.includes('GH_PASS'), JSON.stringify(p));
+  assert.ok(!line.includes('GH_HOST'));
+});
+
+test('HTTPS_CERT without HTTPS_KEY is refused', async () => {
+  const accept = await writeAcceptFile({ private: [], public: [] });
+  const p = await problems({ BROKER_TOKEN: TOKEN, BROKER_SERVER_URL: 'http://s', ACCEPT: accept, HTTPS_CERT: '/x.pem' });
+  assert.ok(p.some((x) => x.includes('HTTPS_CERT')));
+});
