@@ -1,0 +1,54 @@
+// Drain on stop: readiness drops, webhooks are refused, in-flight relays (streamed and acked)
+// finish, then the tunnels close.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { request } from 'undici';
+import { FakeBrokerServer } from '../support/fake-broker-server.js';
+import { startTestClient } from '../support/client-harness.js';
+import { startOrigin } from '../support/origin.js';
+import { waitFor } from '../support/wait.js';
+
+test('stop drains: not ready, webhooks 503, in-flight relays complete, tunnels closed', async (t) => {
+  const fake = await new FakeBrokerServer().start();
+  const origin = await startOrigin();
+  const token = randomUUID();
+  const tc = await startTestClient(
+    { BROKER_TOKEN: token, BROKER_SERVER_URL: fake.url, ORIGIN_URL: origin.url, BROKER_CLIENT_DRAIN_GRACE_MS: '20000' },
+    { private: [{ method: 'GET', path: '/slow/*', origin: '${ORIGIN_URL}' }], public: [{ method: 'POST', path: '/webhook/*' }] },
+  );
+  t.after(async () => {
+    await tc.stop();
+    await fake.stop();
+    await origin.close();
+  });
+  await waitFor('two tunnels', () => fake.open().length === 2);
+  const ready = await request(`${tc.url}/readyz`);
+  assert.equal(ready.statusCode, 200);
+  await ready.body.dump();
+
+  const conn = fake.open().find((c) => c.role === 'primary')!;
+  const streamingID = randomUUID();
+  fake.emit(conn, 'request', { url: '/slow/1500', method: 'GET', headers: {}, streamingID });
+  const acked = fake.call(conn, 'request', [{ url: '/slow/1200', method: 'GET', headers: {}, streamingID: '' }]);
+  await waitFor('origin saw both', () => origin.seen.filter((s) => s.url.startsWith('/slow/')).length === 2);
+
+  const stopped = tc.client.stop('SIGTERM');
+  const notReady = await request(`${tc.url}/readyz`);
+  assert.equal(notReady.statusCode, 503);
+  assert.equal(notReady.headers['x-broker-failure'], 'draining');
+  await notReady.body.dump();
+  const hook = await request(`${tc.url}/webhook/x`, { method: 'POST', body: '{}' });
+  assert.equal(hook.statusCode, 503);
+  assert.equal(hook.headers['x-broker-failure'], 'draining');
+  await hook.body.dump();
+
+  const [ack] = (await acked) as [{ status: number }];
+  assert.equal(ack.status, 200, 'acked relay did not finish before the tunnel closed');
+  await stopped;
+  const streamed = fake.responses.get(streamingID);
+  assert.ok(streamed, 'streamed relay did not finish');
+  assert.equal(streamed.head.status, 200);
+  await waitFor('tunnels closed', () => fake.open().length === 0);
+  assert.ok(tc.client.tunnels.every((x) => x.state === 'closed'));
+});
