@@ -19,7 +19,7 @@ Environment:
                                  (default: in-memory, one replica)
   DISPATCHER_REDIS_KEY_PREFIX    key prefix in Redis (default ha-broker:dispatcher:)
   BROKER_INTERNAL_SECRET         when set, /internal/... requires header x-broker-internal-secret
-  DISPATCHER_SWEEP_INTERVAL_MS   housekeeping period, ms (default 1000)
+  DISPATCHER_SWEEP_INTERVAL_MS   housekeeping period (drop lapsed state), ms (default 10000)
   DISPATCHER_STARTUP_GRACE_MS    after start, new client ids wait this long so existing connections can
                                  re-report first (keeps the limit exact after a restart with an empty
                                  store), ms (default 0)

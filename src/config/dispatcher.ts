@@ -74,7 +74,7 @@ export function loadDispatcherConfig(env: Env): DispatcherConfig {
   const probeIntervalMs = r.int('SERVER_PROBE_INTERVAL_MS', 5_000, { min: 0 });
   const probeTimeoutMs = r.int('SERVER_PROBE_TIMEOUT_MS', 2_000, { min: 100 });
   const probeFailures = r.int('SERVER_PROBE_FAILURES', 2, { min: 1, max: 100 });
-  const sweepIntervalMs = r.int('DISPATCHER_SWEEP_INTERVAL_MS', 1_000, { min: 100 });
+  const sweepIntervalMs = r.int('DISPATCHER_SWEEP_INTERVAL_MS', 10_000, { min: 100 });
   const startupGraceMs = r.int('DISPATCHER_STARTUP_GRACE_MS', 0, { min: 0 });
   const logLevel = r.enumOf<LogLevel>('LOG_LEVEL', LOG_LEVELS, 'info');
   r.done();

@@ -70,6 +70,8 @@ export function tokenLabel(hashedToken: string): string {
 }
 
 const MAX_CAS_ATTEMPTS = 200;
+/** A classic client opens exactly two tunnels per client id (primary and secondary). */
+const TUNNELS_PER_CLIENT = 2;
 
 /**
  * Liveness rules, evaluated at one instant against one snapshot of the servers. Everything
@@ -318,9 +320,9 @@ export class Allocator {
   }
 
   /** Activity from a server (any connection call) keeps it in placement; unknown ids register implicitly. */
-  async touchServer(id: string): Promise<void> {
+  async touchServer(id: string, peerUrl?: string): Promise<void> {
     const now = this.#clock();
-    await this.#store.patchServer(id, { lastSeen: now }, [], { registeredAt: now });
+    await this.#store.patchServer(id, { lastSeen: now, ...(peerUrl ? { peerUrl } : {}) }, [], { registeredAt: now });
   }
 
   /** Health probe outcome (only servers that reported a peer URL are probed). */
@@ -331,8 +333,8 @@ export class Allocator {
   }
 
   /** A server reports a tunnel of a client: connected, pinged (every ~25 s per tunnel) or disconnected. */
-  async reportConnection(serverId: string, hashedToken: string, clientId: string, event: ConnectionEvent, role?: string): Promise<void> {
-    await this.touchServer(serverId);
+  async reportConnection(serverId: string, hashedToken: string, clientId: string, event: ConnectionEvent, role?: string, peerUrl?: string): Promise<void> {
+    await this.touchServer(serverId, peerUrl);
     const v = await this.#view();
     const now = v.now;
     const key = connectionKey(serverId, clientId);
@@ -362,7 +364,9 @@ export class Allocator {
       }
       const c = (s.connections[key] ??= { serverId, clientId, roles: {}, firstSeen: now, lastSeen: now });
       if (event === 'client-connected') {
-        c.roles[roleKey] = role !== undefined ? 1 : (c.roles[roleKey] ?? 0) + 1;
+        // Without roles we count; capped at the two tunnels a client opens, so a report the
+        // server retried after a lost answer cannot keep a dead client alive.
+        c.roles[roleKey] = role !== undefined ? 1 : Math.min((c.roles[roleKey] ?? 0) + 1, TUNNELS_PER_CLIENT);
       } else if (role !== undefined) {
         c.roles[role] ??= 1;
       } else if (tunnelCount(c) === 0) {

@@ -238,8 +238,18 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
           }
           event = type;
         } else throw methodNotAllowed(['POST', 'DELETE']);
-        req.resume();
-        await allocator.reportConnection(serverId, hashedToken, clientIdRaw, event, role);
+        let peerUrl: string | undefined;
+        if (event === 'client-disconnected') req.resume();
+        else {
+          // Our servers repeat peer_url here, so a dispatcher that restarted with an empty
+          // store learns it again from ordinary reports; a body problem never fails a report.
+          try {
+            peerUrl = optionalHttpUrl(attributesOf(await readJson(req)).peer_url, 'peer_url');
+          } catch (err) {
+            if (!(err instanceof ApiError)) throw err;
+          }
+        }
+        await allocator.reportConnection(serverId, hashedToken, clientIdRaw, event, role, peerUrl);
         metrics.serverReports.inc({ event });
         log.debug({ serverId, tokenHash: tokenLabel(hashedToken), clientId: clientIdRaw, event, role }, 'server report');
         send(res, event === 'client-disconnected' ? 204 : 200, { jsonapi: { version: '1.0' }, meta: { ok: true } });

@@ -46,6 +46,13 @@ export function createDispatcherMetrics(registry: Registry, allocator: Allocator
       for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
     },
   });
+  // The three per-token gauges are collected in one scrape: read the store once for them.
+  let cached: { at: number; stats: ReturnType<Allocator['tokenStats']> } | undefined;
+  const tokenStats = () => {
+    const now = Date.now();
+    if (!cached || now - cached.at > 1_000) cached = { at: now, stats: allocator.tokenStats() };
+    return cached.stats;
+  };
   const perToken = (name: string, help: string, pick: (t: Awaited<ReturnType<Allocator['tokenStats']>>[number]) => number) =>
     new Gauge({
       name,
@@ -54,7 +61,7 @@ export function createDispatcherMetrics(registry: Registry, allocator: Allocator
       registers: [registry],
       async collect() {
         this.reset();
-        for (const t of await allocator.tokenStats()) this.set({ token: tokenLabel(t.hashedToken) }, pick(t));
+        for (const t of await tokenStats()) this.set({ token: tokenLabel(t.hashedToken) }, pick(t));
       },
     });
   perToken('dispatcher_token_connections', 'Live tunnels per token (label: first 8 hex chars of the hashed token)', (t) => t.tunnels);

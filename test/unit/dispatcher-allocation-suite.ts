@@ -194,6 +194,25 @@ export function allocationSuite(name: string, makeStore: () => Promise<StoreHand
       assert.equal((await a.allocate(TOKEN, 'c5')).kind, 'refused');
     });
 
+    it('a connected report the server retried (no roles) does not keep a killed client alive', async () => {
+      await servers3();
+      for (const [i, c] of ['c1', 'c2', 'c3', 'c4'].entries()) {
+        granted(await a.allocate(TOKEN, c));
+        await connectBoth(String(i % 3), c, TOKEN, false);
+      }
+      await a.reportConnection('0', TOKEN, 'c1', 'client-connected'); // duplicate after a lost answer
+      await disconnectBoth('0', 'c1', TOKEN, false);
+      now += CONFIG.clientLeaseMs;
+      assert.equal(granted(await a.allocate(TOKEN, 'c5')).created, true);
+    });
+
+    it('learns a server’s peer_url from its connection reports (after a restart with an empty store)', async () => {
+      await a.reportConnection('5', TOKEN, 'c1', 'client-pinged', undefined, 'http://broker-server-5:7341');
+      const [s] = await a.listServers();
+      assert.equal(s?.peerUrl, 'http://broker-server-5:7341');
+      assert.equal(granted(await a.allocate(TOKEN, 'c1')).server.peerUrl, 'http://broker-server-5:7341');
+    });
+
     it('an allocation never followed by a connection is held for the connect grace, then freed', async () => {
       await servers3();
       for (const c of ['c1', 'c2', 'c3', 'c4']) granted(await a.allocate(TOKEN, c));
