@@ -77,6 +77,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
     wireVersion: config.wireVersion,
     maxAckResponseBytes: config.maxAckResponseBytes,
     removeXForwardedHeaders: config.removeXForwardedHeaders,
+    vars: env,
     reloadFilters: async () => {
       const next = await loadAcceptFile(config.acceptPath);
       const nextPrivate = compileRules(next.private, env, `ACCEPT file ${config.acceptPath} (private rules)`);

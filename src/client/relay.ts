@@ -21,6 +21,8 @@ export interface RelayOptions {
   wireVersion: string;
   maxAckResponseBytes: number;
   removeXForwardedHeaders: boolean;
+  /** Values for `BROKER_VAR_SUB` / `x-broker-var-sub` substitution (the client's environment). */
+  vars?: Record<string, string | undefined>;
   /** Reloads the accept rules (service command filters/reload). */
   reloadFilters?: () => Promise<void>;
   /** Origin connect refusals are retried this many times (nothing was sent yet). */
@@ -57,6 +59,66 @@ export function stripContext(url: string): { url: string; contextId?: string } {
   if (!m || !isUuid(m[1]!)) return { url };
   const rest = url.slice(m[0].length);
   return { url: rest.startsWith('/') ? rest : `/${rest}`, contextId: m[1] };
+}
+
+const VAR_REF = /\$\{([^}]*)\}/g;
+
+function substituteVars(value: string, vars: Record<string, string | undefined>): string {
+  // Same semantics as the real client (unset → empty), except the broker token never leaves.
+  return value.replace(VAR_REF, (_, name: string) => (name === 'BROKER_TOKEN' ? '' : (vars[name] ?? vars[`${name}_POOL`]?.split(',')[0] ?? '')));
+}
+
+const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+function getPath(obj: unknown, path: string): unknown {
+  if (path.split('.').some((k) => UNSAFE_KEYS.has(k))) return undefined;
+  return path.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), obj);
+}
+
+function setPath(obj: unknown, path: string, value: unknown): void {
+  const keys = path.split('.');
+  const last = keys.pop()!;
+  if (UNSAFE_KEYS.has(last)) return;
+  const target = keys.length === 0 ? obj : getPath(obj, keys.join('.'));
+  if (target && typeof target === 'object') (target as Record<string, unknown>)[last] = value;
+}
+
+/**
+ * `${VAR}` substitution the platform asks for (protocol §3.3): JSON bodies listing paths in
+ * `BROKER_VAR_SUB`, headers named in `x-broker-var-sub` — e.g. a webhook URL built from
+ * `${BROKER_CLIENT_URL}` when Snyk creates an SCM webhook.
+ */
+export function applyVarSubstitution(req: RelayRequest, vars: Record<string, string | undefined>): RelayRequest {
+  let out = req;
+  if (req.body !== undefined && req.body.length > 0 && !/^(true|yes)$/i.test(vars.DISABLE_BODY_VARS_SUBSTITUTION ?? '')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(typeof req.body === 'string' ? req.body : req.body.toString('utf8'));
+    } catch {
+      parsed = undefined;
+    }
+    const paths = (parsed as { BROKER_VAR_SUB?: unknown } | undefined)?.BROKER_VAR_SUB;
+    if (parsed && typeof parsed === 'object' && Array.isArray(paths)) {
+      for (const path of paths) {
+        if (typeof path !== 'string') continue;
+        const value = getPath(parsed, path);
+        if (typeof value === 'string') setPath(parsed, path, substituteVars(value, vars));
+      }
+      delete (parsed as { BROKER_VAR_SUB?: unknown }).BROKER_VAR_SUB;
+      out = { ...out, body: Buffer.from(JSON.stringify(parsed)) };
+    }
+  }
+  const names = req.headers['x-broker-var-sub'];
+  if (typeof names === 'string' && !/^(true|yes)$/i.test(vars.DISABLE_HEADER_VARS_SUBSTITUTION ?? '')) {
+    const headers = { ...out.headers };
+    for (const raw of names.split(',')) {
+      const name = raw.trim().toLowerCase();
+      const value = headers[name];
+      if (typeof value === 'string') headers[name] = substituteVars(value, vars);
+    }
+    out = { ...out, headers };
+  }
+  return out;
 }
 
 export function originHeaders(req: RelayRequest, requestId: string, authorization: string | undefined, wireVersion: string, removeXForwarded: boolean): Record<string, string | string[]> {
@@ -128,6 +190,7 @@ export function createRelay(opts: RelayOptions) {
       log.warn({ requestId, url: req.url }, 'matching private rule has no origin');
       return brokerError(502, 'DOWNSTREAM_ERROR', 'matching accept rule has no origin');
     }
+    req = applyVarSubstitution(req, opts.vars ?? {});
     const headers = originHeaders(req, requestId, result.authorization, opts.wireVersion, opts.removeXForwardedHeaders);
     let res;
     try {

@@ -11,7 +11,7 @@ import { silentLogger } from '../../src/observability/logger.js';
 import { readResponseHead } from '../../src/protocol/index.js';
 import { createResponseWriter, responseDataUrl, ResponseUploadError } from '../../src/client/response-writer.js';
 import { parseAllocation, parseRetryAfter, allocationUrl } from '../../src/client/allocation.js';
-import { errorTypeForStatus, originHeaders, stripContext } from '../../src/client/relay.js';
+import { applyVarSubstitution, errorTypeForStatus, originHeaders, stripContext } from '../../src/client/relay.js';
 import { placementQuery, tunnelUrl } from '../../src/client/tunnel.js';
 import { bypassesProxy } from '../../src/client/proxy-agent.js';
 import { maskCredential } from '../../src/client/local-server.js';
@@ -144,4 +144,17 @@ test('NO_PROXY matching', () => {
 test('credentials are masked for /systemcheck', () => {
   assert.equal(maskCredential('abcdefxyz'), 'abc***xyz');
   assert.equal(maskCredential('short'), '***');
+});
+
+test('BROKER_VAR_SUB and x-broker-var-sub substitute variables; the token and prototypes are off limits', () => {
+  const vars = { BROKER_CLIENT_URL: 'http://client:7341', BROKER_TOKEN: 'tok-secret' };
+  const body = JSON.stringify({ config: { url: '${BROKER_CLIENT_URL}/webhook/github/x', secret: '${BROKER_TOKEN}' }, other: '${BROKER_CLIENT_URL}', BROKER_VAR_SUB: ['config.url', 'config.secret', '__proto__.polluted'] });
+  const out = applyVarSubstitution({ url: '/x', method: 'POST', streamingID: '', body: Buffer.from(body), headers: { 'x-broker-var-sub': 'x-hook', 'x-hook': '${BROKER_CLIENT_URL}/h', 'x-other': '${BROKER_CLIENT_URL}' } }, vars);
+  const parsed = JSON.parse(out.body!.toString());
+  assert.deepEqual(parsed, { config: { url: 'http://client:7341/webhook/github/x', secret: '' }, other: '${BROKER_CLIENT_URL}' });
+  assert.equal(out.headers['x-hook'], 'http://client:7341/h');
+  assert.equal(out.headers['x-other'], '${BROKER_CLIENT_URL}');
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  const untouched = applyVarSubstitution({ url: '/x', method: 'POST', streamingID: '', body: 'not json', headers: {} }, vars);
+  assert.equal(untouched.body, 'not json');
 });
