@@ -1,0 +1,86 @@
+// Our client against our server (both as processes): relay, streamed answer, webhook, and a
+// server restart the client rides through.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
+import { request } from 'undici';
+import { ProcessGroup, type RunningProcess } from '../support/processes.js';
+import { freePort } from '../support/ports.js';
+import { startOrigin, patternSha256, type Origin } from '../support/origin.js';
+import { writeAcceptFile } from '../support/client-harness.js';
+import { waitFor } from '../support/wait.js';
+
+const group = new ProcessGroup();
+const token = randomUUID();
+let origin: Origin;
+let apiStandIn: Origin;
+let server: RunningProcess;
+let serverEnv: Record<string, string>;
+let serverPort: number;
+let clientPort: number;
+
+async function status(url: string): Promise<number> {
+  const r = await request(url).catch(() => undefined);
+  if (!r) return 0;
+  await r.body.dump();
+  return r.statusCode;
+}
+
+before(async () => {
+  origin = await startOrigin();
+  apiStandIn = await startOrigin();
+  serverPort = await freePort();
+  clientPort = await freePort();
+  serverEnv = {
+    PORT: String(serverPort),
+    BROKER_SERVER_HOST: '127.0.0.1',
+    ACCEPT: await writeAcceptFile({ public: [{ method: 'any', path: '/*' }], private: [{ method: 'any', path: '/*', origin: apiStandIn.url }] }),
+    BROKER_SERVER_DRAIN_GRACE_MS: '3000',
+  };
+  server = group.broker('server', 'server', serverEnv);
+  await waitFor('server health', async () => (await status(`http://127.0.0.1:${serverPort}/healthcheck`)) === 200, { timeoutMs: 30_000 });
+  group.broker('client', 'client', {
+    BROKER_TOKEN: token,
+    BROKER_SERVER_URL: `http://127.0.0.1:${serverPort}`,
+    PORT: String(clientPort),
+    ACCEPT: await writeAcceptFile({ private: [{ method: 'any', path: '/*', origin: '${ORIGIN_URL}' }], public: [{ method: 'POST', path: '/webhook/*' }] }),
+    ORIGIN_URL: origin.url,
+  });
+  await waitFor('client ready', async () => (await status(`http://127.0.0.1:${clientPort}/readyz`)) === 200, { timeoutMs: 30_000 });
+  await waitFor('relay works', async () => (await status(`http://127.0.0.1:${serverPort}/broker/${token}/echo/warm`)) === 200, { timeoutMs: 30_000 });
+});
+
+after(async () => {
+  try {
+    assert.ok(!group.allOutput().includes(token), 'token in process output');
+  } finally {
+    await group.stopAll();
+    await origin?.close();
+    await apiStandIn?.close();
+  }
+});
+
+test('relays a GET and a 20 MiB stream through our server', async () => {
+  const res = await request(`http://127.0.0.1:${serverPort}/broker/${token}/echo/ours?q=1`);
+  assert.equal(res.statusCode, 200);
+  assert.equal(((await res.body.json()) as { url: string }).url, '/echo/ours?q=1');
+  const size = 20 * 1024 * 1024;
+  const big = await request(`http://127.0.0.1:${serverPort}/broker/${token}/bytes/${size}`);
+  const hash = createHash('sha256');
+  for await (const c of big.body) hash.update(c as Buffer);
+  assert.equal(hash.digest('hex'), patternSha256(size));
+});
+
+test('a webhook round trip through our server', async () => {
+  const res = await request(`http://127.0.0.1:${clientPort}/webhook/github/ours`, { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } });
+  assert.equal(res.statusCode, 200);
+  const echo = (await res.body.json()) as { url: string; body: string };
+  assert.equal(echo.url, '/webhook/github/ours');
+  assert.equal(echo.body, '{"a":1}');
+});
+
+test('the client reconnects after our server restarts', async () => {
+  assert.equal(await server.stop(), 0);
+  server = group.broker('server-2', 'server', serverEnv);
+  await waitFor('relay after restart', async () => (await status(`http://127.0.0.1:${serverPort}/broker/${token}/echo/again`)) === 200, { timeoutMs: 60_000, intervalMs: 300 });
+});
