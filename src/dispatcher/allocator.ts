@@ -309,20 +309,20 @@ export class Allocator {
 
   async registerServer(id: string, attrs: { peerUrl?: string; healthCheckLink?: string }): Promise<void> {
     const now = this.#clock();
-    await this.#store.patchServer(id, { lastSeen: now, registeredAt: now, peerUrl: attrs.peerUrl, healthCheckLink: attrs.healthCheckLink }, ['stoppingSince', 'downSince']);
+    await this.#store.patchServer(id, { lastSeen: now, registeredAt: now, peerUrl: attrs.peerUrl, healthCheckLink: attrs.healthCheckLink }, ['stoppingSince', 'downSince'], { firstSeen: now });
     this.#log.info({ serverId: id, peerUrl: attrs.peerUrl }, 'server registered');
   }
 
   async stopServer(id: string): Promise<void> {
     const now = this.#clock();
-    await this.#store.patchServer(id, {}, [], { stoppingSince: now, registeredAt: now, lastSeen: now });
+    await this.#store.patchServer(id, {}, [], { stoppingSince: now, firstSeen: now, lastSeen: now });
     this.#log.info({ serverId: id }, 'server stopping: no new clients');
   }
 
   /** Activity from a server (any connection call) keeps it in placement; unknown ids register implicitly. */
   async touchServer(id: string, peerUrl?: string): Promise<void> {
     const now = this.#clock();
-    await this.#store.patchServer(id, { lastSeen: now, ...(peerUrl ? { peerUrl } : {}) }, [], { registeredAt: now });
+    await this.#store.patchServer(id, { lastSeen: now, ...(peerUrl ? { peerUrl } : {}) }, [], { firstSeen: now });
   }
 
   /** Health probe outcome (only servers that reported a peer URL are probed). */
@@ -332,10 +332,16 @@ export class Allocator {
     else await this.#store.patchServer(id, {}, [], { downSince: now });
   }
 
-  /** A server reports a tunnel of a client: connected, pinged (every ~25 s per tunnel) or disconnected. */
-  async reportConnection(serverId: string, hashedToken: string, clientId: string, event: ConnectionEvent, role?: string, peerUrl?: string): Promise<void> {
+  /**
+   * A server reports a tunnel of a client: connected, pinged (every ~25 s per tunnel) or
+   * disconnected. Resolves true when the server never registered with this store (the
+   * dispatcher restarted with an empty store, or the server started first): the API then asks
+   * it to register again, so its peer URL and connections come back at once.
+   */
+  async reportConnection(serverId: string, hashedToken: string, clientId: string, event: ConnectionEvent, role?: string, peerUrl?: string): Promise<boolean> {
     await this.touchServer(serverId, peerUrl);
     const v = await this.#view();
+    const unregistered = v.servers.get(serverId)?.registeredAt === undefined;
     const now = v.now;
     const key = connectionKey(serverId, clientId);
     const roleKey = role ?? '';
@@ -395,6 +401,7 @@ export class Allocator {
       }
       return [undefined, changed];
     });
+    return unregistered;
   }
 
   /** Every server the store knows, with its status (live servers first in the API). */

@@ -20,6 +20,8 @@ export interface ApiOptions {
 }
 
 const JSONAPI = 'application/vnd.api+json';
+/** Answer header on a server report when the dispatcher wants that server to register again. */
+export const REGISTER_HINT_HEADER = 'x-broker-dispatcher-register';
 const BODY_LIMIT = 64 * 1024;
 const HASHED_TOKEN = /^[0-9a-f]{64}$/i;
 const CLIENT_ID = /^[A-Za-z0-9._~:-]{1,128}$/;
@@ -196,7 +198,8 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
               peer_url: s.peerUrl,
               health_check_link: s.healthCheckLink,
               last_seen: new Date(s.lastSeen).toISOString(),
-              registered_at: new Date(s.registeredAt).toISOString(),
+              registered_at: s.registeredAt !== undefined ? new Date(s.registeredAt).toISOString() : null,
+              first_seen: new Date(s.firstSeen).toISOString(),
             },
           })),
         });
@@ -249,10 +252,14 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
             if (!(err instanceof ApiError)) throw err;
           }
         }
-        await allocator.reportConnection(serverId, hashedToken, clientIdRaw, event, role, peerUrl);
+        const unregistered = await allocator.reportConnection(serverId, hashedToken, clientIdRaw, event, role, peerUrl);
         metrics.serverReports.inc({ event });
         log.debug({ serverId, tokenHash: tokenLabel(hashedToken), clientId: clientIdRaw, event, role }, 'server report');
-        send(res, event === 'client-disconnected' ? 204 : 200, { jsonapi: { version: '1.0' }, meta: { ok: true } });
+        // A server we only know from reports is asked to register again (server-starting with
+        // peer_url, then its open connections); the real server ignores the hint harmlessly.
+        const hint: Record<string, string> = unregistered ? { [REGISTER_HINT_HEADER]: 'true' } : {};
+        if (event === 'client-disconnected') send(res, 204, undefined, hint);
+        else send(res, 200, { jsonapi: { version: '1.0' }, meta: { ok: true, register: unregistered } }, hint);
         return;
       }
     }

@@ -5,7 +5,10 @@ export interface ServerRecord {
   peerUrl?: string;
   /** As sent by the server (the real server's link has no port; informational only). */
   healthCheckLink?: string;
-  registeredAt: number;
+  /** First time this store heard of the server (registration or any report). */
+  firstSeen: number;
+  /** Last server-starting registration; unset when the server was only learned from reports. */
+  registeredAt?: number;
   /** Last registration, connection call, ping or successful probe. */
   lastSeen: number;
   /** Set by server-stopping: no new clients; its clients move when they ask again. */

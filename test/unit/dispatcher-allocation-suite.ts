@@ -286,8 +286,10 @@ export function allocationSuite(name: string, makeStore: () => Promise<StoreHand
     it('converges from connection reports alone (dispatcher restarted with an empty store)', async () => {
       // No registration at all: servers and clients are learned from connected/pinged calls.
       for (const [i, c] of ['c1', 'c2', 'c3', 'c4'].entries()) {
-        await a.reportConnection(String(i % 3), TOKEN, c, 'client-pinged');
+        assert.equal(await a.reportConnection(String(i % 3), TOKEN, c, 'client-pinged'), true, 'unregistered server: asked to register');
       }
+      await a.registerServer('0', { peerUrl: 'http://broker-server-0:7341' });
+      assert.equal(await a.reportConnection('0', TOKEN, 'c1', 'client-pinged'), false, 'registered now');
       assert.deepEqual((await a.listServers()).map((s) => s.status), ['live', 'live', 'live']);
       const r = await a.allocate(TOKEN, 'c5');
       assert.equal(r.kind, 'refused');

@@ -111,6 +111,14 @@ describe('dispatcher HTTP API (in process)', () => {
     );
     const del = await internal(`/internal/brokerservers/${sid}/connections/${HASHED}?broker_client_id=c1&version=2022-12-02%7Eexperimental`, { method: 'DELETE' });
     assert.equal(del.status, 204);
+    assert.equal(del.headers.get('x-broker-dispatcher-register'), null, 'registered servers are not asked to register');
+    // A server the dispatcher only knows from reports (it restarted) is asked to register again.
+    const other = createHash('sha256').update('another-token').digest('hex');
+    const unknown = await internal(`/internal/brokerservers/9/connections/${other}?${q('client-pinged')}`, { method: 'POST', body });
+    assert.equal(unknown.status, 200);
+    assert.equal(unknown.headers.get('x-broker-dispatcher-register'), 'true');
+    await internal(`/internal/brokerservers/9/connections/${other}?broker_client_id=c1&version=2022-12-02%7Eexperimental`, { method: 'DELETE' });
+    await internal('/internal/brokerservers/9', { method: 'DELETE' });
   });
 
   it('a client killed under a full token frees its slot after the lease; DELETE frees one at once', async () => {

@@ -57,11 +57,11 @@ describe('redis store specifics', () => {
   it('server patches: set, unset and set-if-missing', async () => {
     const store = createRedisStore({ url: redis.url, keyPrefix: `srv:${randomUUID()}:` });
     try {
-      await store.patchServer('0', { lastSeen: 5, peerUrl: 'http://s0:1' }, [], { registeredAt: 5 });
-      await store.patchServer('0', { lastSeen: 9 }, [], { registeredAt: 9, stoppingSince: 9 });
+      await store.patchServer('0', { lastSeen: 5, peerUrl: 'http://s0:1' }, [], { firstSeen: 5 });
+      await store.patchServer('0', { lastSeen: 9 }, [], { firstSeen: 9, stoppingSince: 9 });
       await store.patchServer('0', {}, ['stoppingSince']);
       assert.deepEqual(await store.getServers(), [
-        { id: '0', peerUrl: 'http://s0:1', healthCheckLink: undefined, registeredAt: 5, lastSeen: 9, stoppingSince: undefined, downSince: undefined },
+        { id: '0', peerUrl: 'http://s0:1', healthCheckLink: undefined, firstSeen: 5, registeredAt: undefined, lastSeen: 9, stoppingSince: undefined, downSince: undefined },
       ]);
       await store.deleteServer('0');
       assert.deepEqual(await store.getServers(), []);
