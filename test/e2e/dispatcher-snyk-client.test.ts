@@ -77,4 +77,58 @@ describe('real snyk-broker client in HA mode against our dispatcher', () => {
     assert.match(dispatcher.output(), /"msg":"allocation granted"/);
     assert.ok(!dispatcher.output().includes(TOKEN), 'the raw token never reaches the dispatcher');
   });
+
+  it('the real snyk-broker server registers and reports the real client’s two tunnels; a kill frees the slot', async () => {
+    const serverPort = await freePort();
+    const serverAccept = join(dir, 'server-accept.json');
+    await writeFile(serverAccept, JSON.stringify({ public: [{ method: 'any', path: '/*' }], private: [{ method: 'any', path: '/*', origin: 'http://127.0.0.1:9' }] }));
+    await startSnykBroker(group, 'snyk-server', 'server', {
+      PORT: String(serverPort),
+      ACCEPT: serverAccept,
+      DISPATCHER_URL: base(),
+      HOSTNAME: 'broker-server-7',
+      LOG_LEVEL: 'info',
+    });
+    // server-starting: POST /internal/brokerservers/7 (id = HOSTNAME after the last '-').
+    await waitFor('the real server to register as 7', async () => {
+      const body = (await (await fetch(`${base()}/internal/brokerservers`)).json()) as { data: Array<{ id: string; attributes: { health_check_link: string } }> };
+      return body.data.find((s) => s.id === '7' && s.attributes.health_check_link === 'http://broker-server-7/healthcheck');
+    }, { timeoutMs: 60_000 });
+    // Take the other servers out of placement so the client is sent to the real one.
+    for (const id of ['0', '1', '2']) await fetch(`${base()}/internal/brokerservers/${id}?${V}`, { method: 'DELETE' });
+
+    const token = 'a7e1f0c2-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
+    const hashed = createHash('sha256').update(token).digest('hex');
+    const accept = join(dir, 'accept.json');
+    const client = await startSnykBroker(group, 'snyk-client-real-server', 'client', {
+      BROKER_TOKEN: token,
+      BROKER_SERVER_URL: `http://127.0.0.1:${serverPort}`,
+      BROKER_HA_MODE_ENABLED: 'true',
+      BROKER_DISPATCHER_BASE_URL: base(),
+      PREFLIGHT_CHECKS_ENABLED: 'false',
+      PORT: String(await freePort()),
+      ACCEPT: accept,
+      LOG_LEVEL: 'debug',
+    });
+    await client.waitForOutput(/"serverId":"7"[^\n]*"msg":"Received server id\."/, 60_000);
+    // client-connected for both tunnels, reported by the real server (§6.4).
+    const lookup = async () =>
+      ((await (await fetch(`${base()}/internal/tokens/${hashed}/connections`)).json()) as {
+        data: { attributes: { servers: Array<{ server_id: string; connections: Array<{ client_id: string; tunnels: number }> }>; allocations: Array<{ client_id: string; connected: boolean }> } };
+      }).data.attributes;
+    const seen = await waitFor('two tunnels reported on server 7', async () => {
+      const l = await lookup();
+      const s7 = l.servers.find((s) => s.server_id === '7');
+      return s7 && s7.connections.length === 1 && s7.connections[0]!.tunnels === 2 ? l : undefined;
+    }, { timeoutMs: 60_000 });
+    assert.equal(seen.allocations.length, 1);
+    assert.equal(seen.allocations[0]!.connected, true);
+
+    // kill -9: the real server reports client-disconnected for both tunnels; the lease (2 s) runs out.
+    client.kill('SIGKILL');
+    await waitFor('the killed client’s slot to free', async () => {
+      const l = await lookup();
+      return l.servers.length === 0 && l.allocations.length === 0;
+    }, { timeoutMs: 60_000 });
+  });
 });
