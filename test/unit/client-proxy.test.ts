@@ -1,0 +1,29 @@
+// Tunnels honour HTTP_PROXY: the websocket goes through a CONNECT tunnel of a forward proxy.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { FakeBrokerServer } from '../support/fake-broker-server.js';
+import { startTestClient } from '../support/client-harness.js';
+import { startProxy } from '../support/proxy.js';
+import { waitFor } from '../support/wait.js';
+
+test('tunnels go through the HTTP proxy with CONNECT; NO_PROXY bypasses it', async (t) => {
+  const fake = await new FakeBrokerServer().start();
+  const proxy = await startProxy();
+  t.after(async () => {
+    await fake.stop();
+    await proxy.close();
+  });
+  const token = randomUUID();
+  const proxied = await startTestClient({ BROKER_TOKEN: token, BROKER_SERVER_URL: fake.url, HTTP_PROXY: proxy.url }, { private: [], public: [] });
+  t.after(() => proxied.stop());
+  await waitFor('two tunnels via the proxy', () => fake.open().length === 2);
+  assert.equal(proxy.seen.filter((s) => s === `CONNECT 127.0.0.1:${fake.port}`).length, 2);
+  await proxied.stop();
+
+  const seenBefore = proxy.seen.length;
+  const direct = await startTestClient({ BROKER_TOKEN: token, BROKER_SERVER_URL: fake.url, HTTP_PROXY: proxy.url, NO_PROXY: '127.0.0.1' }, { private: [], public: [] });
+  t.after(() => direct.stop());
+  await waitFor('two direct tunnels', () => fake.open().length === 2);
+  assert.equal(proxy.seen.length, seenBefore);
+});
