@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFile } from 'node:fs/promises';
+import { rootCertificates } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadClientConfig, type ClientConfig, type TunnelRole } from '../config/client.js';
 import type { Env } from '../config/env.js';
@@ -104,7 +105,9 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
     universalBroker: false,
   };
 
-  const proxyAgent = createProxyAgent(config.serverUrl, env);
+  // Set in start(): the CA files are read asynchronously.
+  let tunnelTls: { ca?: string[]; rejectUnauthorized?: boolean } = config.rejectUnauthorized ? {} : { rejectUnauthorized: false };
+  let proxyAgent = createProxyAgent(config.serverUrl, env, tunnelTls);
 
   const tunnels = (['primary', 'secondary'] as TunnelRole[]).map(
     (role) =>
@@ -118,7 +121,8 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
         connectTimeoutMs: config.connectTimeoutMs,
         maxFrameBytes: config.maxFrameBytes,
         logger: log,
-        agent: proxyAgent,
+        agent: () => proxyAgent,
+        tls: () => tunnelTls,
         placement: (signal) => (allocator ? allocator.placement(signal) : Promise.resolve(fixedPlacement)),
         identifyMetadata: (r) => ({
           capabilities: ['post-streams'],
@@ -182,6 +186,13 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
         });
       } else {
         log.info({ enabled: false }, 'preflight checks disabled');
+      }
+      if (config.caFiles.length > 0) {
+        // Passing `ca` replaces Node's store, so the system roots and NODE_EXTRA_CA_CERTS go in too.
+        const files = [...config.caFiles, ...(env.NODE_EXTRA_CA_CERTS ? [env.NODE_EXTRA_CA_CERTS] : [])];
+        const pems = await Promise.all(files.map((f) => readFile(f, 'utf8')));
+        tunnelTls = { ...tunnelTls, ca: [...rootCertificates, ...pems] };
+        proxyAgent = createProxyAgent(config.serverUrl, env, tunnelTls);
       }
       if (config.httpsCert && config.httpsKey) {
         const [cert, key] = await Promise.all([readFile(config.httpsCert), readFile(config.httpsKey)]);

@@ -35,7 +35,10 @@ export interface TunnelOptions {
   connectTimeoutMs: number;
   maxFrameBytes: number;
   logger: Logger;
-  agent?: Agent;
+  /** The proxy agent for the websocket, if a proxy applies (asked per attempt). */
+  agent?: () => Agent | undefined;
+  /** Extra TLS settings for wss (CA_CERT, NODE_TLS_REJECT_UNAUTHORIZED=0). */
+  tls?: () => { ca?: string[]; rejectUnauthorized?: boolean } | undefined;
   /** Resolves the placement before every attempt (waits for the dispatcher in HA mode). */
   placement(signal: AbortSignal): Promise<Placement>;
   /** The identify metadata, asked each time a tunnel identifies. */
@@ -221,7 +224,8 @@ export class Tunnel {
         // Frames above our decode cap are dropped by the decoder (tunnel stays up); ws itself
         // only closes on frames far beyond it.
         maxPayload: Math.max(o.maxFrameBytes * 4, 64 * 1024 * 1024),
-        agent: o.agent,
+        agent: o.agent?.(),
+        ...(o.tls?.() ?? {}),
       });
       this.#ws = ws;
       const send = (text: string) => {

@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type RequestListener } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { WebSocketServer, WebSocket } from 'ws';
 import { listen, closeServer } from '../../src/http/server-helpers.js';
 import { decodeTunnelMessage, encodeEvent, readResponseHead, type ResponseHead, type TunnelMessage } from '../../src/protocol/index.js';
@@ -38,9 +39,11 @@ export class FakeBrokerServer {
   #nextId = 1000;
   #acks = new Map<number, (args: unknown[]) => void>();
   port = 0;
+  readonly #secure: boolean;
 
-  constructor() {
-    this.#server = createServer(async (req, res) => {
+  constructor(tls?: { cert: string; key: string }) {
+    this.#secure = Boolean(tls);
+    const handler: RequestListener = async (req, res) => {
       if (req.method === 'POST' && req.url?.startsWith('/response-data/')) {
         try {
           const head = await readResponseHead(req);
@@ -63,14 +66,15 @@ export class FakeBrokerServer {
       }
       res.writeHead(404);
       res.end();
-    });
+    };
+    this.#server = tls ? (createHttpsServer(tls, handler) as unknown as Server) : createServer(handler);
     this.#server.on('upgrade', (req, socket, head) => {
       this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, req));
     });
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.#secure ? 'https' : 'http'}://127.0.0.1:${this.port}`;
   }
 
   async start(port = 0): Promise<this> {

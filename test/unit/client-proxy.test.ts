@@ -6,6 +6,7 @@ import { FakeBrokerServer } from '../support/fake-broker-server.js';
 import { startTestClient } from '../support/client-harness.js';
 import { startProxy } from '../support/proxy.js';
 import { waitFor } from '../support/wait.js';
+import { makeTestPki } from '../support/tls.js';
 
 test('tunnels go through the HTTP proxy with CONNECT; NO_PROXY bypasses it', async (t) => {
   const fake = await new FakeBrokerServer().start();
@@ -26,4 +27,28 @@ test('tunnels go through the HTTP proxy with CONNECT; NO_PROXY bypasses it', asy
   t.after(() => direct.stop());
   await waitFor('two direct tunnels', () => fake.open().length === 2);
   assert.equal(proxy.seen.length, seenBefore);
+});
+
+test('CA_CERT is trusted for wss tunnels and response uploads', async (t) => {
+  const pki = await makeTestPki();
+  const fake = await new FakeBrokerServer({ cert: pki.cert, key: pki.key }).start();
+  t.after(() => fake.stop());
+  const tc = await startTestClient({ BROKER_TOKEN: randomUUID(), BROKER_SERVER_URL: fake.url, CA_CERT: pki.caFile, ORIGIN_URL: 'http://127.0.0.1:1' }, { private: [{ method: 'GET', path: '/*', origin: '${ORIGIN_URL}' }], public: [] });
+  t.after(() => tc.stop());
+  await waitFor('two tls tunnels', () => fake.open().length === 2);
+  const streamingID = randomUUID();
+  fake.emit(fake.open()[0]!, 'request', { url: '/nowhere', method: 'GET', headers: {}, streamingID });
+  const r = await waitFor('response-data over https', () => fake.responses.get(streamingID), { timeoutMs: 20_000 });
+  assert.equal(r.head.status, 502);
+  assert.equal(r.head.errorType, 'DOWNSTREAM_UNREACHABLE');
+});
+
+test('without the CA a wss tunnel does not open', async (t) => {
+  const pki = await makeTestPki();
+  const fake = await new FakeBrokerServer({ cert: pki.cert, key: pki.key }).start();
+  t.after(() => fake.stop());
+  const tc = await startTestClient({ BROKER_TOKEN: randomUUID(), BROKER_SERVER_URL: fake.url }, { private: [], public: [] });
+  t.after(() => tc.stop());
+  await tc.waitForLog('tunnel error', (e) => /certificate/i.test(String(e.err)));
+  assert.equal(fake.open().length, 0);
 });
