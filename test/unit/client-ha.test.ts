@@ -21,7 +21,8 @@ let tc: TestClient;
 let dispatcher: Server;
 let dispatcherUrl: string;
 const calls: Array<{ method: string; url: string; headers: IncomingMessage['headers']; body: string; at: number }> = [];
-let throttleLeft = 1;
+/** The dispatcher answers 429 until a test lifts this (after checking readiness). */
+let throttled = true;
 
 before(async () => {
   fake = await new FakeBrokerServer().start();
@@ -34,8 +35,7 @@ before(async () => {
       res.writeHead(204);
       return res.end();
     }
-    if (throttleLeft > 0) {
-      throttleLeft--;
+    if (throttled) {
       res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' });
       return res.end('{"errors":[{"status":"429"}]}');
     }
@@ -66,11 +66,15 @@ after(async () => {
 });
 
 test('not ready until allocated; a 429 with Retry-After is honoured', async () => {
-  // The first call was throttled: at that moment no tunnel may be open.
-  await waitFor('two identified tunnels', () => fake.open().length === 2, { timeoutMs: 30_000 });
+  await waitFor('two throttled allocation calls', () => calls.filter((c) => c.method === 'POST').length >= 2, { timeoutMs: 30_000 });
+  const notReady = await request(`${tc.url}/readyz`);
+  assert.equal(notReady.statusCode, 503);
+  await notReady.body.dump();
+  assert.equal(fake.connections.length, 0, 'connected before allocation');
   const posts = calls.filter((c) => c.method === 'POST');
-  assert.ok(posts.length >= 2);
   assert.ok(posts[1]!.at - posts[0]!.at >= 900, 'retried before Retry-After');
+  throttled = false;
+  await waitFor('two identified tunnels', () => fake.open().length === 2, { timeoutMs: 30_000 });
   const res = await request(`${tc.url}/readyz`);
   assert.equal(res.statusCode, 200);
   await res.body.dump();
