@@ -202,6 +202,12 @@ test('health endpoints report both tunnels', async () => {
   assert.match(metrics.text, /broker_client_requests_total\{direction="inbound",status="2xx"\} \d+/);
 });
 
+test('the service channel reloads filters', async () => {
+  const res = await get(`http://127.0.0.1:${serverPort}/service/${token}/filters/reload`);
+  assert.equal(res.status, 200);
+  assert.deepEqual(JSON.parse(res.text), { ok: true, msg: 'Filters reloaded.' });
+});
+
 test('the tunnel survives a server restart', async () => {
   await server.stop();
   await waitFor('client to notice', async () => (await get(`http://127.0.0.1:${clientPort}/readyz`)).status === 503, { timeoutMs: 60_000 });
