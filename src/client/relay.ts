@@ -285,6 +285,16 @@ export function createRelay(opts: RelayOptions) {
       log.warn({ requestId, url: req.url }, 'request event has neither an ack id nor a streamingID; nothing to answer');
       return;
     }
+    // Legacy chunk answers travel over this tunnel: a drain must keep it open for them.
+    if (viaChunks) tunnel.ackInflight++;
+    try {
+      await deliver(tunnel, req, requestId, reply, viaAck, viaPost, started);
+    } finally {
+      if (viaChunks) tunnel.ackInflight--;
+    }
+  }
+
+  async function deliver(tunnel: Tunnel, req: RelayRequest, requestId: string, reply: Reply | undefined, viaAck: boolean, viaPost: boolean, started: number): Promise<void> {
     const answer = await answerFor(req, requestId, viaAck);
     let bytes = 0;
     const placement = tunnel.placement;
