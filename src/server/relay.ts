@@ -363,12 +363,11 @@ export class RelayAttempt implements TunnelWaiter {
       const code = err instanceof ProtocolError ? err.code : 'RESPONSE_HEAD_INVALID';
       const message = (err as Error).message;
       logger.warn({ requestId: relay.init.requestId, connection: this.connection.id, code, error: message }, 'invalid response-data stream from the broker client');
-      if (!uploadRes.headersSent && !upload.destroyed) {
+      if (!uploadRes.headersSent && !uploadRes.destroyed) {
         sendJson(uploadRes, 400, { message: `Invalid response stream: ${message}` });
         upload.resume();
       }
       if (this.#settled) return;
-      if (code === 'RESPONSE_HEAD_TRUNCATED') return this.settle(relay.canRetry ? { kind: 'dropped', detail: message } : { kind: 'failed', status: 502, reason: 'bad-response', message: `the broker client's answer ended early: ${message}` });
       return this.settle({ kind: 'failed', status: 502, reason: 'bad-response', message: `the broker client sent an invalid answer: ${message}` });
     }
     if (this.#settled) {

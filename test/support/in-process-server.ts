@@ -1,0 +1,21 @@
+import { loadServerConfig } from '../../src/config/server.js';
+import { createEgress } from '../../src/http/egress.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { createRegistry } from '../../src/observability/metrics.js';
+import { createServer, type BrokerServer } from '../../src/server/server.js';
+import type { DispatcherReporter } from '../../src/server/dispatcher-reporter.js';
+
+export interface InProcessServer {
+  server: BrokerServer;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Our broker server built in-process on a free port, for unit-level tests. */
+export async function startInProcessServer(env: Record<string, string> = {}, dispatcher?: DispatcherReporter): Promise<InProcessServer> {
+  const config = await loadServerConfig({ PORT: '0', BROKER_SERVER_HOST: '127.0.0.1', BROKER_SERVER_DRAIN_GRACE_MS: '2000', ...env });
+  const egress = await createEgress();
+  const server = createServer(config, { logger: silentLogger(), egress, registry: createRegistry('test', false), dispatcher });
+  const port = await server.start();
+  return { server, url: `http://127.0.0.1:${port}`, stop: () => server.stop('test') };
+}

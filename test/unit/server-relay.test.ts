@@ -1,0 +1,266 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { encodeResponseHead } from '../../src/protocol/index.js';
+import { FakeTunnelClient, postResponseData } from '../support/fake-tunnel-client.js';
+import { startInProcessServer, type InProcessServer } from '../support/in-process-server.js';
+import { waitFor } from '../support/wait.js';
+
+const T = 'b9460892-5397-48f1-8697-488769ae3797';
+
+interface PlatformAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function platform(url: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<PlatformAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: options.method ?? 'GET', headers: options.headers }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+const servers: InProcessServer[] = [];
+const clients: FakeTunnelClient[] = [];
+after(async () => {
+  for (const c of clients) c.close();
+  await Promise.all(servers.map((s) => s.stop()));
+});
+
+async function setup(env: Record<string, string> = {}, clientCount = 1, options: ConstructorParameters<typeof FakeTunnelClient>[2] = {}) {
+  const s = await startInProcessServer(env);
+  servers.push(s);
+  const fakes: FakeTunnelClient[] = [];
+  for (let i = 0; i < clientCount; i++) {
+    const c = new FakeTunnelClient(s.url, T, { clientId: `fake-${i}`, ...options });
+    clients.push(c);
+    fakes.push(c);
+    await c.opened;
+  }
+  await waitFor('connections ready', () => s.server.pool.members(T).filter((c) => c.state === 'ready').length === clientCount);
+  return { s, fakes };
+}
+
+function streamingIdOf(r: { args: unknown[] }): string {
+  return (r.args[0] as { streamingID: string }).streamingID;
+}
+
+test('server identifies first with receive-post-streams; a relayed GET streams back through POST /response-data', async () => {
+  const { s, fakes } = await setup();
+  const [c] = fakes as [FakeTunnelClient];
+  const first = c.messages[0];
+  assert.deepEqual(first, { kind: 'event', name: 'identify', args: [{ capabilities: ['receive-post-streams'] }] });
+  const answer = platform(`${s.url}/broker/${T}/ctx/22222222-2222-4222-8222-222222222222/echo/hi?connection_role=primary&x=1`, { headers: { 'x-request-id': '11111111-1111-4111-8111-111111111111' } });
+  const r = await c.nextRequest(0);
+  const event = r.args[0] as { url: string; method: string; headers: Record<string, string>; streamingID: string; requestId: string };
+  assert.equal(r.id, undefined, 'no ack id: the answer comes by POST');
+  assert.equal(event.url, '/echo/hi?x=1');
+  assert.equal(event.method, 'GET');
+  assert.equal(event.requestId, '11111111-1111-4111-8111-111111111111');
+  assert.equal(event.headers['snyk-request-id'], '11111111-1111-4111-8111-111111111111');
+  assert.equal(event.headers['x-snyk-broker-context-id'], '22222222-2222-4222-8222-222222222222');
+  const post = await postResponseData(s.url, T, event.streamingID, [encodeResponseHead({ status: 201, headers: { 'content-type': 'text/plain', 'x-origin': 'yes' } }), Buffer.from('hello '), Buffer.from('world')]);
+  assert.deepEqual(post, { status: 200, body: '{}' });
+  const got = await answer;
+  assert.equal(got.status, 201);
+  assert.equal(got.body, 'hello world');
+  assert.equal(got.headers['x-origin'], 'yes');
+  assert.equal(got.headers['snyk-request-id'], '11111111-1111-4111-8111-111111111111');
+  assert.equal(got.headers['x-broker-connection'], 'fake-0:primary');
+});
+
+test('unknown streamingID → 500 with the contract message', async () => {
+  const { s } = await setup();
+  const post = await postResponseData(s.url, T, 'no-such-id', [encodeResponseHead({ status: 200 }), Buffer.from('x')]);
+  assert.deepEqual(post, { status: 500, body: JSON.stringify({ message: 'Unable to find request matching streaming id.' }) });
+});
+
+test('truncated length prefix: the upload gets 400, the platform 502 bad-response; nothing hangs', async () => {
+  const { s, fakes } = await setup();
+  const answer = platform(`${s.url}/broker/${T}/x`, { method: 'POST', body: 'data' });
+  const r = await fakes[0]!.nextRequest(0);
+  const post = await postResponseData(s.url, T, streamingIdOf(r), [Buffer.from([5, 0])]);
+  assert.ok('status' in post && post.status === 400, JSON.stringify(post));
+  assert.match((post as { body: string }).body, /ended inside its (head|length prefix)/i);
+  const got = await answer;
+  assert.equal(got.status, 502);
+  assert.equal(got.headers['x-broker-failure'], 'bad-response');
+});
+
+test('bad JSON head: the upload gets 400 naming it, the platform 502 bad-response', async () => {
+  const { s, fakes } = await setup();
+  const answer = platform(`${s.url}/broker/${T}/x`);
+  const r = await fakes[0]!.nextRequest(0);
+  const junk = Buffer.from('{not json');
+  const prefix = Buffer.alloc(4);
+  prefix.writeUInt32LE(junk.length);
+  const post = await postResponseData(s.url, T, streamingIdOf(r), [prefix, junk, Buffer.from('body')]);
+  assert.ok('status' in post && post.status === 400, JSON.stringify(post));
+  assert.match((post as { body: string }).body, /not valid JSON/);
+  const got = await answer;
+  assert.equal(got.status, 502);
+  assert.equal(got.headers['x-broker-failure'], 'bad-response');
+  assert.match(got.body, /invalid answer/);
+});
+
+test('a head that stalls half-way ends in 504 after the request timeout, and the stalled upload is cut', async () => {
+  const { s, fakes } = await setup({ BROKER_SERVER_REQUEST_TIMEOUT_MS: '800' });
+  const answer = platform(`${s.url}/broker/${T}/x`);
+  const r = await fakes[0]!.nextRequest(0);
+  const upload = httpRequest(new URL(`/response-data/${T}/${streamingIdOf(r)}`, s.url), { method: 'POST', headers: { 'transfer-encoding': 'chunked' } });
+  const uploadEnded = new Promise<string>((resolve) => {
+    upload.on('error', (err) => resolve(`error: ${err.message}`));
+    upload.on('response', (res) => resolve(`status ${res.statusCode}`));
+  });
+  upload.write(Buffer.from([50, 0, 0, 0, 0x7b])); // promises 50 bytes of head, sends 1, never ends
+  const got = await answer;
+  assert.equal(got.status, 504);
+  assert.equal(got.headers['x-broker-failure'], 'response-timeout');
+  assert.match(await uploadEnded, /error/, 'the stalled upload was cut by the server');
+});
+
+test('no answer at all → 504 response-timeout', async () => {
+  const { s, fakes } = await setup({ BROKER_SERVER_REQUEST_TIMEOUT_MS: '500' });
+  const answer = platform(`${s.url}/broker/${T}/never`);
+  await fakes[0]!.nextRequest(0);
+  const got = await answer;
+  assert.equal(got.status, 504);
+  assert.equal(got.headers['x-broker-failure'], 'response-timeout');
+});
+
+test('x-broker-ws-response: the request carries an ack id and the ack is the answer', async () => {
+  const { s, fakes } = await setup();
+  const answer = platform(`${s.url}/broker/${T}/ws`, { headers: { 'x-broker-ws-response': 'true' } });
+  const r = await fakes[0]!.nextRequest(0);
+  assert.equal(typeof r.id, 'number');
+  assert.equal(streamingIdOf(r), '');
+  fakes[0]!.ack(r.id!, [{ status: 202, headers: { 'content-type': 'application/json', 'x-broker-ws-response': 'true', 'content-length': '999' }, body: '{"ok":1}' }]);
+  const got = await answer;
+  assert.equal(got.status, 202);
+  assert.equal(got.body, '{"ok":1}');
+  assert.equal(got.headers['content-length'], '8');
+  assert.equal(got.headers['x-broker-ws-response'], 'true');
+});
+
+test('no connection → 404 no-connection; after the last disconnect → 503 with Retry-After', async () => {
+  const { s, fakes } = await setup();
+  const none = await platform(`${s.url}/broker/00000000-0000-4000-8000-000000000000/x`);
+  assert.equal(none.status, 404);
+  assert.equal(none.headers['x-broker-failure'], 'no-connection');
+  fakes[0]!.close();
+  await waitFor('pool empty', () => s.server.pool.members(T).length === 0);
+  const recent = await platform(`${s.url}/broker/${T}/x`);
+  assert.equal(recent.status, 503);
+  assert.equal(recent.headers['x-broker-failure'], 'connection-not-ready');
+  assert.equal(recent.headers['retry-after'], '1');
+});
+
+test('GET whose tunnel drops after sending is retried once on another connection; POST is not', async () => {
+  const { s, fakes } = await setup({}, 2);
+  const [a, b] = fakes as [FakeTunnelClient, FakeTunnelClient];
+  const get = platform(`${s.url}/broker/${T}/idempotent`);
+  await waitFor('request delivered', () => a.requests.length + b.requests.length === 1);
+  const [dying, other] = a.requests.length === 1 ? [a, b] : [b, a];
+  dying.close();
+  const retried = await other.nextRequest(0);
+  assert.equal((retried.args[0] as { url: string }).url, '/idempotent');
+  await postResponseData(s.url, T, streamingIdOf(retried), [encodeResponseHead({ status: 200 }), Buffer.from('second try')]);
+  const got = await get;
+  assert.equal(got.status, 200);
+  assert.equal(got.body, 'second try');
+
+  const post = platform(`${s.url}/broker/${T}/not-idempotent`, { method: 'POST', body: 'x' });
+  await other.nextRequest(1);
+  other.close();
+  const failed = await post;
+  assert.equal(failed.status, 502);
+  assert.equal(failed.headers['x-broker-failure'], 'tunnel-closed');
+});
+
+test('an idempotent answer cut off mid-body (client died) is retried on another connection', async () => {
+  const { s, fakes } = await setup({}, 2);
+  const [a, b] = fakes as [FakeTunnelClient, FakeTunnelClient];
+  const get = platform(`${s.url}/broker/${T}/cut`);
+  await waitFor('request delivered', () => a.requests.length + b.requests.length === 1);
+  const [first, second] = a.requests.length === 1 ? [a, b] : [b, a];
+  const cut = await postResponseData(s.url, T, streamingIdOf(first.requests[0]!), [encodeResponseHead({ status: 200, headers: { 'content-length': '100' } }), Buffer.from('partial')], { abortAfterParts: true });
+  assert.ok('error' in cut, 'the aborted upload errors on the client side');
+  const retried = await second.nextRequest(0);
+  await postResponseData(s.url, T, streamingIdOf(retried), [encodeResponseHead({ status: 200 }), Buffer.from('complete')]);
+  const got = await get;
+  assert.equal(got.status, 200);
+  assert.equal(got.body, 'complete');
+});
+
+test('webhooks without ACCEPT are refused with a clear reason', async () => {
+  const { fakes } = await setup();
+  const [answer] = (await fakes[0]!.call('request', [{ url: '/webhook/github/x', method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.from('{}'), streamingID: '' }])) as [
+    { status: number; body: string },
+  ];
+  assert.equal(answer.status, 401);
+  assert.match(answer.body, /no ACCEPT rules/);
+});
+
+test('primus::ping is answered with the same number; a client that stops answering pings is dropped', async () => {
+  const { s, fakes } = await setup({ SOCKET_PING_INTERVAL: '200', SOCKET_PING_TIMEOUT: '300' });
+  const c = fakes[0]!;
+  c.ping(1234);
+  await c.waitFor('pong', () => c.messages.find((m) => m.kind === 'pong' && m.timestamp === '1234'));
+  c.answerPings = false;
+  await c.closed;
+  await waitFor('pool empty', () => s.server.pool.members(T).length === 0);
+});
+
+test('a tunnel whose identify token differs from its path is closed; an outdated client is refused with a notification', async () => {
+  const s = await startInProcessServer();
+  servers.push(s);
+  const wrong = new FakeTunnelClient(s.url, T, { identify: false });
+  clients.push(wrong);
+  await wrong.opened;
+  await wrong.waitFor('server identify', () => wrong.messages[0]);
+  wrong.identify('aaaaaaaa-5397-48f1-8697-488769ae3797');
+  await wrong.closed;
+  const old = new FakeTunnelClient(s.url, T, { version: '4.99.0', clientId: 'old' });
+  clients.push(old);
+  await old.opened;
+  await old.closed;
+  assert.ok(old.messages.some((m) => m.kind === 'event' && m.name === 'notification' && /outdated/.test(JSON.stringify(m.args))));
+  assert.ok(old.messages.some((m) => m.kind === 'server-close'), 'told not to reconnect');
+  assert.equal(s.server.pool.members(T).length, 0);
+});
+
+test('drain: readyz goes 503, new requests get 503 server-draining, our client is told to go elsewhere (4001), an in-flight request finishes', async () => {
+  const s = await startInProcessServer({ BROKER_SERVER_DRAIN_GRACE_MS: '10000' });
+  const ours = new FakeTunnelClient(s.url, T, { clientId: 'ours', capabilities: ['post-streams', 'ha-broker/1'] });
+  const real = new FakeTunnelClient(s.url, T, { clientId: 'real', role: 'secondary' });
+  clients.push(ours, real);
+  await Promise.all([ours.opened, real.opened]);
+  await waitFor('both ready', () => s.server.pool.members(T).length === 2);
+  const inflight = platform(`${s.url}/broker/${T}/slow`);
+  await waitFor('delivered', () => ours.requests.length + real.requests.length === 1);
+  const holder = ours.requests.length === 1 ? ours : real;
+  const other = holder === ours ? real : ours;
+  const stopped = s.server.stop('SIGTERM');
+  await waitFor('draining', () => s.server.draining);
+  assert.equal((await platform(`${s.url}/readyz`)).status, 503);
+  const refused = await platform(`${s.url}/broker/${T}/new`);
+  assert.equal(refused.status, 503);
+  assert.equal(refused.headers['x-broker-failure'], 'server-draining');
+  const otherClosed = await other.closed;
+  assert.equal(otherClosed.code, 4001);
+  if (other === ours) assert.ok(ours.messages.some((m) => m.kind === 'server-close'), 'our client hears primus::server::close');
+  else assert.ok(!real.messages.some((m) => m.kind === 'server-close'), 'a real client is not told to stop reconnecting');
+  await postResponseData(s.url, T, streamingIdOf(holder.requests[0]!), [encodeResponseHead({ status: 200 }), Buffer.from('finished')]);
+  const got = await inflight;
+  assert.equal(got.body, 'finished');
+  await stopped;
+  const holderClosed = await holder.closed;
+  assert.equal(holderClosed.code, 4001);
+});
