@@ -4,7 +4,8 @@ import type { Egress } from '../http/egress.js';
 import { describeError } from '../http/errors.js';
 import { BodyTooLargeError, HOP_BY_HOP, headersOf, readBody, sendFailure, sendJson } from '../http/server-helpers.js';
 import type { Logger } from '../observability/logger.js';
-import { isUuid, parseAckResponse, ProtocolError } from '../protocol/index.js';
+import { isUuid, maskToken, parseAckResponse, ProtocolError } from '../protocol/index.js';
+import { pipeline } from 'node:stream/promises';
 import type { RuleSet } from '../filters/index.js';
 import { redactUrl } from '../config/env.js';
 import type { ClientConfig } from '../config/client.js';
@@ -120,6 +121,10 @@ export function createLocalHandler(deps: LocalServerDeps) {
         return;
       }
       const tunnel = pickTunnel(deps.tunnels);
+      if ((!tunnel || !tunnel.channel) && config.apiBaseUrl) {
+        await forwardViaApi(res, method, url, headers, body);
+        return;
+      }
       if (!tunnel || !tunnel.channel) {
         log.warn({ method, url }, 'no open tunnel for a webhook');
         metrics.requests.inc({ direction: 'webhook', status: '5xx' });
@@ -176,6 +181,31 @@ export function createLocalHandler(deps: LocalServerDeps) {
       log.info({ requestId, method, url, status: ack.status, role: tunnel.role }, 'relayed a webhook');
     } finally {
       webhooksInflight--;
+    }
+  }
+
+  /**
+   * The real client's fallback when no tunnel is open: the webhook goes straight to
+   * API_BASE_URL (only when that is set explicitly), marked with the masked token.
+   */
+  async function forwardViaApi(res: ServerResponse, method: string, url: string, headers: Record<string, string | string[]>, body: Buffer): Promise<void> {
+    const target = `${config.apiBaseUrl}${url}`;
+    log.warn({ method, url, api: config.apiBaseUrl }, 'Websocket connection closed, forwarding via API.');
+    const out: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(headers)) if (!HOP_BY_HOP.has(k) && k !== 'host' && k !== 'content-length' && k !== 'expect') out[k] = v;
+    out['x-snyk-broker'] = maskToken(config.token);
+    try {
+      const r = await deps.egress.request(target, { method: method as 'POST', headers: out, body: body.length > 0 ? body : undefined, signal: AbortSignal.timeout(config.webhookTimeoutMs) });
+      const back: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(r.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) back[k] = v as string | string[];
+      res.writeHead(r.statusCode, back);
+      await pipeline(r.body, res);
+      metrics.requests.inc({ direction: 'webhook', status: `${Math.floor(r.statusCode / 100)}xx` });
+    } catch (err) {
+      log.warn({ method, url, err: describeError(err) }, 'webhook fallback via API failed');
+      metrics.requests.inc({ direction: 'webhook', status: '5xx' });
+      if (!res.headersSent) sendFailure(res, 502, 'api-fallback-failed', { ok: false, message: 'no tunnel open and the API fallback failed' });
+      else res.destroy();
     }
   }
 

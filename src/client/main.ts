@@ -251,7 +251,8 @@ export async function startClient(env: Env): Promise<Program> {
     async stop(reason) {
       await client.stop(reason);
       await egress.close().catch(() => undefined);
-      logger.flush?.();
+      // The CLI exits right after: make sure the last lines left the async destination.
+      await new Promise<void>((resolve) => logger.flush(() => resolve()));
     },
   };
 }
