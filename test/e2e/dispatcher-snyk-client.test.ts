@@ -76,6 +76,7 @@ describe('real snyk-broker client in HA mode against our dispatcher', () => {
     assert.deepEqual(lookup.map((a) => a.server_id).sort(), expected.slice(0, 2).sort());
     assert.match(dispatcher.output(), /"msg":"allocation granted"/);
     assert.ok(!dispatcher.output().includes(TOKEN), 'the raw token never reaches the dispatcher');
+    await Promise.all(clients.map((c) => c.stop(5_000)));
   });
 
   it('the real snyk-broker server registers and reports the real client’s two tunnels; a kill frees the slot', async () => {
@@ -116,11 +117,16 @@ describe('real snyk-broker client in HA mode against our dispatcher', () => {
       ((await (await fetch(`${base()}/internal/tokens/${hashed}/connections`)).json()) as {
         data: { attributes: { servers: Array<{ server_id: string; connections: Array<{ client_id: string; tunnels: number }> }>; allocations: Array<{ client_id: string; connected: boolean }> } };
       }).data.attributes;
+    let last: unknown;
     const seen = await waitFor('two tunnels reported on server 7', async () => {
       const l = await lookup();
+      last = l;
       const s7 = l.servers.find((s) => s.server_id === '7');
       return s7 && s7.connections.length === 1 && s7.connections[0]!.tunnels === 2 ? l : undefined;
-    }, { timeoutMs: 60_000 });
+    }, { timeoutMs: 60_000 }).catch((err: Error) => {
+      const out = group.all().filter((p) => p.name === 'snyk-server' || p.name === 'snyk-client-real-server').map((p) => `--- ${p.name}\n${p.output().slice(-4000)}`);
+      throw new Error(`${err.message}\nlast lookup: ${JSON.stringify(last)}\n${out.join('\n')}`);
+    });
     assert.equal(seen.allocations.length, 1);
     assert.equal(seen.allocations[0]!.connected, true);
 

@@ -25,8 +25,8 @@ export class ProcessGroup {
   readonly #procs: RunningProcess[] = [];
 
   /** Starts `node <script> ...args` with exactly `env` (plus PATH/HOME), so the machine's env never leaks in. */
-  spawnNode(name: string, script: string, args: string[], env: Record<string, string | undefined>): RunningProcess {
-    const child = spawn(process.execPath, [script, ...args], {
+  spawnNode(name: string, script: string, args: string[], env: Record<string, string | undefined>, nodeBin: string = process.execPath): RunningProcess {
+    const child = spawn(nodeBin, [script, ...args], {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
