@@ -10,7 +10,8 @@ Environment (Snyk Broker names; existing deployments work unchanged):
   ACCEPT                         accept rules file (default accept.json in the working directory)
   <VAR>, <VAR>_POOL              values for \${VAR} in accept rules (a missing one stops the start)
   BROKER_HA_MODE_ENABLED         true/yes: ask the dispatcher which server to use (default false)
-  API_BASE_URL                   dispatcher/API base URL (first choice in HA mode)
+  API_BASE_URL                   Snyk API base URL: dispatcher (first choice in HA mode) and the
+                                 webhook fallback when no tunnel is open
   BROKER_DISPATCHER_BASE_URL     dispatcher base URL (when API_BASE_URL is unset)
   DISPATCHER_URL_PREFIX          allocation path prefix (default /hidden/broker)
   BROKER_CLIENT_LOCATION         deployment_location sent to the dispatcher (default snyk-broker-client)

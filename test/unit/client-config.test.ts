@@ -83,3 +83,18 @@ test('HTTPS_CERT without HTTPS_KEY is refused', async () => {
   const p = await problems({ BROKER_TOKEN: TOKEN, BROKER_SERVER_URL: 'http://s', ACCEPT: accept, HTTPS_CERT: '/x.pem' });
   assert.ok(p.some((x) => x.includes('HTTPS_CERT')));
 });
+
+test('proxy and validation credentials are collected for the log scrubber', async () => {
+  const accept = await writeAcceptFile({ private: [], public: [] });
+  const c = await loadClientConfig({
+    BROKER_TOKEN: TOKEN,
+    BROKER_SERVER_URL: 'http://s',
+    ACCEPT: accept,
+    HTTPS_PROXY: 'http://proxyuser:proxy-pass-1@proxy:3128',
+    BROKER_CLIENT_VALIDATION_URL: 'http://ghe/api',
+    BROKER_CLIENT_VALIDATION_AUTHORIZATION_HEADER: 'token ghp_validation_secret',
+  });
+  assert.ok(c.secrets.includes('proxy-pass-1'));
+  assert.ok(c.secrets.includes('ghp_validation_secret'));
+  assert.equal(c.validation?.method, 'GET');
+});
