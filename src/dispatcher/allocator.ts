@@ -88,7 +88,9 @@ class View {
   serverStatus(s: ServerRecord | undefined): ServerStatus {
     if (!s) return 'expired';
     if (this.now - s.lastSeen > this.cfg.serverTtlMs) return 'expired';
-    if (s.downSince !== undefined) return 'down';
+    // Failed probes take a server out, unless it has reported to us since: a server that talks
+    // to us is alive, and only the probe path (peer URL, network policy) is broken.
+    if (s.downSince !== undefined && !((s.lastReport ?? -Infinity) > s.downSince)) return 'down';
     if (s.stoppingSince !== undefined) return 'stopping';
     return 'live';
   }
@@ -120,7 +122,7 @@ class View {
     if (tunnelCount(c) === 0) return -Infinity;
     const s = this.servers.get(c.serverId);
     if (!s) return c.lastSeen + this.cfg.serverTtlMs;
-    if (s.downSince !== undefined) return s.downSince + this.cfg.connectGraceMs;
+    if (this.serverStatus(s) === 'down') return s.downSince! + this.cfg.connectGraceMs;
     if (this.now - s.lastSeen > this.cfg.serverTtlMs) return s.lastSeen + this.cfg.serverTtlMs + this.cfg.connectGraceMs;
     return c.lastSeen + this.cfg.serverTtlMs + this.cfg.clientLeaseMs;
   }
@@ -189,6 +191,8 @@ export class Allocator {
   readonly #clock: () => number;
   readonly #log: Logger;
   readonly #startedAt: number;
+  /** When each waiting client's refusal was last logged at info (a waiter asks every ~2 s). */
+  readonly #refusalLogged = new Map<string, number>();
 
   constructor(
     readonly config: AllocatorConfig,
@@ -272,7 +276,14 @@ export class Allocator {
       const level = result.created || result.moved ? 'info' : 'debug';
       this.#log[level]({ tokenHash: token, clientId, serverId: result.server.id, created: result.created, moved: result.moved }, 'allocation granted');
     } else if (result.kind === 'refused') {
-      this.#log.info({ tokenHash: token, clientId, code: result.code, held: result.held, retryAfter: result.retryAfterSeconds }, 'allocation refused');
+      const key = `${hashedToken} ${clientId}`;
+      const last = this.#refusalLogged.get(key);
+      const level = last === undefined || Date.now() - last >= 60_000 ? 'info' : 'debug';
+      if (level === 'info') {
+        if (this.#refusalLogged.size >= 10_000) this.#refusalLogged.clear();
+        this.#refusalLogged.set(key, Date.now());
+      }
+      this.#log[level]({ tokenHash: token, clientId, code: result.code, held: result.held, retryAfter: result.retryAfterSeconds }, 'allocation refused; the client waits for a slot');
     }
     return result;
   }
@@ -309,27 +320,34 @@ export class Allocator {
 
   async registerServer(id: string, attrs: { peerUrl?: string; healthCheckLink?: string }): Promise<void> {
     const now = this.#clock();
-    await this.#store.patchServer(id, { lastSeen: now, registeredAt: now, peerUrl: attrs.peerUrl, healthCheckLink: attrs.healthCheckLink }, ['stoppingSince', 'downSince'], { firstSeen: now });
+    await this.#store.patchServer(id, { lastSeen: now, lastReport: now, registeredAt: now, peerUrl: attrs.peerUrl, healthCheckLink: attrs.healthCheckLink }, ['stoppingSince', 'downSince'], { firstSeen: now });
     this.#log.info({ serverId: id, peerUrl: attrs.peerUrl }, 'server registered');
   }
 
   async stopServer(id: string): Promise<void> {
     const now = this.#clock();
-    await this.#store.patchServer(id, {}, [], { stoppingSince: now, firstSeen: now, lastSeen: now });
+    await this.#store.patchServer(id, { lastReport: now }, [], { stoppingSince: now, firstSeen: now, lastSeen: now });
     this.#log.info({ serverId: id }, 'server stopping: no new clients');
   }
 
   /** Activity from a server (any connection call) keeps it in placement; unknown ids register implicitly. */
   async touchServer(id: string, peerUrl?: string): Promise<void> {
     const now = this.#clock();
-    await this.#store.patchServer(id, { lastSeen: now, ...(peerUrl ? { peerUrl } : {}) }, [], { firstSeen: now });
+    await this.#store.patchServer(id, { lastSeen: now, lastReport: now, ...(peerUrl ? { peerUrl } : {}) }, [], { firstSeen: now });
   }
 
   /** Health probe outcome (only servers that reported a peer URL are probed). */
   async probeResult(id: string, ok: boolean): Promise<void> {
     const now = this.#clock();
-    if (ok) await this.#store.patchServer(id, { lastSeen: now }, ['downSince']);
-    else await this.#store.patchServer(id, {}, [], { downSince: now });
+    if (ok) {
+      await this.#store.patchServer(id, { lastSeen: now }, ['downSince']);
+      return;
+    }
+    const s = (await this.#store.getServers()).find((x) => x.id === id);
+    if (!s) return;
+    // Keep the first failure time, unless the server reported since (it was alive then): a
+    // failure now starts a new outage, so a later crash is noticed at once.
+    if (s.downSince === undefined || (s.lastReport ?? -Infinity) > s.downSince) await this.#store.patchServer(id, { downSince: now });
   }
 
   /**

@@ -60,6 +60,7 @@ export function toServerRecord(id: string, fields: Record<string, string | numbe
     firstSeen: num('firstSeen') ?? num('registeredAt') ?? num('lastSeen') ?? 0,
     registeredAt: num('registeredAt'),
     lastSeen: num('lastSeen') ?? 0,
+    lastReport: num('lastReport'),
     stoppingSince: num('stoppingSince'),
     downSince: num('downSince'),
   };

@@ -40,7 +40,7 @@ export function createProber(o: ProberOptions): { round(): Promise<void> } {
     }
     const n = (failures.get(id) ?? 0) + 1;
     failures.set(id, n);
-    if (n === o.failures) o.logger.warn({ serverId: id, peerUrl, reason, failures: n }, 'server failed its health probes: out of placement');
+    if (n === o.failures) o.logger.warn({ serverId: id, peerUrl, reason, failures: n }, 'server failed its health probes: out of placement while it does not report either');
     else if (n < o.failures) o.logger.debug({ serverId: id, peerUrl, reason, failures: n }, 'server health probe failed');
     if (n >= o.failures) await o.allocator.probeResult(id, false);
   }

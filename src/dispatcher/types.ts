@@ -11,6 +11,8 @@ export interface ServerRecord {
   registeredAt?: number;
   /** Last registration, connection call, ping or successful probe. */
   lastSeen: number;
+  /** Last call the server itself made (registration, stopping, connection report). */
+  lastReport?: number;
   /** Set by server-stopping: no new clients; its clients move when they ask again. */
   stoppingSince?: number;
   /** Set when consecutive health probes failed; cleared by a good probe or a new registration. */

@@ -283,6 +283,19 @@ export function allocationSuite(name: string, makeStore: () => Promise<StoreHand
       assert.equal((await a.listServers()).find((s) => s.id === dead)?.status, 'live');
     });
 
+    it('a server that fails its probes but keeps reporting stays in placement (broken probe path)', async () => {
+      await servers3();
+      now += 1_000;
+      await a.probeResult('1', false);
+      assert.equal((await a.listServers()).find((s) => s.id === '1')?.status, 'down');
+      now += 1_000;
+      await a.reportConnection('1', TOKEN, 'c1', 'client-pinged');
+      assert.equal((await a.listServers()).find((s) => s.id === '1')?.status, 'live', 'it talks to us: alive');
+      now += 1_000;
+      await a.probeResult('1', false);
+      assert.equal((await a.listServers()).find((s) => s.id === '1')?.status, 'down', 'a new failure after its last report: down again');
+    });
+
     it('converges from connection reports alone (dispatcher restarted with an empty store)', async () => {
       // No registration at all: servers and clients are learned from connected/pinged calls.
       for (const [i, c] of ['c1', 'c2', 'c3', 'c4'].entries()) {
