@@ -24,6 +24,8 @@ export interface LocalServerDeps {
   isDraining: () => boolean;
   isReady: () => boolean;
   preflight: () => PreflightCheck[];
+  /** Reloads the accept rules from the ACCEPT file (POST /filters). */
+  reloadFilters?: () => Promise<void>;
 }
 
 const REQUEST_ID_HEADERS = ['x-akamai-request-id', 'x-request-id', 'snyk-request-id', 'x-github-delivery', 'x-gitlab-event-uuid'];
@@ -234,6 +236,14 @@ export function createLocalHandler(deps: LocalServerDeps) {
           return check ? sendJson(res, 200, check) : sendFailure(res, 404, 'unknown-check', { ok: false, message: `no check ${id}` });
         }
         if (path === '/filters') return sendJson(res, 200, deps.acceptDocument());
+      }
+      if (method === 'POST' && path === '/filters' && deps.reloadFilters) {
+        try {
+          await deps.reloadFilters();
+          return sendJson(res, 200, { ok: true, msg: 'Filters reloaded.' });
+        } catch (err) {
+          return sendFailure(res, 500, 'filters-reload-failed', { ok: false, msg: (err as Error).message });
+        }
       }
       return webhook(req, res, url);
     };

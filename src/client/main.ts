@@ -26,6 +26,8 @@ export interface ClientDeps {
   metrics?: ClientMetrics;
   /** Variables for ${VAR} in accept rules when filters are reloaded (default process.env). */
   env?: Env;
+  /** The logger's scrubber, so credentials of reloaded rules are redacted too. */
+  scrubber?: SecretScrubber;
   /** Host to bind the local server to (default all interfaces). */
   host?: string;
 }
@@ -79,16 +81,20 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
     maxAckResponseBytes: config.maxAckResponseBytes,
     removeXForwardedHeaders: config.removeXForwardedHeaders,
     vars: env,
-    reloadFilters: async () => {
-      const next = await loadAcceptFile(config.acceptPath);
-      const nextPrivate = compileRules(next.private, env, `ACCEPT file ${config.acceptPath} (private rules)`);
-      const nextPublic = compileRules(next.public, env, `ACCEPT file ${config.acceptPath} (public rules)`);
-      accept = next;
-      privateRules = nextPrivate;
-      publicRules = nextPublic;
-      log.info({ private: next.private.length, public: next.public.length }, 'accept rules reloaded');
-    },
+    reloadFilters: () => reloadFilters(),
   });
+
+  async function reloadFilters(): Promise<void> {
+    const next = await loadAcceptFile(config.acceptPath);
+    const nextPrivate = compileRules(next.private, env, `ACCEPT file ${config.acceptPath} (private rules)`);
+    const nextPublic = compileRules(next.public, env, `ACCEPT file ${config.acceptPath} (public rules)`);
+    // New rules may reference new credentials: scrub them before anything can log them.
+    deps.scrubber?.add(...nextPrivate.secrets(), ...nextPublic.secrets());
+    accept = next;
+    privateRules = nextPrivate;
+    publicRules = nextPublic;
+    log.info({ private: next.private.length, public: next.public.length }, 'accept rules reloaded');
+  }
 
   const clientConfigFlags = {
     brokerClientId: config.clientId,
@@ -159,6 +165,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
     isDraining: () => draining,
     isReady,
     preflight: () => preflightResults,
+    reloadFilters,
   });
 
   async function waitUntil(check: () => boolean, deadline: number): Promise<boolean> {
@@ -230,10 +237,10 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
   };
 }
 
-function makeLogging(config: ClientConfig): Logger {
+function makeLogging(config: ClientConfig): { logger: Logger; scrubber: SecretScrubber } {
   const scrubber = new SecretScrubber();
   scrubber.add(...config.secrets);
-  return createLogger({ level: config.logLevel, name: 'broker-client', scrubber });
+  return { logger: createLogger({ level: config.logLevel, name: 'broker-client', scrubber }), scrubber };
 }
 
 async function makeEgress(config: ClientConfig): Promise<Egress> {
@@ -243,9 +250,9 @@ async function makeEgress(config: ClientConfig): Promise<Egress> {
 /** `broker client`: load config (exit 2 on problems), start, run until stopped. */
 export async function startClient(env: Env): Promise<Program> {
   const config = await loadClientConfig(env);
-  const logger = makeLogging(config);
+  const { logger, scrubber } = makeLogging(config);
   const egress = await makeEgress(config);
-  const client = createClient(config, { logger, egress, env });
+  const client = createClient(config, { logger, egress, env, scrubber });
   await client.start();
   return {
     async stop(reason) {
@@ -260,7 +267,7 @@ export async function startClient(env: Env): Promise<Program> {
 /** `broker preflight`: runs the checks once, prints the summary, exit code 1 when one failed. */
 export async function runPreflightCommand(env: Env): Promise<number> {
   const config = await loadClientConfig(env);
-  const logger = makeLogging(config);
+  const { logger } = makeLogging(config);
   const egress = await makeEgress(config);
   try {
     const results = await runPreflightChecks(config, egress);

@@ -176,7 +176,8 @@ export class Tunnel {
       if (this.#stopped) break;
       this.#placement = placement;
       const result = await this.#attempt(placement);
-      if (this.#stopped) break;
+      // A draining client does not come back: its work is finishing, not starting.
+      if (this.#stopped || this.#draining) break;
       let wait: number;
       if (result.wasReady) {
         failures = 0;

@@ -9,6 +9,7 @@ import { startTestClient, type TestClient } from '../support/client-harness.js';
 import { startOrigin, type Origin } from '../support/origin.js';
 import { waitFor } from '../support/wait.js';
 import { hashToken } from '../../src/protocol/index.js';
+import { writeFile } from 'node:fs/promises';
 
 const token = randomUUID();
 let fake: FakeBrokerServer;
@@ -207,4 +208,19 @@ test('legacy chunk events when the server lacks receive-post-streams', async () 
   const body = Buffer.concat(chunks.slice(1).map((m) => (m.kind === 'event' && Buffer.isBuffer(m.args[1]) ? m.args[1] : Buffer.alloc(0))));
   assert.equal(JSON.parse(body.toString()).url, '/echo/chunky');
   fake.capabilities = ['receive-post-streams'];
+});
+
+test('POST /filters reloads the accept rules from the file', async () => {
+  // The primary of the previous test speaks legacy chunks; the secondary uses response-data.
+  const c = fake.open().find((x) => x.role === 'secondary')!;
+  const blocked = await relayGet(c, '/status/201');
+  assert.equal(blocked.head.status, 401);
+  await writeFile(tc.config.acceptPath, JSON.stringify({ private: [{ method: 'GET', path: '/status/*', origin: '${ORIGIN_URL}' }], public: [] }));
+  const res = await request(`${tc.url}/filters`, { method: 'POST' });
+  assert.equal(res.statusCode, 200);
+  await res.body.dump();
+  const allowed = await relayGet(c, '/status/201');
+  assert.equal(allowed.head.status, 201);
+  const rules = (await (await request(`${tc.url}/filters`)).body.json()) as { private: Array<{ path: string }> };
+  assert.deepEqual(rules.private.map((r) => r.path), ['/status/*']);
 });
