@@ -37,7 +37,7 @@ export function createDispatcher(config: DispatcherConfig, deps: DispatcherDeps 
   const store =
     deps.store ?? (config.redisUrl ? createRedisStore({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix, logger: log }) : createMemoryStore());
   const allocator = new Allocator(config, { store, clock: deps.clock, logger: log });
-  const registry = createRegistry('dispatcher');
+  const registry = createRegistry('broker_dispatcher');
   const metrics = createDispatcherMetrics(registry, allocator);
   const handler = createApiHandler({
     allocator,

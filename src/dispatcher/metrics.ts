@@ -17,26 +17,26 @@ export interface DispatcherMetrics {
  */
 export function createDispatcherMetrics(registry: Registry, allocator: Allocator): DispatcherMetrics {
   const allocations = new Counter({
-    name: 'dispatcher_allocations_total',
+    name: 'broker_dispatcher_allocations_total',
     help: 'Allocation requests granted, by result (created: a new slot; renewed: same client asked again; moved: its server was leaving)',
     labelNames: ['result'] as const,
     registers: [registry],
   });
   const refusals = new Counter({
-    name: 'dispatcher_refusals_total',
+    name: 'broker_dispatcher_refusals_total',
     help: 'Allocation requests refused, by code (MAX_CLIENTS_PER_TOKEN, NO_LIVE_SERVER, WARMING_UP)',
     labelNames: ['code'] as const,
     registers: [registry],
   });
-  const releases = new Counter({ name: 'dispatcher_releases_total', help: 'Allocations released by their client (DELETE)', registers: [registry] });
+  const releases = new Counter({ name: 'broker_dispatcher_releases_total', help: 'Allocations released by their client (DELETE)', registers: [registry] });
   const serverReports = new Counter({
-    name: 'dispatcher_server_reports_total',
+    name: 'broker_dispatcher_server_reports_total',
     help: 'Calls received from broker servers, by event',
     labelNames: ['event'] as const,
     registers: [registry],
   });
   new Gauge({
-    name: 'dispatcher_servers',
+    name: 'broker_dispatcher_servers',
     help: 'Broker servers known, by status (live = in placement)',
     labelNames: ['status'] as const,
     registers: [registry],
@@ -57,15 +57,15 @@ export function createDispatcherMetrics(registry: Registry, allocator: Allocator
     new Gauge({
       name,
       help,
-      labelNames: ['token'] as const,
+      labelNames: ['token_hash'] as const,
       registers: [registry],
       async collect() {
         this.reset();
-        for (const t of await tokenStats()) this.set({ token: tokenLabel(t.hashedToken) }, pick(t));
+        for (const t of await tokenStats()) this.set({ token_hash: tokenLabel(t.hashedToken) }, pick(t));
       },
     });
-  perToken('dispatcher_token_connections', 'Live tunnels per token (label: first 8 hex chars of the hashed token)', (t) => t.tunnels);
-  perToken('dispatcher_token_clients', 'Client ids with a live tunnel per token', (t) => t.clients);
-  perToken('dispatcher_token_allocations', 'Client ids holding a slot per token', (t) => t.allocations);
+  perToken('broker_dispatcher_token_connections', 'Live tunnels per token (label: first 8 hex chars of the hashed token)', (t) => t.tunnels);
+  perToken('broker_dispatcher_token_clients', 'Client ids with a live tunnel per token', (t) => t.clients);
+  perToken('broker_dispatcher_token_allocations', 'Client ids holding a slot per token', (t) => t.allocations);
   return { registry, allocations, refusals, releases, serverReports };
 }

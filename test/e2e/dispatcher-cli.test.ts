@@ -154,8 +154,8 @@ describe('broker dispatcher (process)', () => {
     assert.equal(list.data.find((s) => s.id === servers[0])?.attributes.status, 'stopping');
 
     const metrics = (await call(port, 'GET', '/metrics', {})).body;
-    assert.match(metrics, /dispatcher_refusals_total\{code="MAX_CLIENTS_PER_TOKEN"\} [1-9]/);
-    assert.match(metrics, new RegExp(`dispatcher_token_connections\\{token="${HASHED.slice(0, 8)}"\\} \\d+`));
+    assert.match(metrics, /broker_dispatcher_refusals_total\{code="MAX_CLIENTS_PER_TOKEN"\} [1-9]/);
+    assert.match(metrics, new RegExp(`broker_dispatcher_token_connections\\{token_hash="${HASHED.slice(0, 8)}"\\} \\d+`));
     assert.ok(!proc.output().includes(TOKEN));
     for (const p of ['/healthcheck', '/livez', '/readyz']) assert.equal((await call(port, 'GET', p, {})).status, 200);
   });

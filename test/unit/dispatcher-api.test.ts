@@ -172,10 +172,10 @@ describe('dispatcher HTTP API (in process)', () => {
   it('health, readiness and metrics (tokens only as an 8-char hash prefix)', async () => {
     for (const p of ['/healthcheck', '/livez', '/readyz']) assert.equal((await fetch(`${base()}${p}`)).status, 200, p);
     const text = await (await fetch(`${base()}/metrics`)).text();
-    assert.match(text, /dispatcher_allocations_total\{result="created"\} \d+/);
-    assert.match(text, /dispatcher_refusals_total\{code="MAX_CLIENTS_PER_TOKEN"\} \d+/);
-    assert.match(text, /dispatcher_servers\{status="live"\} 2/);
-    assert.match(text, new RegExp(`dispatcher_token_allocations\\{token="${HASHED.slice(0, 8)}"\\} 4`));
+    assert.match(text, /broker_dispatcher_allocations_total\{result="created"\} \d+/);
+    assert.match(text, /broker_dispatcher_refusals_total\{code="MAX_CLIENTS_PER_TOKEN"\} \d+/);
+    assert.match(text, /broker_dispatcher_servers\{status="live"\} 2/);
+    assert.match(text, new RegExp(`broker_dispatcher_token_allocations\\{token_hash="${HASHED.slice(0, 8)}"\\} 4`));
     assert.ok(!text.includes(HASHED), 'no full hashed token in metrics');
     assert.ok(!text.includes(TOKEN));
   });
