@@ -12,7 +12,7 @@ Environment:
   SERVER_TTL_MS                  a server with no registration/connection/ping/probe activity for this
                                  long leaves placement, ms (default 90000)
   SERVER_PROBE_INTERVAL_MS       probe GET <peer_url>/healthcheck of servers that reported a peer_url,
-                                 ms; 0 disables (default 5000)
+                                 ms; 0 disables (default 2000)
   SERVER_PROBE_TIMEOUT_MS        probe timeout, ms (default 2000)
   SERVER_PROBE_FAILURES          consecutive failed probes before a server leaves placement (default 2)
   DISPATCHER_REDIS_URL           redis:// or rediss:// URL: share state between dispatcher replicas

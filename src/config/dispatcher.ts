@@ -71,7 +71,7 @@ export function loadDispatcherConfig(env: Env): DispatcherConfig {
   const clientLeaseMs = r.int('CLIENT_LEASE_MS', 2_000, { min: 0 });
   const connectGraceMs = r.int('CLIENT_CONNECT_GRACE_MS', 30_000, { min: 1_000 });
   const retryAfterSeconds = r.int('RETRY_AFTER_SECONDS', 2, { min: 1, max: 3600 });
-  const probeIntervalMs = r.int('SERVER_PROBE_INTERVAL_MS', 5_000, { min: 0 });
+  const probeIntervalMs = r.int('SERVER_PROBE_INTERVAL_MS', 2_000, { min: 0 });
   const probeTimeoutMs = r.int('SERVER_PROBE_TIMEOUT_MS', 2_000, { min: 100 });
   const probeFailures = r.int('SERVER_PROBE_FAILURES', 2, { min: 1, max: 100 });
   const sweepIntervalMs = r.int('DISPATCHER_SWEEP_INTERVAL_MS', 10_000, { min: 100 });
