@@ -61,6 +61,10 @@ export interface PlatformRelayInit {
   /** Ask for the answer in an ack (x-broker-ws-response). */
   wantsAck: boolean;
   idempotent: boolean;
+  /** `request` (platform API) or `service` (control commands, always acked). */
+  eventName?: 'request' | 'service';
+  /** For `service`: whether the chosen connection's client understands it (the real server: ≥ 4.209.0 or local). */
+  accepts?: (connection: Connection) => boolean;
 }
 
 function countingTransform(onBytes: (n: number) => void): Transform {
@@ -217,6 +221,9 @@ export class PlatformRelay {
 
   async #attempt(connection: Connection): Promise<AttemptOutcome> {
     const { pending, metrics } = this.deps;
+    if (this.init.accepts && !this.init.accepts(connection)) {
+      return { kind: 'failed', status: 501, reason: 'not-implemented', message: 'Not implemented for client versions before 4.209.0' };
+    }
     const useAck = this.init.wantsAck || !connection.acceptsPostStreams;
     const attempt = new RelayAttempt(this, connection, useAck ? '' : randomUUID(), this.deps);
     this.#current = attempt;
@@ -303,7 +310,7 @@ export class RelayAttempt implements TunnelWaiter {
     this.#sent = true;
     let args: unknown[];
     try {
-      args = await this.connection.channel.call('request', [payload]);
+      args = await this.connection.channel.call(this.relay.init.eventName ?? 'request', [payload]);
     } catch (err) {
       if (this.#settled) return;
       return this.settle({ kind: 'dropped', detail: describeError(err) });

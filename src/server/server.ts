@@ -38,6 +38,15 @@ export interface BrokerServer {
   readonly metrics: ServerMetrics;
 }
 
+/** The service channel needs snyk-broker ≥ 4.209.0 (or the unversioned `local` build, or our client). */
+function serviceCapable(version: string | undefined, ours: boolean): boolean {
+  if (ours || version === 'local') return true;
+  const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version ?? '');
+  if (!m) return false;
+  const [a, b, c] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  return a > 4 || (a === 4 && (b > 209 || (b === 209 && c >= 0)));
+}
+
 function pathOf(url: string | undefined): string {
   return (url ?? '/').split('?', 1)[0]!;
 }
@@ -122,18 +131,38 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       }
     }
     if (body) metrics.bytes.inc({ direction: 'request' }, body.length);
-    const relay = new PlatformRelay(
-      {
-        token: parsed.token,
-        request: { url: parsed.url, method, headers, ...(body ? { body } : {}), requestId },
-        requestId,
-        wantsAck: req.headers['x-broker-ws-response'] !== undefined,
-        idempotent: IDEMPOTENT_METHODS.has(method),
-      },
-      req,
-      res,
-      relayDeps,
-    );
+    await startRelay(req, res, {
+      token: parsed.token,
+      request: { url: parsed.url, method, headers, ...(body ? { body } : {}), requestId },
+      requestId,
+      wantsAck: req.headers['x-broker-ws-response'] !== undefined,
+      idempotent: IDEMPOTENT_METHODS.has(method),
+    });
+  }
+
+  /** GET /service/<token>/<command>: a control command answered by the client in an ack (§3.6). */
+  function handleService(req: IncomingMessage, res: ServerResponse, rawUrl: string): Promise<void> | void {
+    req.resume();
+    const parsed = parseBrokerPath(rawUrl.replace(/^\/service\//, '/broker/'));
+    const requestId = requestIdOf(req.headers);
+    if (!parsed || req.method !== 'GET') return sendFailure(res, 400, 'bad-request', { ok: false, msg: 'expected GET /service/<token>/<command>' }, { 'snyk-request-id': requestId });
+    if (draining) return sendFailure(res, 503, 'server-draining', { ok: false }, { 'snyk-request-id': requestId, 'retry-after': '1' });
+    const headers = relayHeaders(req.headers, requestId, parsed.contextId);
+    headers['x-broker-service'] = 'true';
+    headers['x-broker-ws-response'] = 'true';
+    return startRelay(req, res, {
+      token: parsed.token,
+      request: { url: parsed.url, method: 'GET', headers, requestId },
+      requestId,
+      wantsAck: true,
+      idempotent: false,
+      eventName: 'service',
+      accepts: (c) => serviceCapable(c.identity?.version, c.isOurClient),
+    });
+  }
+
+  async function startRelay(req: IncomingMessage, res: ServerResponse, init: ConstructorParameters<typeof PlatformRelay>[0]): Promise<void> {
+    const relay = new PlatformRelay(init, req, res, relayDeps);
     relays.add(relay);
     void relay.done.then(() => relays.delete(relay));
     await relay.run();
@@ -179,6 +208,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     }
     if (path.startsWith('/broker/')) return handleBroker(req, res, rawUrl);
     if (path.startsWith('/response-data/')) return handleResponseData(req, res, path);
+    if (path.startsWith('/service/')) return handleService(req, res, rawUrl);
     req.resume();
     if (req.method !== 'GET' && req.method !== 'HEAD') return sendFailure(res, 404, 'not-found', { ok: false });
     if (path === '/' || path === '/healthcheck') return sendJson(res, 200, { ok: true, version: VERSION });

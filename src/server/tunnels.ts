@@ -88,7 +88,12 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
   /** Silent this long → the tunnel is dropped (Primus' server timeout is 35 s with 25 s pings). */
   const silenceLimitMs = config.pingIntervalMs + 10_000;
 
-  const updateGauge = (token: string) => metrics.connections.set({ token_hash: hashToken(token) }, pool.members(token).filter((c) => c.state === 'ready').length);
+  const updateGauge = (token: string) => {
+    const ready = pool.members(token).filter((c) => c.state === 'ready').length;
+    // A token without connections drops its series, so label cardinality follows live tokens.
+    if (ready === 0) metrics.connections.remove({ token_hash: hashToken(token) });
+    else metrics.connections.set({ token_hash: hashToken(token) }, ready);
+  };
 
   const hooks: ConnectionHooks = {
     onIdentify(conn, payload) {
@@ -203,6 +208,8 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       }
       const remaining = pool.remove(identity.token, conn);
       updateGauge(identity.token);
+      // Per-connection series go with their connection (unless a twin with the same id is live).
+      if (![...live].some((c) => c.id === conn.id)) metrics.relayed.remove({ connection: conn.id });
       dispatcher.clientDisconnected(identity.token, identity.clientId);
       logger.info({ connection: conn.id, maskedToken: maskToken(identity.token), reason, remaining }, 'client connection closed');
     },

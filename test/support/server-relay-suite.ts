@@ -148,6 +148,14 @@ export function serverRelaySuite(startClient: ClientStarter): void {
     assert.equal(seen.headers['x-github-event'], 'push');
   });
 
+  test('service channel: GET /service/<token>/filters/reload is answered by the client in an ack', async () => {
+    const res = await fetch(`${serverUrl}/service/${token}/filters/reload`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { ok: true, msg: 'Filters reloaded.' });
+    const unknown = await fetch(`${serverUrl}/service/${token}/no-such-command`);
+    assert.equal(unknown.status, 400);
+  });
+
   test('client restart (kill -9, start again): the next request succeeds', async () => {
     client.kill('SIGKILL');
     await client.exited;
