@@ -220,14 +220,20 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
         log.info({ reason, graceMs: config.drainGraceMs, inflight: relay.inflight, webhooks: local.webhooksInflight }, 'broker client draining');
         draining = true;
         metrics.ready.set(0);
-        for (const t of tunnels) t.drain();
-        // Webhooks and ack answers travel over the tunnels: keep them open until those are done.
+        for (const t of tunnels) {
+          t.drain();
+          // Tells the server to stop routing new requests here (ours drains the connection; the
+          // real one only reports the client gone to its dispatcher). Same event as Snyk's.
+          if (t.isOpen) t.emitAndFlush('terminate', { signal: reason }).catch(() => undefined);
+        }
+        // Tunnels stay open until every relay is answered: acks and webhooks need them, and a
+        // server (ours) counts a request whose tunnel closed as failed even when its streamed
+        // answer is still uploading. The `terminate` above keeps new requests away meanwhile.
         await waitUntil(() => local.webhooksInflight === 0 && tunnels.every((t) => t.ackInflight === 0), deadline);
-        stopSignal.abort();
-        await Promise.all(tunnels.map((t) => t.close()));
-        // Streamed answers go by HTTP POST and can finish after the tunnels closed.
         const settled = await relay.settle(Math.max(0, deadline - Date.now()));
         if (!settled) log.warn({ inflight: relay.inflight }, 'drain grace period over with relays still in flight');
+        stopSignal.abort();
+        await Promise.all(tunnels.map((t) => t.close()));
         if (allocator) await allocator.release();
         if (server) await closeServer(server);
         log.info({ ms: Date.now() - started }, 'broker client stopped');

@@ -18,6 +18,7 @@ let server: RunningProcess;
 let serverEnv: Record<string, string>;
 let serverPort: number;
 let clientPort: number;
+let client: RunningProcess;
 
 async function status(url: string): Promise<number> {
   const r = await request(url).catch(() => undefined);
@@ -39,7 +40,7 @@ before(async () => {
   };
   server = group.broker('server', 'server', serverEnv);
   await waitFor('server health', async () => (await status(`http://127.0.0.1:${serverPort}/healthcheck`)) === 200, { timeoutMs: 30_000 });
-  group.broker('client', 'client', {
+  client = group.broker('client', 'client', {
     BROKER_TOKEN: token,
     BROKER_SERVER_URL: `http://127.0.0.1:${serverPort}`,
     PORT: String(clientPort),
@@ -83,4 +84,15 @@ test('the client reconnects after our server restarts', async () => {
   assert.equal(await server.stop(), 0);
   server = group.broker('server-2', 'server', serverEnv);
   await waitFor('relay after restart', async () => (await status(`http://127.0.0.1:${serverPort}/broker/${token}/echo/again`)) === 200, { timeoutMs: 60_000, intervalMs: 300 });
+});
+
+test('a client SIGTERM lets an in-flight request finish, then exits 0', async () => {
+  const pending = request(`http://127.0.0.1:${serverPort}/broker/${token}/slow/2000`);
+  await waitFor('origin got the slow request', () => origin.seen.some((x) => x.url === '/slow/2000'), { timeoutMs: 30_000 });
+  const exited = client.stop();
+  const res = await pending;
+  assert.equal(res.statusCode, 200);
+  assert.deepEqual(await res.body.json(), { slow: true });
+  assert.equal(await exited, 0);
+  assert.match(client.output(), /broker client stopped/);
 });

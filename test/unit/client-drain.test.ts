@@ -43,6 +43,7 @@ test('stop drains: not ready, webhooks 503, in-flight relays complete, tunnels c
   assert.equal(hook.headers['x-broker-failure'], 'draining');
   await hook.body.dump();
 
+  await waitFor('terminate event', () => conn.messages.some((m) => m.kind === 'event' && m.name === 'terminate' && (m.args[0] as { signal?: string }).signal === 'SIGTERM'));
   const [ack] = (await acked) as [{ status: number }];
   assert.equal(ack.status, 200, 'acked relay did not finish before the tunnel closed');
   await stopped;
