@@ -32,6 +32,10 @@ export class FakeBrokerServer {
   readonly connections: FakeConnection[] = [];
   readonly responses = new Map<string, ResponseData>();
   capabilities: string[] = ['receive-post-streams'];
+  /** Send the server identify on connect (switch off to simulate a server that never identifies). */
+  sendIdentify = true;
+  /** engine.io timings announced in the open packet (this fake never pings by itself). */
+  engineTimings = { pingInterval: 25000, pingTimeout: 20000 };
   /** Answer `primus::ping` with a pong (switch off to simulate a dead link). */
   answerPrimusPings = true;
   #server: Server;
@@ -117,8 +121,8 @@ export class FakeBrokerServer {
       if (msg.kind === 'event' && msg.name === 'identify') conn.identify = msg.args[0] as FakeConnection['identify'];
       if (msg.kind === 'ack') this.#acks.get(msg.id)?.(msg.args);
     });
-    ws.send(`0${JSON.stringify({ sid: `sid-${this.connections.length}`, upgrades: [], pingInterval: 25000, pingTimeout: 20000, maxPayload: 22020096 })}`);
-    ws.send(`4${encodeEvent('identify', [{ capabilities: this.capabilities }])}`);
+    ws.send(`0${JSON.stringify({ sid: `sid-${this.connections.length}`, upgrades: [], ...this.engineTimings, maxPayload: 22020096 })}`);
+    if (this.sendIdentify) ws.send(`4${encodeEvent('identify', [{ capabilities: this.capabilities }])}`);
   }
 
   /** Sends a raw engine.io packet text. */
