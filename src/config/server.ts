@@ -96,8 +96,9 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
   for (const [name, v] of [['MINIMAL_SUPPORTED_BROKER_VERSION', minimalSupportedVersion], ['MINIMAL_RECOMMENDED_BROKER_VERSION', minimalRecommendedVersion]] as const) {
     if (!SEMVER.test(v)) r.problem(`${name} must be a version like 4.100.0, got ${JSON.stringify(v)}`);
   }
-  if (bodyLimitBytes > maxFrameBytes) {
-    r.problem(`BROKER_SERVER_BODY_LIMIT (${bodyLimitBytes}) must not exceed SOCKET_MAX_RESPONSE_LENGTH (${maxFrameBytes}): the body travels inside one tunnel frame`);
+  // The body travels base64-encoded inside one tunnel message, next to the headers.
+  if (Math.ceil(bodyLimitBytes / 3) * 4 + 64 * 1024 > maxFrameBytes) {
+    r.problem(`BROKER_SERVER_BODY_LIMIT (${bodyLimitBytes}) is too large for SOCKET_MAX_RESPONSE_LENGTH (${maxFrameBytes}): the body travels base64-encoded inside one tunnel message, so it must stay below about 3/4 of it`);
   }
 
   const acceptRaw = r.string('ACCEPT');

@@ -85,6 +85,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     cookie: false,
   });
   const live = new Set<Connection>();
+  let drainReason: string | undefined;
   /** Silent this long → the tunnel is dropped (Primus' server timeout is 35 s with 25 s pings). */
   const silenceLimitMs = config.pingIntervalMs + 10_000;
 
@@ -154,6 +155,11 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       conn.state = 'ready';
       updateGauge(token);
       dispatcher.clientConnected(token, conn.identity.clientId, version);
+      if (drainReason !== undefined) {
+        // Handshook just before the drain began: send it on its way like the others.
+        conn.drain();
+        conn.sendAwayWhenIdle(drainReason);
+      }
       logger.info(
         { connection: conn.id, maskedToken: maskToken(token), hashedToken: hashToken(token), version, capabilities, connections: pool.members(token).length },
         'client connection identified',
@@ -263,6 +269,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     },
     /** Drain: no new relays; every client is told to go elsewhere once its tunnel holds nothing. */
     drainAll(reason: string): void {
+      drainReason = reason;
       for (const conn of live) {
         conn.drain();
         conn.sendAwayWhenIdle(reason);

@@ -58,6 +58,12 @@ test('every bad variable is named in one ConfigError', async () => {
   );
 });
 
+test('a body limit that cannot fit one tunnel message (base64) is refused naming both variables', async () => {
+  await assert.rejects(loadServerConfig({ BROKER_SERVER_BODY_LIMIT: '20000000' }), (e: unknown) => e instanceof ConfigError && /BROKER_SERVER_BODY_LIMIT/.test(e.message) && /SOCKET_MAX_RESPONSE_LENGTH/.test(e.message));
+  const c = await loadServerConfig({ BROKER_SERVER_BODY_LIMIT: '20000000', SOCKET_MAX_RESPONSE_LENGTH: '30000000' });
+  assert.equal(c.bodyLimitBytes, 20_000_000);
+});
+
 test('ACCEPT: rules load, a missing ${VAR} is a config error naming it', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'server-config-'));
   const file = join(dir, 'accept.json');
