@@ -209,14 +209,20 @@ export function createRelay(opts: RelayOptions) {
     // One ack is one message: the body is buffered, with a cap.
     const chunks: Buffer[] = [];
     let size = 0;
-    for await (const chunk of res.body) {
-      size += (chunk as Buffer).length;
-      if (size > opts.maxAckResponseBytes) {
-        res.body.destroy();
-        log.warn({ requestId, url: req.url, limit: opts.maxAckResponseBytes }, 'origin answer too large for an ack');
-        return brokerError(502, 'BODY_TOO_LARGE', `response exceeds ${opts.maxAckResponseBytes} bytes`);
+    try {
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length;
+        if (size > opts.maxAckResponseBytes) {
+          res.body.destroy();
+          log.warn({ requestId, url: req.url, limit: opts.maxAckResponseBytes }, 'origin answer too large for an ack');
+          return brokerError(502, 'BODY_TOO_LARGE', `response exceeds ${opts.maxAckResponseBytes} bytes`);
+        }
+        chunks.push(chunk as Buffer);
       }
-      chunks.push(chunk as Buffer);
+    } catch (err) {
+      const e = classifyEgressError(err);
+      log.warn({ requestId, url: req.url, code: e.code, err: e.message }, 'origin answer broke off');
+      return brokerError(e.status, e.code, e.message);
     }
     return { head, body: Buffer.concat(chunks) };
   }
@@ -295,7 +301,14 @@ export function createRelay(opts: RelayOptions) {
   }
 
   async function deliver(tunnel: Tunnel, req: RelayRequest, requestId: string, reply: Reply | undefined, viaAck: boolean, viaPost: boolean, started: number): Promise<void> {
-    const answer = await answerFor(req, requestId, viaAck);
+    let answer: Answer;
+    try {
+      answer = await answerFor(req, requestId, viaAck);
+    } catch (err) {
+      // Never leave the platform waiting: the real server has no deadline of its own.
+      log.error({ requestId, url: req.url, err: describeError(err) }, 'relay failed unexpectedly');
+      answer = brokerError(500, 'INTERNAL_ERROR', 'broker client failed to handle the request');
+    }
     let bytes = 0;
     const placement = tunnel.placement;
     try {
