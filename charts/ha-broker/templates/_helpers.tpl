@@ -1,0 +1,412 @@
+{{/*
+Chart name, truncated to 63 characters (the DNS label limit).
+*/}}
+{{- define "ha-broker.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: "<release>-<chart name>" unless the release name already contains the chart name,
+truncated to 63 characters.
+*/}}
+{{- define "ha-broker.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A name derived from the full name with a suffix, kept within 63 characters.
+Call with (dict "root" $ "suffix" "x").
+*/}}
+{{- define "ha-broker.suffixedName" -}}
+{{- $max := sub 62 (len .suffix) | int }}
+{{- printf "%s-%s" (include "ha-broker.fullname" .root | trunc $max | trimSuffix "-") .suffix }}
+{{- end }}
+
+{{/*
+Name of the Deployment and Service of replica .index (HA mode): "<fullname>-<index>".
+*/}}
+{{- define "ha-broker.replicaName" -}}
+{{- include "ha-broker.suffixedName" (dict "root" .root "suffix" (toString .index)) }}
+{{- end }}
+
+{{- define "ha-broker.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Selector labels shared by every pod of the release.
+*/}}
+{{- define "ha-broker.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ha-broker.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/component: client
+{{- end }}
+
+{{/*
+Common labels.
+*/}}
+{{- define "ha-broker.labels" -}}
+helm.sh/chart: {{ include "ha-broker.chart" . }}
+{{ include "ha-broker.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ha-broker
+{{- end }}
+
+{{/*
+True when high availability mode is on; validates replicaCount.
+*/}}
+{{- define "ha-broker.ha" -}}
+{{- if .Values.highAvailabilityMode.enabled }}
+{{- $n := int .Values.replicaCount }}
+{{- if or (lt $n 2) (gt $n 4) }}
+{{- fail (printf "replicaCount must be between 2 and 4 when highAvailabilityMode.enabled=true (Snyk allows at most 4 broker clients per token; a 5th never gets a connection allocated), got %v" .Values.replicaCount) }}
+{{- end }}
+{{- "true" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Number of broker client pods.
+*/}}
+{{- define "ha-broker.replicas" -}}
+{{- if include "ha-broker.ha" . }}{{ int .Values.replicaCount }}{{ else }}1{{ end }}
+{{- end }}
+
+{{/*
+Regional endpoints: list of (broker server URL, API/dispatcher URL).
+*/}}
+{{- define "ha-broker.regionUrls" -}}
+{{- $regions := dict
+  "us" (list "https://broker.snyk.io" "https://api.snyk.io")
+  "us2" (list "https://broker.us.snyk.io" "https://api.us.snyk.io")
+  "eu" (list "https://broker.eu.snyk.io" "https://api.eu.snyk.io")
+  "au" (list "https://broker.au.snyk.io" "https://api.au.snyk.io") }}
+{{- $region := .Values.region | default "us" }}
+{{- if not (hasKey $regions $region) }}
+{{- fail (printf "region must be one of us, us2, eu, au (got %q); set brokerServerUrl and highAvailabilityMode.dispatcherUrl for other environments" $region) }}
+{{- end }}
+{{- join " " (get $regions $region) }}
+{{- end }}
+
+{{- define "ha-broker.brokerServerUrl" -}}
+{{- .Values.brokerServerUrl | default (include "ha-broker.regionUrls" . | splitList " " | first) }}
+{{- end }}
+
+{{- define "ha-broker.dispatcherUrl" -}}
+{{- .Values.highAvailabilityMode.dispatcherUrl | default (include "ha-broker.regionUrls" . | splitList " " | last) }}
+{{- end }}
+
+{{- define "ha-broker.brokerClientUrl" -}}
+{{- .Values.brokerClientUrl | default (printf "http://%s.%s.svc.%s:%v" (include "ha-broker.fullname" .) .Release.Namespace .Values.clusterDomain .Values.service.port) }}
+{{- end }}
+
+{{- define "ha-broker.secretName" -}}
+{{- .Values.existingSecret | default (include "ha-broker.fullname" .) }}
+{{- end }}
+
+{{- define "ha-broker.secretTokenKey" -}}
+{{- if .Values.existingSecret }}{{ .Values.existingSecretTokenKey }}{{ else }}BROKER_TOKEN{{ end }}
+{{- end }}
+
+{{- define "ha-broker.acceptConfigMapName" -}}
+{{- .Values.existingConfigMap | default (include "ha-broker.suffixedName" (dict "root" . "suffix" "accept")) }}
+{{- end }}
+
+{{- define "ha-broker.acceptKey" -}}
+{{- if .Values.existingConfigMap }}{{ .Values.existingConfigMapKey }}{{ else }}accept.json{{ end }}
+{{- end }}
+
+{{- define "ha-broker.hasAccept" -}}
+{{- if or .Values.accept .Values.existingConfigMap }}true{{ end }}
+{{- end }}
+
+{{- define "ha-broker.caSecretName" -}}
+{{- .Values.existingCaCertSecret | default (include "ha-broker.suffixedName" (dict "root" . "suffix" "ca")) }}
+{{- end }}
+
+{{- define "ha-broker.caKey" -}}
+{{- if .Values.existingCaCertSecret }}{{ .Values.existingCaCertSecretKey }}{{ else }}ca.pem{{ end }}
+{{- end }}
+
+{{- define "ha-broker.hasCa" -}}
+{{- if or .Values.caCert .Values.existingCaCertSecret }}true{{ end }}
+{{- end }}
+
+{{- define "ha-broker.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- .Values.serviceAccount.name | default (include "ha-broker.fullname" .) }}
+{{- else }}
+{{- .Values.serviceAccount.name | default "default" }}
+{{- end }}
+{{- end }}
+
+{{- define "ha-broker.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{- define "ha-broker.terminationGracePeriodSeconds" -}}
+{{- $drain := int .Values.drainGraceSeconds }}
+{{- if eq (toString .Values.terminationGracePeriodSeconds) "" }}
+{{- add $drain 10 }}
+{{- else }}
+{{- $t := int .Values.terminationGracePeriodSeconds }}
+{{- if le $t $drain }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than drainGraceSeconds (%d), or the kubelet kills the client before it has drained" $t $drain) }}
+{{- end }}
+{{- $t }}
+{{- end }}
+{{- end }}
+
+{{/*
+Stable BROKER_CLIENT_ID of a client: a UUID-formatted digest of namespace, full name and replica
+index, so a restarted or rescheduled replica asks the dispatcher for the same allocation.
+Call with (dict "root" $ "index" <int or "">).
+*/}}
+{{- define "ha-broker.clientId" -}}
+{{- $h := printf "%s/%s/%v" .root.Release.Namespace (include "ha-broker.fullname" .root) .index | sha256sum }}
+{{- printf "%s-%s-5%s-8%s-%s" (substr 0 8 $h) (substr 8 12 $h) (substr 13 16 $h) (substr 17 20 $h) (substr 20 32 $h) }}
+{{- end }}
+
+{{/*
+Environment of a broker client container. Call with (dict "root" $ "index" <int or "">).
+Entries of extraEnv replace the chart's entries of the same name.
+*/}}
+{{- define "ha-broker.env" -}}
+{{- $root := .root }}
+{{- $v := $root.Values }}
+{{- $env := list }}
+{{- $env = append $env (dict "name" "BROKER_TOKEN" "valueFrom" (dict "secretKeyRef" (dict "name" (include "ha-broker.secretName" $root) "key" (include "ha-broker.secretTokenKey" $root)))) }}
+{{- $env = append $env (dict "name" "BROKER_SERVER_URL" "value" (include "ha-broker.brokerServerUrl" $root)) }}
+{{- $env = append $env (dict "name" "BROKER_CLIENT_URL" "value" (include "ha-broker.brokerClientUrl" $root)) }}
+{{- $env = append $env (dict "name" "BROKER_CLIENT_ID" "value" (include "ha-broker.clientId" .)) }}
+{{- $env = append $env (dict "name" "PORT" "value" (toString $v.port)) }}
+{{- $ha := include "ha-broker.ha" $root }}
+{{- $env = append $env (dict "name" "BROKER_HA_MODE_ENABLED" "value" (ternary "true" "false" (eq $ha "true"))) }}
+{{- if $ha }}
+{{- $env = append $env (dict "name" "BROKER_DISPATCHER_BASE_URL" "value" (include "ha-broker.dispatcherUrl" $root)) }}
+{{- if $v.highAvailabilityMode.dispatcherUrlPrefix }}
+{{- $env = append $env (dict "name" "DISPATCHER_URL_PREFIX" "value" $v.highAvailabilityMode.dispatcherUrlPrefix) }}
+{{- end }}
+{{- end }}
+{{- if include "ha-broker.hasAccept" $root }}
+{{- $env = append $env (dict "name" "ACCEPT" "value" "/etc/ha-broker/accept/accept.json") }}
+{{- end }}
+{{- $env = append $env (dict "name" "PREFLIGHT_CHECKS_ENABLED" "value" (ternary "true" "false" (eq (toString $v.preflightChecks.enabled) "true"))) }}
+{{- $env = append $env (dict "name" "LOG_LEVEL" "value" $v.logLevel) }}
+{{- $env = append $env (dict "name" "BROKER_CLIENT_DRAIN_GRACE_MS" "value" (toString (mul (int $v.drainGraceSeconds) 1000))) }}
+{{- with $v.httpProxy }}
+{{- $env = append $env (dict "name" "HTTP_PROXY" "value" .) }}
+{{- end }}
+{{- with $v.httpsProxy }}
+{{- $env = append $env (dict "name" "HTTPS_PROXY" "value" .) }}
+{{- end }}
+{{- with $v.noProxy }}
+{{- $env = append $env (dict "name" "NO_PROXY" "value" .) }}
+{{- end }}
+{{- if include "ha-broker.hasCa" $root }}
+{{- $env = append $env (dict "name" "NODE_EXTRA_CA_CERTS" "value" "/etc/ha-broker/ca/ca.pem") }}
+{{- end }}
+{{- $replaced := dict }}
+{{- range $v.extraEnv }}
+{{- $_ := set $replaced .name true }}
+{{- end }}
+{{- $out := list }}
+{{- range $env }}
+{{- if not (hasKey $replaced .name) }}
+{{- $out = append $out . }}
+{{- end }}
+{{- end }}
+{{- toYaml (concat $out $v.extraEnv) }}
+{{- end }}
+
+{{/*
+Volume mounts of a broker client container.
+*/}}
+{{- define "ha-broker.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+{{- if include "ha-broker.hasAccept" . }}
+- name: accept
+  mountPath: /etc/ha-broker/accept
+  readOnly: true
+{{- end }}
+{{- if include "ha-broker.hasCa" . }}
+- name: ca
+  mountPath: /etc/ha-broker/ca
+  readOnly: true
+{{- end }}
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Volumes of a broker client pod.
+*/}}
+{{- define "ha-broker.volumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 256Mi
+{{- if include "ha-broker.hasAccept" . }}
+- name: accept
+  configMap:
+    name: {{ include "ha-broker.acceptConfigMapName" . }}
+    items:
+      - key: {{ include "ha-broker.acceptKey" . }}
+        path: accept.json
+{{- end }}
+{{- if include "ha-broker.hasCa" . }}
+- name: ca
+  secret:
+    secretName: {{ include "ha-broker.caSecretName" . }}
+    items:
+      - key: {{ include "ha-broker.caKey" . }}
+        path: ca.pem
+{{- end }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Checksum annotations: a changed token, accept file or CA rolls the pods.
+*/}}
+{{- define "ha-broker.checksums" -}}
+{{- if .Values.existingSecret }}
+checksum/secret: {{ printf "existing:%s/%s" .Values.existingSecret .Values.existingSecretTokenKey | sha256sum }}
+{{- else }}
+checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256sum }}
+{{- end }}
+{{- if .Values.existingConfigMap }}
+checksum/accept: {{ printf "existing:%s/%s" .Values.existingConfigMap .Values.existingConfigMapKey | sha256sum }}
+{{- else if .Values.accept }}
+checksum/accept: {{ include (print .Template.BasePath "/configmap-accept.yaml") . | sha256sum }}
+{{- end }}
+{{- if .Values.existingCaCertSecret }}
+checksum/ca: {{ printf "existing:%s/%s" .Values.existingCaCertSecret .Values.existingCaCertSecretKey | sha256sum }}
+{{- else if .Values.caCert }}
+checksum/ca: {{ include (print .Template.BasePath "/secret-ca.yaml") . | sha256sum }}
+{{- end }}
+{{- end }}
+
+{{/*
+Default scheduling: soft (or hard) anti-affinity between the replicas of this release.
+*/}}
+{{- define "ha-broker.affinity" -}}
+{{- if .Values.affinity }}
+{{- toYaml .Values.affinity }}
+{{- else if eq .Values.podAntiAffinity "soft" }}
+podAntiAffinity:
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- include "ha-broker.selectorLabels" . | nindent 12 }}
+{{- else if eq .Values.podAntiAffinity "hard" }}
+podAntiAffinity:
+  requiredDuringSchedulingIgnoredDuringExecution:
+    - topologyKey: kubernetes.io/hostname
+      labelSelector:
+        matchLabels:
+          {{- include "ha-broker.selectorLabels" . | nindent 10 }}
+{{- end }}
+{{- end }}
+
+{{- define "ha-broker.topologySpreadConstraints" -}}
+{{- if .Values.topologySpreadConstraints }}
+{{- toYaml .Values.topologySpreadConstraints }}
+{{- else if .Values.defaultTopologySpread }}
+- maxSkew: 1
+  topologyKey: kubernetes.io/hostname
+  whenUnsatisfiable: ScheduleAnyway
+  labelSelector:
+    matchLabels:
+      {{- include "ha-broker.selectorLabels" . | nindent 6 }}
+- maxSkew: 1
+  topologyKey: topology.kubernetes.io/zone
+  whenUnsatisfiable: ScheduleAnyway
+  labelSelector:
+    matchLabels:
+      {{- include "ha-broker.selectorLabels" . | nindent 6 }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pod spec of a broker client. Call with (dict "root" $ "index" <int or "">).
+*/}}
+{{- define "ha-broker.podSpec" -}}
+{{- $root := .root }}
+{{- $v := $root.Values }}
+serviceAccountName: {{ include "ha-broker.serviceAccountName" $root }}
+automountServiceAccountToken: false
+enableServiceLinks: false
+terminationGracePeriodSeconds: {{ include "ha-broker.terminationGracePeriodSeconds" $root }}
+{{- with $v.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $v.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml $v.podSecurityContext | nindent 2 }}
+containers:
+  - name: broker
+    image: {{ include "ha-broker.image" $root | quote }}
+    imagePullPolicy: {{ $v.image.pullPolicy }}
+    args: ["client"]
+    ports:
+      - name: http
+        containerPort: {{ $v.port }}
+        protocol: TCP
+    env:
+      {{- include "ha-broker.env" . | nindent 6 }}
+    {{- with $v.extraEnvFrom }}
+    envFrom:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    livenessProbe:
+      {{- toYaml $v.livenessProbe | nindent 6 }}
+    readinessProbe:
+      {{- toYaml $v.readinessProbe | nindent 6 }}
+    resources:
+      {{- toYaml $v.resources | nindent 6 }}
+    securityContext:
+      {{- toYaml $v.securityContext | nindent 6 }}
+    volumeMounts:
+      {{- include "ha-broker.volumeMounts" $root | nindent 6 }}
+volumes:
+  {{- include "ha-broker.volumes" $root | nindent 2 }}
+{{- with (include "ha-broker.affinity" $root | trim) }}
+affinity:
+  {{- . | nindent 2 }}
+{{- end }}
+{{- with (include "ha-broker.topologySpreadConstraints" $root | trim) }}
+topologySpreadConstraints:
+  {{- . | nindent 2 }}
+{{- end }}
+{{- with $v.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
