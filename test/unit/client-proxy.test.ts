@@ -7,6 +7,8 @@ import { startTestClient } from '../support/client-harness.js';
 import { startProxy } from '../support/proxy.js';
 import { waitFor } from '../support/wait.js';
 import { makeTestPki } from '../support/tls.js';
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'undici';
 
 test('tunnels go through the HTTP proxy with CONNECT; NO_PROXY bypasses it', async (t) => {
   const fake = await new FakeBrokerServer().start();
@@ -51,4 +53,17 @@ test('without the CA a wss tunnel does not open', async (t) => {
   t.after(() => tc.stop());
   await tc.waitForLog('tunnel error', (e) => /certificate/i.test(String(e.err)));
   assert.equal(fake.open().length, 0);
+});
+
+test('HTTPS_CERT/HTTPS_KEY serve the local port over TLS', async (t) => {
+  const pki = await makeTestPki();
+  const fake = await new FakeBrokerServer().start();
+  t.after(() => fake.stop());
+  const tc = await startTestClient({ BROKER_TOKEN: randomUUID(), BROKER_SERVER_URL: fake.url, HTTPS_CERT: pki.certFile, HTTPS_KEY: pki.keyFile }, { private: [], public: [] });
+  t.after(() => tc.stop());
+  const agent = new Agent({ connect: { ca: readFileSync(pki.caFile, 'utf8') } });
+  t.after(() => agent.close());
+  const res = await request(`https://127.0.0.1:${tc.port}/livez`, { dispatcher: agent });
+  assert.equal(res.statusCode, 200);
+  assert.deepEqual(await res.body.json(), { ok: true });
 });
