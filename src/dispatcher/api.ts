@@ -134,6 +134,7 @@ function secretMatches(given: string | string[] | undefined, expected: string): 
 export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { allocator, metrics, logger: log } = o;
   const prefixParts = o.urlPrefix.split('/').filter(Boolean);
+  let lastNoServerLog = -Infinity;
 
   const methodNotAllowed = (allowed: string[]) =>
     new ApiError(405, 'METHOD_NOT_ALLOWED', 'Method not allowed', `use ${allowed.join(' or ')}`, { allow: allowed.join(', ') });
@@ -163,6 +164,11 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
     metrics.refusals.inc({ code: r.code });
     const retry = { 'retry-after': String(r.retryAfterSeconds) };
     if (r.kind === 'unavailable') {
+      // Every waiting client hits this every few seconds: say it once per 30 s.
+      if (Date.now() - lastNoServerLog >= 30_000) {
+        lastNoServerLog = Date.now();
+        log.warn('no live broker server: allocations are refused with 503 until a server registers or reports');
+      }
       throw new ApiError(503, r.code, 'No broker server available', 'no live broker server is registered with the dispatcher; retry later', retry);
     }
     if (r.code === 'WARMING_UP') {
@@ -327,7 +333,7 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
   return (req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (err instanceof ApiError) {
-        if (err.status >= 500 || err.status === 401) log.warn({ method: req.method, path: shortPath(req.url), code: err.code }, err.detail);
+        if ((err.status >= 500 && err.code !== 'NO_LIVE_SERVER') || err.status === 401) log.warn({ method: req.method, path: shortPath(req.url), code: err.code }, err.detail);
         sendError(res, err);
         return;
       }
