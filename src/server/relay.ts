@@ -154,6 +154,8 @@ export class PlatformRelay {
   async #loop(): Promise<string> {
     const { pool, metrics, logger } = this.deps;
     const exclude = new Set<Connection>();
+    /** Clients whose tunnel just failed us: their other tunnel likely shares the fate (a dead process), so others go first. */
+    const suspectClients = new Set<string>();
     let first = true;
     for (;;) {
       if (this.#platformGone) return 'platform-gone';
@@ -161,7 +163,8 @@ export class PlatformRelay {
         this.#fail(504, 'response-timeout', `no answer from the broker client within ${this.deps.requestTimeoutMs} ms`);
         return 'timeout';
       }
-      const selection = pool.select(this.init.token, exclude);
+      let selection = pool.select(this.init.token, suspectClients.size ? this.#withClients(exclude, suspectClients) : exclude);
+      if (selection.kind !== 'ok' && suspectClients.size) selection = pool.select(this.init.token, exclude);
       if (selection.kind !== 'ok') {
         if (first) {
           if (selection.kind === 'no-connection') {
@@ -178,6 +181,7 @@ export class PlatformRelay {
       const connection = selection.connection;
       exclude.add(connection);
       const outcome = await this.#attempt(connection);
+      if ((outcome.kind === 'not-sent' || outcome.kind === 'dropped') && connection.identity) suspectClients.add(connection.identity.clientId);
       switch (outcome.kind) {
         case 'answered':
           return 'answered';
@@ -204,6 +208,12 @@ export class PlatformRelay {
           return 'tunnel-closed';
       }
     }
+  }
+
+  #withClients(exclude: ReadonlySet<Connection>, clientIds: ReadonlySet<string>): Set<Connection> {
+    const out = new Set(exclude);
+    for (const c of this.deps.pool.members(this.init.token)) if (c.identity && clientIds.has(c.identity.clientId)) out.add(c);
+    return out;
   }
 
   #failRaw(status: number, reason: string, body: unknown, headers: Record<string, string> = {}): void {

@@ -184,6 +184,30 @@ test('GET whose tunnel drops after sending is retried once on another connection
   assert.equal(failed.headers['x-broker-failure'], 'tunnel-closed');
 });
 
+test('a retry after a dropped tunnel prefers another client over the dead client\'s other tunnel', async () => {
+  const s = await startInProcessServer();
+  servers.push(s);
+  const aPrimary = new FakeTunnelClient(s.url, T, { clientId: 'A', role: 'primary' });
+  clients.push(aPrimary);
+  await aPrimary.opened;
+  await waitFor('A primary', () => s.server.pool.members(T).length === 1);
+  const aSecondary = new FakeTunnelClient(s.url, T, { clientId: 'A', role: 'secondary' });
+  clients.push(aSecondary);
+  await aSecondary.opened;
+  await waitFor('A secondary', () => s.server.pool.members(T).length === 2);
+  const b = new FakeTunnelClient(s.url, T, { clientId: 'B' });
+  clients.push(b);
+  await b.opened;
+  await waitFor('B', () => s.server.pool.members(T).length === 3);
+  const get = platform(`${s.url}/broker/${T}/x`);
+  await aPrimary.nextRequest(0);
+  aPrimary.close();
+  const retried = await b.nextRequest(0);
+  assert.equal(aSecondary.requests.length, 0, 'the dead client\'s other tunnel was passed over');
+  await postResponseData(s.url, T, streamingIdOf(retried), [encodeResponseHead({ status: 200 }), Buffer.from('from B')]);
+  assert.equal((await get).body, 'from B');
+});
+
 test('an idempotent answer cut off mid-body (client died) is retried on another connection', async () => {
   const { s, fakes } = await setup({}, 2);
   const [a, b] = fakes as [FakeTunnelClient, FakeTunnelClient];
