@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../observability/logger.js';
 import { BodyTooLargeError, readBody } from '../http/server-helpers.js';
-import type { Allocator, ConnectionEvent } from './allocator.js';
+import type { Allocator, ConnectionEvent, TokenConnections } from './allocator.js';
 import { tokenLabel } from './allocator.js';
 import type { DispatcherMetrics } from './metrics.js';
 import { StoreError } from './store.js';
@@ -118,6 +118,22 @@ function optionalHttpUrl(value: unknown, name: string): string | undefined {
 /** The path for a log line, hashed tokens shortened to their label. */
 function shortPath(url: string | undefined): string {
   return (url ?? '').split('?')[0]!.replace(/[0-9a-f]{64}/gi, (h) => `${h.slice(0, 8)}…`);
+}
+
+function tokenResource(t: TokenConnections) {
+  return {
+    id: t.hashedToken,
+    type: 'token_connections',
+    attributes: {
+      servers: t.servers.map((s) => ({
+        server_id: s.serverId,
+        peer_url: s.peerUrl,
+        status: s.status,
+        connections: s.connections.map((c) => ({ client_id: c.clientId, roles: c.roles, tunnels: c.tunnels, last_seen: new Date(c.lastSeen).toISOString() })),
+      })),
+      allocations: t.allocations.map((a) => ({ client_id: a.clientId, server_id: a.serverId, connected: a.connected })),
+    },
+  };
 }
 
 function secretMatches(given: string | string[] | undefined, expected: string): boolean {
@@ -273,23 +289,14 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
     if (parts[1] === 'tokens' && parts.length === 4 && parts[3] === 'connections') {
       if (req.method !== 'GET') throw methodNotAllowed(['GET']);
       const hashedToken = segment(parts[2]!, 'hashed token', HASHED_TOKEN).toLowerCase();
-      const t = await allocator.tokenConnections(hashedToken);
-      send(res, 200, {
-        jsonapi: { version: '1.0' },
-        data: {
-          id: hashedToken,
-          type: 'token_connections',
-          attributes: {
-            servers: t.servers.map((s) => ({
-              server_id: s.serverId,
-              peer_url: s.peerUrl,
-              status: s.status,
-              connections: s.connections.map((c) => ({ client_id: c.clientId, roles: c.roles, tunnels: c.tunnels, last_seen: new Date(c.lastSeen).toISOString() })),
-            })),
-            allocations: t.allocations.map((a) => ({ client_id: a.clientId, server_id: a.serverId, connected: a.connected })),
-          },
-        },
-      });
+      send(res, 200, { jsonapi: { version: '1.0' }, data: tokenResource(await allocator.tokenConnections(hashedToken)) });
+      return;
+    }
+    // /internal/connections: the same for every token with live tunnels (one poll for a routing cache)
+    if (parts[1] === 'connections' && parts.length === 2) {
+      if (req.method !== 'GET') throw methodNotAllowed(['GET']);
+      const all = await Promise.all((await allocator.store.listTokens()).map((t) => allocator.tokenConnections(t)));
+      send(res, 200, { jsonapi: { version: '1.0' }, data: all.filter((t) => t.servers.length > 0).map(tokenResource) });
       return;
     }
     throw new ApiError(404, 'NOT_FOUND', 'Not found', `no such internal endpoint: ${req.method} /${parts.join('/')}`);

@@ -109,6 +109,8 @@ describe('dispatcher HTTP API (in process)', () => {
       lookup.data.attributes.servers.map((s) => [s.server_id, s.peer_url, s.connections.map((c) => [c.client_id, c.tunnels])]),
       [[sid, `http://10.0.0.${sid}:7341`, [['c1', 2]]]],
     );
+    const all = (await (await internal('/internal/connections')).json()) as { data: Array<{ id: string; attributes: { servers: Array<{ server_id: string }> } }> };
+    assert.deepEqual(all.data.map((t) => [t.id, t.attributes.servers.map((s) => s.server_id)]), [[HASHED, [sid]]]);
     const del = await internal(`/internal/brokerservers/${sid}/connections/${HASHED}?broker_client_id=c1&version=2022-12-02%7Eexperimental`, { method: 'DELETE' });
     assert.equal(del.status, 204);
     assert.equal(del.headers.get('x-broker-dispatcher-register'), null, 'registered servers are not asked to register');
