@@ -37,5 +37,10 @@ Environment (Snyk Broker names; existing deployments work unchanged):
   BROKER_CLIENT_VALIDATION_BASIC_AUTH        user:password for the probe
   BROKER_CLIENT_VALIDATION_TIMEOUT_MS        (default 5000)
   REMOVE_X_FORWARDED_HEADERS     drop x-forwarded-* headers toward origins (default false)
+  DISABLE_BODY_VARS_SUBSTITUTION / DISABLE_HEADER_VARS_SUBSTITUTION
+                                 true: ignore BROKER_VAR_SUB / x-broker-var-sub (default false)
   BROKER_VERSION                 version announced to the server (default 5.22.14+ha-broker.<version>)
+
+Endpoints (PORT): /healthcheck, /systemcheck, /health/checks[/<id>], /livez, /readyz, /metrics,
+  GET|POST /filters; anything else is relayed to the broker server when a public rule allows it.
 `;
