@@ -139,9 +139,14 @@ export class Tunnel {
     this.#stopped = true;
     this.#abort.abort();
     const ws = this.#ws;
-    if (ws && ws.readyState === WebSocket.OPEN) ws.close(1000, 'client closing');
-    else ws?.terminate();
+    let force: NodeJS.Timeout | undefined;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      ws.close(1000, 'client closing');
+      // ws waits up to 30 s for the peer's close frame; a stop should not.
+      force = setTimeout(() => ws.terminate(), 2000);
+    } else ws?.terminate();
     await this.#loop;
+    clearTimeout(force);
     this.#setState('closed');
   }
 
