@@ -20,8 +20,9 @@ Environment:
   DISPATCHER_REDIS_KEY_PREFIX    key prefix in Redis (default ha-broker:dispatcher:)
   BROKER_INTERNAL_SECRET         when set, /internal/... requires header x-broker-internal-secret
   DISPATCHER_SWEEP_INTERVAL_MS   housekeeping period (drop lapsed state), ms (default 10000)
-  DISPATCHER_STARTUP_GRACE_MS    after start, new client ids wait this long so existing connections can
-                                 re-report first (keeps the limit exact after a restart with an empty
-                                 store), ms (default 0)
+  DISPATCHER_STARTUP_GRACE_MS    after a start that finds servers already running (learned from their
+                                 reports, not their registration), new client ids wait this long so
+                                 existing connections re-report first (keeps the limit exact after a
+                                 restart with an empty store); 0 disables, ms (default 30000)
   LOG_LEVEL                      fatal|error|warn|info|debug|trace|silent (default info)
 `;

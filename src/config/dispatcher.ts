@@ -28,7 +28,7 @@ export interface DispatcherConfig {
   probeFailures: number;
   /** Housekeeping period: drop expired servers, dead connections and free allocations. */
   sweepIntervalMs: number;
-  /** After start, new client ids are asked to retry for this long (lets connections re-report). */
+  /** After start, when servers turn out to be running already, new client ids wait this long (connections re-report). */
   startupGraceMs: number;
   logLevel: LogLevel;
   /** Secret values, for the log scrubber. */
@@ -75,7 +75,7 @@ export function loadDispatcherConfig(env: Env): DispatcherConfig {
   const probeTimeoutMs = r.int('SERVER_PROBE_TIMEOUT_MS', 2_000, { min: 100 });
   const probeFailures = r.int('SERVER_PROBE_FAILURES', 2, { min: 1, max: 100 });
   const sweepIntervalMs = r.int('DISPATCHER_SWEEP_INTERVAL_MS', 10_000, { min: 100 });
-  const startupGraceMs = r.int('DISPATCHER_STARTUP_GRACE_MS', 0, { min: 0 });
+  const startupGraceMs = r.int('DISPATCHER_STARTUP_GRACE_MS', 30_000, { min: 0 });
   const logLevel = r.enumOf<LogLevel>('LOG_LEVEL', LOG_LEVELS, 'info');
   r.done();
   return {

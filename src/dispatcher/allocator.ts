@@ -262,7 +262,7 @@ export class Allocator {
       if (held >= this.config.maxClientsPerToken) {
         return [{ kind: 'refused', code: 'MAX_CLIENTS_PER_TOKEN', held, max: this.config.maxClientsPerToken, retryAfterSeconds: this.#retryAfter(v, s) }, pruned];
       }
-      if (now < this.#startedAt + this.config.startupGraceMs) {
+      if (this.#warmingUp(v)) {
         const secs = Math.ceil((this.#startedAt + this.config.startupGraceMs - now) / 1000);
         return [{ kind: 'refused', code: 'WARMING_UP', held, max: this.config.maxClientsPerToken, retryAfterSeconds: Math.max(1, Math.min(secs, this.config.retryAfterSeconds)) }, pruned];
       }
@@ -286,6 +286,19 @@ export class Allocator {
       this.#log[level]({ tokenHash: token, clientId, code: result.code, held: result.held, retryAfter: result.retryAfterSeconds }, 'allocation refused; the client waits for a slot');
     }
     return result;
+  }
+
+  /**
+   * Just after start, servers that were already running (we learn of them from their reports,
+   * not their registration) may hold connections not re-reported yet (pings come every ~25 s):
+   * a new client could take a slot that is in fact used. New client ids wait that long; known
+   * ones are served. A fresh system (servers register first) or a Redis store that kept its
+   * state never waits.
+   */
+  #warmingUp(v: View): boolean {
+    if (v.now >= this.#startedAt + this.config.startupGraceMs) return false;
+    for (const s of v.servers.values()) if ((s.discoveredAt ?? 0) >= this.#startedAt) return true;
+    return false;
   }
 
   /**
@@ -320,20 +333,20 @@ export class Allocator {
 
   async registerServer(id: string, attrs: { peerUrl?: string; healthCheckLink?: string }): Promise<void> {
     const now = this.#clock();
-    await this.#store.patchServer(id, { lastSeen: now, lastReport: now, registeredAt: now, peerUrl: attrs.peerUrl, healthCheckLink: attrs.healthCheckLink }, ['stoppingSince', 'downSince'], { firstSeen: now });
+    await this.#store.patchServer(id, { lastSeen: now, lastReport: now, registeredAt: now, peerUrl: attrs.peerUrl, healthCheckLink: attrs.healthCheckLink }, ['stoppingSince', 'downSince'], { firstSeen: now, discoveredAt: 0 });
     this.#log.info({ serverId: id, peerUrl: attrs.peerUrl }, 'server registered');
   }
 
   async stopServer(id: string): Promise<void> {
     const now = this.#clock();
-    await this.#store.patchServer(id, { lastReport: now }, [], { stoppingSince: now, firstSeen: now, lastSeen: now });
+    await this.#store.patchServer(id, { lastReport: now }, [], { stoppingSince: now, firstSeen: now, lastSeen: now, discoveredAt: now });
     this.#log.info({ serverId: id }, 'server stopping: no new clients');
   }
 
   /** Activity from a server (any connection call) keeps it in placement; unknown ids register implicitly. */
   async touchServer(id: string, peerUrl?: string): Promise<void> {
     const now = this.#clock();
-    await this.#store.patchServer(id, { lastSeen: now, lastReport: now, ...(peerUrl ? { peerUrl } : {}) }, [], { firstSeen: now });
+    await this.#store.patchServer(id, { lastSeen: now, lastReport: now, ...(peerUrl ? { peerUrl } : {}) }, [], { firstSeen: now, discoveredAt: now });
   }
 
   /** Health probe outcome (only servers that reported a peer URL are probed). */

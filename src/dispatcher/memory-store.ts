@@ -61,6 +61,7 @@ export function toServerRecord(id: string, fields: Record<string, string | numbe
     registeredAt: num('registeredAt'),
     lastSeen: num('lastSeen') ?? 0,
     lastReport: num('lastReport'),
+    discoveredAt: num('discoveredAt'),
     stoppingSince: num('stoppingSince'),
     downSince: num('downSince'),
   };

@@ -11,6 +11,11 @@ export interface ServerRecord {
   registeredAt?: number;
   /** Last registration, connection call, ping or successful probe. */
   lastSeen: number;
+  /**
+   * When the store first learned of this server from a connection report, i.e. the server was
+   * already running with clients (0 when its registration came first).
+   */
+  discoveredAt?: number;
   /** Last call the server itself made (registration, stopping, connection report). */
   lastReport?: number;
   /** Set by server-stopping: no new clients; its clients move when they ask again. */

@@ -352,16 +352,29 @@ export function allocationSuite(name: string, makeStore: () => Promise<StoreHand
       assert.deepEqual(await handle.store.getServers(), []);
     });
 
-    it('the startup grace (when configured) asks new clients to wait but serves known ones', async () => {
-      await servers3();
-      await a.reportConnection('0', TOKEN, 'known', 'client-pinged');
+    it('after a restart that finds servers already running, new clients wait out the startup grace; known ones are served', async () => {
       const w = make(handle.store, { startupGraceMs: 30_000 });
+      // Servers were running before this dispatcher: it learns of them from their pings.
+      await w.reportConnection('0', TOKEN, 'known', 'client-pinged');
+      await w.reportConnection('1', TOKEN, 'other', 'client-pinged');
       const r = await w.allocate(TOKEN, 'new');
       assert.equal(r.kind, 'refused');
       assert.equal((r as { code: string }).code, 'WARMING_UP');
+      assert.equal((r as { retryAfterSeconds: number }).retryAfterSeconds, 2);
       granted(await w.allocate(TOKEN, 'known'));
       now += 30_000;
       granted(await w.allocate(TOKEN, 'new'));
+    });
+
+    it('a fresh system (servers register first) and a store that kept its servers never wait', async () => {
+      const w = make(handle.store, { startupGraceMs: 30_000 });
+      await servers3();
+      await w.reportConnection('0', TOKEN, 'known', 'client-pinged');
+      assert.equal(granted(await w.allocate(TOKEN, 'new')).created, true);
+      now += 1_000;
+      const restarted = make(handle.store, { startupGraceMs: 30_000 });
+      await restarted.reportConnection('1', TOKEN, 'known2', 'client-pinged');
+      assert.equal(granted(await restarted.allocate(TOKEN, 'new2')).created, true);
     });
 
     it('concurrent allocations through two allocators (replicas) on one store honour the limit exactly', async () => {

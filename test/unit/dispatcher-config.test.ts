@@ -27,7 +27,7 @@ describe('dispatcher config', () => {
     assert.equal(c.connectGraceMs, 30_000);
     assert.equal(c.retryAfterSeconds, 2);
     assert.equal(c.probeIntervalMs, 2_000);
-    assert.equal(c.startupGraceMs, 0);
+    assert.equal(c.startupGraceMs, 30_000);
     assert.equal(c.logLevel, 'info');
   });
 
