@@ -23,6 +23,8 @@ Environment (Snyk Broker names where they exist):
   BROKER_SERVER_WEBHOOK_TIMEOUT_MS   webhook forwarded to its destination: deadline, ms (default 60000)
   BROKER_SERVER_RETRY_BUFFER_BYTES   GET/HEAD/OPTIONS answers up to this size are held until complete so a
                                      client dying mid-answer is retried on another tunnel (default 65536; 0 off)
+  BROKER_SERVER_ANSWER_GRACE_MS      after a tunnel drops, a request that cannot be retried (POST...) still waits
+                                     this long for its answer upload before 502 tunnel-closed, ms (default 5000)
   BROKER_CONNECTION_HANDSHAKE_TTL_MS a tunnel must identify within this time, ms (default 30000)
   MINIMAL_SUPPORTED_BROKER_VERSION   older snyk-broker clients are refused (default 4.100.0)
   MINIMAL_RECOMMENDED_BROKER_VERSION older snyk-broker clients get a warning (default 4.182.0)

@@ -39,6 +39,8 @@ export interface ServerConfig {
   handshakeTimeoutMs: number;
   /** Idempotent answers up to this size are held until complete so a dying client's answer can be retried elsewhere. */
   retryBufferBytes: number;
+  /** After a tunnel drops, a non-retryable request still waits this long for its answer upload. */
+  answerGraceMs: number;
   minimalSupportedVersion: string;
   minimalRecommendedVersion: string;
   logLevel: LogLevel;
@@ -90,6 +92,7 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
   const bodyLimitBytes = r.int('BROKER_SERVER_BODY_LIMIT', 10 * 1024 * 1024, { min: 1024 });
   const webhookTimeoutMs = r.int('BROKER_SERVER_WEBHOOK_TIMEOUT_MS', 60_000, { min: 100 });
   const handshakeTimeoutMs = r.int('BROKER_CONNECTION_HANDSHAKE_TTL_MS', 30_000, { min: 100 });
+  const answerGraceMs = r.int('BROKER_SERVER_ANSWER_GRACE_MS', 5000, { min: 0, max: 600_000 });
   const retryBufferBytes = r.int('BROKER_SERVER_RETRY_BUFFER_BYTES', 64 * 1024, { min: 0, max: 64 * 1024 * 1024 });
   const minimalSupportedVersion = r.string('MINIMAL_SUPPORTED_BROKER_VERSION', '4.100.0');
   const minimalRecommendedVersion = r.string('MINIMAL_RECOMMENDED_BROKER_VERSION', '4.182.0');
@@ -141,6 +144,7 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
     webhookTimeoutMs,
     handshakeTimeoutMs,
     retryBufferBytes,
+    answerGraceMs,
     minimalSupportedVersion,
     minimalRecommendedVersion,
     logLevel,

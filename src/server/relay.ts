@@ -51,6 +51,8 @@ export interface RelayDeps {
   retryBufferBytes: number;
   /** Longest an idempotent answer is held before it is streamed anyway. */
   retryBufferMs?: number;
+  /** After its tunnel drops, a request that cannot be retried still waits this long for its answer upload (the client may be alive). */
+  answerGraceMs?: number;
 }
 
 export interface PlatformRelayInit {
@@ -281,6 +283,7 @@ export class RelayAttempt implements TunnelWaiter {
   #resolve!: (o: AttemptOutcome) => void;
   readonly outcome: Promise<AttemptOutcome>;
   #answerUpload: IncomingMessage | undefined;
+  #graceTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly relay: PlatformRelay,
@@ -298,6 +301,7 @@ export class RelayAttempt implements TunnelWaiter {
   settle(outcome: AttemptOutcome): void {
     if (this.#settled) return;
     this.#settled = true;
+    clearTimeout(this.#graceTimer);
     this.#resolve(outcome);
   }
 
@@ -350,7 +354,15 @@ export class RelayAttempt implements TunnelWaiter {
   onTunnelClosed(): void {
     // Once the answer upload started, it travels over HTTP and no longer needs the tunnel.
     if (this.#answering) return;
-    this.settle(this.#sent ? { kind: 'dropped', detail: `tunnel closed: ${this.connection.closeReason ?? 'closed'}` } : { kind: 'not-sent' });
+    if (!this.#sent) return this.settle({ kind: 'not-sent' });
+    const dropped: AttemptOutcome = { kind: 'dropped', detail: `tunnel closed: ${this.connection.closeReason ?? 'closed'}` };
+    const grace = this.deps.answerGraceMs ?? 5000;
+    // Retryable requests move on at once; an ack can no longer arrive; others give a live client a moment to upload.
+    if (this.relay.canRetry || this.streamingID === '' || grace <= 0) return this.settle(dropped);
+    this.#graceTimer = setTimeout(() => {
+      if (!this.#answering) this.settle(dropped);
+    }, grace);
+    this.#graceTimer.unref?.();
   }
 
   /** Timeout or platform gone: stop waiting, and stop any upload that is still in its head. */

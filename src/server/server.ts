@@ -87,7 +87,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
   });
   const tunnels = createTunnels(config, { pool, dispatcher, webhooks, metrics, logger, scrubber: deps.scrubber });
   const relays = new Set<PlatformRelay>();
-  const relayDeps = { pool, pending, metrics, logger, requestTimeoutMs: config.requestTimeoutMs, retryBufferBytes: config.retryBufferBytes };
+  const relayDeps = { pool, pending, metrics, logger, requestTimeoutMs: config.requestTimeoutMs, retryBufferBytes: config.retryBufferBytes, answerGraceMs: config.answerGraceMs };
   let draining = false;
   let started = false;
   let boundPort = 0;

@@ -163,7 +163,7 @@ test('no connection → 404 no-connection; after the last disconnect → 503 wit
 });
 
 test('GET whose tunnel drops after sending is retried once on another connection; POST is not', async () => {
-  const { s, fakes } = await setup({}, 2);
+  const { s, fakes } = await setup({ BROKER_SERVER_ANSWER_GRACE_MS: '300' }, 2);
   const [a, b] = fakes as [FakeTunnelClient, FakeTunnelClient];
   const get = platform(`${s.url}/broker/${T}/idempotent`);
   await waitFor('request delivered', () => a.requests.length + b.requests.length === 1);
@@ -182,6 +182,21 @@ test('GET whose tunnel drops after sending is retried once on another connection
   const failed = await post;
   assert.equal(failed.status, 502);
   assert.equal(failed.headers['x-broker-failure'], 'tunnel-closed');
+});
+
+test('a POST whose tunnel dropped still takes an answer uploaded within the grace period', async () => {
+  const { s, fakes } = await setup({ BROKER_SERVER_ANSWER_GRACE_MS: '5000' }, 2);
+  const post = platform(`${s.url}/broker/${T}/create`, { method: 'POST', body: 'payload' });
+  await waitFor('request delivered', () => fakes[0]!.requests.length + fakes[1]!.requests.length === 1);
+  const holder = fakes[0]!.requests.length === 1 ? fakes[0]! : fakes[1]!;
+  const other = holder === fakes[0] ? fakes[1]! : fakes[0]!;
+  holder.close();
+  await waitFor('tunnel gone', () => s.server.pool.members(T).length === 1);
+  await postResponseData(s.url, T, streamingIdOf(holder.requests[0]!), [encodeResponseHead({ status: 201 }), Buffer.from('created once')]);
+  const got = await post;
+  assert.equal(got.status, 201);
+  assert.equal(got.body, 'created once');
+  assert.equal(other.requests.length, 0, 'a POST is never sent twice');
 });
 
 test('a retry after a dropped tunnel prefers another client over the dead client\'s other tunnel', async () => {
