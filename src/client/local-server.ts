@@ -144,9 +144,9 @@ export function createLocalHandler(deps: LocalServerDeps) {
       const relayHeaders = { ...headers, 'snyk-request-id': requestId };
       // The real server computes Content-Length of a form-encoded body with TextEncoder, which
       // counts a binary body's comma-joined digits (the origin then waits for bytes that never
-      // come); form bodies are ASCII, so they travel as a string.
+      // come); form bodies are text (ASCII by spec), so they travel as a UTF-8 string.
       const contentType = String(headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      const wireBody = contentType === 'application/x-www-form-urlencoded' ? body.toString('latin1') : body;
+      const wireBody = contentType === 'application/x-www-form-urlencoded' ? body.toString('utf8') : body;
       const payload = { url, method, headers: relayHeaders, ...(body.length > 0 ? { body: wireBody } : {}), streamingID: '', requestId };
       let ackArgs: unknown[];
       try {
