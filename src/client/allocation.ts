@@ -64,7 +64,8 @@ export function parseAllocation(body: unknown, fallbackServerUrl: string): Place
       throw new AllocationError('ALLOCATION_INVALID', 'data.attributes.server_url is not an http(s) URL');
     }
   }
-  return { serverUrl, serverId: (id ?? undefined) as string | number | undefined };
+  const serverId = (id ?? undefined) as string | number | undefined;
+  return serverUrl === fallbackServerUrl ? { serverUrl, serverId } : { serverUrl, serverId, fallbackUrl: fallbackServerUrl };
 }
 
 /**

@@ -23,6 +23,11 @@ export type TunnelState = 'connecting' | 'identified' | 'ready' | 'draining' | '
 export interface Placement {
   serverUrl: string;
   serverId?: string | number;
+  /**
+   * Set when serverUrl is the server's direct URL from the dispatcher: the configured
+   * BROKER_SERVER_URL, used when the direct URL cannot be reached from this network.
+   */
+  fallbackUrl?: string;
 }
 
 export interface TunnelOptions {
@@ -168,10 +173,12 @@ export class Tunnel {
   async #run(): Promise<void> {
     const log = this.opts.logger;
     let failures = 0;
+    // The placement whose direct URL failed: later attempts for it go to its fallback URL.
+    let directFailed: Placement | undefined;
     while (!this.#stopped) {
-      let placement: Placement;
+      let allocated: Placement;
       try {
-        placement = await this.opts.placement(this.#abort.signal);
+        allocated = await this.opts.placement(this.#abort.signal);
       } catch (err) {
         if (this.#stopped) break;
         log.warn({ role: this.role, err: (err as Error).message }, 'no placement for tunnel');
@@ -179,8 +186,14 @@ export class Tunnel {
         continue;
       }
       if (this.#stopped) break;
+      const placement: Placement =
+        directFailed === allocated && allocated.fallbackUrl ? { serverUrl: allocated.fallbackUrl, serverId: allocated.serverId } : allocated;
       this.#placement = placement;
       const result = await this.#attempt(placement);
+      if (!result.wasReady && placement === allocated && allocated.fallbackUrl && !result.serverClose) {
+        log.warn({ role: this.role, serverUrl: allocated.serverUrl, fallbackUrl: allocated.fallbackUrl, serverId: allocated.serverId }, 'the server URL from the dispatcher is not reachable from here; using BROKER_SERVER_URL with server_id');
+        directFailed = allocated;
+      }
       // A draining client does not come back: its work is finishing, not starting.
       if (this.#stopped || this.#draining) break;
       let wait: number;

@@ -84,7 +84,8 @@ test('placement query and tunnel url follow the real client (number 0 omitted, "
 
 test('allocation answers: server_id string or number, optional server_url, errors', () => {
   assert.deepEqual(parseAllocation({ data: { attributes: { server_id: '0' } } }, 'http://s'), { serverUrl: 'http://s', serverId: '0' });
-  assert.deepEqual(parseAllocation({ data: { attributes: { server_id: 4, server_url: 'http://pod-4:7341/' } } }, 'http://s'), { serverUrl: 'http://pod-4:7341', serverId: 4 });
+  assert.deepEqual(parseAllocation({ data: { attributes: { server_id: 4, server_url: 'http://pod-4:7341/' } } }, 'http://s'), { serverUrl: 'http://pod-4:7341', serverId: 4, fallbackUrl: 'http://s' });
+  assert.deepEqual(parseAllocation({ data: { attributes: { server_id: 5, server_url: 'http://s' } } }, 'http://s'), { serverUrl: 'http://s', serverId: 5 });
   assert.throws(() => parseAllocation({ data: {} }, 'http://s'), /data.attributes/);
   assert.throws(() => parseAllocation({ data: { attributes: { server_id: {} } } }, 'http://s'), /server_id/);
   assert.throws(() => parseAllocation({ data: { attributes: { server_id: '1', server_url: 'ftp://x' } } }, 'http://s'), /server_url/);
