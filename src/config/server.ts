@@ -15,6 +15,9 @@ export interface ServerConfig {
   privateRules?: RuleSet;
   dispatcherUrl?: string;
   dispatcherVersion: string;
+  /** With a dispatcher: send platform requests to peers holding tunnels of the token too. */
+  peerRouting: boolean;
+  routingRefreshMs: number;
   /** Sent as x-broker-internal-secret on dispatcher calls when set. */
   internalSecret?: string;
   /** This server's id towards the dispatcher (BROKER_SERVER_ID, else the HOSTNAME suffix). */
@@ -74,6 +77,8 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
   const dispatcherUrl = r.url('DISPATCHER_URL', dispatcherRaw);
   const dispatcherVersion = r.string('DISPATCHER_VERSION', DEFAULT_DISPATCHER_VERSION);
   const internalSecret = r.string('BROKER_INTERNAL_SECRET');
+  const peerRouting = r.bool('BROKER_SERVER_PEER_ROUTING', true);
+  const routingRefreshMs = r.int('BROKER_SERVER_ROUTING_REFRESH_MS', 2000, { min: 100, max: 600_000 });
 
   const hostnameEnv = r.string('HOSTNAME');
   const serverId = r.string('BROKER_SERVER_ID') ?? serverIdFromHostname(hostnameEnv);
@@ -130,6 +135,8 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
     privateRules,
     dispatcherUrl: dispatcherUrl ? dispatcherRaw!.replace(/\/+$/, '') : undefined,
     dispatcherVersion,
+    peerRouting: peerRouting && dispatcherUrl !== undefined,
+    routingRefreshMs,
     internalSecret,
     serverId,
     healthCheckLink: `http://${hostForLinks}/healthcheck`,

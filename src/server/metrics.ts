@@ -15,6 +15,7 @@ export interface ServerMetrics {
   webhooks: Counter<'outcome'>;
   dispatcherCalls: Counter<'event' | 'outcome'>;
   badFrames: Counter;
+  peerForwards: Counter<'outcome'>;
 }
 
 export function createServerMetrics(registry: Registry): ServerMetrics {
@@ -35,5 +36,6 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
     webhooks: new Counter({ name: 'broker_server_webhooks_total', help: 'Webhook requests from clients by outcome', labelNames: ['outcome'], registers: [registry] }),
     dispatcherCalls: new Counter({ name: 'broker_server_dispatcher_calls_total', help: 'Dispatcher reports by event and outcome', labelNames: ['event', 'outcome'], registers: [registry] }),
     badFrames: new Counter({ name: 'broker_server_bad_frames_total', help: 'Tunnel messages that could not be decoded', registers: [registry] }),
+    peerForwards: new Counter({ name: 'broker_server_peer_forwards_total', help: 'Platform requests sent to a peer server holding tunnels of the token, by outcome', labelNames: ['outcome'], registers: [registry] }),
   };
 }

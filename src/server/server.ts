@@ -17,6 +17,8 @@ import { PendingAnswers, PlatformRelay, UNKNOWN_STREAM_MESSAGE } from './relay.j
 import { connectionStatus, connectionsStatus } from './status.js';
 import { createTunnels, tunnelTokenOf } from './tunnels.js';
 import { createWebhookForwarder } from './webhooks.js';
+import { createPeerRouting, FORWARDED_BY_HEADER, type PeerRouting } from './peer-routing.js';
+import { forwardToPeer } from './peer-forward.js';
 
 export interface ServerDeps {
   logger: Logger;
@@ -87,7 +89,12 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
   });
   const tunnels = createTunnels(config, { pool, dispatcher, webhooks, metrics, logger, scrubber: deps.scrubber });
   const relays = new Set<PlatformRelay>();
+  const forwards = new Set<Promise<unknown>>();
   const relayDeps = { pool, pending, metrics, logger, requestTimeoutMs: config.requestTimeoutMs, retryBufferBytes: config.retryBufferBytes, answerGraceMs: config.answerGraceMs };
+  const routing: PeerRouting | undefined =
+    config.peerRouting && config.dispatcherUrl
+      ? createPeerRouting({ dispatcherUrl: config.dispatcherUrl, internalSecret: config.internalSecret, selfServerId: config.serverId, refreshMs: config.routingRefreshMs }, { egress, logger })
+      : undefined;
   let draining = false;
   let started = false;
   let boundPort = 0;
@@ -101,7 +108,9 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       req.resume();
       return sendFailure(res, 400, 'bad-request', { ok: false, message: 'expected /broker/<token>/<path>' }, idHeader);
     }
-    if (draining) {
+    // A request a peer forwarded is relayed here only; otherwise peers holding tunnels of the token share the work.
+    const peers = routing && req.headers[FORWARDED_BY_HEADER] === undefined ? routing.peersFor(parsed.token) : [];
+    if (draining && peers.length === 0) {
       req.resume();
       return sendFailure(res, 503, 'server-draining', { ok: false, message: 'this broker server is shutting down' }, { ...idHeader, 'retry-after': '1' });
     }
@@ -131,6 +140,22 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       }
     }
     if (body) metrics.bytes.inc({ direction: 'request' }, body.length);
+    if (routing && peers.length > 0) {
+      const now = Date.now();
+      const local = draining ? 0 : pool.members(parsed.token).filter((c) => pool.isSelectable(c, now)).length;
+      for (const target of routing.order(parsed.token, local, peers)) {
+        if (target === 'local') {
+          if (draining || local === 0) continue;
+          break;
+        }
+        const forwarding = forwardToPeer(target, req, res, { rawUrl, body, requestId, selfServerId: config.serverId, timeoutMs: config.requestTimeoutMs + 10_000 }, { egress, logger });
+        forwards.add(forwarding);
+        const outcome = await forwarding.finally(() => forwards.delete(forwarding));
+        metrics.peerForwards.inc({ outcome });
+        if (outcome === 'answered') return;
+      }
+      if (draining) return sendFailure(res, 503, 'server-draining', { ok: false, message: 'this broker server is shutting down and no peer could take the request' }, { ...idHeader, 'retry-after': '1' });
+    }
     await startRelay(req, res, {
       token: parsed.token,
       request: { url: parsed.url, method, headers, ...(body ? { body } : {}), requestId },
@@ -275,12 +300,16 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       let timer: NodeJS.Timeout | undefined;
       return Promise.race([p, new Promise((r) => (timer = setTimeout(r, Math.max(0, ms))))]).finally(() => clearTimeout(timer));
     };
-    await waitUntil(Promise.all([...relays].map((r) => r.done)), deadline - Date.now());
+    // Forwards started during the drain are awaited too (a loop: new ones may begin while we wait).
+    while ((relays.size > 0 || forwards.size > 0) && Date.now() < deadline) {
+      await waitUntil(Promise.all([...[...relays].map((r) => r.done), ...forwards]), deadline - Date.now());
+    }
     if (relays.size > 0) logger.warn({ unfinished: relays.size }, 'drain grace period over; cutting unfinished relays');
     await waitUntil(stoppingReport, Math.max(1000, deadline - Date.now()));
     tunnels.close();
     http.closeAllConnections?.();
     await closeServer(http);
+    routing?.stop();
     await dispatcher.close(1000);
     await egress.close().catch(() => undefined);
     logger.info({ reason }, 'broker server stopped');
@@ -290,6 +319,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     async start() {
       dispatcher.serverStarting();
       boundPort = await listen(http, config.port, config.host);
+      void routing?.start();
       started = true;
       logger.info({ port: boundPort, serverId: config.serverId, accept: config.acceptPath ?? null, dispatcher: Boolean(config.dispatcherUrl), version: VERSION }, 'broker server listening');
       return boundPort;

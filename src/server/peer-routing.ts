@@ -1,0 +1,127 @@
+import type { Egress } from '../http/egress.js';
+import { describeError } from '../http/errors.js';
+import type { Logger } from '../observability/logger.js';
+import { hashToken } from '../protocol/index.js';
+
+/** A peer server holding tunnels of a token, as the dispatcher's routing lookup reports it. */
+export interface PeerRoute {
+  serverId: string;
+  peerUrl: string;
+  tunnels: number;
+}
+
+export interface PeerRoutingConfig {
+  dispatcherUrl: string;
+  internalSecret?: string;
+  selfServerId: string;
+  refreshMs: number;
+}
+
+/** Header on a request one server forwards to another: the receiver relays it locally, never onwards. */
+export const FORWARDED_BY_HEADER = 'x-broker-forwarded-by';
+
+interface RoutingDocument {
+  data?: Array<{
+    id?: unknown;
+    attributes?: { servers?: Array<{ server_id?: unknown; peer_url?: unknown; status?: unknown; connections?: Array<{ tunnels?: unknown }> }> };
+  }>;
+}
+
+/**
+ * In HA mode a token's clients sit on different servers (the dispatcher spreads them), so a
+ * platform request reaching one server must be able to use the tunnels on the others. This
+ * keeps a routing cache from the dispatcher (`GET /internal/connections`, one poll for all
+ * tokens) and picks, per request, this server or a peer in proportion to their tunnels.
+ */
+export function createPeerRouting(config: PeerRoutingConfig, deps: { egress: Egress; logger: Logger }) {
+  const { egress, logger } = deps;
+  let routes = new Map<string, PeerRoute[]>();
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let failing = false;
+  /** Smooth weighted round robin state per token: target → current weight. */
+  const wrr = new Map<string, Map<string, number>>();
+
+  async function refresh(): Promise<void> {
+    try {
+      const headers: Record<string, string> = { accept: 'application/json' };
+      if (config.internalSecret) headers['x-broker-internal-secret'] = config.internalSecret;
+      const res = await egress.request(`${config.dispatcherUrl}/internal/connections`, { method: 'GET', headers, signal: AbortSignal.timeout(2500) });
+      if (res.statusCode !== 200) {
+        await res.body.dump();
+        throw new Error(`dispatcher answered ${res.statusCode}`);
+      }
+      const doc = (await res.body.json()) as RoutingDocument;
+      const next = new Map<string, PeerRoute[]>();
+      for (const token of doc.data ?? []) {
+        if (typeof token.id !== 'string') continue;
+        const peers: PeerRoute[] = [];
+        for (const s of token.attributes?.servers ?? []) {
+          if (typeof s.server_id !== 'string' || s.server_id === config.selfServerId) continue;
+          if (typeof s.peer_url !== 'string' || s.status !== 'live') continue;
+          const tunnels = (s.connections ?? []).reduce((n, c) => n + (typeof c.tunnels === 'number' ? c.tunnels : 1), 0);
+          if (tunnels > 0) peers.push({ serverId: s.server_id, peerUrl: s.peer_url.replace(/\/+$/, ''), tunnels });
+        }
+        if (peers.length > 0) next.set(token.id, peers);
+      }
+      routes = next;
+      if (failing) logger.info('routing lookup from the dispatcher works again');
+      failing = false;
+    } catch (err) {
+      // Keep the last known routes: a dispatcher hiccup must not stop forwarding.
+      if (!failing) logger.warn({ error: describeError(err) }, 'routing lookup from the dispatcher failed; using the last known routes');
+      failing = true;
+    }
+  }
+
+  function schedule(): void {
+    if (stopped) return;
+    timer = setTimeout(() => void refresh().finally(schedule), config.refreshMs);
+    timer.unref();
+  }
+
+  return {
+    async start(): Promise<void> {
+      await refresh();
+      schedule();
+    },
+    stop(): void {
+      stopped = true;
+      clearTimeout(timer);
+    },
+    refresh,
+    peersFor(token: string): PeerRoute[] {
+      return routes.get(hashToken(token)) ?? [];
+    },
+    /**
+     * The order in which to try targets for one request: first the target chosen by smooth
+     * weighted round robin over {this server: its ready tunnels, each peer: its tunnels}, then
+     * the rest as fallbacks (this server first). 'local' stands for this server.
+     */
+    order(token: string, localTunnels: number, peers: PeerRoute[]): Array<'local' | PeerRoute> {
+      const targets: Array<{ key: string; weight: number; target: 'local' | PeerRoute }> = [];
+      if (localTunnels > 0) targets.push({ key: 'local', weight: localTunnels, target: 'local' });
+      for (const p of peers) targets.push({ key: p.serverId, weight: p.tunnels, target: p });
+      if (targets.length === 0) return ['local'];
+      let state = wrr.get(token);
+      if (!state) {
+        state = new Map();
+        wrr.set(token, state);
+      }
+      for (const k of [...state.keys()]) if (!targets.some((t) => t.key === k)) state.delete(k);
+      const total = targets.reduce((n, t) => n + t.weight, 0);
+      let best = targets[0]!;
+      for (const t of targets) {
+        const cur = (state.get(t.key) ?? 0) + t.weight;
+        state.set(t.key, cur);
+        if (cur > (state.get(best.key) ?? 0)) best = t;
+      }
+      state.set(best.key, (state.get(best.key) ?? 0) - total);
+      const rest = targets.filter((t) => t !== best).map((t) => t.target);
+      rest.sort((a, b) => (a === 'local' ? -1 : b === 'local' ? 1 : 0));
+      return [best.target, ...rest];
+    },
+  };
+}
+
+export type PeerRouting = ReturnType<typeof createPeerRouting>;
