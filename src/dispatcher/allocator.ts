@@ -331,9 +331,14 @@ export class Allocator {
     return released;
   }
 
-  async registerServer(id: string, attrs: { peerUrl?: string; healthCheckLink?: string }): Promise<void> {
+  /**
+   * server-starting, or a periodic re-registration. `openTunnels` > 0 (ours, optional) says the
+   * server already holds tunnels: if we did not know it, it was running before us.
+   */
+  async registerServer(id: string, attrs: { peerUrl?: string; healthCheckLink?: string; openTunnels?: number }): Promise<void> {
     const now = this.#clock();
-    await this.#store.patchServer(id, { lastSeen: now, lastReport: now, registeredAt: now, peerUrl: attrs.peerUrl, healthCheckLink: attrs.healthCheckLink }, ['stoppingSince', 'downSince'], { firstSeen: now, discoveredAt: 0 });
+    const discoveredAt = (attrs.openTunnels ?? 0) > 0 ? now : 0;
+    await this.#store.patchServer(id, { lastSeen: now, lastReport: now, registeredAt: now, peerUrl: attrs.peerUrl, healthCheckLink: attrs.healthCheckLink }, ['stoppingSince', 'downSince'], { firstSeen: now, discoveredAt });
     this.#log.info({ serverId: id, peerUrl: attrs.peerUrl }, 'server registered');
   }
 

@@ -233,7 +233,8 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
           const attrs = attributesOf(await readJson(req));
           const peerUrl = optionalHttpUrl(attrs.peer_url, 'peer_url');
           const healthCheckLink = typeof attrs.health_check_link === 'string' ? attrs.health_check_link : undefined;
-          await allocator.registerServer(serverId, { peerUrl, healthCheckLink });
+          const openTunnels = typeof attrs.open_tunnels === 'number' && Number.isFinite(attrs.open_tunnels) ? attrs.open_tunnels : undefined;
+          await allocator.registerServer(serverId, { peerUrl, healthCheckLink, openTunnels });
           metrics.serverReports.inc({ event: 'server-starting' });
           send(res, 200, { jsonapi: { version: '1.0' }, data: { id: serverId, type: 'broker_server', attributes: { peer_url: peerUrl } } });
           return;

@@ -366,6 +366,15 @@ export function allocationSuite(name: string, makeStore: () => Promise<StoreHand
       granted(await w.allocate(TOKEN, 'new'));
     });
 
+    it('a re-registration announcing open tunnels from a server we did not know also means it was running', async () => {
+      const w = make(handle.store, { startupGraceMs: 30_000 });
+      await w.registerServer('0', { peerUrl: 'http://broker-server-0:7341', openTunnels: 2 });
+      assert.equal(((await w.allocate(TOKEN, 'new')) as { code?: string }).code, 'WARMING_UP');
+      await w.registerServer('1', { openTunnels: 0 });
+      now += 30_000;
+      granted(await w.allocate(TOKEN, 'new'));
+    });
+
     it('a fresh system (servers register first) and a store that kept its servers never wait', async () => {
       const w = make(handle.store, { startupGraceMs: 30_000 });
       await servers3();
