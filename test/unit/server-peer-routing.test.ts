@@ -1,0 +1,76 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { createEgress } from '../../src/http/egress.js';
+import { closeServer, listen } from '../../src/http/server-helpers.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { hashToken } from '../../src/protocol/index.js';
+import { createPeerRouting, type PeerRoute } from '../../src/server/peer-routing.js';
+
+const T = 'b9460892-5397-48f1-8697-488769ae3797';
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanups) await c();
+});
+
+async function routingAgainst(doc: unknown, status = 200) {
+  const seen: Array<{ url: string; secret: unknown }> = [];
+  const server = createServer((req, res) => {
+    seen.push({ url: req.url!, secret: req.headers['x-broker-internal-secret'] });
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(doc));
+  });
+  const port = await listen(server, 0, '127.0.0.1');
+  const egress = await createEgress();
+  cleanups.push(async () => {
+    await closeServer(server);
+    await egress.close();
+  });
+  const routing = createPeerRouting({ dispatcherUrl: `http://127.0.0.1:${port}`, internalSecret: 's3cret', selfServerId: 'a', refreshMs: 60_000 }, { egress, logger: silentLogger() });
+  return { routing, seen };
+}
+
+test('the routing cache keeps live peers with a peer_url, never this server, weighted by their tunnels', async () => {
+  const { routing, seen } = await routingAgainst({
+    data: [
+      {
+        id: hashToken(T),
+        attributes: {
+          servers: [
+            { server_id: 'a', peer_url: 'http://a:1', status: 'live', connections: [{ tunnels: 2 }] },
+            { server_id: 'b', peer_url: 'http://b:1/', status: 'live', connections: [{ tunnels: 2 }, { tunnels: 1 }] },
+            { server_id: 'c', peer_url: 'http://c:1', status: 'stopping', connections: [{ tunnels: 2 }] },
+            { server_id: 'd', status: 'live', connections: [{ tunnels: 2 }] },
+          ],
+        },
+      },
+    ],
+  });
+  await routing.refresh();
+  assert.deepEqual(routing.peersFor(T), [{ serverId: 'b', peerUrl: 'http://b:1', tunnels: 3 }]);
+  assert.deepEqual(routing.peersFor('other-token'), []);
+  assert.deepEqual(seen, [{ url: '/internal/connections', secret: 's3cret' }]);
+});
+
+test('a failing lookup keeps the last known routes', async () => {
+  const { routing } = await routingAgainst({ error: 'down' }, 500);
+  await routing.refresh();
+  assert.deepEqual(routing.peersFor(T), []);
+});
+
+test('targets are chosen in proportion to their tunnels (smooth weighted round robin), the rest follow as fallbacks with this server first', async () => {
+  const { routing } = await routingAgainst({ data: [] });
+  const b: PeerRoute = { serverId: 'b', peerUrl: 'http://b', tunnels: 2 };
+  const c: PeerRoute = { serverId: 'c', peerUrl: 'http://c', tunnels: 4 };
+  const firsts = new Map<string, number>();
+  for (let i = 0; i < 80; i++) {
+    const order = routing.order(T, 2, [b, c]);
+    assert.equal(order.length, 3);
+    const first = order[0] === 'local' ? 'local' : order[0]!.serverId;
+    firsts.set(first, (firsts.get(first) ?? 0) + 1);
+    const rest = order.slice(1);
+    if (first !== 'local') assert.equal(rest[0], 'local', 'this server is the first fallback');
+  }
+  assert.deepEqual(Object.fromEntries(firsts), { local: 20, b: 20, c: 40 });
+  assert.deepEqual(routing.order(T, 0, [b]), [b], 'no local tunnel: only peers');
+});
