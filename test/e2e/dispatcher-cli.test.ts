@@ -160,6 +160,34 @@ describe('broker dispatcher (process)', () => {
     for (const p of ['/healthcheck', '/livez', '/readyz']) assert.equal((await call(port, 'GET', p, {})).status, 200);
   });
 
+  it('restarted with an empty store: relearns servers and clients from reports; new clients wait out the startup grace', async () => {
+    const p = await freePort();
+    const d = group.broker('dispatcher-restarted', 'dispatcher', { PORT: String(p), SERVER_PROBE_INTERVAL_MS: '0', DISPATCHER_STARTUP_GRACE_MS: '3000' });
+    await d.waitForOutput('dispatcher listening', 30_000);
+    // Servers that were running all along: their next pings are all the dispatcher hears.
+    const known = [randomUUID(), randomUUID()];
+    for (const [i, c] of known.entries()) {
+      const res = await serverCall(p, 'POST', `/internal/brokerservers/${i}/connections/${HASHED}?broker_client_id=${c}&latency=1&request_type=client-pinged&${V}`, link(String(i)));
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['x-broker-dispatcher-register'], 'true', 'asked to register again');
+    }
+    const fresh = randomUUID();
+    const early = await allocate(p, fresh);
+    assert.equal(early.status, 429);
+    assert.equal((JSON.parse(early.body) as { errors: Array<{ code: string }> }).errors[0]!.code, 'WARMING_UP');
+    const back = await allocate(p, known[1]!);
+    assert.equal(back.status, 200, 'a known client is served at once');
+    assert.equal((JSON.parse(back.body) as { data: { attributes: { server_id: string } } }).data.attributes.server_id, '1');
+    const deadline = Date.now() + 30_000;
+    let last: Answer | undefined;
+    while (Date.now() < deadline) {
+      last = await allocate(p, fresh);
+      if (last.status !== 429) break;
+      await new Promise((r) => setTimeout(r, Number(last!.headers['retry-after']) * 1000));
+    }
+    assert.equal(last?.status, 201, 'the new client is allocated once the grace is over');
+  });
+
   it('stops cleanly on SIGTERM (exit 0)', async () => {
     const p = await freePort();
     const d = group.broker('dispatcher-stop', 'dispatcher', { PORT: String(p) });
