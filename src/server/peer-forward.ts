@@ -2,13 +2,26 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import type { Egress } from '../http/egress.js';
 import { describeError } from '../http/errors.js';
-import { HOP_BY_HOP } from '../http/server-helpers.js';
+import { HOP_BY_HOP, sendFailure } from '../http/server-helpers.js';
 import type { Logger } from '../observability/logger.js';
 import { FORWARDED_BY_HEADER, type PeerRoute } from './peer-routing.js';
 import { answerHeaders } from './platform-request.js';
 
 /** Failures a peer reports before relaying anything: the request may go elsewhere. */
 const NOT_RELAYED = new Set(['no-connection', 'connection-not-ready', 'server-draining']);
+
+/** Errors that prove the request never reached the peer, so another target may take it. */
+const NOT_DELIVERED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+function errorCodes(err: unknown): string[] {
+  const codes: string[] = [];
+  let e = err as { code?: unknown; cause?: unknown } | undefined;
+  for (let i = 0; e && i < 5; i++) {
+    if (typeof e.code === 'string') codes.push(e.code);
+    e = e.cause as typeof e;
+  }
+  return codes;
+}
 
 export type ForwardOutcome = 'answered' | 'unavailable';
 
@@ -21,7 +34,7 @@ export async function forwardToPeer(
   peer: PeerRoute,
   req: IncomingMessage,
   res: ServerResponse,
-  init: { rawUrl: string; body?: Buffer; requestId: string; selfServerId: string; timeoutMs: number },
+  init: { rawUrl: string; body?: Buffer; requestId: string; selfServerId: string; timeoutMs: number; idempotent: boolean },
   deps: { egress: Egress; logger: Logger },
 ): Promise<ForwardOutcome> {
   const headers: Record<string, string | string[]> = {};
@@ -33,15 +46,23 @@ export async function forwardToPeer(
   headers[FORWARDED_BY_HEADER] = init.selfServerId;
   let answer;
   try {
+    // Bounded until the answer starts (the peer answers 504 itself first); the body streams as long as it flows.
     answer = await deps.egress.request(`${peer.peerUrl}${init.rawUrl}`, {
       method: (req.method ?? 'GET') as 'GET',
       headers,
       body: init.body,
-      signal: AbortSignal.timeout(init.timeoutMs),
+      headersTimeout: init.timeoutMs,
     });
   } catch (err) {
-    deps.logger.warn({ requestId: init.requestId, peer: peer.serverId, error: describeError(err) }, 'peer server unreachable; trying another target');
-    return 'unavailable';
+    const delivered = !errorCodes(err).some((c) => NOT_DELIVERED.has(c));
+    if (!delivered || init.idempotent) {
+      deps.logger.warn({ requestId: init.requestId, peer: peer.serverId, error: describeError(err) }, 'peer server failed before answering; trying another target');
+      return 'unavailable';
+    }
+    // The peer may have relayed it: a non-idempotent request is not sent a second time.
+    deps.logger.warn({ requestId: init.requestId, peer: peer.serverId, error: describeError(err) }, 'peer server failed after the request was sent');
+    if (!res.headersSent) sendFailure(res, 502, 'peer-failed', { ok: false, message: 'the peer broker server holding the tunnel failed before answering' }, { 'snyk-request-id': init.requestId });
+    return 'answered';
   }
   const failure = answer.headers['x-broker-failure'];
   if ((answer.statusCode === 404 || answer.statusCode === 503) && typeof failure === 'string' && NOT_RELAYED.has(failure)) {

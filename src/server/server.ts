@@ -148,7 +148,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
           if (draining || local === 0) continue;
           break;
         }
-        const forwarding = forwardToPeer(target, req, res, { rawUrl, body, requestId, selfServerId: config.serverId, timeoutMs: config.requestTimeoutMs + 10_000 }, { egress, logger });
+        const forwarding = forwardToPeer(target, req, res, { rawUrl, body, requestId, selfServerId: config.serverId, timeoutMs: config.requestTimeoutMs + 10_000, idempotent: IDEMPOTENT_METHODS.has(method) }, { egress, logger });
         forwards.add(forwarding);
         const outcome = await forwarding.finally(() => forwards.delete(forwarding));
         metrics.peerForwards.inc({ outcome });
