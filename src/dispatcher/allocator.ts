@@ -448,7 +448,17 @@ export class Allocator {
 
   /** Routing lookup: which servers hold live tunnels of this token, and for which clients. */
   async tokenConnections(hashedToken: string): Promise<TokenConnections> {
+    return this.#tokenConnections(await this.#view(), hashedToken);
+  }
+
+  /** The routing lookup for every token that has live tunnels (one snapshot of the servers). */
+  async allTokenConnections(): Promise<TokenConnections[]> {
     const v = await this.#view();
+    const all = await Promise.all((await this.#store.listTokens()).map((t) => this.#tokenConnections(v, t)));
+    return all.filter((t) => t.servers.length > 0);
+  }
+
+  async #tokenConnections(v: View, hashedToken: string): Promise<TokenConnections> {
     const { state } = await this.#store.readToken(hashedToken);
     const s = state ?? emptyTokenState();
     const byServer = new Map<string, TokenConnections['servers'][number]>();

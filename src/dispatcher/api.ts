@@ -296,8 +296,7 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
     // /internal/connections: the same for every token with live tunnels (one poll for a routing cache)
     if (parts[1] === 'connections' && parts.length === 2) {
       if (req.method !== 'GET') throw methodNotAllowed(['GET']);
-      const all = await Promise.all((await allocator.store.listTokens()).map((t) => allocator.tokenConnections(t)));
-      send(res, 200, { jsonapi: { version: '1.0' }, data: all.filter((t) => t.servers.length > 0).map(tokenResource) });
+      send(res, 200, { jsonapi: { version: '1.0' }, data: (await allocator.allTokenConnections()).map(tokenResource) });
       return;
     }
     throw new ApiError(404, 'NOT_FOUND', 'Not found', `no such internal endpoint: ${req.method} /${parts.join('/')}`);
