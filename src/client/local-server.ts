@@ -55,7 +55,7 @@ export function createLocalHandler(deps: LocalServerDeps) {
       websocketConnectionOpen: t.isOpen,
       brokerServerUrl: t.displayUrl || `${config.serverUrl}/?connection_role=${t.role}`,
       version: config.wireVersion,
-      transport: 'websocket',
+      transport: config.transport,
     }));
     const anyOpen = entries.some((e) => e.ok);
     sendJson(res, anyOpen ? 200 : 500, entries.length === 1 ? entries[0] : entries);

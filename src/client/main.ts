@@ -127,6 +127,8 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
         connectTimeoutMs: config.connectTimeoutMs,
         maxFrameBytes: config.maxFrameBytes,
         logger: log,
+        transport: config.transport,
+        egress: deps.egress,
         agent: () => proxyAgent,
         tls: () => tunnelTls,
         placement: (signal) => (allocator ? allocator.placement(signal) : Promise.resolve(fixedPlacement)),

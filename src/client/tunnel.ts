@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { Agent } from 'node:http';
-import WebSocket from 'ws';
 import type { Logger } from '../observability/logger.js';
 import {
   decodeEnginePacket,
@@ -16,6 +15,8 @@ import {
 } from '../protocol/index.js';
 import { backoffDelay, delay } from '../http/backoff.js';
 import type { TunnelRole } from '../config/client.js';
+import type { Egress } from '../http/egress.js';
+import { createTransport, type TransportKind, type TunnelTransport } from './transport.js';
 
 export type TunnelState = 'connecting' | 'identified' | 'ready' | 'draining' | 'closed';
 
@@ -53,6 +54,10 @@ export interface TunnelOptions {
   /** The server is going away (drain close) or keeps refusing us: the placement may be stale. */
   onServerGone?(tunnel: Tunnel, reason: string): void;
   onStateChange?(tunnel: Tunnel, state: TunnelState): void;
+  /** engine.io transport: a direct websocket (default) or long-polling. */
+  transport?: TransportKind;
+  /** The egress stack (needed by the polling transport). */
+  egress?: Egress;
   /** Consecutive failed attempts after which onServerGone fires. */
   failuresBeforeGone?: number;
 }
@@ -66,6 +71,14 @@ export function placementQuery(placement: Placement, role: TunnelRole): string {
   if (placement.serverId) params.set('server_id', String(placement.serverId));
   params.set('connection_role', role);
   return params.toString();
+}
+
+/** The http(s) engine.io endpoint of a tunnel, with the contract's query (the transport adds EIO/transport). */
+export function tunnelHttpUrl(placement: Placement, token: string, role: TunnelRole): string {
+  const base = new URL(placement.serverUrl);
+  base.pathname = `/primus/${encodeURIComponent(token)}/`;
+  base.search = placementQuery(placement, role);
+  return base.toString();
 }
 
 export function tunnelUrl(placement: Placement, token: string, role: TunnelRole): string {
@@ -91,7 +104,7 @@ interface AttemptResult {
 export class Tunnel {
   readonly role: TunnelRole;
   #state: TunnelState = 'closed';
-  #ws: WebSocket | undefined;
+  #ws: TunnelTransport | undefined;
   #channel: EmitterChannel | undefined;
   #stopped = false;
   #draining = false;
@@ -145,7 +158,7 @@ export class Tunnel {
     this.#abort.abort();
     const ws = this.#ws;
     let force: NodeJS.Timeout | undefined;
-    if (ws && ws.readyState === WebSocket.OPEN) {
+    if (ws && ws.isOpen) {
       ws.close(1000, 'client closing');
       // ws waits up to 30 s for the peer's close frame; a stop should not.
       force = setTimeout(() => ws.terminate(), 2000);
@@ -159,7 +172,7 @@ export class Tunnel {
   emitAndFlush(name: string, ...args: unknown[]): Promise<void> {
     return new Promise((resolve, reject) => {
       const ws = this.#ws;
-      if (!ws || ws.readyState !== WebSocket.OPEN) return reject(new ProtocolError('CHANNEL_CLOSED', 'tunnel is not open'));
+      if (!ws || !ws.isOpen) return reject(new ProtocolError('CHANNEL_CLOSED', 'tunnel is not open'));
       ws.send(encodeEnginePacket('message', encodeEvent(name, args)), (err) => (err ? reject(err) : resolve()));
     });
   }
@@ -220,7 +233,7 @@ export class Tunnel {
   #attempt(placement: Placement): Promise<AttemptResult> {
     const o = this.opts;
     const log = o.logger;
-    const url = tunnelUrl(placement, o.token, this.role);
+    const url = tunnelHttpUrl(placement, o.token, this.role);
     const requestId = randomUUID();
     this.#setState('connecting');
     log.info({ url: `${placement.serverUrl}/?${placementQuery(placement, this.role)}`, serverId: placement.serverId, role: this.role, requestId }, 'broker client is connecting to broker server');
@@ -231,24 +244,25 @@ export class Tunnel {
       let engineTimer: NodeJS.Timeout | undefined;
       let pingTimer: NodeJS.Timeout | undefined;
       let pongTimer: NodeJS.Timeout | undefined;
-      const ws = new WebSocket(url, {
+      const ws = createTransport(o.transport ?? 'websocket', {
+        url,
         headers: {
           'x-snyk-broker-client-id': o.clientId,
           'x-snyk-broker-client-role': this.role,
           'x-broker-client-version': o.wireVersion,
           'snyk-request-id': requestId,
         },
-        handshakeTimeout: o.connectTimeoutMs,
-        perMessageDeflate: false,
+        connectTimeoutMs: o.connectTimeoutMs,
         // Frames above our decode cap are dropped by the decoder (tunnel stays up); ws itself
         // only closes on frames far beyond it.
         maxPayload: Math.max(o.maxFrameBytes * 4, 64 * 1024 * 1024),
         agent: o.agent?.(),
-        ...(o.tls?.() ?? {}),
+        tls: o.tls?.(),
+        egress: o.egress,
       });
       this.#ws = ws;
       const send = (text: string) => {
-        if (ws.readyState !== WebSocket.OPEN) throw new ProtocolError('CHANNEL_CLOSED', 'tunnel is not open');
+        if (!ws.isOpen) throw new ProtocolError('CHANNEL_CLOSED', 'tunnel is not open');
         ws.send(encodeEnginePacket('message', text));
       };
       const channel = new EmitterChannel(send);
@@ -340,12 +354,11 @@ export class Tunnel {
         }
       };
 
-      ws.on('message', (data, isBinary) => {
+      ws.on('message', (text, isBinary) => {
         if (isBinary) {
           log.warn({ role: this.role }, 'dropped a binary tunnel frame');
           return;
         }
-        const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
         let packet;
         try {
           packet = decodeEnginePacket(text);
@@ -366,7 +379,7 @@ export class Tunnel {
               if (engineWindow) armEngineWatchdog(engineWindow);
               return;
             case 'close':
-              ws.close(1000);
+              ws.close(1000, 'server closed the session');
               return;
             case 'message':
               onTunnelMessage(packet.data);
@@ -381,7 +394,7 @@ export class Tunnel {
       ws.on('error', (err) => {
         log.warn({ role: this.role, err: err.message }, 'tunnel error');
       });
-      ws.on('close', (code, reasonBuf) => {
+      ws.on('close', (code, reason) => {
         clearTimeout(connectTimer);
         clearTimeout(engineTimer);
         clearTimeout(pingTimer);
@@ -392,7 +405,7 @@ export class Tunnel {
         }
         this.connectedAt = undefined;
         if (!this.#stopped) this.#setState('connecting');
-        resolve({ wasReady, code, reason: reasonBuf.toString('utf8'), serverClose });
+        resolve({ wasReady, code, reason, serverClose });
       });
     });
   }

@@ -20,6 +20,8 @@ Environment (Snyk Broker names; existing deployments work unchanged):
   HTTP_PROXY / HTTPS_PROXY / NO_PROXY   proxy for every outbound call (origins, server, dispatcher)
   NODE_EXTRA_CA_CERTS / CA_CERT  extra trusted CA bundle (PEM file)
   NODE_TLS_REJECT_UNAUTHORIZED   0 turns TLS verification off (not recommended)
+  BROKER_CLIENT_TRANSPORT        websocket | polling (engine.io long-polling, for proxies that break
+                                 websockets) (default websocket)
   SOCKET_PING_INTERVAL           tunnel heartbeat interval, ms (default 25000)
   SOCKET_PONG_TIMEOUT            heartbeat answer deadline, ms (default 10000)
   SOCKET_CONNECT_TIMEOUT         tunnel connect deadline, ms (default 10000)

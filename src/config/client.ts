@@ -47,6 +47,8 @@ export interface ClientConfig {
   caFiles: string[];
   rejectUnauthorized: boolean;
   proxy: boolean;
+  /** engine.io transport of the tunnels. */
+  transport: 'websocket' | 'polling';
   /** Version reported on the wire (identify, headers). */
   wireVersion: string;
   version: string;
@@ -121,6 +123,8 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
     validationTimeoutMs: r.int('BROKER_CLIENT_VALIDATION_TIMEOUT_MS', 5000, { min: 100 }),
   };
   const tlsReject = r.string('NODE_TLS_REJECT_UNAUTHORIZED') !== '0';
+
+  const transport = r.enumOf('BROKER_CLIENT_TRANSPORT', ['websocket', 'polling'] as const, 'websocket');
 
   const acceptRaw = r.string('ACCEPT', 'accept.json');
   const acceptPath = resolve(acceptRaw);
@@ -203,6 +207,7 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
     caFiles,
     rejectUnauthorized: tlsReject,
     proxy: Boolean(httpProxy || httpsProxy),
+    transport,
     wireVersion: r.string('BROKER_VERSION', DEFAULT_WIRE_VERSION),
     version: VERSION,
     validation: validationUrlRaw

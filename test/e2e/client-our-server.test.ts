@@ -86,6 +86,25 @@ test('the client reconnects after our server restarts', async () => {
   await waitFor('relay after restart', async () => (await status(`http://127.0.0.1:${serverPort}/broker/${token}/echo/again`)) === 200, { timeoutMs: 60_000, intervalMs: 300 });
 });
 
+test('a long-polling client works with our server', async () => {
+  const pollingToken = randomUUID();
+  const port = await freePort();
+  const p = group.broker('client-polling', 'client', {
+    BROKER_TOKEN: pollingToken,
+    BROKER_SERVER_URL: `http://127.0.0.1:${serverPort}`,
+    BROKER_CLIENT_TRANSPORT: 'polling',
+    PORT: String(port),
+    ACCEPT: await writeAcceptFile({ private: [{ method: 'any', path: '/*', origin: '${ORIGIN_URL}' }], public: [{ method: 'POST', path: '/webhook/*' }] }),
+    ORIGIN_URL: origin.url,
+  });
+  await waitFor('polling relay', async () => (await status(`http://127.0.0.1:${serverPort}/broker/${pollingToken}/echo/polled`)) === 200, { timeoutMs: 60_000, intervalMs: 300 });
+  const hook = await request(`http://127.0.0.1:${port}/webhook/github/polled`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+  assert.equal(hook.statusCode, 200);
+  await hook.body.dump();
+  assert.equal(await p.stop(), 0);
+  assert.ok(!p.output().includes(pollingToken));
+});
+
 test('a client SIGTERM lets an in-flight request finish, then exits 0', async () => {
   const pending = request(`http://127.0.0.1:${serverPort}/broker/${token}/slow/2000`);
   await waitFor('origin got the slow request', () => origin.seen.some((x) => x.url === '/slow/2000'), { timeoutMs: 30_000 });

@@ -15,6 +15,7 @@ import { waitFor } from '../support/wait.js';
 
 const group = new ProcessGroup();
 const token = randomUUID();
+const pollingToken = randomUUID();
 const originToken = `origin-secret-${randomUUID()}`;
 let origin: Origin;
 let apiStandIn: Origin;
@@ -23,6 +24,7 @@ let serverPort: number;
 let serverEnv: Record<string, string>;
 let clientPort: number;
 let client: RunningProcess;
+let clientAcceptFile: string;
 
 async function get(url: string, headers: Record<string, string> = {}) {
   const res = await request(url, { headers });
@@ -44,6 +46,7 @@ before(async () => {
   const serverAccept = join(dir, 'server-accept.json');
   await writeFile(serverAccept, JSON.stringify({ public: [{ method: 'any', path: '/*' }], private: [{ method: 'any', path: '/*', origin: apiStandIn.url }] }));
   const clientAccept = join(dir, 'client-accept.json');
+  clientAcceptFile = clientAccept;
   const closedPort = await freePort();
   await writeFile(
     clientAccept,
@@ -79,6 +82,7 @@ after(async () => {
   try {
     const out = group.allOutput();
     assert.ok(!out.includes(token), 'the broker token appears in process output');
+    assert.ok(!out.includes(pollingToken), 'the polling client token appears in process output');
     assert.ok(!out.includes(originToken), 'the origin credential appears in process output');
   } finally {
     await group.stopAll();
@@ -200,6 +204,36 @@ test('health endpoints report both tunnels', async () => {
   const metrics = await get(`http://127.0.0.1:${clientPort}/metrics`);
   assert.match(metrics.text, /broker_client_tunnels_open\{role="primary"\} 1/);
   assert.match(metrics.text, /broker_client_requests_total\{direction="inbound",status="2xx"\} \d+/);
+});
+
+test('the long-polling transport relays too', async () => {
+  const port = await freePort();
+  group.broker('client-polling', 'client', {
+    BROKER_TOKEN: pollingToken,
+    BROKER_SERVER_URL: `http://127.0.0.1:${serverPort}`,
+    BROKER_CLIENT_TRANSPORT: 'polling',
+    PORT: String(port),
+    ACCEPT: clientAcceptFile,
+    ORIGIN_URL: origin.url,
+    ORIGIN_TOKEN: originToken,
+  });
+  await waitFor('polling client ready', async () => (await get(`http://127.0.0.1:${port}/readyz`).catch(() => ({ status: 0 }))).status === 200, { timeoutMs: 60_000 });
+  const base = `http://127.0.0.1:${serverPort}/broker/${pollingToken}`;
+  const res = await get(`${base}/echo/polled`);
+  assert.equal(res.status, 200);
+  assert.equal(JSON.parse(res.text).url, '/echo/polled');
+  const acked = await get(`${base}/echo/polled-ack`, { 'x-broker-ws-response': 'true' });
+  assert.equal(JSON.parse(acked.text).url, '/echo/polled-ack');
+  const size = 5 * 1024 * 1024;
+  const big = await request(`${base}/bytes/${size}`);
+  const hash = createHash('sha256');
+  for await (const c of big.body) hash.update(c as Buffer);
+  assert.equal(hash.digest('hex'), patternSha256(size));
+  const hook = await request(`http://127.0.0.1:${port}/webhook/polled`, { method: 'POST', body: '{"p":1}', headers: { 'content-type': 'application/json' } });
+  assert.equal(hook.statusCode, 200);
+  assert.equal(((await hook.body.json()) as { url: string }).url, '/webhook/polled');
+  const health = JSON.parse((await get(`http://127.0.0.1:${port}/healthcheck`)).text) as Array<{ transport: string }>;
+  assert.ok(health.every((h) => h.transport === 'polling'));
 });
 
 test('the service channel reloads filters', async () => {
