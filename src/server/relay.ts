@@ -228,6 +228,8 @@ export class PlatformRelay {
   }
 
   #fail(status: number, reason: string, message: string): void {
+    // 404/503 are routine (no tunnel yet); these are the failures an operator needs to see.
+    this.deps.logger.warn({ requestId: this.init.requestId, method: this.init.request.method, status, reason, detail: message }, 'platform request failed');
     this.#failRaw(status, reason, { ok: false, message });
   }
 
