@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Server as EngineServer, type Socket as EngineSocket } from 'engine.io';
 import type { Logger, SecretScrubber } from '../observability/logger.js';
-import { hashToken, maskToken } from '../protocol/index.js';
+import { encodeServerClose, hashToken, maskToken } from '../protocol/index.js';
 import { describeError } from '../http/errors.js';
 import { Connection, type ConnectionHooks, type TunnelTransport } from './connection.js';
 import type { ConnectionPool } from './pool.js';
@@ -134,7 +134,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
           // closing anyway
         }
         // An outdated real client must not come back: primus::server::close stops its reconnects.
-        conn.transport.send('"primus::server::close"', () => conn.transport.close());
+        conn.transport.send(encodeServerClose(), () => conn.transport.close());
         conn.drain();
         return;
       }
