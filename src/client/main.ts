@@ -14,7 +14,7 @@ import type { Program } from '../program.js';
 import { createAllocator, type Allocator } from './allocation.js';
 import { createLocalHandler } from './local-server.js';
 import { createClientMetrics, type ClientMetrics } from './metrics.js';
-import { logPreflight, runPreflightChecks, type PreflightCheck } from './preflight.js';
+import { formatPreflight, logPreflight, runPreflightChecks, type PreflightCheck } from './preflight.js';
 import { createRelay } from './relay.js';
 import { createResponseWriter } from './response-writer.js';
 import { Tunnel, type Placement } from './tunnel.js';
@@ -275,11 +275,11 @@ export async function startClient(env: Env): Promise<Program> {
 /** `broker preflight`: runs the checks once, prints the summary, exit code 1 when one failed. */
 export async function runPreflightCommand(env: Env): Promise<number> {
   const config = await loadClientConfig(env);
-  const { logger } = makeLogging(config);
+  const { logger, scrubber } = makeLogging(config);
   const egress = await makeEgress(config);
   try {
     const results = await runPreflightChecks(config, egress);
-    logPreflight(logger, results);
+    process.stdout.write(scrubber.scrub(formatPreflight(results)));
     return results.some((r) => r.status === 'error') ? 1 : 0;
   } finally {
     await egress.close().catch(() => undefined);

@@ -77,3 +77,12 @@ export function logPreflight(logger: Logger, checks: PreflightCheck[]): void {
   logger.info({ checks: checks.map((c) => `${c.id}: ${c.status}`) }, `preflight checks: ${checks.length - failed.length}/${checks.length} passing`);
   for (const c of failed) logger[c.status === 'error' ? 'error' : 'warn']({ id: c.id, status: c.status, output: c.output }, `preflight check ${c.id} ${c.status === 'error' ? 'failed' : 'warns'}`);
 }
+
+/** A plain-text table for `broker preflight` (people read it in a terminal). */
+export function formatPreflight(checks: PreflightCheck[]): string {
+  const passing = checks.filter((c) => c.status === 'passing').length;
+  const width = Math.max(...checks.map((c) => c.id.length), 2);
+  const mark = { passing: 'ok  ', warning: 'WARN', error: 'FAIL' } as const;
+  const lines = checks.map((c) => `  ${mark[c.status]}  ${c.id.padEnd(width)}  ${c.output}`);
+  return `preflight checks: ${passing}/${checks.length} passing\n${lines.join('\n')}\n`;
+}
