@@ -26,22 +26,30 @@ export interface PoolOptions {
   lateAfterMs: number;
   /** After the last connection of a token goes, answer 503 (not 404) for this long. */
   reconnectGraceMs?: number;
+  /**
+   * Connections within this many in-flight relays of the least busy one count as tied and take
+   * turns (default 1): keeps the spread even when every connection is busy, while a connection
+   * that falls behind (slow client, stuck origin) is still passed over.
+   */
+  slack?: number;
 }
 
 /**
  * Connections per (lowercase) token. Selection spreads requests over every ready connection
- * of the token (every client, both roles): fewest relays in flight wins, ties go round robin
- * so equal connections take turns.
+ * of the token (every client, both roles): fewest relays in flight wins (within the slack),
+ * ties go round robin so equal connections take turns.
  */
 export class ConnectionPool<C extends PoolMember> {
   readonly #tokens = new Map<string, TokenPool<C>>();
   readonly #disconnectedAt = new Map<string, number>();
   readonly #lateAfterMs: number;
   readonly #graceMs: number;
+  readonly #slack: number;
 
   constructor(options: PoolOptions) {
     this.#lateAfterMs = options.lateAfterMs;
     this.#graceMs = options.reconnectGraceMs ?? 60_000;
+    this.#slack = options.slack ?? 1;
   }
 
   add(token: string, connection: C): void {
@@ -100,20 +108,18 @@ export class ConnectionPool<C extends PoolMember> {
       return this.recentlyDisconnected(token, now) ? { kind: 'recently-disconnected' } : { kind: 'no-connection' };
     }
     const n = pool.members.length;
-    let best: C | undefined;
-    let bestIndex = -1;
+    let least = Infinity;
+    for (const c of pool.members) if (!exclude.has(c) && this.isSelectable(c, now)) least = Math.min(least, c.inFlight);
+    if (least === Infinity) return { kind: 'not-ready' };
+    // Round robin from the cursor over the connections tied (within the slack) for least busy.
     for (let k = 0; k < n; k++) {
       const index = (pool.cursor + k) % n;
       const c = pool.members[index]!;
-      if (exclude.has(c) || !this.isSelectable(c, now)) continue;
-      if (!best || c.inFlight < best.inFlight) {
-        best = c;
-        bestIndex = index;
-      }
+      if (exclude.has(c) || c.inFlight > least + this.#slack || !this.isSelectable(c, now)) continue;
+      pool.cursor = (index + 1) % n;
+      return { kind: 'ok', connection: c };
     }
-    if (!best) return { kind: 'not-ready' };
-    pool.cursor = (bestIndex + 1) % n;
-    return { kind: 'ok', connection: best };
+    return { kind: 'not-ready' };
   }
 
   /** Periodic cleanup of expired "recently disconnected" marks. */

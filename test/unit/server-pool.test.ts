@@ -27,7 +27,7 @@ test('equal connections take turns (round robin across every connection of the t
 });
 
 test('the connection with the fewest relays in flight wins; ties go round robin', () => {
-  const pool = new ConnectionPool<Member>({ lateAfterMs: 30_000 });
+  const pool = new ConnectionPool<Member>({ lateAfterMs: 30_000, slack: 0 });
   const [a, b, c] = ['a', 'b', 'c'].map((n) => new Member(n)) as [Member, Member, Member];
   for (const m of [a, b, c]) pool.add('t', m);
   a.inFlight = 3;
@@ -39,6 +39,19 @@ test('the connection with the fewest relays in flight wins; ties go round robin'
   c.inFlight++;
   // b and c tie at 2: the cursor moved past c, so b comes next.
   assert.equal(pick(pool).name, 'b');
+});
+
+test('with the default slack of 1, connections one relay apart take turns; a connection further behind is passed over', () => {
+  const pool = new ConnectionPool<Member>({ lateAfterMs: 30_000 });
+  const [a, b, c] = ['a', 'b', 'c'].map((n) => new Member(n)) as [Member, Member, Member];
+  for (const m of [a, b, c]) pool.add('t', m);
+  a.inFlight = 4;
+  b.inFlight = 1;
+  c.inFlight = 2;
+  assert.deepEqual([pick(pool).name, pick(pool).name, pick(pool).name], ['b', 'c', 'b']);
+  b.inFlight = 2;
+  c.inFlight = 2;
+  assert.deepEqual([pick(pool).name, pick(pool).name, pick(pool).name], ['c', 'b', 'c'], 'a (4) stays out while the others sit at 2');
 });
 
 test('simulated load: in-flight weighting keeps counts within a few requests of each other', () => {
