@@ -249,4 +249,7 @@ test('the tunnel survives a server restart', async () => {
   await waitFor('relay after restart', async () => (await get(platform('/echo/after-restart'))).status === 200, { timeoutMs: 90_000, intervalMs: 500 });
   const res = await get(platform('/echo/after-restart'));
   assert.equal(JSON.parse(res.text).url, '/echo/after-restart');
+  // The long-polling client of the earlier test rides through the restart as well.
+  const polled = `http://127.0.0.1:${serverPort}/broker/${pollingToken}/echo/polled-after-restart`;
+  await waitFor('polling relay after restart', async () => (await get(polled)).status === 200, { timeoutMs: 90_000, intervalMs: 500 });
 });
