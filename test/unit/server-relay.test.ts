@@ -257,6 +257,18 @@ test('primus::ping is answered with the same number; a client that stops answeri
   await waitFor('pool empty', () => s.server.pool.members(T).length === 0);
 });
 
+test('a tunnel silent for ping interval + 10 s is dropped even when engine.io would wait longer', async () => {
+  // engine.io alone would wait 1 s + 60 s for the missing pong; the silence sweep (like Primus' 35 s) acts at 11 s.
+  const { s, fakes } = await setup({ SOCKET_PING_INTERVAL: '1000', SOCKET_PING_TIMEOUT: '60000' });
+  const c = fakes[0]!;
+  c.answerPings = false;
+  const started = Date.now();
+  await c.closed;
+  const silentFor = Date.now() - started;
+  assert.ok(silentFor < 30_000, `closed after ${silentFor} ms`);
+  await waitFor('pool empty', () => s.server.pool.members(T).length === 0);
+});
+
 test('a tunnel whose identify token differs from its path is closed; an outdated client is refused with a notification', async () => {
   const s = await startInProcessServer();
   servers.push(s);
