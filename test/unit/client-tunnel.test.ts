@@ -32,7 +32,7 @@ before(async () => {
   fake = await new FakeBrokerServer().start();
   origin = await startOrigin();
   tc = await startTestClient(
-    { BROKER_TOKEN: token, BROKER_SERVER_URL: fake.url, ORIGIN_URL: origin.url, BROKER_CLIENT_MAX_FRAME_BYTES: '65536', SOCKET_PING_INTERVAL: '300', SOCKET_PONG_TIMEOUT: '400' },
+    { BROKER_TOKEN: token, BROKER_SERVER_URL: fake.url, ORIGIN_URL: origin.url, BROKER_CLIENT_MAX_FRAME_BYTES: '65536', SOCKET_PING_INTERVAL: '1000', SOCKET_PONG_TIMEOUT: '3000' },
     { private: [{ method: 'any', path: '/echo/*', origin: '${ORIGIN_URL}' }, { method: 'GET', path: '/bytes/*', origin: '${ORIGIN_URL}' }], public: [{ method: 'POST', path: '/webhook/*' }] },
   );
   await waitFor('two identified tunnels', () => fake.open().length === 2);
