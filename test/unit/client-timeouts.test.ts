@@ -11,7 +11,7 @@ test('a server that never identifies is dropped after SOCKET_CONNECT_TIMEOUT and
   const fake = await new FakeBrokerServer().start();
   fake.sendIdentify = false;
   t.after(() => fake.stop());
-  const tc = await startTestClient({ BROKER_TOKEN: randomUUID(), BROKER_SERVER_URL: fake.url, SOCKET_CONNECT_TIMEOUT: '300' }, { private: [], public: [] });
+  const tc = await startTestClient({ BROKER_TOKEN: randomUUID(), BROKER_SERVER_URL: fake.url, SOCKET_CONNECT_TIMEOUT: '1000' }, { private: [], public: [] });
   t.after(() => tc.stop());
   await tc.waitForLog('tunnel connect timed out');
   await waitFor('retries', () => fake.connections.filter((c) => c.role === 'primary').length >= 2, { timeoutMs: 20_000 });
