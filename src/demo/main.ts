@@ -119,13 +119,16 @@ export async function runDemo(): Promise<void> {
   );
   for (const c of clients) start(c, 'client');
 
+  const readiness = new Map<string, string>();
   // Platform traffic: steady GETs through the balancer, as the Snyk platform calls the servers.
   const agent = new Agent({ keepAliveTimeout: 10_000, connections: 16 });
   let ok = 0;
   let failed = 0;
   const failures = new Map<string, number>();
   let seq = 0;
+  // Traffic starts once a client serves: requests before any tunnel exists would only show 404s.
   const traffic = setInterval(() => {
+    if (![...readiness.values()].includes('serving')) return;
     const n = seq++;
     request(`${serverUrl}/broker/${TOKEN}/demo/${n}`, { dispatcher: agent, headersTimeout: 30_000, bodyTimeout: 30_000 })
       .then(async (res) => {
@@ -144,7 +147,6 @@ export async function runDemo(): Promise<void> {
   }, 1000 / RATE_PER_SECOND);
 
   const previous = new Map<string, number>();
-  const readiness = new Map<string, string>();
   const probe = async (c: Proc, port: number) => {
     if (c.state !== 'running') return readiness.set(c.name, c.state);
     try {
