@@ -20,6 +20,8 @@ export interface AllocatorOptions {
   /** Per-call timeout. */
   timeoutMs?: number;
   backoff?: { baseMs?: number; capMs?: number };
+  /** Randomness of the jitter (tests). */
+  random?: () => number;
   onOutcome?: (outcome: string) => void;
 }
 
@@ -46,6 +48,15 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
   if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
   const at = Date.parse(v);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/**
+ * The wait a Retry-After asks for, plus up to 10% jitter (so waiting clients do not ask in
+ * lockstep), at least 100 ms (a `0` must not become a busy loop) and at most the backoff cap.
+ */
+export function retryAfterDelay(retryAfterMs: number, capMs = 30_000, random: () => number = Math.random): number {
+  const base = Math.min(Math.max(retryAfterMs, 100), capMs);
+  return Math.round(base + random() * base * 0.1);
 }
 
 /** Reads data.attributes.server_id (string or number) and the optional server_url. */
@@ -111,7 +122,11 @@ export function createAllocator(o: AllocatorOptions) {
   }
 
   async function allocate(signal: AbortSignal): Promise<Placement> {
-    for (let attempt = 0; ; attempt++) {
+    // Only failures without Retry-After grow the backoff: a client told "come back in 2 s"
+    // (429 while a slot is taken, 503 while no server is live) must not drift to 30 s,
+    // or it misses the slot that frees while it sleeps.
+    let errorAttempt = 0;
+    for (let asks = 1; ; asks++) {
       if (signal.aborted) throw new AllocationError('ALLOCATION_FAILED', 'stopped');
       try {
         const placement = await once();
@@ -121,8 +136,8 @@ export function createAllocator(o: AllocatorOptions) {
       } catch (err) {
         const e = err as AllocationError;
         o.onOutcome?.(e.retryAfterMs !== undefined ? 'throttled' : 'failed');
-        const wait = Math.max(e.retryAfterMs ?? 0, backoffDelay(attempt, o.backoff));
-        log.warn({ attempt: attempt + 1, delayMs: wait, err: e.message }, 'dispatcher allocation failed; retrying');
+        const wait = e.retryAfterMs !== undefined ? retryAfterDelay(e.retryAfterMs, o.backoff?.capMs, o.random) : backoffDelay(errorAttempt++, { ...o.backoff, ...(o.random ? { random: o.random } : {}) });
+        log.warn({ attempt: asks, delayMs: wait, retryAfterMs: e.retryAfterMs, err: e.message }, 'dispatcher allocation failed; retrying');
         await delay(wait, signal);
       }
     }
@@ -149,11 +164,12 @@ export function createAllocator(o: AllocatorOptions) {
       );
       return pending;
     },
-    /** Forgets the placement so the next attempt asks again (server drained or unreachable). */
-    invalidate(reason: string, stale?: Placement): void {
-      if (stale && current !== stale) return; // someone already asked again
+    /** Forgets the placement so the next attempt asks again (server drained or unreachable); true: a new placement is (being) asked for. */
+    invalidate(reason: string, stale?: Placement): boolean {
+      if (stale && current !== stale) return true; // someone already asked again
       if (current) log.info({ serverId: current.serverId, reason }, 'asking the dispatcher for a new server');
       current = undefined;
+      return true;
     },
     /** DELETE on the allocation URL; failures only logged (the dispatcher also expires it). */
     async release(): Promise<void> {

@@ -97,7 +97,7 @@ export function createLocalHandler(deps: LocalServerDeps) {
 
   async function webhook(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
     if (deps.isDraining()) {
-      sendFailure(res, 503, 'draining', { ok: false, message: 'broker client is shutting down' }, { 'retry-after': '1' });
+      sendFailure(res, 503, 'client-draining', { ok: false, message: 'broker client is shutting down' }, { 'retry-after': '1' });
       return;
     }
     webhooksInflight++;
@@ -222,7 +222,7 @@ export function createLocalHandler(deps: LocalServerDeps) {
         if (path === '/livez') return sendJson(res, 200, { ok: true });
         if (path === '/readyz') {
           const ready = deps.isReady();
-          return ready ? sendJson(res, 200, { ok: true }) : sendFailure(res, 503, deps.isDraining() ? 'draining' : 'not-ready', { ok: false });
+          return ready ? sendJson(res, 200, { ok: true }) : sendFailure(res, 503, deps.isDraining() ? 'client-draining' : 'not-ready', { ok: false });
         }
         if (path === '/metrics') {
           const text = await metrics.registry.metrics();

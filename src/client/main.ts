@@ -133,7 +133,8 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
         tls: () => tunnelTls,
         placement: (signal) => (allocator ? allocator.placement(signal) : Promise.resolve(fixedPlacement)),
         identifyMetadata: (r) => ({
-          capabilities: ['post-streams'],
+          // ha-broker/1 lets our server recognise our client (drain with server-close + 4001).
+          capabilities: ['post-streams', CLIENT_CAPABILITY],
           clientId: config.clientId,
           identifier: hashToken(config.token),
           ...(config.preflightEnabled && preflightResults.length > 0 ? { preflightChecks: preflightResults } : {}),
@@ -143,7 +144,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
           role: r,
         }),
         onEvent: (t, name, args, reply) => relay.onEvent(t, name, args, reply),
-        onServerGone: (t, reason) => allocator?.invalidate(reason, t.placement),
+        onServerGone: (t, reason) => allocator?.invalidate(reason, t.allocation) ?? false,
         onStateChange: (t, state) => {
           metrics.tunnelsOpen.set({ role: t.role }, t.isOpen ? 1 : 0);
           if (state === 'ready') metrics.tunnelConnects.inc({ role: t.role });
@@ -224,9 +225,12 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
         metrics.ready.set(0);
         for (const t of tunnels) {
           t.drain();
-          // Tells the server to stop routing new requests here (ours drains the connection; the
-          // real one only reports the client gone to its dispatcher). Same event as Snyk's.
-          if (t.isOpen) t.emitAndFlush('terminate', { signal: reason }).catch(() => undefined);
+          if (!t.isOpen) continue;
+          // Tells the server to stop routing new requests here: `client-event` client-shutdown
+          // (the real client's telemetry event; our server drains the connection, the real one
+          // logs it) and `terminate` (ours drains; the real one tells its dispatcher).
+          t.emitAndFlush('client-event', { ts: Date.now(), event: { type: 'client-shutdown', reason: shutdownReason(reason) } }).catch(() => undefined);
+          t.emitAndFlush('terminate', { signal: reason }).catch(() => undefined);
         }
         // Tunnels stay open until every relay is answered: acks and webhooks need them, and a
         // server (ours) counts a request whose tunnel closed as failed even when its streamed
@@ -243,6 +247,15 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
       return stopping;
     },
   };
+}
+
+/** The capability that tells our server this is our client. */
+export const CLIENT_CAPABILITY = 'ha-broker/1';
+
+/** A label the real server's client-event sanitiser keeps (`[a-zA-Z0-9_-]{1,64}`). */
+function shutdownReason(reason: string): string {
+  const label = reason.toLowerCase().replace(/[^a-z0-9_-]/g, '_').slice(0, 64);
+  return label || 'stop';
 }
 
 function makeLogging(config: ClientConfig): { logger: Logger; scrubber: SecretScrubber } {

@@ -51,14 +51,17 @@ export interface TunnelOptions {
   identifyMetadata(role: TunnelRole): Record<string, unknown>;
   /** Every emitter event after the handshake; `reply` is set when the event carries an ack id. */
   onEvent(tunnel: Tunnel, name: string, args: unknown[], reply: Reply | undefined): void;
-  /** The server is going away (drain close) or keeps refusing us: the placement may be stale. */
-  onServerGone?(tunnel: Tunnel, reason: string): void;
+  /**
+   * The server is going away (drain close) or keeps refusing us: the placement may be stale.
+   * Returns true when a new placement was asked for (the next attempt then follows quickly).
+   */
+  onServerGone?(tunnel: Tunnel, reason: string): boolean | void;
   onStateChange?(tunnel: Tunnel, state: TunnelState): void;
   /** engine.io transport: a direct websocket (default) or long-polling. */
   transport?: TransportKind;
   /** The egress stack (needed by the polling transport). */
   egress?: Egress;
-  /** Consecutive failed attempts after which onServerGone fires. */
+  /** Consecutive failed attempts after which onServerGone fires (default 2). */
   failuresBeforeGone?: number;
 }
 
@@ -111,6 +114,7 @@ export class Tunnel {
   readonly #abort = new AbortController();
   #loop: Promise<void> | undefined;
   #placement: Placement | undefined;
+  #allocation: Placement | undefined;
   capabilities: string[] = [];
   requestsHandled = 0;
   /** Relays in flight that answer by ack on this tunnel (it must stay open for them). */
@@ -132,6 +136,10 @@ export class Tunnel {
   }
   get placement(): Placement | undefined {
     return this.#placement;
+  }
+  /** The placement as allocated (placement may be its fallback-URL variant): what onServerGone calls stale. */
+  get allocation(): Placement | undefined {
+    return this.#allocation;
   }
   get channel(): EmitterChannel | undefined {
     return this.#channel;
@@ -186,8 +194,12 @@ export class Tunnel {
   async #run(): Promise<void> {
     const log = this.opts.logger;
     let failures = 0;
+    const goneAfter = Math.max(1, this.opts.failuresBeforeGone ?? 2);
     // The placement whose direct URL failed: later attempts for it go to its fallback URL.
     let directFailed: Placement | undefined;
+    // The placement whose direct URL has carried a tunnel: when it fails later the server is
+    // gone (killed, restarting), not out of this network's reach, so no switch to the fallback.
+    let directWorked: Placement | undefined;
     while (!this.#stopped) {
       let allocated: Placement;
       try {
@@ -202,8 +214,10 @@ export class Tunnel {
       const placement: Placement =
         directFailed === allocated && allocated.fallbackUrl ? { serverUrl: allocated.fallbackUrl, serverId: allocated.serverId } : allocated;
       this.#placement = placement;
+      this.#allocation = allocated;
       const result = await this.#attempt(placement);
-      if (!result.wasReady && placement === allocated && allocated.fallbackUrl && !result.serverClose) {
+      if (result.wasReady && placement === allocated) directWorked = allocated;
+      if (!result.wasReady && placement === allocated && allocated.fallbackUrl && !result.serverClose && directWorked !== allocated) {
         log.warn({ role: this.role, serverUrl: allocated.serverUrl, fallbackUrl: allocated.fallbackUrl, serverId: allocated.serverId }, 'the server URL from the dispatcher is not reachable from here; using BROKER_SERVER_URL with server_id');
         directFailed = allocated;
       }
@@ -221,8 +235,10 @@ export class Tunnel {
         log.info({ role: this.role, code: result.code, reason: result.reason }, 'broker server closed the tunnel deliberately; reconnecting elsewhere');
         this.opts.onServerGone?.(this, 'server-draining');
         wait = backoffDelay(0);
-      } else if (!result.wasReady && failures >= (this.opts.failuresBeforeGone ?? 3) && failures % (this.opts.failuresBeforeGone ?? 3) === 0) {
-        this.opts.onServerGone?.(this, 'unreachable');
+      } else if (!result.wasReady && failures % goneAfter === 0) {
+        // A killed server is not coming back soon: after a couple of failures a new placement
+        // (HA mode) is tried at once rather than after the grown backoff.
+        if (this.opts.onServerGone?.(this, 'unreachable') === true) wait = backoffDelay(0);
       }
       log.info({ role: this.role, attempt: failures, delayMs: wait, code: result.code, reason: result.reason }, 'tunnel closed; reconnecting');
       await delay(wait, this.#abort.signal);

@@ -36,16 +36,31 @@ test('stop drains: not ready, webhooks 503, in-flight relays complete, tunnels c
   const stopped = tc.client.stop('SIGTERM');
   const notReady = await request(`${tc.url}/readyz`);
   assert.equal(notReady.statusCode, 503);
-  assert.equal(notReady.headers['x-broker-failure'], 'draining');
+  assert.equal(notReady.headers['x-broker-failure'], 'client-draining');
   await notReady.body.dump();
   const hook = await request(`${tc.url}/webhook/x`, { method: 'POST', body: '{}' });
   assert.equal(hook.statusCode, 503);
-  assert.equal(hook.headers['x-broker-failure'], 'draining');
+  assert.equal(hook.headers['x-broker-failure'], 'client-draining');
   await hook.body.dump();
 
-  await waitFor('terminate event', () => conn.messages.some((m) => m.kind === 'event' && m.name === 'terminate' && (m.args[0] as { signal?: string }).signal === 'SIGTERM'));
+  const isTerminate = (m: (typeof conn.messages)[number]) => m.kind === 'event' && m.name === 'terminate' && (m.args[0] as { signal?: string }).signal === 'SIGTERM';
+  await waitFor('terminate events', () => fake.open().length === 2 && fake.open().every((c) => c.messages.some(isTerminate)));
+  // Both tunnels get client-event client-shutdown first (the real client's envelope), then terminate.
+  for (const c of fake.open()) {
+    const events = c.messages.filter((m) => m.kind === 'event' && (m.name === 'client-event' || m.name === 'terminate'));
+    assert.deepEqual(events.map((m) => m.kind === 'event' && m.name), ['client-event', 'terminate'], `${c.role}: shutdown events`);
+    const envelope = (events[0] as { args: unknown[] }).args[0] as { ts: unknown; event: { type: string; reason: string } };
+    assert.equal(typeof envelope.ts, 'number');
+    assert.ok(Math.abs((envelope.ts as number) - Date.now()) < 60_000, 'ts is a current epoch-ms timestamp');
+    assert.equal(envelope.event.type, 'client-shutdown');
+    assert.equal(envelope.event.reason, 'sigterm');
+  }
   const [ack] = (await acked) as [{ status: number }];
   assert.equal(ack.status, 200, 'acked relay did not finish before the tunnel closed');
+  // The shutdown event went out before the in-flight relay was answered, not after settling.
+  const shutdownAt = conn.messages.findIndex((m) => m.kind === 'event' && m.name === 'client-event');
+  const ackAt = conn.messages.findIndex((m) => m.kind === 'ack');
+  assert.ok(shutdownAt >= 0 && ackAt > shutdownAt, `client-event (#${shutdownAt}) before the relay's ack (#${ackAt})`);
   await stopped;
   const streamed = fake.responses.get(streamingID);
   assert.ok(streamed, 'streamed relay did not finish');

@@ -58,7 +58,7 @@ test('handshake: url, headers and identify of the contract', () => {
   assert.ok(c.headers['snyk-request-id']);
   const id = c.identify!;
   assert.equal(id.token, token);
-  assert.deepEqual(id.metadata.capabilities, ['post-streams']);
+  assert.deepEqual(id.metadata.capabilities, ['post-streams', 'ha-broker/1']);
   assert.equal(id.metadata.identifier, hashToken(token));
   assert.equal(id.metadata.clientId, tc.config.clientId);
   assert.equal(id.metadata.role, 'primary');
