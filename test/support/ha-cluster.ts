@@ -1,0 +1,351 @@
+// A whole HA system of our own processes on 127.0.0.1, for the issue-4 end-to-end proofs:
+// a dispatcher, N broker servers behind ONE shared URL (a round-robin TCP balancer without
+// affinity, the stand-in for a Kubernetes Service), HA clients of one token, and an origin
+// that counts requests per client: client n's rules send everything to `<origin>/c<n>`, so the
+// first path segment the origin sees names the client that relayed the request.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { request } from 'undici';
+import { startBalancer, type Balancer } from '../../src/demo/balancer.js';
+import { hashToken } from '../../src/protocol/index.js';
+import { ProcessGroup, type RunningProcess } from './processes.js';
+import { freePort } from './ports.js';
+import { writeAcceptFile } from './client-harness.js';
+import { waitFor } from './wait.js';
+
+/** Counts requests per first path segment (`c1`, `c2`, ...) and remembers when each was first seen. */
+export interface CountingOrigin {
+  readonly url: string;
+  readonly served: Map<string, number>;
+  readonly firstSeen: Map<string, number>;
+  close(): Promise<void>;
+}
+
+export async function startCountingOrigin(): Promise<CountingOrigin> {
+  const served = new Map<string, number>();
+  const firstSeen = new Map<string, number>();
+  const server: Server = createServer((req, res) => {
+    req.resume();
+    const prefix = (req.url ?? '/').split('/')[1] ?? '';
+    served.set(prefix, (served.get(prefix) ?? 0) + 1);
+    if (!firstSeen.has(prefix)) firstSeen.set(prefix, Date.now());
+    const body = JSON.stringify({ ok: true, servedBy: prefix });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    served,
+    firstSeen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export async function httpStatus(url: string, timeoutMs = 3000): Promise<number> {
+  try {
+    const r = await request(url, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs, reset: true });
+    await r.body.dump();
+    return r.statusCode;
+  } catch {
+    return 0;
+  }
+}
+
+export function logLines(proc: RunningProcess): Array<Record<string, unknown>> {
+  return proc
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+}
+
+export interface ServerNode {
+  readonly id: string;
+  readonly port: number;
+  proc: RunningProcess;
+  /** How many times it was started. */
+  starts: number;
+}
+
+export interface ClientNode {
+  /** 1-based; its requests reach the origin under `/c<n>`. */
+  readonly n: number;
+  readonly clientId: string;
+  readonly port: number;
+  proc: RunningProcess;
+  readonly prefix: string;
+}
+
+export interface LoadFailure {
+  at: number;
+  reason: string;
+  url: string;
+}
+
+/** Steady platform traffic through the shared URL; every failure is kept with its time and reason. */
+export interface Load {
+  readonly sent: number;
+  readonly ok: number;
+  readonly failures: readonly LoadFailure[];
+  /** Stops sending and waits for the requests in flight. */
+  stop(): Promise<void>;
+}
+
+export interface ClusterOptions {
+  servers?: number;
+  serverEnv?: Record<string, string>;
+  clientEnv?: Record<string, string>;
+  dispatcherEnv?: Record<string, string>;
+}
+
+export class HaCluster {
+  readonly group = new ProcessGroup();
+  readonly token = randomUUID();
+  readonly servers: ServerNode[] = [];
+  readonly clients: ClientNode[] = [];
+  origin!: CountingOrigin;
+  balancer!: Balancer;
+  dispatcher!: RunningProcess;
+  dispatcherPort = 0;
+  #dispatcherStarts = 0;
+  #clientAccept = '';
+  readonly #loads: Load[] = [];
+
+  constructor(readonly options: ClusterOptions = {}) {}
+
+  get sharedUrl(): string {
+    return `http://127.0.0.1:${this.balancer.port}`;
+  }
+  get dispatcherUrl(): string {
+    return `http://127.0.0.1:${this.dispatcherPort}`;
+  }
+
+  /** Origin, dispatcher, servers (all healthy and registered) and the balancer in front of them. */
+  async start(): Promise<this> {
+    this.origin = await startCountingOrigin();
+    this.#clientAccept = await writeAcceptFile({ private: [{ method: 'GET', path: '/*', origin: '${ORIGIN_URL}' }], public: [{ method: 'POST', path: '/webhook/*' }] });
+    this.dispatcherPort = await freePort();
+    await this.startDispatcher();
+    const count = this.options.servers ?? 3;
+    const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
+    ports.forEach((port, i) => this.servers.push({ id: String(i), port, proc: undefined as unknown as RunningProcess, starts: 0 }));
+    await Promise.all(this.servers.map((s) => this.startServer(s)));
+    this.balancer = await startBalancer(ports);
+    await waitFor('every server live at the dispatcher', async () => (await this.liveServerIds()).length === count, { timeoutMs: 30_000, intervalMs: 200 });
+    return this;
+  }
+
+  /** Starts (or restarts, on the same port) the dispatcher and waits until it answers. */
+  async startDispatcher(): Promise<RunningProcess> {
+    this.#dispatcherStarts++;
+    this.dispatcher = this.group.broker(`dispatcher#${this.#dispatcherStarts}`, 'dispatcher', {
+      PORT: String(this.dispatcherPort),
+      DISPATCHER_HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      ...this.options.dispatcherEnv,
+    });
+    await waitFor('dispatcher up', async () => (await httpStatus(`${this.dispatcherUrl}/readyz`)) === 200, { timeoutMs: 30_000, intervalMs: 100 });
+    return this.dispatcher;
+  }
+
+  /** Starts (or restarts, on its port) a server and waits until it is ready. */
+  async startServer(s: ServerNode): Promise<void> {
+    s.starts++;
+    s.proc = this.group.broker(`server-${s.id}#${s.starts}`, 'server', {
+      PORT: String(s.port),
+      BROKER_SERVER_HOST: '127.0.0.1',
+      BROKER_SERVER_ID: s.id,
+      HOSTNAME: `broker-server-${s.id}`,
+      BROKER_SERVER_PEER_URL: `http://127.0.0.1:${s.port}`,
+      DISPATCHER_URL: this.dispatcherUrl,
+      BROKER_SERVER_DRAIN_GRACE_MS: '15000',
+      LOG_LEVEL: 'info',
+      ...this.options.serverEnv,
+    });
+    await waitFor(`server ${s.id} ready`, async () => (await httpStatus(`http://127.0.0.1:${s.port}/readyz`)) === 200, { timeoutMs: 30_000, intervalMs: 100 });
+  }
+
+  /** Starts HA client n (1-based) against the shared URL; does not wait for it. */
+  async startClient(n: number): Promise<ClientNode> {
+    const port = await freePort();
+    const clientId = `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+    const node: ClientNode = {
+      n,
+      clientId,
+      port,
+      prefix: `c${n}`,
+      proc: this.group.broker(`client-${n}`, 'client', {
+        BROKER_TOKEN: this.token,
+        BROKER_SERVER_URL: this.sharedUrl,
+        BROKER_HA_MODE_ENABLED: 'true',
+        BROKER_DISPATCHER_BASE_URL: this.dispatcherUrl,
+        BROKER_CLIENT_ID: clientId,
+        PREFLIGHT_CHECKS_ENABLED: 'false',
+        PORT: String(port),
+        ACCEPT: this.#clientAccept,
+        ORIGIN_URL: `${this.origin.url}/c${n}`,
+        BROKER_CLIENT_DRAIN_GRACE_MS: '10000',
+        LOG_LEVEL: 'info',
+        ...this.options.clientEnv,
+      }),
+    };
+    this.clients.push(node);
+    return node;
+  }
+
+  client(n: number): ClientNode {
+    const c = this.clients.find((x) => x.n === n);
+    if (!c) throw new Error(`no client ${n}`);
+    return c;
+  }
+
+  isReady(c: ClientNode): Promise<boolean> {
+    return httpStatus(`http://127.0.0.1:${c.port}/readyz`, 1500).then((s) => s === 200);
+  }
+
+  async waitReady(clients: ClientNode[], timeoutMs = 60_000): Promise<void> {
+    await waitFor(`clients ${clients.map((c) => c.n).join(',')} ready`, async () => (await Promise.all(clients.map((c) => this.isReady(c)))).every(Boolean), { timeoutMs, intervalMs: 200 });
+  }
+
+  /** The server id a client was last given ("received server id"). */
+  allocatedServer(c: ClientNode): string | undefined {
+    const last = logLines(c.proc).filter((e) => e.msg === 'received server id').at(-1);
+    return last ? String(last.serverId) : undefined;
+  }
+
+  async liveServerIds(): Promise<string[]> {
+    try {
+      const r = await request(`${this.dispatcherUrl}/internal/brokerservers`, { headersTimeout: 3000, bodyTimeout: 3000, reset: true });
+      const doc = (await r.body.json()) as { data?: Array<{ id?: string; attributes?: { status?: string; server_id?: string } }> };
+      return (doc.data ?? []).filter((s) => s.attributes?.status === 'live').map((s) => String(s.attributes?.server_id ?? s.id));
+    } catch {
+      return [];
+    }
+  }
+
+  /** The dispatcher's routing view of the token: allocations and live tunnels per server. */
+  async tokenView(): Promise<{ allocations: Array<{ client_id: string; server_id: string; connected: boolean }>; tunnels: number; servers: Array<{ server_id: string; tunnels: number }> }> {
+    const r = await request(`${this.dispatcherUrl}/internal/tokens/${hashToken(this.token)}/connections`, { headersTimeout: 3000, bodyTimeout: 3000, reset: true });
+    if (r.statusCode !== 200) {
+      await r.body.dump();
+      return { allocations: [], tunnels: 0, servers: [] };
+    }
+    const doc = (await r.body.json()) as {
+      data: { attributes: { servers: Array<{ server_id: string; connections: Array<{ tunnels: number }> }>; allocations: Array<{ client_id: string; server_id: string; connected: boolean }> } };
+    };
+    const servers = doc.data.attributes.servers.map((s) => ({ server_id: s.server_id, tunnels: s.connections.reduce((a, c) => a + c.tunnels, 0) }));
+    return { allocations: doc.data.attributes.allocations, tunnels: servers.reduce((a, s) => a + s.tunnels, 0), servers };
+  }
+
+  /** Requests served per client prefix since `baseline` (a copy of origin.served taken earlier). */
+  counts(baseline: Map<string, number> = new Map()): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [k, v] of this.origin.served) out.set(k, v - (baseline.get(k) ?? 0));
+    return out;
+  }
+
+  platformUrl(path: string): string {
+    return `${this.sharedUrl}/broker/${this.token}/${path.replace(/^\//, '')}`;
+  }
+
+  async #one(url: string, failures: LoadFailure[]): Promise<boolean> {
+    const at = Date.now();
+    try {
+      // A fresh TCP connection per request, so the balancer spreads them over the servers as
+      // a Service spreads the platform's connections (and no keep-alive socket to a server that
+      // just exited is reused: that would be a test-client artefact, not a broker failure).
+      const r = await request(url, { reset: true, headersTimeout: 60_000, bodyTimeout: 60_000 });
+      const text = await r.body.text();
+      if (r.statusCode === 200) return true;
+      failures.push({ at, url, reason: `${r.statusCode} ${String(r.headers['x-broker-failure'] ?? '')} ${text.slice(0, 120)}`.trim() });
+    } catch (err) {
+      failures.push({ at, url, reason: `error ${(err as Error).message}` });
+    }
+    return false;
+  }
+
+  /** Steady GET load at `ratePerSecond` through the shared URL until stopped. */
+  startLoad(ratePerSecond = 40): Load {
+    const failures: LoadFailure[] = [];
+    const inflight = new Set<Promise<unknown>>();
+    let sent = 0;
+    let ok = 0;
+    let seq = 0;
+    const started = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    // Scheduled against the start time so a slow tick does not lower the rate.
+    const tick = () => {
+      const due = Math.floor(((Date.now() - started) * ratePerSecond) / 1000);
+      while (sent < due) {
+        sent++;
+        const p = this.#one(this.platformUrl(`load/${seq++}`), failures).then((good) => {
+          if (good) ok++;
+        });
+        inflight.add(p);
+        void p.finally(() => inflight.delete(p));
+      }
+      timer = setTimeout(tick, 10);
+    };
+    tick();
+    const load: Load = {
+      get sent() {
+        return sent;
+      },
+      get ok() {
+        return ok;
+      },
+      failures,
+      async stop() {
+        clearTimeout(timer);
+        await Promise.all([...inflight]);
+      },
+    };
+    this.#loads.push(load);
+    return load;
+  }
+
+  /** `total` GETs through the shared URL, `concurrency` at a time; resolves with the failures. */
+  async burst(total: number, concurrency = 16): Promise<{ ok: number; failures: LoadFailure[] }> {
+    const failures: LoadFailure[] = [];
+    let next = 0;
+    let ok = 0;
+    const worker = async () => {
+      while (next < total) {
+        const i = next++;
+        if (await this.#one(this.platformUrl(`burst/${i}`), failures)) ok++;
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    return { ok, failures };
+  }
+
+  /** Stops loads, every process, the balancer and the origin; returns all process output. */
+  async stop(): Promise<string> {
+    await Promise.all(this.#loads.map((l) => l.stop()));
+    const output = this.group.allOutput();
+    await this.group.stopAll();
+    await this.balancer?.close();
+    await this.origin?.close();
+    return output;
+  }
+}
+
+export function describeFailures(failures: readonly LoadFailure[], since = 0): string {
+  const byReason = new Map<string, number>();
+  for (const f of failures) byReason.set(f.reason, (byReason.get(f.reason) ?? 0) + 1);
+  const first = failures.slice(0, 5).map((f) => `+${f.at - since} ms ${f.url}: ${f.reason}`);
+  return `${failures.length} failed: ${[...byReason].map(([r, n]) => `${n}× ${r}`).join('; ')}\n  ${first.join('\n  ')}`;
+}
