@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { HaCluster, describeFailures, logLines } from '../support/ha-cluster.js';
 import { waitFor } from '../support/wait.js';
 
-const cluster = new HaCluster({ servers: 3 });
+// Every answer takes 250 ms, so ~10 requests are in flight at any moment of the load.
+const cluster = new HaCluster({ servers: 3, originDelayMs: 250 });
 
 before(async () => {
   await cluster.start();

@@ -22,17 +22,23 @@ export interface CountingOrigin {
   close(): Promise<void>;
 }
 
-export async function startCountingOrigin(): Promise<CountingOrigin> {
+/** `delayMs` holds every answer that long, so requests are in flight when something fails. */
+export async function startCountingOrigin(delayMs = 0): Promise<CountingOrigin> {
   const served = new Map<string, number>();
   const firstSeen = new Map<string, number>();
   const server: Server = createServer((req, res) => {
     req.resume();
     const prefix = (req.url ?? '/').split('/')[1] ?? '';
-    served.set(prefix, (served.get(prefix) ?? 0) + 1);
-    if (!firstSeen.has(prefix)) firstSeen.set(prefix, Date.now());
-    const body = JSON.stringify({ ok: true, servedBy: prefix });
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
+    const answer = () => {
+      // Counted when answered: a request whose client died before answering was not served by it.
+      served.set(prefix, (served.get(prefix) ?? 0) + 1);
+      if (!firstSeen.has(prefix)) firstSeen.set(prefix, Date.now());
+      const body = JSON.stringify({ ok: true, servedBy: prefix });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    };
+    if (delayMs > 0) setTimeout(answer, delayMs);
+    else answer();
   });
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
@@ -109,6 +115,8 @@ export interface ClusterOptions {
   serverEnv?: Record<string, string>;
   clientEnv?: Record<string, string>;
   dispatcherEnv?: Record<string, string>;
+  /** Origin answer delay (default 0). */
+  originDelayMs?: number;
 }
 
 export class HaCluster {
@@ -135,7 +143,7 @@ export class HaCluster {
 
   /** Origin, dispatcher, servers (all healthy and registered) and the balancer in front of them. */
   async start(): Promise<this> {
-    this.origin = await startCountingOrigin();
+    this.origin = await startCountingOrigin(this.options.originDelayMs ?? 0);
     this.#clientAccept = await writeAcceptFile({ private: [{ method: 'GET', path: '/*', origin: '${ORIGIN_URL}' }], public: [{ method: 'POST', path: '/webhook/*' }] });
     this.dispatcherPort = await freePort();
     await this.startDispatcher();
@@ -335,8 +343,14 @@ export class HaCluster {
   /** Stops loads, every process, the balancer and the origin; returns all process output. */
   async stop(): Promise<string> {
     await Promise.all(this.#loads.map((l) => l.stop()));
-    const output = this.group.allOutput();
     await this.group.stopAll();
+    const output = this.group.allOutput();
+    // For debugging a failed run: HA_TEST_LOG_DIR=/tmp/x keeps every process's output there.
+    if (process.env.HA_TEST_LOG_DIR) {
+      const { mkdir, writeFile } = await import('node:fs/promises');
+      await mkdir(process.env.HA_TEST_LOG_DIR, { recursive: true });
+      await Promise.all(this.group.all().map((p) => writeFile(`${process.env.HA_TEST_LOG_DIR}/${p.name}.log`, p.output())));
+    }
     await this.balancer?.close();
     await this.origin?.close();
     return output;
