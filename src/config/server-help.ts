@@ -10,8 +10,10 @@ Environment (Snyk Broker names where they exist):
   DISPATCHER_URL                     report server/connection events to this dispatcher (default: off)
   DISPATCHER_VERSION                 version query parameter of dispatcher calls (default 2022-12-02~experimental)
   BROKER_SERVER_PEER_ROUTING         with DISPATCHER_URL: spread platform requests over the token's tunnels on peer
-                                     servers too, using the dispatcher's routing lookup (default true)
+                                     servers too, and send tunnels and answer uploads to the server they belong
+                                     to (server_id), using the dispatcher's lookups (default true)
   BROKER_SERVER_ROUTING_REFRESH_MS   how often the routing lookup is refreshed, ms (default 2000)
+  BROKER_SERVER_REGISTER_INTERVAL_MS how often server-starting is re-sent to the dispatcher, ms (default 15000; 0 = only at start)
   BROKER_INTERNAL_SECRET             sent as x-broker-internal-secret on dispatcher calls; never logged
   BROKER_SERVER_ID                   server id towards the dispatcher (default: HOSTNAME after its last "-",
                                      so pod broker-server-2 is 2; "0" when HOSTNAME is unset)

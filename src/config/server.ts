@@ -18,6 +18,8 @@ export interface ServerConfig {
   /** With a dispatcher: send platform requests to peers holding tunnels of the token too. */
   peerRouting: boolean;
   routingRefreshMs: number;
+  /** With a dispatcher: server-starting is re-sent this often (0 = only at start). */
+  registerIntervalMs: number;
   /** Sent as x-broker-internal-secret on dispatcher calls when set. */
   internalSecret?: string;
   /** This server's id towards the dispatcher (BROKER_SERVER_ID, else the HOSTNAME suffix). */
@@ -79,6 +81,7 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
   const internalSecret = r.string('BROKER_INTERNAL_SECRET');
   const peerRouting = r.bool('BROKER_SERVER_PEER_ROUTING', true);
   const routingRefreshMs = r.int('BROKER_SERVER_ROUTING_REFRESH_MS', 2000, { min: 100, max: 600_000 });
+  const registerIntervalMs = r.int('BROKER_SERVER_REGISTER_INTERVAL_MS', 15_000, { min: 0, max: 3_600_000 });
 
   const hostnameEnv = r.string('HOSTNAME');
   const serverId = r.string('BROKER_SERVER_ID') ?? serverIdFromHostname(hostnameEnv);
@@ -137,6 +140,7 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
     dispatcherVersion,
     peerRouting: peerRouting && dispatcherUrl !== undefined,
     routingRefreshMs,
+    registerIntervalMs,
     internalSecret,
     serverId,
     healthCheckLink: `http://${hostForLinks}/healthcheck`,

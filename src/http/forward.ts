@@ -50,13 +50,32 @@ export async function forwardHttpRequest(egress: Egress, req: IncomingMessage, r
  * request line and headers are replayed on a new connection and both sockets are piped.
  * Used to carry a tunnel that landed on the wrong server to the one it was allocated to.
  */
-export function forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, targetBase: string, extraHeaders: Record<string, string> = {}): Promise<void> {
+export function forwardUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  targetBase: string,
+  extraHeaders: Record<string, string> = {},
+  /** onConnectError: the peer could not be reached (nothing was sent); the caller answers the socket instead of the 502. */
+  options: { connectTimeoutMs?: number; onConnectError?: (err: Error) => void; onConnect?: () => void } = {},
+): Promise<void> {
   const target = new URL(targetBase);
   const port = Number(target.port) || (target.protocol === 'https:' || target.protocol === 'wss:' ? 443 : 80);
   const secure = target.protocol === 'https:' || target.protocol === 'wss:';
   return new Promise((resolve) => {
     const upstream: Socket = secure ? tlsConnect({ host: target.hostname, port, servername: target.hostname }) : netConnect({ host: target.hostname, port });
-    const fail = () => {
+    let connectTimer: NodeJS.Timeout | undefined;
+    if (options.connectTimeoutMs !== undefined) {
+      connectTimer = setTimeout(() => upstream.destroy(Object.assign(new Error(`connect timeout after ${options.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })), options.connectTimeoutMs);
+    }
+    const fail = (err?: Error) => {
+      clearTimeout(connectTimer);
+      if (options.onConnectError) {
+        upstream.destroy();
+        options.onConnectError(err ?? new Error('peer unreachable'));
+        resolve();
+        return;
+      }
       if (!socket.destroyed) {
         socket.end('HTTP/1.1 502 Bad Gateway\r\nx-broker-failure: peer-unreachable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       }
@@ -65,7 +84,9 @@ export function forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffe
     };
     upstream.once('error', fail);
     upstream.once(secure ? 'secureConnect' : 'connect', () => {
+      clearTimeout(connectTimer);
       upstream.off('error', fail);
+      options.onConnect?.();
       const lines = [`${req.method} ${req.url} HTTP/1.1`];
       const raw = req.rawHeaders;
       for (let i = 0; i < raw.length; i += 2) {

@@ -19,14 +19,27 @@ export interface DispatcherReporterConfig {
   retryDelaysMs?: number[];
   /** Events waiting beyond this are dropped (pings first), so a dead dispatcher costs bounded memory. */
   maxQueued?: number;
+  /** server-starting is re-sent this often while running (0 = never), so a lost registration or a dispatcher restart heals. */
+  registerIntervalMs?: number;
 }
+
+export interface DispatcherReporterHooks {
+  /** Open tunnels, sent as `open_tunnels` with every registration. */
+  openTunnels?: () => number;
+  /** The dispatcher did not know this server (answer header x-broker-dispatcher-register): after re-registering, re-announce the open tunnels. */
+  reannounce?: () => void;
+}
+
+/** Answer header of our dispatcher asking a server it only knows from reports to register again. */
+export const REGISTER_HINT_HEADER = 'x-broker-dispatcher-register';
 
 /** The server → dispatcher calls of protocol.md §6.4. Fire and forget: never on the request path. */
 export interface DispatcherReporter {
+  /** Registers, then keeps re-registering every registerIntervalMs until serverStopping/close. */
   serverStarting(): void;
-  clientConnected(token: string, clientId: string, clientVersion: string): void;
-  clientPinged(token: string, clientId: string, clientVersion: string, latencyMs: number): void;
-  clientDisconnected(token: string, clientId: string): void;
+  clientConnected(token: string, clientId: string, clientVersion: string, role?: string): void;
+  clientPinged(token: string, clientId: string, clientVersion: string, latencyMs: number, role?: string): void;
+  clientDisconnected(token: string, clientId: string, role?: string): void;
   /** Queued behind nothing: sent at once, resolves when done (or given up). */
   serverStopping(): Promise<void>;
   /** Waits (bounded) for queued reports, then stops. */
@@ -56,8 +69,12 @@ interface Call {
 
 const LANES = 4;
 
-export function createDispatcherReporter(config: DispatcherReporterConfig, deps: { egress: Egress; logger: Logger; metrics: ServerMetrics }): DispatcherReporter {
+export function createDispatcherReporter(config: DispatcherReporterConfig, deps: { egress: Egress; logger: Logger; metrics: ServerMetrics } & DispatcherReporterHooks): DispatcherReporter {
   const { egress, logger, metrics } = deps;
+  const registerIntervalMs = config.registerIntervalMs ?? 15_000;
+  let registerTimer: NodeJS.Timeout | undefined;
+  /** No registration after server-stopping: re-registering would put a draining server back into placement. */
+  let stoppingSent = false;
   const timeoutMs = config.timeoutMs ?? 2500;
   const retryDelays = config.retryDelaysMs ?? [200, 400, 800];
   const maxQueued = config.maxQueued ?? 1000;
@@ -77,6 +94,7 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
     const body = call.body === undefined ? undefined : JSON.stringify(call.body);
     for (let attempt = 0; attempt <= retryDelays.length; attempt++) {
       if (attempt > 0) await delay(retryDelays[attempt - 1]!);
+      if (call.event === 'server-starting' && stoppingSent) return;
       try {
         const headers: Record<string, string> = {
           accept: 'application/json, text/plain, */*',
@@ -87,6 +105,7 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
         if (config.internalSecret) headers['x-broker-internal-secret'] = config.internalSecret;
         const res = await egress.request(url(call), { method: call.method, headers, body, signal: AbortSignal.timeout(timeoutMs) });
         await res.body.dump().catch(() => undefined);
+        if (res.headers[REGISTER_HINT_HEADER] === 'true' && call.event !== 'server-starting' && call.event !== 'server-stopping') onRegisterHint();
         if (res.statusCode >= 200 && res.statusCode < 300) {
           metrics.dispatcherCalls.inc({ event: call.event, outcome: 'ok' });
           return;
@@ -139,37 +158,80 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
   }
 
   const connectionPath = (token: string) => `/connections/${hashToken(token)}`;
-  const attributes = (extra: Record<string, string> = {}) => ({ data: { attributes: { health_check_link: config.healthCheckLink, peer_url: config.peerUrl, ...extra } } });
+  const attributes = (extra: Record<string, string | number> = {}) => ({ data: { attributes: { health_check_link: config.healthCheckLink, peer_url: config.peerUrl, ...extra } } });
+  /** connection_role (our extra) lets the dispatcher count a client's tunnels exactly even when a report is retried. */
+  const roleQuery = (role: string | undefined): Record<string, string> => (role && /^[A-Za-z0-9_-]{1,32}$/.test(role) ? { connection_role: role } : {});
+
+  /** Queues a registration unless one is already waiting (a dead dispatcher must not pile them up). */
+  function register(): boolean {
+    if (stoppingSent || closed) return false;
+    if (lanes.some((l) => l.some((c) => c.event === 'server-starting'))) return false;
+    const openTunnels = deps.openTunnels?.() ?? 0;
+    enqueue('server', { event: 'server-starting', method: 'POST', path: '', query: {}, body: attributes({ open_tunnels: openTunnels }) });
+    return true;
+  }
+
+  let lastHintAt = -Infinity;
+  function onRegisterHint(): void {
+    // Every report from an unknown server carries the hint until it registered: act once per few seconds.
+    const now = Date.now();
+    if (now - lastHintAt < 5000) return;
+    lastHintAt = now;
+    logger.info('the dispatcher does not know this server; registering again');
+    if (register()) deps.reannounce?.();
+  }
 
   return {
     serverStarting() {
-      enqueue('server', { event: 'server-starting', method: 'POST', path: '', query: {}, body: attributes() });
+      register();
+      if (registerIntervalMs > 0 && !registerTimer) {
+        registerTimer = setInterval(register, registerIntervalMs);
+        registerTimer.unref();
+      }
     },
-    clientConnected(token, clientId, clientVersion) {
+    clientConnected(token, clientId, clientVersion, role) {
       enqueue(`${token}:${clientId}`, {
         event: 'client-connected',
         method: 'POST',
         path: connectionPath(token),
-        query: { broker_client_id: clientId, request_type: 'client-connected' },
+        query: { broker_client_id: clientId, ...roleQuery(role), request_type: 'client-connected' },
         body: attributes({ broker_client_version: clientVersion }),
       });
     },
-    clientPinged(token, clientId, clientVersion, latencyMs) {
+    clientPinged(token, clientId, clientVersion, latencyMs, role) {
       enqueue(`${token}:${clientId}`, {
         event: 'client-pinged',
         method: 'POST',
         path: connectionPath(token),
-        query: { broker_client_id: clientId, latency: String(Math.max(0, Math.round(latencyMs))), request_type: 'client-pinged' },
-        body: { data: { attributes: { health_check_link: config.healthCheckLink, broker_client_version: clientVersion } } },
+        query: { broker_client_id: clientId, ...roleQuery(role), latency: String(Math.max(0, Math.round(latencyMs))), request_type: 'client-pinged' },
+        body: attributes({ broker_client_version: clientVersion }),
       });
     },
-    clientDisconnected(token, clientId) {
-      enqueue(`${token}:${clientId}`, { event: 'client-disconnected', method: 'DELETE', path: connectionPath(token), query: { broker_client_id: clientId } });
+    clientDisconnected(token, clientId, role) {
+      enqueue(`${token}:${clientId}`, { event: 'client-disconnected', method: 'DELETE', path: connectionPath(token), query: { broker_client_id: clientId, ...roleQuery(role) } });
     },
     async serverStopping() {
+      stoppingSent = true;
+      clearInterval(registerTimer);
+      // A registration still queued would undo the stop.
+      for (const lane of lanes) {
+        for (let i = lane.length - 1; i >= 0; i--) {
+          if (lane[i]!.event === 'server-starting') {
+            lane.splice(i, 1);
+            queued--;
+          }
+        }
+      }
+      // Let a registration already on the wire land first (bounded), so the stop is the last word.
+      const inFlightRegistration = running[laneOf('server')];
+      if (inFlightRegistration) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([inFlightRegistration, new Promise((r) => (timer = setTimeout(r, 1000)))]).finally(() => clearTimeout(timer));
+      }
       await send({ event: 'server-stopping', method: 'DELETE', path: '', query: {} });
     },
     async close(waitMs = 5000) {
+      clearInterval(registerTimer);
       closed = true;
       const pending = Promise.all(running.filter(Boolean));
       let timer: NodeJS.Timeout | undefined;

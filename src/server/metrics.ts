@@ -16,6 +16,7 @@ export interface ServerMetrics {
   dispatcherCalls: Counter<'event' | 'outcome'>;
   badFrames: Counter;
   peerForwards: Counter<'outcome'>;
+  tunnelForwards: Counter<'kind' | 'outcome'>;
 }
 
 export function createServerMetrics(registry: Registry): ServerMetrics {
@@ -37,5 +38,11 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
     dispatcherCalls: new Counter({ name: 'broker_server_dispatcher_calls_total', help: 'Dispatcher reports by event and outcome', labelNames: ['event', 'outcome'], registers: [registry] }),
     badFrames: new Counter({ name: 'broker_server_bad_frames_total', help: 'Tunnel messages that could not be decoded', registers: [registry] }),
     peerForwards: new Counter({ name: 'broker_server_peer_forwards_total', help: 'Platform requests sent to a peer server holding tunnels of the token, by outcome', labelNames: ['outcome'], registers: [registry] }),
+    tunnelForwards: new Counter({
+      name: 'broker_server_tunnel_forwards_total',
+      help: 'Tunnel requests (polling, websocket upgrade) and answer uploads sent on to the server they belong to, by outcome (forwarded, unreachable)',
+      labelNames: ['kind', 'outcome'],
+      registers: [registry],
+    }),
   };
 }

@@ -10,6 +10,14 @@ export interface PeerRoute {
   tunnels: number;
 }
 
+/** A broker server as the dispatcher lists it (`GET /internal/brokerservers`): where tunnels and answers for it go. */
+export interface PeerServer {
+  serverId: string;
+  peerUrl: string;
+  /** `live` or `stopping` (draining). */
+  status: string;
+}
+
 export interface PeerRoutingConfig {
   dispatcherUrl: string;
   internalSecret?: string;
@@ -19,6 +27,16 @@ export interface PeerRoutingConfig {
 
 /** Header on a request one server forwards to another: the receiver relays it locally, never onwards. */
 export const FORWARDED_BY_HEADER = 'x-broker-forwarded-by';
+
+interface ServersDocument {
+  data?: Array<{ id?: unknown; attributes?: { status?: unknown; peer_url?: unknown } }>;
+}
+
+/** How long a peer that could not be reached is skipped for tunnels and answers (its next try is cheap). */
+const UNREACHABLE_FOR_MS = 10_000;
+/** A lookup miss refreshes the cache at most this often, and waits for it at most this long. */
+const MISS_REFRESH_EVERY_MS = 1000;
+const MISS_WAIT_MS = 1000;
 
 interface RoutingDocument {
   data?: Array<{
@@ -36,22 +54,48 @@ interface RoutingDocument {
 export function createPeerRouting(config: PeerRoutingConfig, deps: { egress: Egress; logger: Logger }) {
   const { egress, logger } = deps;
   let routes = new Map<string, PeerRoute[]>();
+  let servers = new Map<string, PeerServer>();
+  const unreachableUntil = new Map<string, number>();
+  let inFlight: Promise<void> | undefined;
+  let lastMissRefresh = 0;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let failing = false;
   /** Smooth weighted round robin state per token: target → current weight. */
   const wrr = new Map<string, Map<string, number>>();
 
-  async function refresh(): Promise<void> {
+  async function getJson(path: string): Promise<unknown> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (config.internalSecret) headers['x-broker-internal-secret'] = config.internalSecret;
+    const res = await egress.request(`${config.dispatcherUrl}${path}`, { method: 'GET', headers, signal: AbortSignal.timeout(2500) });
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      throw new Error(`dispatcher answered ${res.statusCode} to GET ${path}`);
+    }
+    return res.body.json();
+  }
+
+  async function refreshServers(): Promise<void> {
+    const doc = (await getJson('/internal/brokerservers')) as ServersDocument;
+    const next = new Map<string, PeerServer>();
+    for (const s of doc.data ?? []) {
+      if (typeof s.id !== 'string' || typeof s.attributes?.peer_url !== 'string' || typeof s.attributes.status !== 'string') continue;
+      next.set(s.id, { serverId: s.id, peerUrl: s.attributes.peer_url.replace(/\/+$/, ''), status: s.attributes.status });
+    }
+    servers = next;
+  }
+
+  /** Both lookups; each keeps its last known state when it fails. Concurrent callers share one refresh. */
+  function refresh(): Promise<void> {
+    inFlight ??= Promise.all([refreshRoutes(), refreshServers().catch(() => undefined)])
+      .then(() => undefined)
+      .finally(() => (inFlight = undefined));
+    return inFlight;
+  }
+
+  async function refreshRoutes(): Promise<void> {
     try {
-      const headers: Record<string, string> = { accept: 'application/json' };
-      if (config.internalSecret) headers['x-broker-internal-secret'] = config.internalSecret;
-      const res = await egress.request(`${config.dispatcherUrl}/internal/connections`, { method: 'GET', headers, signal: AbortSignal.timeout(2500) });
-      if (res.statusCode !== 200) {
-        await res.body.dump();
-        throw new Error(`dispatcher answered ${res.statusCode}`);
-      }
-      const doc = (await res.body.json()) as RoutingDocument;
+      const doc = (await getJson('/internal/connections')) as RoutingDocument;
       const next = new Map<string, PeerRoute[]>();
       for (const token of doc.data ?? []) {
         if (typeof token.id !== 'string') continue;
@@ -90,6 +134,33 @@ export function createPeerRouting(config: PeerRoutingConfig, deps: { egress: Egr
       clearTimeout(timer);
     },
     refresh,
+    /**
+     * The server `serverId` as the dispatcher lists it (live or stopping, with a peer URL). A miss
+     * refreshes the cache (at most once a second) and waits for it briefly: a server that just
+     * registered is found, an unknown one costs at most about a second.
+     */
+    async findServer(serverId: string): Promise<PeerServer | undefined> {
+      const known = servers.get(serverId);
+      if (known || stopped) return known;
+      const now = Date.now();
+      if (now - lastMissRefresh >= MISS_REFRESH_EVERY_MS || inFlight) {
+        if (!inFlight) lastMissRefresh = now;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([refresh(), new Promise((r) => (timer = setTimeout(r, MISS_WAIT_MS)))]).finally(() => clearTimeout(timer));
+      }
+      return servers.get(serverId);
+    },
+    /** A peer that could not be reached is skipped for a while (tunnels and answers are served here meanwhile). */
+    markUnreachable(serverId: string): void {
+      unreachableUntil.set(serverId, Date.now() + UNREACHABLE_FOR_MS);
+    },
+    isUnreachable(serverId: string, now = Date.now()): boolean {
+      const until = unreachableUntil.get(serverId);
+      if (until === undefined) return false;
+      if (now < until) return true;
+      unreachableUntil.delete(serverId);
+      return false;
+    },
     peersFor(token: string): PeerRoute[] {
       return routes.get(hashToken(token)) ?? [];
     },

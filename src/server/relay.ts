@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { createStreamingId } from './tunnel-routing.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, pipeline } from 'node:stream';
 import { parseAckResponse, readResponseHead, ProtocolError, type RelayRequest, type ResponseHead } from '../protocol/index.js';
@@ -53,6 +54,8 @@ export interface RelayDeps {
   retryBufferMs?: number;
   /** After its tunnel drops, a request that cannot be retried still waits this long for its answer upload (the client may be alive). */
   answerGraceMs?: number;
+  /** This server's id, carried in every streamingID so an answer landing on another server finds its way here. */
+  serverId?: string;
 }
 
 export interface PlatformRelayInit {
@@ -239,7 +242,7 @@ export class PlatformRelay {
       return { kind: 'failed', status: 501, reason: 'not-implemented', message: 'Not implemented for client versions before 4.209.0' };
     }
     const useAck = this.init.wantsAck || !connection.acceptsPostStreams;
-    const attempt = new RelayAttempt(this, connection, useAck ? '' : randomUUID(), this.deps);
+    const attempt = new RelayAttempt(this, connection, useAck ? '' : this.deps.serverId !== undefined ? createStreamingId(this.deps.serverId) : randomUUID(), this.deps);
     this.#current = attempt;
     connection.inFlight++;
     connection.served++;

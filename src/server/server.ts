@@ -19,6 +19,10 @@ import { createTunnels, tunnelTokenOf } from './tunnels.js';
 import { createWebhookForwarder } from './webhooks.js';
 import { createPeerRouting, FORWARDED_BY_HEADER, type PeerRouting } from './peer-routing.js';
 import { forwardToPeer } from './peer-forward.js';
+import { forwardHttpRequest, forwardUpgrade, FORWARDED_HEADER } from '../http/forward.js';
+import { EgressError } from '../http/errors.js';
+import { answerOwner, routeTunnelRequest } from './tunnel-routing.js';
+import type { PeerServer } from './peer-routing.js';
 
 export interface ServerDeps {
   logger: Logger;
@@ -75,8 +79,15 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
             healthCheckLink: config.healthCheckLink,
             peerUrl: config.peerUrl,
             internalSecret: config.internalSecret,
+            registerIntervalMs: config.registerIntervalMs,
           },
-          { egress, logger, metrics },
+          {
+            egress,
+            logger,
+            metrics,
+            openTunnels: () => pool.all().length,
+            reannounce: () => tunnels.reannounce(),
+          },
         )
       : noopDispatcherReporter());
   const webhooks = createWebhookForwarder({
@@ -90,7 +101,9 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
   const tunnels = createTunnels(config, { pool, dispatcher, webhooks, metrics, logger, scrubber: deps.scrubber });
   const relays = new Set<PlatformRelay>();
   const forwards = new Set<Promise<unknown>>();
-  const relayDeps = { pool, pending, metrics, logger, requestTimeoutMs: config.requestTimeoutMs, retryBufferBytes: config.retryBufferBytes, answerGraceMs: config.answerGraceMs };
+  const relayDeps = { pool, pending, metrics, logger, requestTimeoutMs: config.requestTimeoutMs, retryBufferBytes: config.retryBufferBytes, answerGraceMs: config.answerGraceMs, serverId: config.serverId };
+  /** Tunnels of other servers passing through this one (websocket upgrades piped to the peer). */
+  const passingTunnels = new Set<Duplex>();
   const routing: PeerRouting | undefined =
     config.peerRouting && config.dispatcherUrl
       ? createPeerRouting({ dispatcherUrl: config.dispatcherUrl, internalSecret: config.internalSecret, selfServerId: config.serverId, refreshMs: config.routingRefreshMs }, { egress, logger })
@@ -186,6 +199,88 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     });
   }
 
+  /**
+   * The peer a /primus/ request must go to, or undefined to serve it here: a session's requests
+   * go to the server named in its sid; a new tunnel goes to its `server_id` when that server is
+   * live and reachable, else it is served here (a tunnel on the wrong server beats no tunnel).
+   */
+  async function tunnelPeer(req: IncomingMessage, rawUrl: string): Promise<{ peer: PeerServer; session: boolean } | undefined> {
+    if (!routing) return undefined;
+    const route = routeTunnelRequest(rawUrl, req.headers[FORWARDED_HEADER], config.serverId);
+    if (route.kind === 'local' || routing.isUnreachable(route.serverId)) return undefined;
+    const peer = await routing.findServer(route.serverId);
+    if (!peer) {
+      logger.debug({ serverId: route.serverId, route: route.kind }, 'tunnel names a server the dispatcher does not list; serving it here');
+      return undefined;
+    }
+    // A stopping server refuses new tunnels; its sessions still finish there.
+    if (route.kind === 'allocated' && peer.status !== 'live') return undefined;
+    return { peer, session: route.kind === 'session' };
+  }
+
+  function peerFailed(peer: PeerServer, err: unknown, what: string): void {
+    if (!(err instanceof EgressError) || err.code !== 'DOWNSTREAM_ERROR') routing?.markUnreachable(peer.serverId);
+    logger.warn({ peer: peer.serverId, error: describeError(err) }, `${what}: peer server unreachable`);
+  }
+
+  /** engine.io's answer for a session this server does not hold: the client starts a new one. */
+  function unknownSession(res: ServerResponse): void {
+    sendJson(res, 400, { code: 1, message: 'Session ID unknown' });
+  }
+
+  async function handleTunnelRequest(req: IncomingMessage, res: ServerResponse, rawUrl: string): Promise<void> {
+    const target = await tunnelPeer(req, rawUrl);
+    if (target) {
+      try {
+        await forwardHttpRequest(egress, req, res, target.peer.peerUrl, { [FORWARDED_HEADER]: config.serverId });
+        metrics.tunnelForwards.inc({ kind: 'polling', outcome: 'forwarded' });
+        return;
+      } catch (err) {
+        if (res.headersSent || res.destroyed) {
+          // The long poll broke off midway (client or peer went away): engine.io-client retries.
+          res.destroy();
+          return;
+        }
+        peerFailed(target.peer, err, 'tunnel request');
+        metrics.tunnelForwards.inc({ kind: 'polling', outcome: 'unreachable' });
+        // A session lives only on its server; a new tunnel is served here instead.
+        if (target.session || req.method !== 'GET') {
+          req.resume();
+          return unknownSession(res);
+        }
+      }
+    }
+    const isHandshake = !/[?&]sid=/.test(rawUrl);
+    if (isHandshake && draining) {
+      req.resume();
+      return sendFailure(res, 503, 'server-draining', { ok: false }, { 'retry-after': '1' });
+    }
+    return tunnels.handleRequest(req, res);
+  }
+
+  async function handleTunnelUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, rawUrl: string, refuse: (status: number, text: string) => void): Promise<void> {
+    const target = await tunnelPeer(req, rawUrl);
+    if (socket.destroyed) return;
+    const serveHere = () => {
+      if (draining && !/[?&]sid=/.test(rawUrl)) return refuse(503, 'Service Unavailable');
+      tunnels.handleUpgrade(req, socket, head);
+    };
+    if (!target) return serveHere();
+    passingTunnels.add(socket);
+    await forwardUpgrade(req, socket, head, target.peer.peerUrl, { [FORWARDED_HEADER]: config.serverId }, {
+      connectTimeoutMs: 3000,
+      onConnect: () => metrics.tunnelForwards.inc({ kind: 'websocket', outcome: 'forwarded' }),
+      onConnectError: (err) => {
+        passingTunnels.delete(socket);
+        peerFailed(target.peer, err, 'tunnel upgrade');
+        metrics.tunnelForwards.inc({ kind: 'websocket', outcome: 'unreachable' });
+        if (target.session) refuse(400, 'Bad Request');
+        else serveHere();
+      },
+    });
+    passingTunnels.delete(socket);
+  }
+
   async function startRelay(req: IncomingMessage, res: ServerResponse, init: ConstructorParameters<typeof PlatformRelay>[0]): Promise<void> {
     const relay = new PlatformRelay(init, req, res, relayDeps);
     relays.add(relay);
@@ -193,7 +288,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     await relay.run();
   }
 
-  function handleResponseData(req: IncomingMessage, res: ServerResponse, path: string): void {
+  async function handleResponseData(req: IncomingMessage, res: ServerResponse, path: string, rawUrl: string): Promise<void> {
     const m = /^\/response-data\/([^/]+)\/([^/]+)\/?$/.exec(path);
     if (!m || req.method !== 'POST') {
       req.resume();
@@ -207,6 +302,27 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     } catch {
       req.resume();
       return sendFailure(res, 400, 'bad-request', { message: 'undecodable path' });
+    }
+    // Waited for here: take it, whatever server_id says (the tunnel may have been served here instead of there).
+    if (!pending.get(streamingID) && routing && req.headers[FORWARDED_HEADER] === undefined) {
+      const owner = answerOwner(streamingID, rawUrl, config.serverId);
+      const peer = owner !== undefined && !routing.isUnreachable(owner) ? await routing.findServer(owner) : undefined;
+      if (peer) {
+        try {
+          await forwardHttpRequest(egress, req, res, peer.peerUrl, { [FORWARDED_HEADER]: config.serverId });
+          metrics.tunnelForwards.inc({ kind: 'response-data', outcome: 'forwarded' });
+          return;
+        } catch (err) {
+          metrics.tunnelForwards.inc({ kind: 'response-data', outcome: 'unreachable' });
+          if (res.headersSent || res.destroyed) {
+            res.destroy();
+            return;
+          }
+          peerFailed(peer, err, 'answer upload');
+          req.resume();
+          return sendFailure(res, 502, 'peer-unreachable', { message: `the broker server waiting for this answer (${peer.serverId}) could not be reached` });
+        }
+      }
     }
     const attempt = pending.get(streamingID);
     if (!attempt || attempt.token !== token || !attempt.takeAnswer(req, res)) {
@@ -224,15 +340,10 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
         req.resume();
         return sendFailure(res, 400, 'bad-request', { ok: false, message: 'expected /primus/<token>/' });
       }
-      const isHandshake = !/[?&]sid=/.test(rawUrl);
-      if (isHandshake && draining) {
-        req.resume();
-        return sendFailure(res, 503, 'server-draining', { ok: false }, { 'retry-after': '1' });
-      }
-      return tunnels.handleRequest(req, res);
+      return handleTunnelRequest(req, res, rawUrl);
     }
     if (path.startsWith('/broker/')) return handleBroker(req, res, rawUrl);
-    if (path.startsWith('/response-data/')) return handleResponseData(req, res, path);
+    if (path.startsWith('/response-data/')) return handleResponseData(req, res, path, rawUrl);
     if (path.startsWith('/service/')) return handleService(req, res, rawUrl);
     req.resume();
     if (req.method !== 'GET' && req.method !== 'HEAD') return sendFailure(res, 404, 'not-found', { ok: false });
@@ -269,8 +380,10 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       socket.destroy();
     };
     if (!tunnelTokenOf(rawUrl)) return refuse(400, 'Bad Request');
-    if (draining && !/[?&]sid=/.test(rawUrl)) return refuse(503, 'Service Unavailable');
-    tunnels.handleUpgrade(req, socket, head);
+    handleTunnelUpgrade(req, socket, head, rawUrl, refuse).catch((err) => {
+      logger.error({ error: describeError(err) }, 'tunnel upgrade failed');
+      socket.destroy();
+    });
   }
 
   const http: Server = createHttpServer((req, res) => {
@@ -307,6 +420,8 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     if (relays.size > 0) logger.warn({ unfinished: relays.size }, 'drain grace period over; cutting unfinished relays');
     await waitUntil(stoppingReport, Math.max(1000, deadline - Date.now()));
     tunnels.close();
+    // Tunnels of peers that passed through here: their clients reconnect through the Service.
+    for (const socket of passingTunnels) socket.destroy();
     http.closeAllConnections?.();
     await closeServer(http);
     routing?.stop();

@@ -10,6 +10,7 @@ import type { DispatcherReporter } from './dispatcher-reporter.js';
 import type { ServerMetrics } from './metrics.js';
 import type { WebhookForwarder } from './webhooks.js';
 import { checkClientVersion } from './version-gate.js';
+import { createSessionId } from './tunnel-routing.js';
 
 export interface TunnelsConfig {
   pingIntervalMs: number;
@@ -18,6 +19,8 @@ export interface TunnelsConfig {
   handshakeTimeoutMs: number;
   minimalSupportedVersion: string;
   minimalRecommendedVersion: string;
+  /** When set, engine.io session ids name this server (see tunnel-routing.ts). */
+  serverId?: string;
 }
 
 export interface TunnelsDeps {
@@ -84,6 +87,11 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     httpCompression: false,
     cookie: false,
   });
+  if (config.serverId !== undefined) {
+    const serverId = config.serverId;
+    // Polling requests and the upgrade of a session may land on any server behind a Service: the sid says whose it is.
+    (engine as unknown as { generateId: () => string }).generateId = () => createSessionId(serverId);
+  }
   const live = new Set<Connection>();
   let drainReason: string | undefined;
   /** Silent this long → the tunnel is dropped (Primus' server timeout is 35 s with 25 s pings). */
@@ -154,7 +162,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       pool.add(token, conn);
       conn.state = 'ready';
       updateGauge(token);
-      dispatcher.clientConnected(token, conn.identity.clientId, version);
+      dispatcher.clientConnected(token, conn.identity.clientId, version, conn.identity.role);
       if (drainReason !== undefined) {
         // Handshook just before the drain began: send it on its way like the others.
         conn.drain();
@@ -184,13 +192,24 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
         return;
       }
       if (name === 'terminate') {
+        const wasReady = conn.state === 'ready';
         conn.terminating = true;
         conn.drain();
+        if (wasReady && conn.identity) updateGauge(conn.identity.token);
         logger.info({ connection: conn.id }, 'client is terminating');
         return;
       }
       if (name === 'client-event') {
-        logger.debug({ connection: conn.id, event: (args[0] as { event?: { type?: unknown } } | undefined)?.event?.type }, 'client event');
+        const type = (args[0] as { event?: { type?: unknown } } | undefined)?.event?.type;
+        if (type === 'client-shutdown') {
+          // The client is stopping: no new relays here; what it holds finishes (answers may still come by POST after the tunnel closes).
+          const wasReady = conn.state === 'ready';
+          conn.drain();
+          if (wasReady && conn.identity) updateGauge(conn.identity.token);
+          logger.info({ connection: conn.id, inFlight: conn.inFlight }, 'client is shutting down; no new requests go to this connection');
+          return;
+        }
+        logger.debug({ connection: conn.id, event: type }, 'client event');
         return;
       }
       logger.debug({ connection: conn.id, event: name }, 'unhandled tunnel event ignored');
@@ -199,7 +218,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       if (!conn.identity || conn.terminating) return;
       const sent = Number(timestamp);
       const latency = Number.isFinite(sent) ? Date.now() - sent : 0;
-      dispatcher.clientPinged(conn.identity.token, conn.identity.clientId, conn.identity.version, latency);
+      dispatcher.clientPinged(conn.identity.token, conn.identity.clientId, conn.identity.version, latency, conn.identity.role);
     },
     onBadFrame(conn, err) {
       metrics.badFrames.inc();
@@ -216,7 +235,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       updateGauge(identity.token);
       // Per-connection series go with their connection (unless a twin with the same id is live).
       if (![...live].some((c) => c.id === conn.id)) metrics.relayed.remove({ connection: conn.id });
-      dispatcher.clientDisconnected(identity.token, identity.clientId);
+      dispatcher.clientDisconnected(identity.token, identity.clientId, identity.role);
       logger.info({ connection: conn.id, maskedToken: maskToken(identity.token), reason, remaining }, 'client connection closed');
     },
   };
@@ -266,6 +285,14 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     },
     connections(): ReadonlySet<Connection> {
       return live;
+    },
+    /** Re-sends client-connected for every identified tunnel (after the dispatcher forgot this server). */
+    reannounce(): void {
+      for (const conn of live) {
+        if (conn.identity && (conn.state === 'ready' || conn.state === 'draining') && !conn.terminating) {
+          dispatcher.clientConnected(conn.identity.token, conn.identity.clientId, conn.identity.version, conn.identity.role);
+        }
+      }
     },
     /** Drain: no new relays; every client is told to go elsewhere once its tunnel holds nothing. */
     drainAll(reason: string): void {

@@ -26,11 +26,11 @@ export class FakeTunnelClient {
   constructor(
     readonly serverUrl: string,
     readonly token: string,
-    readonly options: { clientId?: string; role?: string; version?: string; capabilities?: string[]; identify?: boolean } = {},
+    readonly options: { clientId?: string; role?: string; version?: string; capabilities?: string[]; identify?: boolean; query?: string; headers?: Record<string, string> } = {},
   ) {
     const base = serverUrl.replace(/^http/, 'ws');
-    this.ws = new WebSocket(`${base}/primus/${token}/?connection_role=${options.role ?? 'primary'}&EIO=4&transport=websocket`, {
-      headers: { 'x-snyk-broker-client-id': options.clientId ?? 'fake-client', 'x-snyk-broker-client-role': options.role ?? 'primary', 'x-broker-client-version': options.version ?? 'local' },
+    this.ws = new WebSocket(`${base}/primus/${token}/?${options.query ? `${options.query}&` : ''}connection_role=${options.role ?? 'primary'}&EIO=4&transport=websocket`, {
+      headers: { 'x-snyk-broker-client-id': options.clientId ?? 'fake-client', 'x-snyk-broker-client-role': options.role ?? 'primary', 'x-broker-client-version': options.version ?? 'local', ...options.headers },
     });
     this.closed = new Promise((resolve) => this.ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     this.opened = new Promise((resolve, reject) => {

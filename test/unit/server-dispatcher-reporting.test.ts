@@ -46,13 +46,14 @@ test('reports server-starting, client-connected, client-pinged, client-disconnec
     BROKER_SERVER_PEER_URL: 'http://broker-server-3.broker-server:7341',
     BROKER_INTERNAL_SECRET: 'internal-secret-value',
   });
+  cleanups.push(() => s.stop());
   const version = 'version=2022-12-02%7Eexperimental';
   await waitFor('server-starting', () => d.calls.find((c) => c.url === `/internal/brokerservers/3?${version}`));
   const starting = d.calls.find((c) => c.url === `/internal/brokerservers/3?${version}`)!;
   assert.equal(starting.method, 'POST');
   assert.equal(starting.headers['content-type'], 'application/vnd.api+json');
   assert.equal(starting.headers['x-broker-internal-secret'], 'internal-secret-value');
-  assert.deepEqual(JSON.parse(starting.body), { data: { attributes: { health_check_link: 'http://broker-server-3/healthcheck', peer_url: 'http://broker-server-3.broker-server:7341' } } });
+  assert.deepEqual(JSON.parse(starting.body), { data: { attributes: { health_check_link: 'http://broker-server-3/healthcheck', peer_url: 'http://broker-server-3.broker-server:7341', open_tunnels: 0 } } });
 
   const client = new FakeTunnelClient(s.url, T, { clientId: 'client-1', version: '4.190.0' });
   cleanups.push(() => client.close());
@@ -60,7 +61,7 @@ test('reports server-starting, client-connected, client-pinged, client-disconnec
   const connPath = `/internal/brokerservers/3/connections/${hashToken(T)}`;
   const connected = await waitFor('client-connected', () => d.calls.find((c) => c.url.startsWith(connPath) && c.url.includes('request_type=client-connected')));
   assert.equal(connected.method, 'POST');
-  assert.equal(connected.url, `${connPath}?broker_client_id=client-1&request_type=client-connected&${version}`);
+  assert.equal(connected.url, `${connPath}?broker_client_id=client-1&connection_role=primary&request_type=client-connected&${version}`);
   assert.deepEqual(JSON.parse(connected.body), {
     data: { attributes: { health_check_link: 'http://broker-server-3/healthcheck', peer_url: 'http://broker-server-3.broker-server:7341', broker_client_version: '4.190.0' } },
   });
@@ -69,11 +70,11 @@ test('reports server-starting, client-connected, client-pinged, client-disconnec
   const pinged = await waitFor('client-pinged', () => d.calls.find((c) => c.url.includes('request_type=client-pinged')));
   const latency = Number(new URL(pinged.url, 'http://x').searchParams.get('latency'));
   assert.ok(latency >= 40 && latency < 5000, `latency ${latency}`);
-  assert.match(pinged.url, new RegExp(`^${connPath}\\?broker_client_id=client-1&latency=\\d+&request_type=client-pinged&${version}$`));
+  assert.match(pinged.url, new RegExp(`^${connPath}\\?broker_client_id=client-1&connection_role=primary&latency=\\d+&request_type=client-pinged&${version}$`));
 
   client.close();
   const gone = await waitFor('client-disconnected', () => d.calls.find((c) => c.method === 'DELETE' && c.url.startsWith(connPath)));
-  assert.equal(gone.url, `${connPath}?broker_client_id=client-1&${version}`);
+  assert.equal(gone.url, `${connPath}?broker_client_id=client-1&connection_role=primary&${version}`);
   assert.equal(gone.body, '');
 
   await s.stop();

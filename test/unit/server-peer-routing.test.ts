@@ -49,7 +49,11 @@ test('the routing cache keeps live peers with a peer_url, never this server, wei
   await routing.refresh();
   assert.deepEqual(routing.peersFor(T), [{ serverId: 'b', peerUrl: 'http://b:1', tunnels: 3 }]);
   assert.deepEqual(routing.peersFor('other-token'), []);
-  assert.deepEqual(seen, [{ url: '/internal/connections', secret: 's3cret' }]);
+  // One refresh reads the routing lookup and the server list (for tunnels routed by server_id).
+  assert.deepEqual(seen.sort((x, y) => x.url.localeCompare(y.url)), [
+    { url: '/internal/brokerservers', secret: 's3cret' },
+    { url: '/internal/connections', secret: 's3cret' },
+  ]);
 });
 
 test('a failing lookup keeps the last known routes', async () => {
