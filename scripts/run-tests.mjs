@@ -27,5 +27,8 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
-const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit' });
+// A test that hangs fails after TEST_TIMEOUT_MS instead of stalling CI; --test-force-exit ends a
+// file whose tests are done even if a leaked handle would keep it alive (leaks have their own tests).
+const timeout = process.env.TEST_TIMEOUT_MS ?? '300000';
+const child = spawn(process.execPath, ['--test', '--test-force-exit', `--test-timeout=${timeout}`, `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit' });
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
