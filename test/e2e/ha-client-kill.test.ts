@@ -53,3 +53,28 @@ test('kill -9 a client under load: zero failed GETs, the waiting 5th client serv
   assert.equal(cluster.origin.served.get('c2'), servedBefore, 'the killed client kept serving');
   assert.equal(await victim.proc.exited, 'SIGKILL');
 });
+
+test('SIGTERM a client under load: zero failed requests, exit 0, its slot goes to a waiting client at once', async () => {
+  // Clients 1, 3, 4 and 5 hold the token now; a 6th waits.
+  const sixth = await cluster.startClient(6);
+  await waitFor('the 6th client refused by the dispatcher', () => logLines(sixth.proc).some((e) => e.msg === 'dispatcher allocation failed; retrying' && /429/.test(String(e.err))), { timeoutMs: 30_000 });
+  const load = cluster.startLoad(40);
+  await waitFor('clients 1, 3, 4, 5 serving under load', () => [1, 3, 4, 5].every((n) => (cluster.origin.served.get(`c${n}`) ?? 0) > 25), { timeoutMs: 30_000, intervalMs: 100 });
+  const victim = cluster.client(3);
+  const stoppedAt = Date.now();
+  const code = await victim.proc.stop(30_000);
+  const exitedMs = Date.now() - stoppedAt;
+  assert.equal(code, 0, `client 3 exit code; output:\n${victim.proc.output().slice(-2000)}`);
+  const lines = logLines(victim.proc);
+  assert.ok(lines.some((e) => e.msg === 'released the dispatcher allocation' && e.status === 204), 'client 3 did not release its allocation');
+  const readyAt = await waitFor('the 6th client ready', async () => ((await cluster.isReady(sixth)) ? Date.now() : 0), { timeoutMs: 30_000, intervalMs: 100 });
+  await waitFor('the 6th client serving', () => (cluster.origin.served.get('c6') ?? 0) >= 5, { timeoutMs: 30_000, intervalMs: 100 });
+  await load.stop();
+  // Our server heard the shutdown on both tunnels and stopped routing to them.
+  const serverLogs = cluster.servers.flatMap((s) => logLines(s.proc));
+  const heard = serverLogs.filter((e) => e.msg === 'client is shutting down; no new requests go to this connection' && String(e.connection).startsWith(victim.clientId));
+  console.log(`# SIGTERM → client 3 exited 0 after ${exitedMs} ms, the 6th ready ${readyAt - stoppedAt} ms after the SIGTERM; ${load.sent} requests, ${load.failures.length} failed`);
+  assert.equal(heard.length, 2, 'the server did not log client-shutdown for both tunnels');
+  assert.equal(load.failures.length, 0, describeFailures(load.failures, stoppedAt));
+  assert.equal(load.ok, load.sent);
+});
