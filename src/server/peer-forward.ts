@@ -6,6 +6,7 @@ import { HOP_BY_HOP, sendFailure } from '../http/server-helpers.js';
 import type { Logger } from '../observability/logger.js';
 import { FORWARDED_BY_HEADER, type PeerRoute } from './peer-routing.js';
 import { answerHeaders } from './platform-request.js';
+import { RETRY_ELSEWHERE_HEADER } from './relay.js';
 
 /** Failures a peer reports before relaying anything: the request may go elsewhere. */
 const NOT_RELAYED = new Set(['no-connection', 'connection-not-ready', 'server-draining']);
@@ -65,7 +66,9 @@ export async function forwardToPeer(
     return 'answered';
   }
   const failure = answer.headers['x-broker-failure'];
-  if ((answer.statusCode === 404 || answer.statusCode === 503) && typeof failure === 'string' && NOT_RELAYED.has(failure)) {
+  // The peer's tunnel dropped and it had no other: safe to try elsewhere when the peer says so (never delivered, or idempotent).
+  const retryElsewhere = answer.statusCode === 502 && failure === 'tunnel-closed' && answer.headers[RETRY_ELSEWHERE_HEADER] === 'true';
+  if (((answer.statusCode === 404 || answer.statusCode === 503) && typeof failure === 'string' && NOT_RELAYED.has(failure)) || retryElsewhere) {
     await answer.body.dump().catch(() => undefined);
     deps.logger.debug({ requestId: init.requestId, peer: peer.serverId, failure }, 'peer server could not take the request; trying another target');
     return 'unavailable';

@@ -70,7 +70,16 @@ export interface PlatformRelayInit {
   eventName?: 'request' | 'service';
   /** For `service`: whether the chosen connection's client understands it (the real server: ≥ 4.209.0 or local). */
   accepts?: (connection: Connection) => boolean;
+  /**
+   * Last resort when the request may still go elsewhere (it never reached a client, or it is
+   * idempotent and its tunnel dropped before answering) but no local connection is left: e.g.
+   * a peer server holding tunnels of the token. Resolves true when it answered the platform.
+   */
+  fallback?: () => Promise<boolean>;
 }
+
+/** On a 502 tunnel-closed: the request may be retried on another server (never delivered, or idempotent). */
+export const RETRY_ELSEWHERE_HEADER = 'x-broker-retry-elsewhere';
 
 function countingTransform(onBytes: (n: number) => void): Transform {
   return new Transform({
@@ -169,7 +178,11 @@ export class PlatformRelay {
         return 'timeout';
       }
       let selection = pool.select(this.init.token, suspectClients.size ? this.#withClients(exclude, suspectClients) : exclude);
-      if (selection.kind !== 'ok' && suspectClients.size) selection = pool.select(this.init.token, exclude);
+      if (selection.kind !== 'ok' && suspectClients.size) {
+        // Only the failed client's other tunnel is left here (likely dead too): a peer's tunnels go first.
+        if (await this.#tryFallback()) return 'peer';
+        selection = pool.select(this.init.token, exclude);
+      }
       if (selection.kind !== 'ok') {
         if (first) {
           if (selection.kind === 'no-connection') {
@@ -179,8 +192,8 @@ export class PlatformRelay {
           this.#failRaw(503, 'connection-not-ready', { ok: false }, { 'retry-after': '1' });
           return 'not-ready';
         }
-        this.#fail(502, 'tunnel-closed', 'the tunnel carrying this request closed and no other connection could take it');
-        return 'tunnel-closed';
+        // Only reached after a not-sent attempt or a dropped idempotent one: trying elsewhere is safe.
+        return this.#elsewhere('the tunnel carrying this request closed and no other connection could take it');
       }
       first = false;
       const connection = selection.connection;
@@ -209,10 +222,30 @@ export class PlatformRelay {
             logger.info({ requestId: this.init.requestId, connection: connection.id, detail: outcome.detail }, 'tunnel dropped before the answer; retrying the idempotent request on another connection');
             continue;
           }
+          // An idempotent request whose retry dropped too (both tunnels of a dying client) may still go to another server.
+          if (this.init.idempotent) return this.#elsewhere(`the broker client connection dropped before answering (${outcome.detail})`);
           this.#fail(502, 'tunnel-closed', `the broker client connection dropped before answering (${outcome.detail})`);
           return 'tunnel-closed';
       }
     }
+  }
+
+  #fallbackTried = false;
+
+  /** The fallback (a peer server), at most once per request; true when it answered the platform. */
+  async #tryFallback(): Promise<boolean> {
+    if (!this.init.fallback || this.#fallbackTried || this.#platformGone || this.res.headersSent) return false;
+    this.#fallbackTried = true;
+    return this.init.fallback();
+  }
+
+  /** No connection here can take a request that may safely go elsewhere: a peer, else 502 marked retry-elsewhere for a forwarding server. */
+  async #elsewhere(message: string): Promise<string> {
+    if (await this.#tryFallback()) return 'peer';
+    if (this.#platformGone) return 'platform-gone';
+    this.deps.logger.warn({ requestId: this.init.requestId, method: this.init.request.method, status: 502, reason: 'tunnel-closed', detail: message }, 'platform request failed');
+    this.#failRaw(502, 'tunnel-closed', { ok: false, message }, { [RETRY_ELSEWHERE_HEADER]: 'true' });
+    return 'tunnel-closed';
   }
 
   #withClients(exclude: ReadonlySet<Connection>, clientIds: ReadonlySet<string>): Set<Connection> {

@@ -169,12 +169,26 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       }
       if (draining) return sendFailure(res, 503, 'server-draining', { ok: false, message: 'this broker server is shutting down and no peer could take the request' }, { ...idHeader, 'retry-after': '1' });
     }
+    const forwarded = req.headers[FORWARDED_BY_HEADER] !== undefined;
     await startRelay(req, res, {
       token: parsed.token,
       request: { url: parsed.url, method, headers, ...(body ? { body } : {}), requestId },
       requestId,
       wantsAck: req.headers['x-broker-ws-response'] !== undefined,
       idempotent: IDEMPOTENT_METHODS.has(method),
+      // The local tunnel dropped and no other is left here (a client just died): a peer's tunnels take it.
+      fallback:
+        routing && !forwarded
+          ? async () => {
+              for (const target of routing.order(parsed.token, 0, routing.peersFor(parsed.token))) {
+                if (target === 'local') continue;
+                const outcome = await forwardToPeer(target, req, res, { rawUrl, body, requestId, selfServerId: config.serverId, timeoutMs: config.requestTimeoutMs + 10_000, idempotent: IDEMPOTENT_METHODS.has(method) }, { egress, logger });
+                metrics.peerForwards.inc({ outcome });
+                if (outcome === 'answered') return true;
+              }
+              return false;
+            }
+          : undefined,
     });
   }
 
