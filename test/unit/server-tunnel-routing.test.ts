@@ -182,6 +182,19 @@ test('tunnels and answer uploads reach the server they belong to; unknown or dea
   const direct = await get(`${a.url}/primus/${T}/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`, { 'x-broker-forwarded-by': 'z' });
   assert.equal(direct.status, 400);
 
+  // An upload already forwarded once is handled where it lands (here: unknown → the contract's 500), never sent on.
+  const again = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = httpRequest(`${a.url}/response-data/${T}/${createStreamingId('b')}`, { method: 'POST', headers: { 'x-broker-forwarded-by': 'z' } }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.end(encodeResponseHead({ status: 200, headers: {} }));
+  });
+  assert.equal(again.status, 500);
+  assert.match(again.body, /Unable to find request matching streaming id/);
+
   // An answer upload for a server that cannot be reached: a clear failure, not a hang.
   const lost = await postResponseData(a.url, T, createStreamingId('dead'), [encodeResponseHead({ status: 200, headers: {} })]);
   assert.ok('status' in lost && lost.status >= 500, JSON.stringify(lost));
