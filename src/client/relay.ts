@@ -8,7 +8,7 @@ import type { Logger } from '../observability/logger.js';
 import { isUuid, parseRelayRequest, type RelayRequest, type Reply, type ResponseHead } from '../protocol/index.js';
 import type { RuleSet } from '../filters/index.js';
 import type { ResponseWriter } from './response-writer.js';
-import { errorCodes } from './response-writer.js';
+import { discardBody, errorCodes } from './response-writer.js';
 import type { Tunnel } from './tunnel.js';
 import type { ClientMetrics } from './metrics.js';
 
@@ -213,7 +213,7 @@ export function createRelay(opts: RelayOptions) {
       for await (const chunk of res.body) {
         size += (chunk as Buffer).length;
         if (size > opts.maxAckResponseBytes) {
-          res.body.destroy();
+          discardBody(res.body);
           log.warn({ requestId, url: req.url, limit: opts.maxAckResponseBytes }, 'origin answer too large for an ack');
           return brokerError(502, 'BODY_TOO_LARGE', `response exceeds ${opts.maxAckResponseBytes} bytes`);
         }
@@ -322,8 +322,7 @@ export function createRelay(opts: RelayOptions) {
         ));
       } else bytes = await replyByChunks(tunnel, req.streamingID, answer, requestId);
     } catch (err) {
-      const body = answer.body;
-      if (body && typeof body === 'object' && !Buffer.isBuffer(body)) body.destroy();
+      discardBody(answer.body);
       log.warn({ requestId, url: req.url, err: describeError(err) }, 'failed to deliver the answer to the broker server');
       opts.metrics.requests.inc({ direction: 'inbound', status: 'undelivered' });
       return;

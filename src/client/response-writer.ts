@@ -39,6 +39,16 @@ export function errorCodes(err: unknown): string[] {
   return codes;
 }
 
+/**
+ * Drops an origin body we will not deliver. undici's body emits 'error' (RequestAbortedError)
+ * when destroyed unread, and with no listener that would crash the process: listen first.
+ */
+export function discardBody(body: Readable | Buffer | string | undefined): void {
+  if (!body || typeof body !== 'object' || Buffer.isBuffer(body)) return;
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
 export class ResponseUploadError extends Error {
   readonly code = 'RESPONSE_UPLOAD_FAILED';
   constructor(message: string, options?: { cause?: unknown }) {
@@ -120,7 +130,7 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
           await delay(retryDelayMs);
           continue;
         }
-        if (body && typeof body === 'object' && !Buffer.isBuffer(body)) body.destroy();
+        discardBody(body);
         if (err instanceof ResponseUploadError) throw err;
         throw new ResponseUploadError(`response-data upload failed: ${describeError(err)}`, { cause: err });
       }

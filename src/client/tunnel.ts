@@ -193,13 +193,18 @@ export class Tunnel {
 
   async #run(): Promise<void> {
     const log = this.opts.logger;
+    // Failed attempts since the last ready tunnel or new placement, and new placements asked
+    // for since the last ready tunnel: the backoff grows with both, so a dispatcher that keeps
+    // naming a dead server (it has not noticed yet) is asked again sooner at first, then slower.
     let failures = 0;
+    let cycles = 0;
     const goneAfter = Math.max(1, this.opts.failuresBeforeGone ?? 2);
     // The placement whose direct URL failed: later attempts for it go to its fallback URL.
     let directFailed: Placement | undefined;
-    // The placement whose direct URL has carried a tunnel: when it fails later the server is
-    // gone (killed, restarting), not out of this network's reach, so no switch to the fallback.
-    let directWorked: Placement | undefined;
+    // Direct URLs that have carried a tunnel: when one fails later (even in a new allocation
+    // naming the same server) the server is gone — killed, restarting — not out of this
+    // network's reach, so no switch to the fallback.
+    const directWorked = new Set<string>();
     while (!this.#stopped) {
       let allocated: Placement;
       try {
@@ -216,8 +221,8 @@ export class Tunnel {
       this.#placement = placement;
       this.#allocation = allocated;
       const result = await this.#attempt(placement);
-      if (result.wasReady && placement === allocated) directWorked = allocated;
-      if (!result.wasReady && placement === allocated && allocated.fallbackUrl && !result.serverClose && directWorked !== allocated) {
+      if (result.wasReady && placement === allocated && allocated.fallbackUrl) directWorked.add(allocated.serverUrl);
+      if (!result.wasReady && placement === allocated && allocated.fallbackUrl && !result.serverClose && !directWorked.has(allocated.serverUrl)) {
         log.warn({ role: this.role, serverUrl: allocated.serverUrl, fallbackUrl: allocated.fallbackUrl, serverId: allocated.serverId }, 'the server URL from the dispatcher is not reachable from here; using BROKER_SERVER_URL with server_id');
         directFailed = allocated;
       }
@@ -226,10 +231,11 @@ export class Tunnel {
       let wait: number;
       if (result.wasReady) {
         failures = 0;
+        cycles = 0;
         wait = backoffDelay(0);
       } else {
         failures++;
-        wait = backoffDelay(failures);
+        wait = backoffDelay(failures + cycles);
       }
       if (result.serverClose || result.code === SERVER_DRAINING_CLOSE_CODE) {
         log.info({ role: this.role, code: result.code, reason: result.reason }, 'broker server closed the tunnel deliberately; reconnecting elsewhere');
@@ -238,7 +244,11 @@ export class Tunnel {
       } else if (!result.wasReady && failures % goneAfter === 0) {
         // A killed server is not coming back soon: after a couple of failures a new placement
         // (HA mode) is tried at once rather than after the grown backoff.
-        if (this.opts.onServerGone?.(this, 'unreachable') === true) wait = backoffDelay(0);
+        if (this.opts.onServerGone?.(this, 'unreachable') === true) {
+          cycles++;
+          failures = 0;
+          wait = backoffDelay(cycles - 1);
+        }
       }
       log.info({ role: this.role, attempt: failures, delayMs: wait, code: result.code, reason: result.reason }, 'tunnel closed; reconnecting');
       await delay(wait, this.#abort.signal);
