@@ -301,6 +301,8 @@ export function createRelay(opts: RelayOptions) {
   }
 
   async function deliver(tunnel: Tunnel, req: RelayRequest, requestId: string, reply: Reply | undefined, viaAck: boolean, viaPost: boolean, started: number): Promise<void> {
+    // The answer goes to the server that sent the request, even if the tunnel moves meanwhile.
+    const placement = tunnel.placement;
     let answer: Answer;
     try {
       answer = await answerFor(req, requestId, viaAck);
@@ -310,7 +312,6 @@ export function createRelay(opts: RelayOptions) {
       answer = brokerError(500, 'INTERNAL_ERROR', 'broker client failed to handle the request');
     }
     let bytes = 0;
-    const placement = tunnel.placement;
     try {
       if (viaAck) bytes = await replyByAck(reply!, answer, requestId);
       else if (viaPost) {
