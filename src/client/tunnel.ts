@@ -356,12 +356,16 @@ export class Tunnel {
               const info = msg.args[0] as { capabilities?: unknown } | undefined;
               this.capabilities = Array.isArray(info?.capabilities) ? info.capabilities.filter((c): c is string => typeof c === 'string') : [];
               this.#setState('identified');
-              send(encodeEvent('identify', [{ token: o.token, metadata: o.identifyMetadata(this.role) }]));
-              wasReady = true;
-              this.connectedAt = Date.now();
-              this.#setState(this.#draining ? 'draining' : 'ready');
-              schedulePing();
-              log.info({ role: this.role, serverUrl: placement.serverUrl, serverId: placement.serverId, capabilities: this.capabilities }, 'tunnel ready');
+              // Ready once the identify has left (long-polling: once its POST was taken), so
+              // readiness never runs ahead of the server knowing this tunnel.
+              ws.send(encodeEnginePacket('message', encodeEvent('identify', [{ token: o.token, metadata: o.identifyMetadata(this.role) }])), (err) => {
+                if (err || this.#ws !== ws || !ws.isOpen) return;
+                wasReady = true;
+                this.connectedAt = Date.now();
+                this.#setState(this.#draining ? 'draining' : 'ready');
+                schedulePing();
+                log.info({ role: this.role, serverUrl: placement.serverUrl, serverId: placement.serverId, capabilities: this.capabilities }, 'tunnel ready');
+              });
               return;
             }
             if (!identified) {
