@@ -83,6 +83,8 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
   const running: Array<Promise<void> | undefined> = Array.from({ length: LANES }, () => undefined);
   let queued = 0;
   let closed = false;
+  /** While closing, queued reports still go out but no new ones are taken. */
+  let closing = false;
 
   function url(call: Call): string {
     // `version` goes last, as the real server sends it.
@@ -138,7 +140,7 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
 
   /** Events of one connection share a lane, so connected/disconnected keep their order. */
   function enqueue(key: string, call: Call): void {
-    if (closed) return;
+    if (closed || closing) return;
     if (queued >= maxQueued) {
       // Drop the oldest ping anywhere; if none, drop this report.
       const lane = lanes.find((l) => l.some((c) => c.event === 'client-pinged'));
@@ -232,11 +234,26 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
     },
     async close(waitMs = 5000) {
       clearInterval(registerTimer);
-      closed = true;
-      const pending = Promise.all(running.filter(Boolean));
+      closing = true;
+      // Queued disconnects must still reach the dispatcher, or it keeps listing tunnels that are
+      // gone and peers route to them; pings are moot now, so they are dropped.
+      for (const lane of lanes) {
+        for (let i = lane.length - 1; i >= 0; i--) {
+          if (lane[i]!.event === 'client-pinged') {
+            lane.splice(i, 1);
+            queued--;
+          }
+        }
+      }
+      lanes.forEach((_, lane) => pump(lane));
+      const flushed = (async () => {
+        // Each finished call pumps its lane's next one, so wait until nothing runs any more.
+        while (running.some(Boolean)) await Promise.all(running.filter(Boolean));
+      })();
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([pending, new Promise((r) => (timer = setTimeout(r, waitMs)))]);
+      await Promise.race([flushed, new Promise((r) => (timer = setTimeout(r, waitMs)))]);
       clearTimeout(timer);
+      closed = true;
     },
   };
 }

@@ -118,6 +118,15 @@ export function createPeerRouting(config: PeerRoutingConfig, deps: { egress: Egr
     }
   }
 
+  /** A lookup miss refreshes the cache at most once a second, and waits for it at most MISS_WAIT_MS. */
+  async function refreshOnMiss(): Promise<void> {
+    const now = Date.now();
+    if (now - lastMissRefresh < MISS_REFRESH_EVERY_MS && !inFlight) return;
+    if (!inFlight) lastMissRefresh = now;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([refresh(), new Promise((r) => (timer = setTimeout(r, MISS_WAIT_MS)))]).finally(() => clearTimeout(timer));
+  }
+
   function schedule(): void {
     if (stopped) return;
     timer = setTimeout(() => void refresh().finally(schedule), config.refreshMs);
@@ -142,13 +151,18 @@ export function createPeerRouting(config: PeerRoutingConfig, deps: { egress: Egr
     async findServer(serverId: string): Promise<PeerServer | undefined> {
       const known = servers.get(serverId);
       if (known || stopped) return known;
-      const now = Date.now();
-      if (now - lastMissRefresh >= MISS_REFRESH_EVERY_MS || inFlight) {
-        if (!inFlight) lastMissRefresh = now;
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([refresh(), new Promise((r) => (timer = setTimeout(r, MISS_WAIT_MS)))]).finally(() => clearTimeout(timer));
-      }
+      await refreshOnMiss();
       return servers.get(serverId);
+    },
+    /**
+     * The token's peers; when none is known, one bounded refresh first: clients that connected
+     * elsewhere since the last lookup are found instead of answering 404 no-connection.
+     */
+    async peersForOnMiss(token: string): Promise<PeerRoute[]> {
+      const known = routes.get(hashToken(token));
+      if (known || stopped) return known ?? [];
+      await refreshOnMiss();
+      return routes.get(hashToken(token)) ?? [];
     },
     /** A peer that could not be reached is skipped for a while (tunnels and answers are served here meanwhile). */
     markUnreachable(serverId: string): void {

@@ -122,7 +122,9 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       return sendFailure(res, 400, 'bad-request', { ok: false, message: 'expected /broker/<token>/<path>' }, idHeader);
     }
     // A request a peer forwarded is relayed here only; otherwise peers holding tunnels of the token share the work.
-    const peers = routing && req.headers[FORWARDED_BY_HEADER] === undefined ? routing.peersFor(parsed.token) : [];
+    const mayForward = routing !== undefined && req.headers[FORWARDED_BY_HEADER] === undefined;
+    let peers = mayForward ? routing.peersFor(parsed.token) : [];
+    if (mayForward && peers.length === 0 && pool.members(parsed.token).length === 0) peers = await routing.peersForOnMiss(parsed.token);
     if (draining && peers.length === 0) {
       req.resume();
       return sendFailure(res, 503, 'server-draining', { ok: false, message: 'this broker server is shutting down' }, { ...idHeader, 'retry-after': '1' });
@@ -436,8 +438,10 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     tunnels.close();
     // Tunnels of peers that passed through here: their clients reconnect through the Service.
     for (const socket of passingTunnels) socket.destroy();
+    // Stop accepting first and let requests already on a connection finish (while draining they
+    // are answered at once), so no caller sees a reset; whatever still lingers is then cut.
+    await waitUntil(closeServer(http), 2000);
     http.closeAllConnections?.();
-    await closeServer(http);
     routing?.stop();
     await dispatcher.close(1000);
     await egress.close().catch(() => undefined);
@@ -448,8 +452,10 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     async start() {
       dispatcher.serverStarting();
       boundPort = await listen(http, config.port, config.host);
-      void routing?.start();
-      started = true;
+      // Ready once the first routing lookup is done (or failed): before it, a server holding no
+      // tunnel of a token would answer 404 for clients that are connected to its peers.
+      if (routing) void routing.start().finally(() => (started = true));
+      else started = true;
       logger.info({ port: boundPort, serverId: config.serverId, accept: config.acceptPath ?? null, dispatcher: Boolean(config.dispatcherUrl), version: VERSION }, 'broker server listening');
       return boundPort;
     },
