@@ -87,11 +87,12 @@ export async function fixedRate(t: Target, { rate = 500, durationMs = 10_000, co
   for (let i = 0; i < total; i++) {
     const scheduled = start + i * interval;
     const wait = scheduled - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     inflight.push(
       once(pool, t).then(
         (ok) => {
-          if (ok) latencies.push(performance.now() - scheduled);
+          // Timers may fire a hair early; a request never takes less than nothing.
+          if (ok) latencies.push(Math.max(0, performance.now() - scheduled));
           else errors++;
         },
         () => {

@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Egress } from '../http/egress.js';
 import { delay } from '../http/backoff.js';
-import { classifyEgressError, describeError } from '../http/errors.js';
+import { classifyEgressError, describeError, errorCodes } from '../http/errors.js';
 import { HOP_BY_HOP } from '../http/server-helpers.js';
 import type { Logger } from '../observability/logger.js';
 import { isUuid, parseRelayRequest, type RelayRequest, type Reply, type ResponseHead } from '../protocol/index.js';
 import type { RuleSet } from '../filters/index.js';
 import type { ResponseWriter } from './response-writer.js';
-import { discardBody, errorCodes } from './response-writer.js';
+import { discardBody } from './response-writer.js';
 import type { Tunnel } from './tunnel.js';
 import type { ClientMetrics } from './metrics.js';
 

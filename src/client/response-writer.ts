@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Egress } from '../http/egress.js';
 import { delay } from '../http/backoff.js';
-import { describeError } from '../http/errors.js';
+import { describeError, errorCodes } from '../http/errors.js';
 import type { Logger } from '../observability/logger.js';
 import { encodeResponseHead, RESPONSE_STREAM_CONTENT_TYPE, type ResponseHead } from '../protocol/index.js';
 
@@ -28,16 +28,6 @@ export interface ResponseWriterOptions {
 }
 
 const RETRYABLE = new Set(['ECONNRESET', 'ENOTFOUND', 'ECONNREFUSED', 'ETIMEDOUT', 'ESOCKETTIMEDOUT', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
-
-export function errorCodes(err: unknown): string[] {
-  const codes: string[] = [];
-  let e = err as { code?: unknown; cause?: unknown } | undefined;
-  for (let i = 0; e && i < 6; i++) {
-    if (typeof e.code === 'string') codes.push(e.code);
-    e = e.cause as typeof e;
-  }
-  return codes;
-}
 
 /**
  * Drops an origin body we will not deliver. undici's body emits 'error' (RequestAbortedError)

@@ -15,14 +15,21 @@ export class EgressError extends Error {
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 const TIMEOUT = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ESOCKETTIMEDOUT']);
 
-function innermostCode(err: unknown): string | undefined {
+/** Every `code` along an error's cause chain, outermost first (undici wraps the socket error). */
+export function errorCodes(err: unknown): string[] {
+  const codes: string[] = [];
   let e = err as { code?: unknown; cause?: unknown } | undefined;
-  let code: string | undefined;
-  for (let i = 0; e && i < 5; i++) {
-    if (typeof e.code === 'string') code = code && UNREACHABLE.has(code) ? code : e.code;
+  for (let i = 0; e && i < 6; i++) {
+    if (typeof e.code === 'string') codes.push(e.code);
     e = e.cause as typeof e;
   }
-  return code;
+  return codes;
+}
+
+/** The most telling code: a socket-level one when the chain has it, else the innermost. */
+function innermostCode(err: unknown): string | undefined {
+  const codes = errorCodes(err);
+  return codes.find((c) => UNREACHABLE.has(c)) ?? codes[codes.length - 1];
 }
 
 /** Maps any error from an outbound call to a typed EgressError. */

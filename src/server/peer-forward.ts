@@ -1,10 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import type { Egress } from '../http/egress.js';
-import { describeError } from '../http/errors.js';
+import { describeError, errorCodes } from '../http/errors.js';
 import { HOP_BY_HOP, sendFailure } from '../http/server-helpers.js';
 import type { Logger } from '../observability/logger.js';
-import { FORWARDED_BY_HEADER, type PeerRoute } from './peer-routing.js';
+import type { PeerRoute } from './peer-routing.js';
+import { FORWARDED_HEADER } from '../http/forward.js';
 import { answerHeaders } from './platform-request.js';
 import { RETRY_ELSEWHERE_HEADER } from './relay.js';
 
@@ -13,16 +14,6 @@ const NOT_RELAYED = new Set(['no-connection', 'connection-not-ready', 'server-dr
 
 /** Errors that prove the request never reached the peer, so another target may take it. */
 const NOT_DELIVERED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
-
-function errorCodes(err: unknown): string[] {
-  const codes: string[] = [];
-  let e = err as { code?: unknown; cause?: unknown } | undefined;
-  for (let i = 0; e && i < 5; i++) {
-    if (typeof e.code === 'string') codes.push(e.code);
-    e = e.cause as typeof e;
-  }
-  return codes;
-}
 
 export type ForwardOutcome = 'answered' | 'unavailable';
 
@@ -44,7 +35,7 @@ export async function forwardToPeer(
     headers[k] = v;
   }
   headers['snyk-request-id'] = init.requestId;
-  headers[FORWARDED_BY_HEADER] = init.selfServerId;
+  headers[FORWARDED_HEADER] = init.selfServerId;
   let answer;
   try {
     // Bounded until the answer starts (the peer answers 504 itself first); the body streams as long as it flows.

@@ -25,8 +25,6 @@ export interface PeerRoutingConfig {
   refreshMs: number;
 }
 
-/** Header on a request one server forwards to another: the receiver relays it locally, never onwards. */
-export const FORWARDED_BY_HEADER = 'x-broker-forwarded-by';
 
 interface ServersDocument {
   data?: Array<{ id?: unknown; attributes?: { status?: unknown; peer_url?: unknown } }>;

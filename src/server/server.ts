@@ -17,7 +17,7 @@ import { PendingAnswers, PlatformRelay, UNKNOWN_STREAM_MESSAGE } from './relay.j
 import { connectionStatus, connectionsStatus } from './status.js';
 import { createTunnels, tunnelTokenOf } from './tunnels.js';
 import { createWebhookForwarder } from './webhooks.js';
-import { createPeerRouting, FORWARDED_BY_HEADER, type PeerRouting } from './peer-routing.js';
+import { createPeerRouting, type PeerRouting } from './peer-routing.js';
 import { forwardToPeer } from './peer-forward.js';
 import { forwardHttpRequest, forwardUpgrade, FORWARDED_HEADER } from '../http/forward.js';
 import { EgressError } from '../http/errors.js';
@@ -122,7 +122,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       return sendFailure(res, 400, 'bad-request', { ok: false, message: 'expected /broker/<token>/<path>' }, idHeader);
     }
     // A request a peer forwarded is relayed here only; otherwise peers holding tunnels of the token share the work.
-    const mayForward = routing !== undefined && req.headers[FORWARDED_BY_HEADER] === undefined;
+    const mayForward = routing !== undefined && req.headers[FORWARDED_HEADER] === undefined;
     let peers = mayForward ? routing.peersFor(parsed.token) : [];
     if (mayForward && peers.length === 0 && pool.members(parsed.token).length === 0) peers = await routing.peersForOnMiss(parsed.token);
     if (draining && peers.length === 0) {
@@ -171,7 +171,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       }
       if (draining) return sendFailure(res, 503, 'server-draining', { ok: false, message: 'this broker server is shutting down and no peer could take the request' }, { ...idHeader, 'retry-after': '1' });
     }
-    const forwarded = req.headers[FORWARDED_BY_HEADER] !== undefined;
+    const forwarded = req.headers[FORWARDED_HEADER] !== undefined;
     await startRelay(req, res, {
       token: parsed.token,
       request: { url: parsed.url, method, headers, ...(body ? { body } : {}), requestId },
