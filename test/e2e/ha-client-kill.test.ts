@@ -1,24 +1,13 @@
 // Issue 4 proof 2: kill -9 one of 4 HA clients under steady GET load through the shared URL:
 // no GET fails (the servers retry a GET whose tunnel dropped on another client), and the 5th
 // client, waiting for a slot (429 + Retry-After), is allocated and serving within 5 s.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HaCluster, describeFailures, logLines } from '../support/ha-cluster.js';
+import { clusterForFile, describeFailures, logLines } from '../support/ha-cluster.js';
 import { waitFor } from '../support/wait.js';
 
 // Every answer takes 250 ms, so ~10 requests are in flight at any moment of the load.
-const cluster = new HaCluster({ servers: 3, originDelayMs: 250 });
-
-before(async () => {
-  await cluster.start();
-  for (const n of [1, 2, 3, 4]) await cluster.startClient(n);
-  await cluster.waitReady(cluster.clients);
-});
-
-after(async () => {
-  const output = await cluster.stop();
-  assert.ok(!output.includes(cluster.token), 'the token appears in process output');
-});
+const cluster = clusterForFile({ servers: 3, originDelayMs: 250 }, 4);
 
 test('kill -9 a client under load: zero failed GETs, the waiting 5th client serves within 5 s', async () => {
   const fifth = await cluster.startClient(5);

@@ -3,25 +3,14 @@
 // the request path needs the dispatcher; servers keep their last routes). A client started
 // during the outage waits (not ready) and connects once the dispatcher is back (after its
 // startup grace for unknown clients, 30 s by default).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HaCluster, describeFailures, httpStatus, logLines } from '../support/ha-cluster.js';
+import { clusterForFile, describeFailures, httpStatus, logLines } from '../support/ha-cluster.js';
 import { waitFor } from '../support/wait.js';
 
 const OUTAGE_MS = 20_000;
-const cluster = new HaCluster({ servers: 3, originDelayMs: 100 });
-
-before(async () => {
-  await cluster.start();
-  for (const n of [1, 2, 3]) await cluster.startClient(n);
-  await cluster.waitReady(cluster.clients);
-});
-
-after(async () => {
-  const output = await cluster.stop();
-  assert.ok(!output.includes(cluster.token), 'the token appears in process output');
-});
+const cluster = clusterForFile({ servers: 3, originDelayMs: 100 }, 3);
 
 test('dispatcher down for 20 s: tunnels keep serving, a new client waits and connects once it is back', async () => {
   const load = cluster.startLoad(30);

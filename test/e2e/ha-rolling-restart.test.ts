@@ -3,24 +3,13 @@
 // same port and is ready (and live at the dispatcher) before the next one goes. No request fails.
 // The balancer drops a terminating server from its backends as kube-proxy drops a terminating
 // pod from a Service's endpoints, and adds it back once its /readyz is 200.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HaCluster, describeFailures, logLines } from '../support/ha-cluster.js';
+import { clusterForFile, describeFailures, logLines } from '../support/ha-cluster.js';
 import { waitFor } from '../support/wait.js';
 
 // Every answer takes 250 ms, so ~10 requests are in flight at any moment of the load.
-const cluster = new HaCluster({ servers: 3, originDelayMs: 250 });
-
-before(async () => {
-  await cluster.start();
-  for (const n of [1, 2, 3, 4]) await cluster.startClient(n);
-  await cluster.waitReady(cluster.clients);
-});
-
-after(async () => {
-  const output = await cluster.stop();
-  assert.ok(!output.includes(cluster.token), 'the token appears in process output');
-});
+const cluster = clusterForFile({ servers: 3, originDelayMs: 250 }, 4);
 
 test('rolling restart of all 3 servers under steady load: zero failed requests', async () => {
   const load = cluster.startLoad(40);

@@ -2,23 +2,12 @@
 // dispatcher again after at most 2 failed reconnects per tunnel, and serve from another server;
 // the platform keeps being served through the shared URL. (Requests whose platform connection
 // sat on the killed server itself die with it; they are counted, not asserted.)
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HaCluster, describeFailures, logLines } from '../support/ha-cluster.js';
+import { clusterForFile, describeFailures, logLines } from '../support/ha-cluster.js';
 import { waitFor } from '../support/wait.js';
 
-const cluster = new HaCluster({ servers: 3, originDelayMs: 100 });
-
-before(async () => {
-  await cluster.start();
-  for (const n of [1, 2, 3, 4]) await cluster.startClient(n);
-  await cluster.waitReady(cluster.clients);
-});
-
-after(async () => {
-  const output = await cluster.stop();
-  assert.ok(!output.includes(cluster.token), 'the token appears in process output');
-});
+const cluster = clusterForFile({ servers: 3, originDelayMs: 100 }, 4);
 
 test('kill -9 a server: its clients re-allocate after ≤ 2 failed reconnects and serve elsewhere', async () => {
   const load = cluster.startLoad(30);

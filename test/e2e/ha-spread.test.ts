@@ -1,23 +1,12 @@
 // Issue 4 proof 1: 3 servers behind one shared URL, 4 HA clients of one token. The 4
 // allocations cover all 3 servers (3 servers cannot hold 4 distinct ones) and the platform's
 // requests, sent through the shared URL, are spread evenly over the 4 clients.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HaCluster, describeFailures } from '../support/ha-cluster.js';
+import { clusterForFile, describeFailures } from '../support/ha-cluster.js';
 import { waitFor } from '../support/wait.js';
 
-const cluster = new HaCluster({ servers: 3 });
-
-before(async () => {
-  await cluster.start();
-  for (const n of [1, 2, 3, 4]) await cluster.startClient(n);
-  await cluster.waitReady(cluster.clients);
-});
-
-after(async () => {
-  const output = await cluster.stop();
-  assert.ok(!output.includes(cluster.token), 'the token appears in process output');
-});
+const cluster = clusterForFile({ servers: 3 }, 4);
 
 test('4 clients on one token: 4 allocations covering all 3 servers', async () => {
   const view = await waitFor('4 connected allocations and 8 tunnels at the dispatcher', async () => {

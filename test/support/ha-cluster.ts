@@ -3,6 +3,8 @@
 // affinity, the stand-in for a Kubernetes Service), HA clients of one token, and an origin
 // that counts requests per client: client n's rules send everything to `<origin>/c<n>`, so the
 // first path segment the origin sees names the client that relayed the request.
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
@@ -362,4 +364,23 @@ export function describeFailures(failures: readonly LoadFailure[], since = 0): s
   for (const f of failures) byReason.set(f.reason, (byReason.get(f.reason) ?? 0) + 1);
   const first = failures.slice(0, 5).map((f) => `+${f.at - since} ms ${f.url}: ${f.reason}`);
   return `${failures.length} failed: ${[...byReason].map(([r, n]) => `${n}× ${r}`).join('; ')}\n  ${first.join('\n  ')}`;
+}
+
+/**
+ * The lifecycle every HA end-to-end file shares: before its tests, a cluster with clients
+ * 1..`clients` allocated and ready; after them, everything stopped and the token proven absent
+ * from every process's output.
+ */
+export function clusterForFile(options: ClusterOptions, clients: number): HaCluster {
+  const cluster = new HaCluster(options);
+  before(async () => {
+    await cluster.start();
+    for (let n = 1; n <= clients; n++) await cluster.startClient(n);
+    await cluster.waitReady(cluster.clients);
+  });
+  after(async () => {
+    const output = await cluster.stop();
+    assert.ok(!output.includes(cluster.token), 'the token appears in process output');
+  });
+  return cluster;
 }
