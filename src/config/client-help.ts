@@ -13,7 +13,7 @@ Environment (Snyk Broker names; existing deployments work unchanged):
   API_BASE_URL                   Snyk API base URL: dispatcher (first choice in HA mode) and the
                                  webhook fallback when no tunnel is open
   BROKER_DISPATCHER_BASE_URL     dispatcher base URL (when API_BASE_URL is unset)
-  DISPATCHER_URL_PREFIX          allocation path prefix (default /hidden/broker)
+  DISPATCHER_URL_PREFIX          allocation path prefix (default /hidden/broker; SNYK_DISPATCHER_URL_PREFIX also read)
   BROKER_CLIENT_LOCATION         deployment_location sent to the dispatcher (default snyk-broker-client)
   PREFLIGHT_CHECKS_ENABLED       run start-up checks (default true)
   LOG_LEVEL                      fatal|error|warn|info|debug|trace|silent (default info)
