@@ -54,6 +54,36 @@ export function responseDataUrl(target: Pick<ResponseTarget, 'serverUrl' | 'serv
   return `${target.serverUrl.replace(/\/+$/, '')}/response-data/${encodeURIComponent(token)}/${encodeURIComponent(target.streamingID)}?${params}`;
 }
 
+/** Answers up to this size (by their content-length) are read whole and posted in one write. */
+const SMALL_BODY_BYTES = 64 * 1024;
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * Reads a body whose content-length is small and known (undici fails a body longer than its
+ * content-length, so this stays bounded); keeps what was read and any error.
+ */
+async function readAll(body: Readable): Promise<{ chunks: Buffer[]; error?: unknown }> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of body) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  } catch (error) {
+    return { chunks, error: error ?? new Error('body failed') };
+  }
+  return { chunks };
+}
+
+/** A body that broke off while read whole: what was read, then the error, as streaming would. */
+function replay(chunks: Buffer[], error: unknown): Readable {
+  async function* gen(): AsyncGenerator<Buffer> {
+    yield* chunks;
+    throw error;
+  }
+  return Readable.from(gen(), { objectMode: false });
+}
+
 /**
  * Streams an answer to the broker server: [uint32 LE head length][JSON head][body bytes as
  * they come from the origin]. The origin body is pulled only as fast as the upload drains
@@ -68,6 +98,21 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
     const url = responseDataUrl(target, opts.token);
     const headBytes = encodeResponseHead(head);
     const retryErrors: string[] = [];
+    // A small answer of announced size goes as one buffer (head + body): one write on the
+    // socket instead of a chunked stream of three, same bytes on the wire. Larger or unknown
+    // sizes keep streaming with backpressure.
+    const hasBody = body !== undefined;
+    let whole: Buffer | undefined;
+    if (body === undefined) whole = headBytes;
+    else if (typeof body === 'string' || Buffer.isBuffer(body)) whole = Buffer.concat([headBytes, Buffer.from(body)]);
+    else {
+      const declared = Number(headerValue(head.headers?.['content-length']));
+      if (Number.isInteger(declared) && declared >= 0 && declared <= SMALL_BODY_BYTES) {
+        const read = await readAll(body);
+        if (read.error === undefined) whole = Buffer.concat([headBytes, ...read.chunks]);
+        else body = replay(read.chunks, read.error);
+      }
+    }
     for (let attempt = 0; ; attempt++) {
       let bodyStarted = false;
       let bytes = 0;
@@ -100,10 +145,14 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
         if (typeof v === 'string') headers[name] = v;
       }
       try {
+        if (whole !== undefined) {
+          bodyStarted = hasBody;
+          bytes = whole.length - headBytes.length;
+        }
         const res = await opts.egress.request(url, {
           method: 'POST',
           headers,
-          body: Readable.from(stream(), { objectMode: false }),
+          body: whole ?? Readable.from(stream(), { objectMode: false }),
           signal: AbortSignal.timeout(opts.postTimeoutMs),
         });
         const text = await res.body.text();
