@@ -273,7 +273,8 @@ export async function startClient(env: Env): Promise<Program> {
   const config = await loadClientConfig(env);
   const { logger, scrubber } = makeLogging(config);
   const egress = await makeEgress(config);
-  const client = createClient(config, { logger, egress, env, scrubber });
+  // A plain copy: rules resolve ${VAR}s per request, and process.env lookups are slow native calls.
+  const client = createClient(config, { logger, egress, env: env === process.env ? { ...env } : env, scrubber });
   await client.start();
   return {
     async stop(reason) {

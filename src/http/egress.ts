@@ -46,7 +46,8 @@ export async function createEgress(options: EgressOptions = {}): Promise<Egress>
   const dispatcher = new EnvHttpProxyAgent({
     httpProxy: options.httpProxy,
     httpsProxy: options.httpsProxy,
-    noProxy: options.noProxy,
+    // Read once: left undefined, undici reads process.env (slow, a native lookup) on every request.
+    noProxy: options.noProxy ?? process.env.no_proxy ?? process.env.NO_PROXY ?? '',
     connect: { ...tls, timeout: options.connectTimeoutMs ?? 10_000 },
     requestTls: tls,
     proxyTls: tls,
