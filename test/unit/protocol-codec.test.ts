@@ -102,7 +102,10 @@ test('emitter channel: ids count from 1, acks resolve their call, timeouts and c
   assert.equal(channel.acknowledge({ kind: 'ack', id: 99, args: [] }), false);
   assert.deepEqual(await second, ['b']);
   const timed = channel.call('slow', [], 10);
+  // The ack timer is unref'd (it must not keep a process alive); hold the loop open meanwhile.
+  const keepAlive = setTimeout(() => {}, 5_000);
   await assert.rejects(timed, (e: unknown) => e instanceof ProtocolError && e.code === 'ACK_TIMEOUT');
+  clearTimeout(keepAlive);
   channel.close();
   await assert.rejects(first, (e: unknown) => e instanceof ProtocolError && e.code === 'CHANNEL_CLOSED');
   assert.throws(() => channel.emit('x'), (e: unknown) => e instanceof ProtocolError && e.code === 'CHANNEL_CLOSED');
