@@ -4,12 +4,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { request } from 'undici';
 import { ProcessGroup, type RunningProcess } from '../support/processes.js';
 import { freePort } from '../support/ports.js';
 import { startOrigin, type Origin } from '../support/origin.js';
 import { writeAcceptFile } from '../support/client-harness.js';
 import { waitFor } from '../support/wait.js';
+import { httpStatus } from '../support/http-status.js';
 
 const group = new ProcessGroup();
 const token = randomUUID();
@@ -17,13 +17,6 @@ let origin: Origin;
 const servers: Array<{ id: string; port: number; proc: RunningProcess }> = [];
 let client: RunningProcess;
 let clientPort: number;
-
-async function status(url: string): Promise<number> {
-  const r = await request(url).catch(() => undefined);
-  if (!r) return 0;
-  await r.body.dump();
-  return r.statusCode;
-}
 
 function logLines(proc: RunningProcess): Array<Record<string, unknown>> {
   return proc
@@ -43,7 +36,7 @@ before(async () => {
   origin = await startOrigin();
   const dispatcherPort = await freePort();
   group.broker('dispatcher', 'dispatcher', { PORT: String(dispatcherPort), DISPATCHER_HOST: '127.0.0.1' });
-  await waitFor('dispatcher up', async () => (await status(`http://127.0.0.1:${dispatcherPort}/healthcheck`)) > 0, { timeoutMs: 30_000 });
+  await waitFor('dispatcher up', async () => (await httpStatus(`http://127.0.0.1:${dispatcherPort}/healthcheck`)) > 0, { timeoutMs: 30_000 });
   for (const id of ['0', '1']) {
     const port = await freePort();
     const proc = group.broker(`server-${id}`, 'server', {
@@ -56,7 +49,7 @@ before(async () => {
       BROKER_SERVER_DRAIN_GRACE_MS: '3000',
     });
     servers.push({ id, port, proc });
-    await waitFor(`server ${id} up`, async () => (await status(`http://127.0.0.1:${port}/healthcheck`)) === 200, { timeoutMs: 30_000 });
+    await waitFor(`server ${id} up`, async () => (await httpStatus(`http://127.0.0.1:${port}/healthcheck`)) === 200, { timeoutMs: 30_000 });
   }
   clientPort = await freePort();
   client = group.broker('client', 'client', {
@@ -70,7 +63,7 @@ before(async () => {
     ORIGIN_URL: origin.url,
     PREFLIGHT_CHECKS_ENABLED: 'false',
   });
-  await waitFor('client ready', async () => (await status(`http://127.0.0.1:${clientPort}/readyz`)) === 200, { timeoutMs: 60_000 });
+  await waitFor('client ready', async () => (await httpStatus(`http://127.0.0.1:${clientPort}/readyz`)) === 200, { timeoutMs: 60_000 });
 });
 
 after(async () => {
@@ -97,7 +90,7 @@ test('the client connects where the dispatcher says, with the HA log lines', asy
   assert.ok(lines.some((e) => e.msg === 'checking for HA mode' && e.enabled === true && e.level === 'info'));
   const connecting = lines.find((e) => e.msg === 'broker client is connecting to broker server');
   assert.equal(connecting?.url, `http://127.0.0.1:${s.port}/?server_id=${s.id}&connection_role=primary`);
-  await waitFor('relay via the allocated server', async () => (await status(`http://127.0.0.1:${s.port}/broker/${token}/echo/ha`)) === 200, { timeoutMs: 30_000 });
+  await waitFor('relay via the allocated server', async () => (await httpStatus(`http://127.0.0.1:${s.port}/broker/${token}/echo/ha`)) === 200, { timeoutMs: 30_000 });
 });
 
 test('when its server drains, the client is re-allocated to the other one', async () => {
@@ -105,7 +98,7 @@ test('when its server drains, the client is re-allocated to the other one', asyn
   const other = servers.find((x) => x !== first)!;
   assert.equal(await first.proc.stop(), 0);
   await waitFor('re-allocated to the other server', () => logLines(client).filter((e) => e.msg === 'received server id').at(-1)?.serverId === other.id, { timeoutMs: 60_000, intervalMs: 200 });
-  await waitFor('relay via the other server', async () => (await status(`http://127.0.0.1:${other.port}/broker/${token}/echo/after`)) === 200, { timeoutMs: 60_000, intervalMs: 300 });
+  await waitFor('relay via the other server', async () => (await httpStatus(`http://127.0.0.1:${other.port}/broker/${token}/echo/after`)) === 200, { timeoutMs: 60_000, intervalMs: 300 });
   const seen = origin.seen.filter((x) => x.url === '/echo/after');
   assert.ok(seen.length >= 1);
 });

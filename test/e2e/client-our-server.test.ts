@@ -9,6 +9,7 @@ import { freePort } from '../support/ports.js';
 import { startOrigin, patternSha256, type Origin } from '../support/origin.js';
 import { writeAcceptFile } from '../support/client-harness.js';
 import { waitFor } from '../support/wait.js';
+import { httpStatus } from '../support/http-status.js';
 
 const group = new ProcessGroup();
 const token = randomUUID();
@@ -19,13 +20,6 @@ let serverEnv: Record<string, string>;
 let serverPort: number;
 let clientPort: number;
 let client: RunningProcess;
-
-async function status(url: string): Promise<number> {
-  const r = await request(url).catch(() => undefined);
-  if (!r) return 0;
-  await r.body.dump();
-  return r.statusCode;
-}
 
 before(async () => {
   origin = await startOrigin();
@@ -39,7 +33,7 @@ before(async () => {
     BROKER_SERVER_DRAIN_GRACE_MS: '3000',
   };
   server = group.broker('server', 'server', serverEnv);
-  await waitFor('server health', async () => (await status(`http://127.0.0.1:${serverPort}/healthcheck`)) === 200, { timeoutMs: 30_000 });
+  await waitFor('server health', async () => (await httpStatus(`http://127.0.0.1:${serverPort}/healthcheck`)) === 200, { timeoutMs: 30_000 });
   client = group.broker('client', 'client', {
     BROKER_TOKEN: token,
     BROKER_SERVER_URL: `http://127.0.0.1:${serverPort}`,
@@ -47,8 +41,8 @@ before(async () => {
     ACCEPT: await writeAcceptFile({ private: [{ method: 'any', path: '/*', origin: '${ORIGIN_URL}' }], public: [{ method: 'POST', path: '/webhook/*' }] }),
     ORIGIN_URL: origin.url,
   });
-  await waitFor('client ready', async () => (await status(`http://127.0.0.1:${clientPort}/readyz`)) === 200, { timeoutMs: 30_000 });
-  await waitFor('relay works', async () => (await status(`http://127.0.0.1:${serverPort}/broker/${token}/echo/warm`)) === 200, { timeoutMs: 30_000 });
+  await waitFor('client ready', async () => (await httpStatus(`http://127.0.0.1:${clientPort}/readyz`)) === 200, { timeoutMs: 30_000 });
+  await waitFor('relay works', async () => (await httpStatus(`http://127.0.0.1:${serverPort}/broker/${token}/echo/warm`)) === 200, { timeoutMs: 30_000 });
 });
 
 after(async () => {
@@ -83,7 +77,7 @@ test('a webhook round trip through our server', async () => {
 test('the client reconnects after our server restarts', async () => {
   assert.equal(await server.stop(), 0);
   server = group.broker('server-2', 'server', serverEnv);
-  await waitFor('relay after restart', async () => (await status(`http://127.0.0.1:${serverPort}/broker/${token}/echo/again`)) === 200, { timeoutMs: 60_000, intervalMs: 300 });
+  await waitFor('relay after restart', async () => (await httpStatus(`http://127.0.0.1:${serverPort}/broker/${token}/echo/again`)) === 200, { timeoutMs: 60_000, intervalMs: 300 });
 });
 
 test('a long-polling client works with our server', async () => {
@@ -97,7 +91,7 @@ test('a long-polling client works with our server', async () => {
     ACCEPT: await writeAcceptFile({ private: [{ method: 'any', path: '/*', origin: '${ORIGIN_URL}' }], public: [{ method: 'POST', path: '/webhook/*' }] }),
     ORIGIN_URL: origin.url,
   });
-  await waitFor('polling relay', async () => (await status(`http://127.0.0.1:${serverPort}/broker/${pollingToken}/echo/polled`)) === 200, { timeoutMs: 60_000, intervalMs: 300 });
+  await waitFor('polling relay', async () => (await httpStatus(`http://127.0.0.1:${serverPort}/broker/${pollingToken}/echo/polled`)) === 200, { timeoutMs: 60_000, intervalMs: 300 });
   const hook = await request(`http://127.0.0.1:${port}/webhook/github/polled`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
   assert.equal(hook.statusCode, 200);
   await hook.body.dump();

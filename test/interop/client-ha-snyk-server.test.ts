@@ -8,13 +8,13 @@ import { createServer, type Server } from 'node:http';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'undici';
 import { ProcessGroup, type RunningProcess } from '../support/processes.js';
 import { freePort } from '../support/ports.js';
 import { startOrigin, type Origin } from '../support/origin.js';
 import { startSnykBroker } from '../support/snyk-broker.js';
 import { waitFor } from '../support/wait.js';
 import { listen, closeServer } from '../../src/http/server-helpers.js';
+import { httpStatus } from '../support/http-status.js';
 
 const group = new ProcessGroup();
 const token = randomUUID();
@@ -23,13 +23,6 @@ let dispatcher: Server;
 const allocations: string[] = [];
 let serverPort: number;
 let client: RunningProcess;
-
-async function status(url: string): Promise<number> {
-  const r = await request(url).catch(() => undefined);
-  if (!r) return 0;
-  await r.body.dump();
-  return r.statusCode;
-}
 
 before(async () => {
   origin = await startOrigin();
@@ -47,7 +40,7 @@ before(async () => {
   await writeFile(clientAccept, JSON.stringify({ private: [{ method: 'GET', path: '/echo/*', origin: '${ORIGIN_URL}' }], public: [] }));
   serverPort = await freePort();
   await startSnykBroker(group, 'snyk-server', 'server', { PORT: String(serverPort), ACCEPT: serverAccept });
-  await waitFor('snyk-broker server health', async () => (await status(`http://127.0.0.1:${serverPort}/healthcheck`)) === 200, { timeoutMs: 60_000 });
+  await waitFor('snyk-broker server health', async () => (await httpStatus(`http://127.0.0.1:${serverPort}/healthcheck`)) === 200, { timeoutMs: 60_000 });
   const clientPort = await freePort();
   client = group.broker('client', 'client', {
     BROKER_TOKEN: token,
@@ -58,7 +51,7 @@ before(async () => {
     ACCEPT: clientAccept,
     ORIGIN_URL: origin.url,
   });
-  await waitFor('client ready', async () => (await status(`http://127.0.0.1:${clientPort}/readyz`)) === 200, { timeoutMs: 60_000 });
+  await waitFor('client ready', async () => (await httpStatus(`http://127.0.0.1:${clientPort}/readyz`)) === 200, { timeoutMs: 60_000 });
 });
 
 after(async () => {
@@ -72,7 +65,7 @@ after(async () => {
 });
 
 test('the real server relays for an HA client carrying server_id', async () => {
-  await waitFor('relay', async () => (await status(`http://127.0.0.1:${serverPort}/broker/${token}/echo/ha`)) === 200, { timeoutMs: 30_000 });
+  await waitFor('relay', async () => (await httpStatus(`http://127.0.0.1:${serverPort}/broker/${token}/echo/ha`)) === 200, { timeoutMs: 30_000 });
   assert.ok(allocations.some((a) => a.startsWith('POST /hidden/broker/') && a.endsWith('?version=2022-12-01%7Eexperimental')));
   const lines = client.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.ok(lines.some((e) => e.msg === 'checking for HA mode' && e.enabled === true));

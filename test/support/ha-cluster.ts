@@ -15,6 +15,7 @@ import { ProcessGroup, type RunningProcess } from './processes.js';
 import { freePort } from './ports.js';
 import { writeAcceptFile } from './client-harness.js';
 import { waitFor } from './wait.js';
+import { httpStatus } from './http-status.js';
 
 /** Counts requests per first path segment (`c1`, `c2`, ...) and remembers when each was first seen. */
 export interface CountingOrigin {
@@ -56,15 +57,7 @@ export async function startCountingOrigin(delayMs = 0): Promise<CountingOrigin> 
   };
 }
 
-export async function httpStatus(url: string, timeoutMs = 3000): Promise<number> {
-  try {
-    const r = await request(url, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs, reset: true });
-    await r.body.dump();
-    return r.statusCode;
-  } catch {
-    return 0;
-  }
-}
+export { httpStatus };
 
 export function logLines(proc: RunningProcess): Array<Record<string, unknown>> {
   return proc
