@@ -2,9 +2,9 @@
 // with deadlines, child processes with captured logs, a round-robin TCP balancer (a Service with
 // several endpoints) and a recording HTTP proxy.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, connect, type AddressInfo, type Server as NetServer } from 'node:net';
+import { pidHoldingSocket, tcpSocketInodes } from '../support/proc-sockets.js';
 
 /** A free TCP port on 127.0.0.1 (listen on 0, read it back, close). */
 export async function freePort(): Promise<number> {
@@ -203,38 +203,5 @@ export class RecordingProxy {
  * (peerPort -> ourPort), found through /proc/net/tcp{,6} and /proc/<pid>/fd (Linux).
  */
 export function ownerOfConnection(peerPort: number, ourPort: number, pids: number[]): number | undefined {
-  const inodes = new Set<string>();
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = readFileSync(table, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 10) continue;
-      const local = parseInt(f[1]!.split(':')[1]!, 16);
-      const remote = parseInt(f[2]!.split(':')[1]!, 16);
-      if (local === peerPort && remote === ourPort) inodes.add(f[9]!);
-    }
-  }
-  if (inodes.size === 0) return undefined;
-  for (const pid of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      try {
-        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (m && inodes.has(m[1]!)) return pid;
-      } catch {
-        // fd closed meanwhile
-      }
-    }
-  }
-  return undefined;
+  return pidHoldingSocket(tcpSocketInodes((r) => r.localPort === peerPort && r.remotePort === ourPort), pids);
 }

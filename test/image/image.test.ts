@@ -16,13 +16,14 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { packageDir, repoRoot } from '../chart/deps.js';
 import { freePort, httpGet, waitFor } from '../chart/procs.js';
 import { parseDockerfile, readImageConfig } from '../chart/kubelet.js';
+import { allPids, pidHoldingSocket, tcpSocketInodes } from '../support/proc-sockets.js';
 
 const execFileAsync = promisify(execFile);
 const TAG = `ha-broker-image-test-${process.pid}`;
@@ -110,36 +111,7 @@ interface ImageInspect {
 
 /** The pid of the process listening on 127.0.0.1/0.0.0.0/:: port `port` (via /proc). */
 function pidListeningOn(port: number): number | undefined {
-  const inodes = new Set<string>();
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try {
-      text = readFileSync(table, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length > 9 && f[3] === '0A' && parseInt(f[1]!.split(':')[1]!, 16) === port) inodes.add(f[9]!);
-    }
-  }
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    let fds: string[] = [];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      try {
-        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (m && inodes.has(m[1]!)) return Number(pid);
-      } catch {
-        // gone
-      }
-    }
-  }
-  return undefined;
+  return pidHoldingSocket(tcpSocketInodes((r) => r.state === '0A' && r.localPort === port), allPids());
 }
 
 describe('container image (Dockerfile built with buildah)', { timeout: 900_000 }, () => {
