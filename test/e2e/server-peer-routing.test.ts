@@ -105,7 +105,7 @@ test('requests to one server use the tunnels on its peer too; a draining server 
   assert.ok(Math.max(...counts) <= 1.5 * Math.min(...counts), `per tunnel: ${counts.join(', ')}`);
 
   // Drain a while one local request is in flight there: new requests to a are forwarded to b.
-  const slow = get(`${urlA}/broker/${token}/slow/3000`, { 'x-broker-forwarded-by': 'test' });
+  const slow = get(`${urlA}/broker/${token}/slow/3000`, { 'x-broker-forwarded-by': 'test', 'x-broker-internal-secret': 'peer-test-secret' });
   await waitFor('the slow request reached the origin', () => origin!.seen.some((s) => s.url === '/slow/3000'));
   servers.a!.kill('SIGTERM');
   await servers.a!.waitForOutput('draining');
