@@ -22,6 +22,8 @@ export interface CountingOrigin {
   readonly url: string;
   readonly served: Map<string, number>;
   readonly firstSeen: Map<string, number>;
+  /** How many times each load id (the `id` of a JSON request body) arrived: more than once is a duplicate delivery. */
+  readonly seenIds: Map<string, number>;
   close(): Promise<void>;
 }
 
@@ -29,8 +31,19 @@ export interface CountingOrigin {
 export async function startCountingOrigin(delayMs = 0): Promise<CountingOrigin> {
   const served = new Map<string, number>();
   const firstSeen = new Map<string, number>();
+  const seenIds = new Map<string, number>();
   const server: Server = createServer((req, res) => {
-    req.resume();
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (!chunks.length) return;
+      try {
+        const id = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id?: unknown }).id;
+        if (typeof id === 'string') seenIds.set(id, (seenIds.get(id) ?? 0) + 1);
+      } catch {
+        // not a load body
+      }
+    });
     const prefix = (req.url ?? '/').split('/')[1] ?? '';
     const answer = () => {
       // Counted when answered: a request whose client died before answering was not served by it.
@@ -49,6 +62,7 @@ export async function startCountingOrigin(delayMs = 0): Promise<CountingOrigin> 
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     served,
     firstSeen,
+    seenIds,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -112,6 +126,8 @@ export interface ClusterOptions {
   dispatcherEnv?: Record<string, string>;
   /** Origin answer delay (default 0). */
   originDelayMs?: number;
+  /** Clients also relay POST /* to the origin (the fault suite's mixed load). */
+  allowPost?: boolean;
 }
 
 export class HaCluster {
@@ -139,7 +155,9 @@ export class HaCluster {
   /** Origin, dispatcher, servers (all healthy and registered) and the balancer in front of them. */
   async start(): Promise<this> {
     this.origin = await startCountingOrigin(this.options.originDelayMs ?? 0);
-    this.#clientAccept = await writeAcceptFile({ private: [{ method: 'GET', path: '/*', origin: '${ORIGIN_URL}' }], public: [{ method: 'POST', path: '/webhook/*' }] });
+    const privateRules = [{ method: 'GET', path: '/*', origin: '${ORIGIN_URL}' }];
+    if (this.options.allowPost) privateRules.push({ method: 'POST', path: '/*', origin: '${ORIGIN_URL}' });
+    this.#clientAccept = await writeAcceptFile({ private: privateRules, public: [{ method: 'POST', path: '/webhook/*' }] });
     this.dispatcherPort = await freePort();
     await this.startDispatcher();
     const count = this.options.servers ?? 3;
@@ -257,6 +275,46 @@ export class HaCluster {
   counts(baseline: Map<string, number> = new Map()): Map<string, number> {
     const out = new Map<string, number>();
     for (const [k, v] of this.origin.served) out.set(k, v - (baseline.get(k) ?? 0));
+    return out;
+  }
+
+  /**
+   * Processes that crashed: exited although not in `expectedGone` (the ones the test killed or
+   * stopped), or printed an uncaught/unhandled error. Each entry names the process and why.
+   */
+  crashes(expectedGone: readonly RunningProcess[] = []): string[] {
+    const out: string[] = [];
+    for (const p of this.group.all()) {
+      const { exitCode, signalCode } = p.child;
+      if (!expectedGone.includes(p) && (exitCode !== null || signalCode !== null)) out.push(`${p.name} exited (${exitCode ?? signalCode}): ${p.output().slice(-800)}`);
+      const bad = p.output().split('\n').find((l) => /uncaught|unhandled/i.test(l));
+      if (bad) out.push(`${p.name}: ${bad.slice(0, 400)}`);
+    }
+    return out;
+  }
+
+  /** SteadyLoadTarget: load ids the origin received. */
+  seenIds(): ReadonlyMap<string, number> {
+    return this.origin.seenIds;
+  }
+
+  /** SteadyLoadTarget: broker_server_relay_retries_total (all reasons) per running server instance. */
+  async retries(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    await Promise.all(
+      this.servers.map(async (s) => {
+        if (!s.proc || s.proc.child.exitCode !== null || s.proc.child.signalCode !== null) return;
+        try {
+          const r = await request(`http://127.0.0.1:${s.port}/metrics`, { headersTimeout: 3000, bodyTimeout: 3000, reset: true });
+          const text = await r.body.text();
+          let sum = 0;
+          for (const line of text.split('\n')) if (line.startsWith('broker_server_relay_retries_total')) sum += Number(line.split(' ').at(-1)) || 0;
+          out.set(s.proc.name, sum);
+        } catch {
+          // down or stopped: its last scraped value stands
+        }
+      }),
+    );
     return out;
   }
 
