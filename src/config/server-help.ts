@@ -31,6 +31,8 @@ Environment (Snyk Broker names where they exist):
   BROKER_SERVER_ANSWER_GRACE_MS      after a tunnel drops, a request that cannot be retried (POST...) still waits
                                      this long for its answer upload before 502 tunnel-closed, ms (default 5000)
   BROKER_CONNECTION_HANDSHAKE_TTL_MS a tunnel must identify within this time, ms (default 30000)
+  BROKER_SERVER_HEADERS_TIMEOUT_MS   a connection must send its request headers within this time, else
+                                     408 and closed (slow senders, slowloris), ms (default 60000)
   MINIMAL_SUPPORTED_BROKER_VERSION   older snyk-broker clients are refused (default 4.100.0)
   MINIMAL_RECOMMENDED_BROKER_VERSION older snyk-broker clients get a warning (default 4.182.0)
   LOG_LEVEL                          fatal|error|warn|info|debug|trace|silent (default info)

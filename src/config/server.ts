@@ -42,6 +42,8 @@ export interface ServerConfig {
   webhookTimeoutMs: number;
   /** A tunnel that has not identified within this time is closed. */
   handshakeTimeoutMs: number;
+  /** A connection whose request headers take longer than this gets 408 and is closed (slowloris). */
+  headersTimeoutMs: number;
   /** Idempotent answers up to this size are held until complete so a dying client's answer can be retried elsewhere. */
   retryBufferBytes: number;
   /** After a tunnel drops, a non-retryable request still waits this long for its answer upload. */
@@ -100,6 +102,7 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
   const bodyLimitBytes = r.int('BROKER_SERVER_BODY_LIMIT', 10 * 1024 * 1024, { min: 1024 });
   const webhookTimeoutMs = r.int('BROKER_SERVER_WEBHOOK_TIMEOUT_MS', 60_000, { min: 100 });
   const handshakeTimeoutMs = r.int('BROKER_CONNECTION_HANDSHAKE_TTL_MS', 30_000, { min: 100 });
+  const headersTimeoutMs = r.int('BROKER_SERVER_HEADERS_TIMEOUT_MS', 60_000, { min: 100, max: 600_000 });
   const answerGraceMs = r.int('BROKER_SERVER_ANSWER_GRACE_MS', 5000, { min: 0, max: 600_000 });
   const retryBufferBytes = r.int('BROKER_SERVER_RETRY_BUFFER_BYTES', 64 * 1024, { min: 0, max: 64 * 1024 * 1024 });
   const minimalSupportedVersion = r.string('MINIMAL_SUPPORTED_BROKER_VERSION', '4.100.0');
@@ -154,6 +157,7 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
     webhookResponseLimitBytes: maxFrameBytes,
     webhookTimeoutMs,
     handshakeTimeoutMs,
+    headersTimeoutMs,
     retryBufferBytes,
     answerGraceMs,
     minimalSupportedVersion,

@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /** Starts listening and resolves with the bound port (useful with port 0 in tests). */
 export function listen(server: Server, port: number, host?: string): Promise<number> {
@@ -43,18 +44,68 @@ export class BodyTooLargeError extends Error {
   }
 }
 
-/** Reads a whole request body up to `limit` bytes (for the few places that must inspect it). */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Reads a whole request body up to `limit` bytes (for the few places that must inspect it).
+ * Over the limit it rejects with BodyTooLargeError at once (a declared Content-Length before
+ * reading anything) and discards the rest unbuffered; an answer with `connection: close` then
+ * stops the reading altogether. (A for-await loop left early would destroy the socket, and
+ * with it the chance to answer 413.)
+ */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) throw new BodyTooLargeError(limit);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new BodyTooLargeError(limit);
-    chunks.push(chunk as Buffer);
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(new BodyTooLargeError(limit));
+  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
+  if (req.destroyed) return Promise.reject(new Error('the request was aborted before its body was complete'));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (err: Error | undefined) => {
+      req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+      if (err) reject(err);
+      else resolve(Buffer.concat(chunks));
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) return void chunks.push(chunk);
+      chunks.length = 0;
+      settle(new BodyTooLargeError(limit));
+      req.resume();
+    };
+    const onEnd = () => settle(undefined);
+    const onError = (err: Error) => settle(err);
+    const onClose = () => settle(new Error('the request was aborted before its body was complete'));
+    req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+  });
+}
+
+/**
+ * Answers a request Node's parser refused (its `clientError`), with a status that names the
+ * problem and an `x-broker-failure` reason (Node's own answer has none), then closes the socket:
+ * nothing more is read from a peer that sent an oversized head, a malformed or ambiguous
+ * request (smuggling attempts: Content-Length with Transfer-Encoding, two Content-Lengths...)
+ * or that took too long to send its headers (slowloris).
+ */
+export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  const pending = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || pending?.headersSent) {
+    socket.destroy();
+    return;
   }
-  return Buffer.concat(chunks);
+  const [status, text, reason, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'headers-too-large', 'the request line and headers exceed the size limit']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'headers-timeout', 'the request headers did not arrive in time']
+        : [400, 'Bad Request', 'bad-request', `malformed HTTP request (${err.code ?? 'parse error'})`];
+  const body = JSON.stringify({ ok: false, message });
+  const head = `HTTP/1.1 ${status} ${text}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\nx-broker-failure: ${reason}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n`;
+  // Closed once the answer is flushed; a peer that does not read it is cut after a second.
+  const cut = setTimeout(() => socket.destroy(), 1000);
+  cut.unref();
+  socket.end(head + body, () => {
+    clearTimeout(cut);
+    socket.destroy();
+  });
 }
 
 /** Node's raw header list to a plain object, keeping repeated headers (set-cookie) as arrays. */

@@ -4,7 +4,7 @@ import type { ServerConfig } from '../config/server.js';
 import { isSafePath } from '../filters/index.js';
 import type { Egress } from '../http/egress.js';
 import { describeError } from '../http/errors.js';
-import { BodyTooLargeError, closeServer, listen, readBody, sendFailure, sendJson } from '../http/server-helpers.js';
+import { answerClientError, BodyTooLargeError, closeServer, listen, readBody, sendFailure, sendJson } from '../http/server-helpers.js';
 import type { Logger, SecretScrubber } from '../observability/logger.js';
 import type { Registry } from '../observability/metrics.js';
 import { VERSION } from '../version.js';
@@ -135,8 +135,8 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
         body = await readBody(req, config.bodyLimitBytes);
       } catch (err) {
         if (err instanceof BodyTooLargeError) {
-          req.resume();
-          return sendFailure(res, 413, 'body-too-large', { ok: false, message: `request body exceeds ${config.bodyLimitBytes} bytes` }, idHeader);
+          // The rest is not read: the connection closes after this answer.
+          return sendFailure(res, 413, 'body-too-large', { ok: false, message: `request body exceeds ${config.bodyLimitBytes} bytes` }, { ...idHeader, connection: 'close' });
         }
         return sendFailure(res, 400, 'bad-request', { ok: false, message: `could not read the request body: ${describeError(err)}` }, idHeader);
       }
@@ -411,13 +411,13 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
   });
   // Answer uploads can stream for a long time; only the headers are bounded.
   http.requestTimeout = 0;
-  http.headersTimeout = 60_000;
+  http.headersTimeout = config.headersTimeoutMs;
+  // Node enforces headersTimeout on this check interval (30 s by default, read at listen).
+  (http as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = Math.min(30_000, Math.max(100, Math.floor(config.headersTimeoutMs / 4)));
   http.keepAliveTimeout = 65_000;
   http.on('upgrade', onUpgrade);
-  http.on('clientError', (err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
-  });
+  // 431 oversized head, 408 headers too slow, 400 malformed or ambiguous (smuggling), each with x-broker-failure.
+  http.on('clientError', answerClientError);
 
   async function drainAndClose(reason: string): Promise<void> {
     const deadline = Date.now() + config.drainGraceMs;
