@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Duplex } from 'node:stream';
 import type { Egress } from './egress.js';
@@ -10,10 +11,21 @@ import { classifyEgressError } from './errors.js';
 /** Marks a request that one broker server forwarded to a peer, so the peer never forwards it again. */
 export const FORWARDED_HEADER = 'x-broker-forwarded-by';
 
+/** Carries BROKER_INTERNAL_SECRET on server→dispatcher and server→peer calls; never relayed further. */
+export const INTERNAL_SECRET_HEADER = 'x-broker-internal-secret';
+
+/** Constant-time comparison of a received secret header with the configured one (hashes first, so lengths leak nothing). */
+export function secretMatches(given: string | string[] | undefined, expected: string): boolean {
+  if (typeof given !== 'string') return false;
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
 function forwardableHeaders(req: IncomingMessage, extra: Record<string, string>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(req.headers)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || k === 'host') continue;
+    // The caller's own secret header (if any) never travels on: `extra` carries ours.
+    if (v === undefined || HOP_BY_HOP.has(k) || k === 'host' || k === INTERNAL_SECRET_HEADER || k === FORWARDED_HEADER) continue;
     out[k] = v;
   }
   return { ...out, ...extra };
@@ -90,8 +102,9 @@ export function forwardUpgrade(
       const lines = [`${req.method} ${req.url} HTTP/1.1`];
       const raw = req.rawHeaders;
       for (let i = 0; i < raw.length; i += 2) {
-        if (raw[i]!.toLowerCase() === 'host') lines.push(`Host: ${target.host}`);
-        else lines.push(`${raw[i]}: ${raw[i + 1]}`);
+        const name = raw[i]!.toLowerCase();
+        if (name === 'host') lines.push(`Host: ${target.host}`);
+        else if (name !== INTERNAL_SECRET_HEADER && name !== FORWARDED_HEADER) lines.push(`${raw[i]}: ${raw[i + 1]}`);
       }
       for (const [k, v] of Object.entries(extraHeaders)) lines.push(`${k}: ${v}`);
       upstream.write(lines.join('\r\n') + '\r\n\r\n');

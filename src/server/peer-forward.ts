@@ -5,7 +5,7 @@ import { describeError, errorCodes } from '../http/errors.js';
 import { HOP_BY_HOP, sendFailure } from '../http/server-helpers.js';
 import type { Logger } from '../observability/logger.js';
 import type { PeerRoute } from './peer-routing.js';
-import { FORWARDED_HEADER } from '../http/forward.js';
+import { FORWARDED_HEADER, INTERNAL_SECRET_HEADER } from '../http/forward.js';
 import { answerHeaders } from './platform-request.js';
 import { RETRY_ELSEWHERE_HEADER } from './relay.js';
 
@@ -26,16 +26,18 @@ export async function forwardToPeer(
   peer: PeerRoute,
   req: IncomingMessage,
   res: ServerResponse,
-  init: { rawUrl: string; body?: Buffer; requestId: string; selfServerId: string; timeoutMs: number; idempotent: boolean },
+  init: { rawUrl: string; body?: Buffer; requestId: string; selfServerId: string; timeoutMs: number; idempotent: boolean; internalSecret?: string },
   deps: { egress: Egress; logger: Logger },
 ): Promise<ForwardOutcome> {
   const headers: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(req.headers)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || k === 'host' || k === 'content-length') continue;
+    if (v === undefined || HOP_BY_HOP.has(k) || k === 'host' || k === 'content-length' || k === INTERNAL_SECRET_HEADER) continue;
     headers[k] = v;
   }
   headers['snyk-request-id'] = init.requestId;
   headers[FORWARDED_HEADER] = init.selfServerId;
+  // The peer refuses a forwarded request without it (when BROKER_INTERNAL_SECRET is set there).
+  if (init.internalSecret) headers[INTERNAL_SECRET_HEADER] = init.internalSecret;
   let answer;
   try {
     // Bounded until the answer starts (the peer answers 504 itself first); the body streams as long as it flows.

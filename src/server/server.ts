@@ -23,6 +23,7 @@ import { forwardHttpRequest, forwardUpgrade, FORWARDED_HEADER } from '../http/fo
 import { EgressError } from '../http/errors.js';
 import { answerOwner, routeTunnelRequest } from './tunnel-routing.js';
 import type { PeerServer } from './peer-routing.js';
+import { admitPeerRequest, peerHopHeaders, PEER_SECRET_FAILURE } from './peer-auth.js';
 
 export interface ServerDeps {
   logger: Logger;
@@ -163,7 +164,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
           if (draining || local === 0) continue;
           break;
         }
-        const forwarding = forwardToPeer(target, req, res, { rawUrl, body, requestId, selfServerId: config.serverId, timeoutMs: config.requestTimeoutMs + 10_000, idempotent: IDEMPOTENT_METHODS.has(method) }, { egress, logger });
+        const forwarding = forwardToPeer(target, req, res, { rawUrl, body, requestId, selfServerId: config.serverId, timeoutMs: config.requestTimeoutMs + 10_000, idempotent: IDEMPOTENT_METHODS.has(method), internalSecret: config.internalSecret }, { egress, logger });
         forwards.add(forwarding);
         const outcome = await forwarding.finally(() => forwards.delete(forwarding));
         metrics.peerForwards.inc({ outcome });
@@ -184,7 +185,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
           ? async () => {
               for (const target of routing.order(parsed.token, 0, routing.peersFor(parsed.token))) {
                 if (target === 'local') continue;
-                const outcome = await forwardToPeer(target, req, res, { rawUrl, body, requestId, selfServerId: config.serverId, timeoutMs: config.requestTimeoutMs + 10_000, idempotent: IDEMPOTENT_METHODS.has(method) }, { egress, logger });
+                const outcome = await forwardToPeer(target, req, res, { rawUrl, body, requestId, selfServerId: config.serverId, timeoutMs: config.requestTimeoutMs + 10_000, idempotent: IDEMPOTENT_METHODS.has(method), internalSecret: config.internalSecret }, { egress, logger });
                 metrics.peerForwards.inc({ outcome });
                 if (outcome === 'answered') return true;
               }
@@ -248,7 +249,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     const target = await tunnelPeer(req, rawUrl);
     if (target) {
       try {
-        await forwardHttpRequest(egress, req, res, target.peer.peerUrl, { [FORWARDED_HEADER]: config.serverId });
+        await forwardHttpRequest(egress, req, res, target.peer.peerUrl, peerHopHeaders(config.serverId, config.internalSecret));
         metrics.tunnelForwards.inc({ kind: 'polling', outcome: 'forwarded' });
         return;
       } catch (err) {
@@ -283,7 +284,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     };
     if (!target) return serveHere();
     passingTunnels.add(socket);
-    await forwardUpgrade(req, socket, head, target.peer.peerUrl, { [FORWARDED_HEADER]: config.serverId }, {
+    await forwardUpgrade(req, socket, head, target.peer.peerUrl, peerHopHeaders(config.serverId, config.internalSecret), {
       connectTimeoutMs: 3000,
       onConnect: () => metrics.tunnelForwards.inc({ kind: 'websocket', outcome: 'forwarded' }),
       onConnectError: (err) => {
@@ -325,7 +326,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       const peer = owner !== undefined && !routing.isUnreachable(owner) ? await routing.findServer(owner) : undefined;
       if (peer) {
         try {
-          await forwardHttpRequest(egress, req, res, peer.peerUrl, { [FORWARDED_HEADER]: config.serverId });
+          await forwardHttpRequest(egress, req, res, peer.peerUrl, peerHopHeaders(config.serverId, config.internalSecret));
           metrics.tunnelForwards.inc({ kind: 'response-data', outcome: 'forwarded' });
           return;
         } catch (err) {
@@ -351,6 +352,11 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const rawUrl = req.url ?? '/';
     const path = pathOf(rawUrl);
+    if (!admitPeerRequest(req, config.internalSecret)) {
+      refusedPeer(req, 'request');
+      req.resume();
+      return sendFailure(res, 401, PEER_SECRET_FAILURE, { ok: false, message: 'a request forwarded by a peer server needs a valid x-broker-internal-secret' });
+    }
     if (path.startsWith('/primus/')) {
       if (!tunnelTokenOf(rawUrl)) {
         req.resume();
@@ -389,6 +395,12 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     return sendFailure(res, 404, 'not-found', { ok: false });
   }
 
+  /** Logged without the path (it holds the token) and without any header value but the claimed peer id. */
+  function refusedPeer(req: IncomingMessage, what: string): void {
+    const by = req.headers[FORWARDED_HEADER];
+    logger.warn({ method: req.method, route: pathOf(req.url).split('/')[1] ?? '', forwardedBy: String(by).slice(0, 128), remote: req.socket.remoteAddress }, `${what} claims to come from a peer server without the valid internal secret (BROKER_INTERNAL_SECRET): refused with 401`);
+  }
+
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const rawUrl = req.url ?? '/';
     const refuse = (status: number, text: string) => {
@@ -396,6 +408,12 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       socket.destroy();
     };
     if (!tunnelTokenOf(rawUrl)) return refuse(400, 'Bad Request');
+    if (!admitPeerRequest(req, config.internalSecret)) {
+      refusedPeer(req, 'tunnel upgrade');
+      socket.end(`HTTP/1.1 401 Unauthorized\r\nx-broker-failure: ${PEER_SECRET_FAILURE}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      socket.destroy();
+      return;
+    }
     handleTunnelUpgrade(req, socket, head, rawUrl, refuse).catch((err) => {
       logger.error({ error: describeError(err) }, 'tunnel upgrade failed');
       socket.destroy();

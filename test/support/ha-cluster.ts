@@ -151,6 +151,11 @@ export class HaCluster {
   get dispatcherUrl(): string {
     return `http://127.0.0.1:${this.dispatcherPort}`;
   }
+  /** The dispatcher's internal API needs the secret when the cluster runs with BROKER_INTERNAL_SECRET. */
+  get internalHeaders(): Record<string, string> {
+    const secret = this.options.dispatcherEnv?.BROKER_INTERNAL_SECRET;
+    return secret ? { 'x-broker-internal-secret': secret } : {};
+  }
 
   /** Origin, dispatcher, servers (all healthy and registered) and the balancer in front of them. */
   async start(): Promise<this> {
@@ -208,23 +213,33 @@ export class HaCluster {
       clientId,
       port,
       prefix: `c${n}`,
-      proc: this.group.broker(`client-${n}`, 'client', {
-        BROKER_TOKEN: this.token,
-        BROKER_SERVER_URL: this.sharedUrl,
-        BROKER_HA_MODE_ENABLED: 'true',
-        BROKER_DISPATCHER_BASE_URL: this.dispatcherUrl,
-        BROKER_CLIENT_ID: clientId,
-        PREFLIGHT_CHECKS_ENABLED: 'false',
-        PORT: String(port),
-        ACCEPT: this.#clientAccept,
-        ORIGIN_URL: `${this.origin.url}/c${n}`,
-        BROKER_CLIENT_DRAIN_GRACE_MS: '10000',
-        LOG_LEVEL: 'info',
-        ...this.options.clientEnv,
-      }),
+      proc: this.#spawnClient(`client-${n}`, n, port, clientId),
     };
     this.clients.push(node);
     return node;
+  }
+
+  /** Starts client `c` again (same id, port and origin prefix), as Kubernetes restarts a pod; does not wait for it. */
+  restartClient(c: ClientNode, name = `client-${c.n}#${this.group.all().filter((p) => p.name.startsWith(`client-${c.n}`)).length + 1}`): RunningProcess {
+    c.proc = this.#spawnClient(name, c.n, c.port, c.clientId);
+    return c.proc;
+  }
+
+  #spawnClient(name: string, n: number, port: number, clientId: string): RunningProcess {
+    return this.group.broker(name, 'client', {
+      BROKER_TOKEN: this.token,
+      BROKER_SERVER_URL: this.sharedUrl,
+      BROKER_HA_MODE_ENABLED: 'true',
+      BROKER_DISPATCHER_BASE_URL: this.dispatcherUrl,
+      BROKER_CLIENT_ID: clientId,
+      PREFLIGHT_CHECKS_ENABLED: 'false',
+      PORT: String(port),
+      ACCEPT: this.#clientAccept,
+      ORIGIN_URL: `${this.origin.url}/c${n}`,
+      BROKER_CLIENT_DRAIN_GRACE_MS: '10000',
+      LOG_LEVEL: 'info',
+      ...this.options.clientEnv,
+    });
   }
 
   client(n: number): ClientNode {
@@ -241,6 +256,24 @@ export class HaCluster {
     await waitFor(`clients ${clients.map((c) => c.n).join(',')} ready`, async () => (await Promise.all(clients.map((c) => this.isReady(c)))).every(Boolean), { timeoutMs, intervalMs: 200 });
   }
 
+  /**
+   * Converged: the dispatcher lists exactly `clients` as allocated and connected, and each is
+   * ready. Resolves with the time it happened; the error carries the last dispatcher view.
+   */
+  async waitConverged(clients: ClientNode[], timeoutMs = 90_000): Promise<number> {
+    let view: unknown;
+    const want = new Set(clients.map((c) => c.clientId));
+    return waitFor(`clients ${clients.map((c) => c.n).join(',')} allocated, connected and ready`, async () => {
+      const v = await this.tokenView();
+      view = v.allocations;
+      const connected = new Set(v.allocations.filter((a) => a.connected).map((a) => a.client_id));
+      if (connected.size !== want.size || ![...want].every((id) => connected.has(id))) return 0;
+      return (await Promise.all(clients.map((c) => this.isReady(c)))).every(Boolean) ? Date.now() : 0;
+    }, { timeoutMs, intervalMs: 250 }).catch((err: Error) => {
+      throw new Error(`${err.message}; dispatcher allocations: ${JSON.stringify(view)}`);
+    });
+  }
+
   /** The server id a client was last given ("received server id"). */
   allocatedServer(c: ClientNode): string | undefined {
     const last = logLines(c.proc).filter((e) => e.msg === 'received server id').at(-1);
@@ -249,7 +282,7 @@ export class HaCluster {
 
   async liveServerIds(): Promise<string[]> {
     try {
-      const r = await request(`${this.dispatcherUrl}/internal/brokerservers`, { headersTimeout: 3000, bodyTimeout: 3000, reset: true });
+      const r = await request(`${this.dispatcherUrl}/internal/brokerservers`, { headersTimeout: 3000, bodyTimeout: 3000, reset: true, headers: this.internalHeaders });
       const doc = (await r.body.json()) as { data?: Array<{ id?: string; attributes?: { status?: string; server_id?: string } }> };
       return (doc.data ?? []).filter((s) => s.attributes?.status === 'live').map((s) => String(s.attributes?.server_id ?? s.id));
     } catch {
@@ -259,7 +292,7 @@ export class HaCluster {
 
   /** The dispatcher's routing view of the token: allocations and live tunnels per server. */
   async tokenView(): Promise<{ allocations: Array<{ client_id: string; server_id: string; connected: boolean }>; tunnels: number; servers: Array<{ server_id: string; tunnels: number }> }> {
-    const r = await request(`${this.dispatcherUrl}/internal/tokens/${hashToken(this.token)}/connections`, { headersTimeout: 3000, bodyTimeout: 3000, reset: true });
+    const r = await request(`${this.dispatcherUrl}/internal/tokens/${hashToken(this.token)}/connections`, { headersTimeout: 3000, bodyTimeout: 3000, reset: true, headers: this.internalHeaders });
     if (r.statusCode !== 200) {
       await r.body.dump();
       return { allocations: [], tunnels: 0, servers: [] };
