@@ -174,7 +174,7 @@ export class PlatformRelay {
     for (;;) {
       if (this.#platformGone) return 'platform-gone';
       if (this.#timedOut) {
-        this.#fail(504, 'response-timeout', `no answer from the broker client within ${this.deps.requestTimeoutMs} ms`);
+        this.#fail(504, 'response-timeout', this.#timeoutMessage());
         return 'timeout';
       }
       let selection = pool.select(this.init.token, suspectClients.size ? this.#withClients(exclude, suspectClients) : exclude);
@@ -206,7 +206,7 @@ export class PlatformRelay {
         case 'platform-gone':
           return 'platform-gone';
         case 'timeout':
-          this.#fail(504, 'response-timeout', `no answer from the broker client within ${this.deps.requestTimeoutMs} ms`);
+          this.#fail(504, 'response-timeout', this.#timeoutMessage());
           return 'timeout';
         case 'failed':
           this.#fail(outcome.status, outcome.reason, outcome.message);
@@ -224,13 +224,19 @@ export class PlatformRelay {
           }
           // An idempotent request whose retry dropped too (both tunnels of a dying client) may still go to another server.
           if (this.init.idempotent) return this.#elsewhere(`the broker client connection dropped before answering (${outcome.detail})`);
-          this.#fail(502, 'tunnel-closed', `the broker client connection dropped before answering (${outcome.detail})`);
+          // Not retried: the client may have relayed it before it dropped, and the platform must know.
+          this.#fail(502, 'tunnel-closed', `the broker client connection dropped before answering (${outcome.detail}); the request may have reached the origin, so it was not retried`);
           return 'tunnel-closed';
       }
     }
   }
 
   #fallbackTried = false;
+
+  #timeoutMessage(): string {
+    const base = `no answer from the broker client within ${this.deps.requestTimeoutMs} ms`;
+    return this.init.idempotent ? base : `${base}; the request may have reached the origin`;
+  }
 
   /** The fallback (a peer server), at most once per request; true when it answered the platform. */
   async #tryFallback(): Promise<boolean> {
@@ -445,8 +451,11 @@ export class RelayAttempt implements TunnelWaiter {
     }
     const hold = relay.canRetry && this.deps.retryBufferBytes > 0;
     let held: Buffer[] = [];
-    if (hold) {
-      const result = await this.#hold(upload, held);
+    // Without a retry buffer the head still waits for the first body byte (at most
+    // retryBufferMs): an upload cut before any body byte then gets the platform a clean 502
+    // instead of a connection closed without a status line.
+    {
+      const result = await this.#hold(upload, held, hold ? this.deps.retryBufferBytes : 0);
       if (this.#settled) return;
       if (result === 'aborted') {
         upload.destroy();
@@ -492,8 +501,7 @@ export class RelayAttempt implements TunnelWaiter {
   }
 
   /** Holds the first bytes of an idempotent answer: until it ends, exceeds the buffer, or takes too long. */
-  #hold(upload: IncomingMessage, held: Buffer[]): Promise<'end' | 'full' | 'slow' | 'aborted'> {
-    const limit = this.deps.retryBufferBytes;
+  #hold(upload: IncomingMessage, held: Buffer[], limit: number): Promise<'end' | 'full' | 'slow' | 'aborted'> {
     const maxMs = this.deps.retryBufferMs ?? 200;
     return new Promise((resolve) => {
       let size = 0;
