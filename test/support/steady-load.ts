@@ -237,3 +237,23 @@ export function summaryLine(fault: string, r: SteadyLoadReport, recoveryMs: numb
   const failedPost = r.failed.length - failedGet;
   return `fault=${fault} sent=${r.sent} ok=${r.ok} failed=${r.failed.length} failedGET=${failedGet} failedPOST=${failedPost} hung=${r.hung} retried=${r.retried} duplicates=${r.duplicatesAtOrigin} maxLatencyMs=${r.maxLatencyMs} recoveryMs=${recoveryMs ?? '-'}`;
 }
+
+/** What a failed non-idempotent request that reached the origin must say about itself. */
+export const MAY_HAVE_BEEN_APPLIED = /may have (been applied|reached)/i;
+
+/**
+ * The fault suite's goal: zero lost idempotent requests, zero hung requests, no duplicate POST
+ * at the origin, and every failed POST answered with a clear status and x-broker-failure
+ * reason (saying it may have been applied when the origin in fact got it).
+ */
+export function assertFaultGoal(r: SteadyLoadReport, assertOk: (ok: boolean, message: string) => void): void {
+  const gets = r.failed.filter((f) => f.method === 'GET');
+  assertOk(gets.length === 0, `failed GETs: ${describeLoadFailures(gets)}`);
+  assertOk(r.hung === 0, `${r.hung} hung requests (${JSON.stringify(r.byMethod)})`);
+  assertOk(r.duplicatesAtOrigin === 0, `${r.duplicatesAtOrigin} POSTs reached the origin more than once`);
+  const unclear = r.failed.filter((f) => f.method === 'POST' && (f.status < 400 || !f.reason));
+  assertOk(unclear.length === 0, `POSTs failed without a status and x-broker-failure reason: ${describeLoadFailures(unclear)}`);
+  const silent = r.failed.filter((f) => f.method === 'POST' && f.seenAtOrigin && !MAY_HAVE_BEEN_APPLIED.test(f.error));
+  assertOk(silent.length === 0, `POSTs the origin received reported failed without saying they may have been applied: ${describeLoadFailures(silent)}`);
+  assertOk(r.ok + r.failed.length + r.hung === r.sent, `accounting: ok ${r.ok} + failed ${r.failed.length} + hung ${r.hung} ≠ sent ${r.sent}`);
+}
