@@ -151,6 +151,11 @@ export class HaCluster {
   get dispatcherUrl(): string {
     return `http://127.0.0.1:${this.dispatcherPort}`;
   }
+  /** The dispatcher's internal API needs the secret when the cluster runs with BROKER_INTERNAL_SECRET. */
+  get internalHeaders(): Record<string, string> {
+    const secret = this.options.dispatcherEnv?.BROKER_INTERNAL_SECRET;
+    return secret ? { 'x-broker-internal-secret': secret } : {};
+  }
 
   /** Origin, dispatcher, servers (all healthy and registered) and the balancer in front of them. */
   async start(): Promise<this> {
@@ -277,7 +282,7 @@ export class HaCluster {
 
   async liveServerIds(): Promise<string[]> {
     try {
-      const r = await request(`${this.dispatcherUrl}/internal/brokerservers`, { headersTimeout: 3000, bodyTimeout: 3000, reset: true });
+      const r = await request(`${this.dispatcherUrl}/internal/brokerservers`, { headersTimeout: 3000, bodyTimeout: 3000, reset: true, headers: this.internalHeaders });
       const doc = (await r.body.json()) as { data?: Array<{ id?: string; attributes?: { status?: string; server_id?: string } }> };
       return (doc.data ?? []).filter((s) => s.attributes?.status === 'live').map((s) => String(s.attributes?.server_id ?? s.id));
     } catch {
@@ -287,7 +292,7 @@ export class HaCluster {
 
   /** The dispatcher's routing view of the token: allocations and live tunnels per server. */
   async tokenView(): Promise<{ allocations: Array<{ client_id: string; server_id: string; connected: boolean }>; tunnels: number; servers: Array<{ server_id: string; tunnels: number }> }> {
-    const r = await request(`${this.dispatcherUrl}/internal/tokens/${hashToken(this.token)}/connections`, { headersTimeout: 3000, bodyTimeout: 3000, reset: true });
+    const r = await request(`${this.dispatcherUrl}/internal/tokens/${hashToken(this.token)}/connections`, { headersTimeout: 3000, bodyTimeout: 3000, reset: true, headers: this.internalHeaders });
     if (r.statusCode !== 200) {
       await r.body.dump();
       return { allocations: [], tunnels: 0, servers: [] };
