@@ -3,6 +3,7 @@ export const SERVER_ENV_HELP = `
 Environment (Snyk Broker names where they exist):
   PORT                               HTTP port for tunnels, the platform API and health (default 7341)
   BROKER_SERVER_HOST                 interface to bind (default: all interfaces)
+  HTTPS_CERT / HTTPS_KEY             serve PORT over TLS (https and wss) with this PEM certificate and key (files)
   ACCEPT                             accept rules file (optional). public rules guard /broker/<token>/*
                                      (unset: every path is allowed); private rules guard webhooks from
                                      clients (unset: webhooks are refused with 401)

@@ -1,5 +1,7 @@
 import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
 import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from './env.js';
 import { compileRules, FilterError, loadAcceptFile, type RuleSet } from '../filters/index.js';
 
@@ -7,6 +9,8 @@ export interface ServerConfig {
   port: number;
   /** Interface to bind; undefined = all interfaces (what a pod needs). */
   host?: string;
+  /** HTTPS_CERT / HTTPS_KEY (PEM, already read and checked): listen with TLS (https and wss on PORT). */
+  tls?: { cert: Buffer; key: Buffer; certPath: string; keyPath: string };
   /** Absolute path of the ACCEPT file, when one is configured. */
   acceptPath?: string;
   /** Rules for /broker/<token>/* (undefined: every path is allowed). */
@@ -91,7 +95,8 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
     r.problem(`BROKER_SERVER_ID (or the HOSTNAME suffix) must be 1-128 characters of letters, digits, ".", "_", "~" or "-", got ${JSON.stringify(serverId)}`);
   }
   const hostForLinks = hostnameEnv ?? osHostname();
-  const peerRaw = r.string('BROKER_SERVER_PEER_URL') ?? `http://${hostForLinks}:${port}`;
+  const tls = await readTlsFiles(r);
+  const peerRaw = r.string('BROKER_SERVER_PEER_URL') ?? `${tls ? 'https' : 'http'}://${hostForLinks}:${port}`;
   r.url('BROKER_SERVER_PEER_URL', peerRaw);
 
   const pingIntervalMs = r.int('SOCKET_PING_INTERVAL', 25_000, { min: 100, max: 600_000 });
@@ -136,6 +141,7 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
   return {
     port,
     host,
+    tls,
     acceptPath,
     publicRules,
     privateRules,
@@ -165,4 +171,32 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
     logLevel,
     secrets,
   };
+}
+
+/** HTTPS_CERT / HTTPS_KEY (Snyk's names): both or neither, readable, and a matching PEM pair. */
+async function readTlsFiles(r: EnvReader): Promise<ServerConfig['tls']> {
+  const certPath = r.string('HTTPS_CERT');
+  const keyPath = r.string('HTTPS_KEY');
+  if (certPath === undefined && keyPath === undefined) return undefined;
+  if (certPath === undefined || keyPath === undefined) {
+    r.problem(`HTTPS_CERT and HTTPS_KEY must be set together (only ${certPath === undefined ? 'HTTPS_KEY' : 'HTTPS_CERT'} is set)`);
+    return undefined;
+  }
+  const read = async (name: string, path: string) => {
+    try {
+      return await readFile(resolve(path));
+    } catch (err) {
+      r.problem(`${name}: cannot read ${resolve(path)} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      return undefined;
+    }
+  };
+  const [cert, key] = [await read('HTTPS_CERT', certPath), await read('HTTPS_KEY', keyPath)];
+  if (!cert || !key) return undefined;
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    r.problem(`HTTPS_CERT / HTTPS_KEY: ${resolve(certPath)} and ${resolve(keyPath)} are not a usable PEM certificate and matching private key (${(err as Error).message})`);
+    return undefined;
+  }
+  return { cert, key, certPath: resolve(certPath), keyPath: resolve(keyPath) };
 }

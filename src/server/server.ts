@@ -1,4 +1,4 @@
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ServerConfig } from '../config/server.js';
 import { isSafePath } from '../filters/index.js';
@@ -24,6 +24,7 @@ import { EgressError } from '../http/errors.js';
 import { answerOwner, routeTunnelRequest } from './tunnel-routing.js';
 import type { PeerServer } from './peer-routing.js';
 import { admitPeerRequest, peerHopHeaders, PEER_SECRET_FAILURE } from './peer-auth.js';
+import { createListener } from './listener.js';
 
 export interface ServerDeps {
   logger: Logger;
@@ -420,7 +421,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     });
   }
 
-  const http: Server = createHttpServer((req, res) => {
+  const http: Server = createListener(config.tls, (req, res) => {
     onRequest(req, res).catch((err) => {
       logger.error({ error: describeError(err) }, 'request handler failed');
       if (!res.headersSent) sendFailure(res, 500, 'internal-error', { ok: false });
@@ -474,7 +475,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       // tunnel of a token would answer 404 for clients that are connected to its peers.
       if (routing) void routing.start().finally(() => (started = true));
       else started = true;
-      logger.info({ port: boundPort, serverId: config.serverId, accept: config.acceptPath ?? null, dispatcher: Boolean(config.dispatcherUrl), version: VERSION }, 'broker server listening');
+      logger.info({ port: boundPort, serverId: config.serverId, accept: config.acceptPath ?? null, dispatcher: Boolean(config.dispatcherUrl), tls: config.tls !== undefined, version: VERSION }, 'broker server listening');
       return boundPort;
     },
     stop(reason = 'stop') {
