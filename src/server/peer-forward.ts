@@ -55,7 +55,7 @@ export async function forwardToPeer(
     }
     // The peer may have relayed it: a non-idempotent request is not sent a second time.
     deps.logger.warn({ requestId: init.requestId, peer: peer.serverId, error: describeError(err) }, 'peer server failed after the request was sent');
-    if (!res.headersSent) sendFailure(res, 502, 'peer-failed', { ok: false, message: 'the peer broker server holding the tunnel failed before answering' }, { 'snyk-request-id': init.requestId });
+    if (!res.headersSent) sendFailure(res, 502, 'peer-failed', { ok: false, message: 'the peer broker server holding the tunnel failed before answering; the request may have reached the origin, so it was not retried' }, { 'snyk-request-id': init.requestId });
     return 'answered';
   }
   const failure = answer.headers['x-broker-failure'];
