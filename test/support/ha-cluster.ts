@@ -331,7 +331,7 @@ export class HaCluster {
     return this.origin.seenIds;
   }
 
-  /** SteadyLoadTarget: broker_server_relay_retries_total (all reasons) per running server instance. */
+  /** SteadyLoadTarget: retries (relay retries of all reasons + peer forwards moved on) per running server instance. */
   async retries(): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     await Promise.all(
@@ -341,7 +341,10 @@ export class HaCluster {
           const r = await request(`http://127.0.0.1:${s.port}/metrics`, { headersTimeout: 3000, bodyTimeout: 3000, reset: true });
           const text = await r.body.text();
           let sum = 0;
-          for (const line of text.split('\n')) if (line.startsWith('broker_server_relay_retries_total')) sum += Number(line.split(' ').at(-1)) || 0;
+          // Relays moved to another connection, and peer forwards that moved on to the next target.
+          for (const line of text.split('\n')) {
+            if (line.startsWith('broker_server_relay_retries_total') || line.startsWith('broker_server_peer_forwards_total{outcome="unavailable"}')) sum += Number(line.split(' ').at(-1)) || 0;
+          }
           out.set(s.proc.name, sum);
         } catch {
           // down or stopped: its last scraped value stands

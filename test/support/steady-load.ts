@@ -46,6 +46,8 @@ export interface LoadFailureRecord {
   error: string;
   /** x-broker-retry-elsewhere was set. */
   retryElsewhere: boolean;
+  /** snyk-request-id of the answer, to find the request in the servers' logs. */
+  requestId?: string;
   /** Filled in by report(): the origin received this request (a failed POST may have been applied). */
   seenAtOrigin?: boolean;
 }
@@ -68,6 +70,8 @@ export interface SteadyLoadReport {
 }
 
 export interface SteadyLoad {
+  /** Date.now() when it started (failure `at` values are relative to it). */
+  readonly startedAt: number;
   readonly sent: number;
   readonly ok: number;
   /** The report so far (requests in flight are neither ok nor failed). */
@@ -125,10 +129,10 @@ export function startSteadyLoad(target: SteadyLoadTarget, options: SteadyLoadOpt
       isHung = true;
       abort.abort(new Error(`not settled within ${deadlineMs} ms`));
     }, deadlineMs);
-    const fail = (status: number, reason: string, error: string, retryElsewhere = false) => {
+    const fail = (status: number, reason: string, error: string, retryElsewhere = false, requestId?: string) => {
       if (isHung) return;
       byMethod[method].failed++;
-      failed.push({ method, id, at, status, reason, error, retryElsewhere });
+      failed.push({ method, id, at, status, reason, error, retryElsewhere, requestId });
     };
     try {
       const body = method === 'POST' ? JSON.stringify({ id, seq, pad }) : undefined;
@@ -148,7 +152,7 @@ export function startSteadyLoad(target: SteadyLoadTarget, options: SteadyLoadOpt
         ok++;
         byMethod[method].ok++;
       } else {
-        fail(r.statusCode, String(r.headers['x-broker-failure'] ?? ''), text.slice(0, 200), r.headers['x-broker-retry-elsewhere'] === 'true');
+        fail(r.statusCode, String(r.headers['x-broker-failure'] ?? ''), text.slice(0, 200), r.headers['x-broker-retry-elsewhere'] === 'true', r.headers['snyk-request-id'] as string | undefined);
       }
     } catch (err) {
       fail(0, '', `error ${(err as Error).message}`);
@@ -200,6 +204,7 @@ export function startSteadyLoad(target: SteadyLoadTarget, options: SteadyLoadOpt
 
   let stopping: Promise<SteadyLoadReport> | undefined;
   return {
+    startedAt: started,
     get sent() {
       return sent;
     },
@@ -227,7 +232,7 @@ export function describeLoadFailures(failures: readonly LoadFailureRecord[]): st
     const key = `${f.method} ${f.status} ${f.reason || '-'}${f.seenAtOrigin ? ' (seen at origin)' : ''}`;
     groups.set(key, (groups.get(key) ?? 0) + 1);
   }
-  const first = failures.slice(0, 5).map((f) => `+${f.at} ms ${f.method} ${f.id}: ${f.status} ${f.reason} ${f.error}`);
+  const first = failures.slice(0, 8).map((f) => `+${f.at} ms ${f.method} ${f.id}${f.requestId ? ` (${f.requestId})` : ''}: ${f.status} ${f.reason} ${f.error}`);
   return `${failures.length} failed: ${[...groups].map(([k, n]) => `${n}× ${k}`).join('; ')}\n  ${first.join('\n  ')}`;
 }
 
@@ -246,14 +251,16 @@ export const MAY_HAVE_BEEN_APPLIED = /may have (been applied|reached)/i;
  * at the origin, and every failed POST answered with a clear status and x-broker-failure
  * reason (saying it may have been applied when the origin in fact got it).
  */
-export function assertFaultGoal(r: SteadyLoadReport, assertOk: (ok: boolean, message: string) => void): void {
-  const gets = r.failed.filter((f) => f.method === 'GET');
+export function assertFaultGoal(r: SteadyLoadReport, assertOk: (ok: boolean, message: string) => void, excuse: (f: LoadFailureRecord) => boolean = () => false): void {
+  // Excused: failures the broker cannot prevent (e.g. the platform's own TCP connection to a server killed with -9).
+  const failed = r.failed.filter((f) => !excuse(f));
+  const gets = failed.filter((f) => f.method === 'GET');
   assertOk(gets.length === 0, `failed GETs: ${describeLoadFailures(gets)}`);
   assertOk(r.hung === 0, `${r.hung} hung requests (${JSON.stringify(r.byMethod)})`);
   assertOk(r.duplicatesAtOrigin === 0, `${r.duplicatesAtOrigin} POSTs reached the origin more than once`);
-  const unclear = r.failed.filter((f) => f.method === 'POST' && (f.status < 400 || !f.reason));
+  const unclear = failed.filter((f) => f.method === 'POST' && (f.status < 400 || !f.reason));
   assertOk(unclear.length === 0, `POSTs failed without a status and x-broker-failure reason: ${describeLoadFailures(unclear)}`);
-  const silent = r.failed.filter((f) => f.method === 'POST' && f.seenAtOrigin && !MAY_HAVE_BEEN_APPLIED.test(f.error));
+  const silent = failed.filter((f) => f.method === 'POST' && f.seenAtOrigin && !MAY_HAVE_BEEN_APPLIED.test(f.error));
   assertOk(silent.length === 0, `POSTs the origin received reported failed without saying they may have been applied: ${describeLoadFailures(silent)}`);
   assertOk(r.ok + r.failed.length + r.hung === r.sent, `accounting: ok ${r.ok} + failed ${r.failed.length} + hung ${r.hung} ≠ sent ${r.sent}`);
 }
