@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Agent } from 'node:http';
 import WebSocket from 'ws';
 import type { Egress } from '../http/egress.js';
-import { describeError } from '../http/errors.js';
+import { describeError, errorCodes } from '../http/errors.js';
 import { decodeEnginePayload, encodeEnginePacket, parseOpenData, RECORD_SEPARATOR } from '../protocol/index.js';
 
 /**
@@ -22,6 +22,38 @@ export interface TunnelTransport {
 }
 
 export type TransportKind = 'websocket' | 'polling';
+
+/** OpenSSL/Node codes of a server certificate this process does not accept. */
+const UNTRUSTED = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'CERT_REJECTED']);
+const EXPIRED = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
+const WRONG_NAME = new Set(['ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH']);
+
+/** An error whose message says what is wrong with the server's TLS certificate and what to set; `tlsCode` names it. */
+export class TunnelTlsError extends Error {
+  constructor(
+    message: string,
+    readonly tlsCode: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Turns a certificate failure on the tunnel into a message an operator can act on (which URL,
+ * which OpenSSL code, which variable fixes it); other errors pass through unchanged.
+ */
+export function explainTunnelError(err: unknown, url: string): Error {
+  const code = errorCodes(err).find((c) => UNTRUSTED.has(c) || EXPIRED.has(c) || WRONG_NAME.has(c));
+  if (code === undefined) return err instanceof Error ? err : new Error(describeError(err));
+  const u = new URL(url);
+  const where = `${u.protocol}//${u.host}`;
+  const why = WRONG_NAME.has(code)
+    ? `does not name ${u.hostname} (${code}): BROKER_SERVER_URL must use a host name the certificate covers`
+    : EXPIRED.has(code)
+      ? `is expired or not yet valid (${code})`
+      : `is not trusted (${code}): set CA_CERT (or NODE_EXTRA_CA_CERTS) to a PEM file with the CA that signed it`;
+  return new TunnelTlsError(`TLS certificate of ${where} ${why}; ${describeError(err)}`, code);
+}
 
 export interface TransportOptions {
   /** http(s) URL of the engine.io endpoint with the tunnel's query (no EIO/transport). */
@@ -54,7 +86,7 @@ class WebSocketTransport extends EventEmitter implements TunnelTransport {
       const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
       this.emit('message', text, isBinary);
     });
-    this.#ws.on('error', (err) => this.emit('error', err));
+    this.#ws.on('error', (err) => this.emit('error', explainTunnelError(err, url.toString())));
     this.#ws.on('close', (code, reason) => this.emit('close', code, reason.toString('utf8')));
   }
   get isOpen(): boolean {
@@ -143,7 +175,7 @@ class PollingTransport extends EventEmitter implements TunnelTransport {
       }
     } catch (err) {
       if (this.#closed) return;
-      this.emit('error', new Error(describeError(err)));
+      this.emit('error', explainTunnelError(err, this.o.url));
       this.#finish(1006, 'polling failed');
     }
   }
@@ -161,7 +193,7 @@ class PollingTransport extends EventEmitter implements TunnelTransport {
       },
       (err: unknown) => {
         this.#posting = false;
-        const e = new Error(describeError(err));
+        const e = explainTunnelError(err, this.o.url);
         for (const b of batch) b.cb?.(e);
         if (!this.#closed) {
           this.emit('error', e);

@@ -16,7 +16,7 @@ import {
 import { backoffDelay, delay } from '../http/backoff.js';
 import type { TunnelRole } from '../config/client.js';
 import type { Egress } from '../http/egress.js';
-import { createTransport, type TransportKind, type TunnelTransport } from './transport.js';
+import { createTransport, TunnelTlsError, type TransportKind, type TunnelTransport } from './transport.js';
 
 export type TunnelState = 'connecting' | 'identified' | 'ready' | 'draining' | 'closed';
 
@@ -422,7 +422,9 @@ export class Tunnel {
         }
       });
       ws.on('error', (err) => {
-        log.warn({ role: this.role, err: err.message }, 'tunnel error');
+        // A refused certificate will not fix itself on retry: said loudly, with what to change.
+        if (err instanceof TunnelTlsError) log.error({ role: this.role, code: err.tlsCode, err: err.message }, 'tunnel TLS certificate refused');
+        else log.warn({ role: this.role, err: err.message }, 'tunnel error');
       });
       ws.on('close', (code, reason) => {
         clearTimeout(connectTimer);
