@@ -37,6 +37,41 @@ export function sendFailure(res: ServerResponse, status: number, reason: string,
   sendJson(res, status, body, { ...headers, 'x-broker-failure': reason });
 }
 
+/** After refusing a body, the rest is read and discarded for at most this long / this much, then the connection is cut. */
+const LINGER_MS = 2000;
+const LINGER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Answers a request whose body is not wanted (413) without reading it all. A client still
+ * sending would get a connection reset instead of the answer if we closed at once (unread
+ * input makes the kernel send RST, which discards what the client has not read yet), so the
+ * rest is discarded unbuffered for at most LINGER_MS / LINGER_BYTES (a "lingering close"),
+ * then the connection is cut. A body that ends sooner leaves the connection usable.
+ */
+export function refuseBody(req: IncomingMessage, res: ServerResponse, status: number, reason: string, body: unknown, headers: Record<string, string> = {}): void {
+  let discarded = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const stop = () => {
+    clearTimeout(timer);
+    req.off('data', count);
+  };
+  const cut = () => {
+    stop();
+    if (!req.complete) req.socket.destroy();
+  };
+  const count = (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > LINGER_BYTES) cut();
+  };
+  req.on('data', count).once('end', stop);
+  res.once('finish', () => {
+    if (req.complete) return stop();
+    timer = setTimeout(cut, LINGER_MS);
+    timer.unref();
+  });
+  sendFailure(res, status, reason, body, headers);
+}
+
 export class BodyTooLargeError extends Error {
   readonly code = 'BODY_TOO_LARGE';
   constructor(limit: number) {
@@ -47,9 +82,9 @@ export class BodyTooLargeError extends Error {
 /**
  * Reads a whole request body up to `limit` bytes (for the few places that must inspect it).
  * Over the limit it rejects with BodyTooLargeError at once (a declared Content-Length before
- * reading anything) and discards the rest unbuffered; an answer with `connection: close` then
- * stops the reading altogether. (A for-await loop left early would destroy the socket, and
- * with it the chance to answer 413.)
+ * reading anything) and discards the rest unbuffered; answer with refuseBody, which bounds
+ * that. (A for-await loop left early would destroy the socket, and with it the chance to
+ * answer 413.)
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);

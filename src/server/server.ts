@@ -4,7 +4,7 @@ import type { ServerConfig } from '../config/server.js';
 import { isSafePath } from '../filters/index.js';
 import type { Egress } from '../http/egress.js';
 import { describeError } from '../http/errors.js';
-import { answerClientError, BodyTooLargeError, closeServer, listen, readBody, sendFailure, sendJson } from '../http/server-helpers.js';
+import { answerClientError, BodyTooLargeError, closeServer, listen, readBody, refuseBody, sendFailure, sendJson } from '../http/server-helpers.js';
 import type { Logger, SecretScrubber } from '../observability/logger.js';
 import type { Registry } from '../observability/metrics.js';
 import { VERSION } from '../version.js';
@@ -137,8 +137,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
         body = await readBody(req, config.bodyLimitBytes);
       } catch (err) {
         if (err instanceof BodyTooLargeError) {
-          // The rest is not read: the connection closes after this answer.
-          return sendFailure(res, 413, 'body-too-large', { ok: false, message: `request body exceeds ${config.bodyLimitBytes} bytes` }, { ...idHeader, connection: 'close' });
+          return refuseBody(req, res, 413, 'body-too-large', { ok: false, message: `request body exceeds ${config.bodyLimitBytes} bytes` }, idHeader);
         }
         return sendFailure(res, 400, 'bad-request', { ok: false, message: `could not read the request body: ${describeError(err)}` }, idHeader);
       }

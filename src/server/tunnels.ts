@@ -4,6 +4,7 @@ import { Server as EngineServer, type Socket as EngineSocket } from 'engine.io';
 import type { Logger, SecretScrubber } from '../observability/logger.js';
 import { encodeServerClose, hashToken, maskToken } from '../protocol/index.js';
 import { describeError } from '../http/errors.js';
+import { refuseBody } from '../http/server-helpers.js';
 import { Connection, type ConnectionHooks, type TunnelTransport } from './connection.js';
 import type { ConnectionPool } from './pool.js';
 import type { DispatcherReporter } from './dispatcher-reporter.js';
@@ -251,7 +252,14 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     live.add(conn);
     socket.on('packet', () => conn.touch());
     socket.on('message', (data: unknown) => conn.receive(typeof data === 'string' ? data : Buffer.from(data as Buffer).toString('utf8')));
-    socket.on('close', (reason: string, description?: unknown) => conn.closed(description ? `${reason}: ${describeError(description)}` : reason));
+    socket.on('close', (reason: string, description?: unknown) => {
+      const detail = description ? describeError(description) : '';
+      if (/max payload size exceeded/i.test(detail)) {
+        // ws refuses the frame from its header (nothing buffered) and closes with 1009.
+        logger.warn({ connection: conn.id, maskedToken: maskToken(conn.pathToken), limitBytes: config.maxFrameBytes }, 'tunnel message larger than SOCKET_MAX_RESPONSE_LENGTH; tunnel closed');
+      }
+      conn.closed(detail ? `${reason}: ${detail}` : reason);
+    });
     socket.on('error', (err: Error) => logger.debug({ connection: conn.id, error: err.message }, 'tunnel error'));
     conn.open();
   });
@@ -278,6 +286,13 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
 
   return {
     handleRequest(req: IncomingMessage, res: ServerResponse): void {
+      // A long-polling upload declared above the frame cap is refused before engine.io reads it
+      // (engine.io would read it all and answer a bare 413).
+      const declared = Number(req.headers['content-length']);
+      if (req.method === 'POST' && Number.isFinite(declared) && declared > config.maxFrameBytes) {
+        logger.warn({ bytes: declared, limitBytes: config.maxFrameBytes }, 'tunnel message larger than SOCKET_MAX_RESPONSE_LENGTH refused');
+        return refuseBody(req, res, 413, 'frame-too-large', { ok: false, message: `tunnel message exceeds ${config.maxFrameBytes} bytes` });
+      }
       engine.handleRequest(req, res);
     },
     handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
