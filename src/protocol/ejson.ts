@@ -52,22 +52,26 @@ function fromWire(value: unknown, depth: number): unknown {
       return Buffer.from(o.$binary, 'base64');
     }
     if (key === '$date') {
-      if (typeof o.$date !== 'number') throw new ProtocolError('BAD_EJSON', '$date must be a number');
-      return new Date(o.$date);
+      // An out-of-range time would decode to an Invalid Date that encodes back as null.
+      const date = typeof o.$date === 'number' ? new Date(o.$date) : undefined;
+      if (date === undefined || Number.isNaN(date.getTime())) throw new ProtocolError('BAD_EJSON', '$date must be a time in milliseconds');
+      return date;
     }
     if (key === '$escape') {
       const inner = o.$escape;
       if (inner === null || typeof inner !== 'object' || Array.isArray(inner)) {
         throw new ProtocolError('BAD_EJSON', '$escape must wrap an object');
       }
-      const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(inner)) out[k] = fromWire(v, depth + 1);
-      return out;
+      return decodeObject(inner as Record<string, unknown>, depth);
     }
   }
+  return decodeObject(o, depth);
+}
+
+function decodeObject(o: Record<string, unknown>, depth: number): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) {
-    // Guard against prototype pollution from hostile frames.
+    // A hostile "__proto__" key would otherwise set the decoded object's prototype.
     if (k === '__proto__') continue;
     out[k] = fromWire(v, depth + 1);
   }

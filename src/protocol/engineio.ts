@@ -60,8 +60,15 @@ export function parseOpenData(data: string): EngineOpenData {
     throw new ProtocolError('BAD_JSON', 'engine.io open packet is not JSON', { cause: err });
   }
   const o = parsed as Partial<EngineOpenData> | null;
-  if (!o || typeof o.sid !== 'string' || typeof o.pingInterval !== 'number' || typeof o.pingTimeout !== 'number') {
-    throw new ProtocolError('BAD_PACKET', 'engine.io open packet lacks sid/pingInterval/pingTimeout');
+  if (!o || typeof o !== 'object' || typeof o.sid !== 'string' || !isTimerMs(o.pingInterval) || !isTimerMs(o.pingTimeout)) {
+    throw new ProtocolError('BAD_PACKET', 'engine.io open packet lacks sid or a usable pingInterval/pingTimeout');
   }
-  return { sid: o.sid, upgrades: Array.isArray(o.upgrades) ? o.upgrades : [], pingInterval: o.pingInterval, pingTimeout: o.pingTimeout, maxPayload: o.maxPayload };
+  const upgrades = Array.isArray(o.upgrades) ? o.upgrades.filter((u): u is string => typeof u === 'string') : [];
+  const maxPayload = typeof o.maxPayload === 'number' && Number.isSafeInteger(o.maxPayload) && o.maxPayload > 0 ? o.maxPayload : undefined;
+  return { sid: o.sid, upgrades, pingInterval: o.pingInterval, pingTimeout: o.pingTimeout, maxPayload };
+}
+
+/** Node turns a timer delay that is not a finite number up to 2^31-1 into 1 ms: refuse those. */
+function isTimerMs(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0x7fffffff;
 }
