@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Egress } from '../http/egress.js';
 import { delay } from '../http/backoff.js';
-import { classifyEgressError, describeError, errorCodes } from '../http/errors.js';
+import { classifyEgressError, describeError, errorCodes, EgressError } from '../http/errors.js';
 import { HOP_BY_HOP } from '../http/server-helpers.js';
 import type { Logger } from '../observability/logger.js';
 import { isUuid, parseRelayRequest, type RelayRequest, type Reply, type ResponseHead } from '../protocol/index.js';
@@ -51,6 +51,20 @@ export function errorTypeForStatus(status: number): string | undefined {
   if (status >= 500) return 'DOWNSTREAM_SERVER_ERROR';
   if (status >= 400 && status !== 404) return 'DOWNSTREAM_UNEXPECTED';
   return undefined;
+}
+
+/** Codes that mean no connection to the origin was ever made. */
+const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * The contract's errorType for a failed origin call (protocol §3.3, as the real client maps
+ * errnos): refused/unresolvable → DOWNSTREAM_UNREACHABLE, timeouts → DOWNSTREAM_TIMEOUT, anything
+ * else — a reset or a socket closed after connecting — → DOWNSTREAM_ERROR.
+ */
+export function originError(err: unknown): EgressError {
+  const e = classifyEgressError(err);
+  if (e.code !== 'DOWNSTREAM_UNREACHABLE' || errorCodes(err).some((c) => NEVER_CONNECTED.has(c))) return e;
+  return new EgressError('DOWNSTREAM_ERROR', e.message, { cause: err });
 }
 
 /** `/ctx/<uuid>` at the start of the url is routing context, not part of the origin path. */
@@ -174,7 +188,7 @@ export function createRelay(opts: RelayOptions) {
           await delay(connectRetryDelayMs);
           continue;
         }
-        throw classifyEgressError(err);
+        throw originError(err);
       }
     }
   }
@@ -220,7 +234,7 @@ export function createRelay(opts: RelayOptions) {
         chunks.push(chunk as Buffer);
       }
     } catch (err) {
-      const e = classifyEgressError(err);
+      const e = originError(err);
       log.warn({ requestId, url: req.url, code: e.code, err: e.message }, 'origin answer broke off');
       return brokerError(e.status, e.code, e.message);
     }
