@@ -128,6 +128,17 @@ export interface ClusterOptions {
   originDelayMs?: number;
   /** Clients also relay POST /* to the origin (the fault suite's mixed load). */
   allowPost?: boolean;
+  /**
+   * Dispatcher replicas (default 1). With more, each runs on its own port behind a round-robin
+   * balancer whose URL is dispatcherUrl (they need a shared store: DISPATCHER_REDIS_URL in dispatcherEnv).
+   */
+  dispatcherReplicas?: number;
+}
+
+export interface DispatcherReplica {
+  readonly index: number;
+  readonly port: number;
+  proc: RunningProcess;
 }
 
 export class HaCluster {
@@ -139,6 +150,9 @@ export class HaCluster {
   balancer!: Balancer;
   dispatcher!: RunningProcess;
   dispatcherPort = 0;
+  /** With dispatcherReplicas > 1: the replicas, and the balancer in front of them at dispatcherPort. */
+  readonly dispatcherReplicas: DispatcherReplica[] = [];
+  dispatcherBalancer: Balancer | undefined;
   #dispatcherStarts = 0;
   #clientAccept = '';
   readonly #loads: Load[] = [];
@@ -163,8 +177,18 @@ export class HaCluster {
     const privateRules = [{ method: 'GET', path: '/*', origin: '${ORIGIN_URL}' }];
     if (this.options.allowPost) privateRules.push({ method: 'POST', path: '/*', origin: '${ORIGIN_URL}' });
     this.#clientAccept = await writeAcceptFile({ private: privateRules, public: [{ method: 'POST', path: '/webhook/*' }] });
-    this.dispatcherPort = await freePort();
-    await this.startDispatcher();
+    const replicas = this.options.dispatcherReplicas ?? 1;
+    if (replicas > 1) {
+      const ports = await Promise.all(Array.from({ length: replicas }, () => freePort()));
+      ports.forEach((port, index) => this.dispatcherReplicas.push({ index, port, proc: undefined as unknown as RunningProcess }));
+      await Promise.all(this.dispatcherReplicas.map((d) => this.startDispatcherReplica(d)));
+      this.dispatcher = this.dispatcherReplicas[0]!.proc;
+      this.dispatcherBalancer = await startBalancer(ports);
+      this.dispatcherPort = this.dispatcherBalancer.port;
+    } else {
+      this.dispatcherPort = await freePort();
+      await this.startDispatcher();
+    }
     const count = this.options.servers ?? 3;
     const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
     ports.forEach((port, i) => this.servers.push({ id: String(i), port, proc: undefined as unknown as RunningProcess, starts: 0 }));
@@ -185,6 +209,19 @@ export class HaCluster {
     });
     await waitFor('dispatcher up', async () => (await httpStatus(`${this.dispatcherUrl}/readyz`)) === 200, { timeoutMs: 30_000, intervalMs: 100 });
     return this.dispatcher;
+  }
+
+  /** Starts (or restarts, on its port) one dispatcher replica and waits until it is ready. */
+  async startDispatcherReplica(d: DispatcherReplica): Promise<RunningProcess> {
+    this.#dispatcherStarts++;
+    d.proc = this.group.broker(`dispatcher-${d.index}#${this.#dispatcherStarts}`, 'dispatcher', {
+      PORT: String(d.port),
+      DISPATCHER_HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      ...this.options.dispatcherEnv,
+    });
+    await waitFor(`dispatcher replica ${d.index} ready`, async () => (await httpStatus(`http://127.0.0.1:${d.port}/readyz`)) === 200, { timeoutMs: 30_000, intervalMs: 100 });
+    return d.proc;
   }
 
   /** Starts (or restarts, on its port) a server and waits until it is ready. */
@@ -441,6 +478,7 @@ export class HaCluster {
       await Promise.all(this.group.all().map((p) => writeFile(`${process.env.HA_TEST_LOG_DIR}/${p.name}.log`, p.output())));
     }
     await this.balancer?.close();
+    await this.dispatcherBalancer?.close();
     await this.origin?.close();
     return output;
   }

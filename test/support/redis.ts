@@ -29,13 +29,14 @@ export async function redisServerAvailable(): Promise<boolean> {
 
 /**
  * Starts a throwaway `redis-server` on a free loopback port in a temp dir, with persistence
- * off (`--save '' --appendonly no`). Always pair with stop() in t.after/after.
+ * off (`--save '' --appendonly no`), so a restart starts empty. Always pair with stop() in t.after/after.
  */
-export async function startRedis(): Promise<RedisInstance> {
+export async function startRedis(fixedPort?: number): Promise<RedisInstance> {
   if (!(await redisServerAvailable())) throw new Error(`redis-server not found at ${REDIS_SERVER} (apt-get install redis-server, or set REDIS_SERVER)`);
   const dir = await mkdtemp(join(tmpdir(), 'ha-broker-redis-'));
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    // A fixed port restarts a Redis where its clients expect it (the fault suite).
+    const port = fixedPort ?? (await freePort());
     const child: ChildProcess = spawn(
       REDIS_SERVER,
       ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'notice'],
@@ -56,7 +57,7 @@ export async function startRedis(): Promise<RedisInstance> {
     } catch (err) {
       if (!ended) child.kill('SIGKILL');
       // The port was taken between freePort() and bind: try another one.
-      if (attempt < 3 && /Address already in use/i.test(out)) continue;
+      if (fixedPort === undefined && attempt < 3 && /Address already in use/i.test(out)) continue;
       await rm(dir, { recursive: true, force: true });
       throw err;
     }
