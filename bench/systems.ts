@@ -39,13 +39,22 @@ export function directSystem(originUrl: string): System {
   return { name: 'direct', platform: originUrl, stop: async () => {} };
 }
 
+export interface PairOptions {
+  /** Our CLI to run (default dist/cli.js): A/B runs compare two builds. */
+  cli?: string;
+  /** Extra environment for our server and client (e.g. NODE_OPTIONS). */
+  env?: Record<string, string>;
+  name?: string;
+}
+
 /** One broker server and one client, either the real snyk-broker or ours. */
-export async function brokerPair(kind: 'ours' | 'snyk-broker', originUrl: string): Promise<System> {
+export async function brokerPair(kind: 'ours' | 'snyk-broker', originUrl: string, options: PairOptions = {}): Promise<System> {
   const group = new ProcessGroup();
   const files = await acceptFiles(originUrl);
   const serverPort = await freePort();
   const clientPort = await freePort();
-  const serverEnv = { PORT: String(serverPort), ACCEPT: files.server, LOG_LEVEL: 'error' };
+  const extra = kind === 'ours' ? (options.env ?? {}) : {};
+  const serverEnv = { PORT: String(serverPort), ACCEPT: files.server, LOG_LEVEL: 'error', ...extra };
   const clientEnv = {
     BROKER_TOKEN: TOKEN,
     BROKER_SERVER_URL: `http://127.0.0.1:${serverPort}`,
@@ -55,15 +64,18 @@ export async function brokerPair(kind: 'ours' | 'snyk-broker', originUrl: string
     ORIGIN_URL: originUrl,
     PREFLIGHT_CHECKS_ENABLED: 'false',
     LOG_LEVEL: 'error',
+    ...extra,
   };
-  const server = kind === 'ours' ? group.broker('server', 'server', serverEnv) : await startSnykBroker(group, 'server', 'server', serverEnv);
+  const ours = (name: string, command: string, env: Record<string, string | undefined>) =>
+    options.cli ? group.spawnNode(name, options.cli, [command], env) : group.broker(name, command, env);
+  const server = kind === 'ours' ? ours('server', 'server', serverEnv) : await startSnykBroker(group, 'server', 'server', serverEnv);
   await waitFor('server health', async () => {
     const res = await request(`http://127.0.0.1:${serverPort}/healthcheck`);
     await res.body.dump();
     return res.statusCode === 200;
   }, { timeoutMs: 30_000, intervalMs: 100 });
-  const client = kind === 'ours' ? group.broker('client', 'client', clientEnv) : await startSnykBroker(group, 'client', 'client', clientEnv);
+  const client = kind === 'ours' ? ours('client', 'client', clientEnv) : await startSnykBroker(group, 'client', 'client', clientEnv);
   const platform = `http://127.0.0.1:${serverPort}/broker/${TOKEN}`;
   await waitReady(platform);
-  return { name: kind, platform, client, server, stop: () => group.stopAll() };
+  return { name: options.name ?? kind, platform, client, server, stop: () => group.stopAll() };
 }
