@@ -54,6 +54,25 @@ export function responseDataUrl(target: Pick<ResponseTarget, 'serverUrl' | 'serv
   return `${target.serverUrl.replace(/\/+$/, '')}/response-data/${encodeURIComponent(token)}/${encodeURIComponent(target.streamingID)}?${params}`;
 }
 
+/** Origin and path of a target's response-data URL, split once per server and role (not per answer). */
+interface UrlParts {
+  origin: string;
+  /** Path up to the encoded streamingID. */
+  prefix: string;
+  /** `?...` */
+  query: string;
+}
+
+const STREAMING_ID_SLOT = 'x';
+
+function urlParts(target: Pick<ResponseTarget, 'serverUrl' | 'serverId' | 'role'>, token: string): UrlParts {
+  const url = new URL(responseDataUrl({ ...target, streamingID: STREAMING_ID_SLOT }, token));
+  return { origin: url.origin, prefix: url.pathname.slice(0, -STREAMING_ID_SLOT.length), query: url.search };
+}
+
+/** The server's answer to an upload is a short JSON: anything longer is not a broker server. */
+const MAX_UPLOAD_ANSWER_BYTES = 64 * 1024;
+
 /** Answers up to this size (by their content-length) are read whole and posted in one write. */
 const SMALL_BODY_BYTES = 64 * 1024;
 
@@ -65,14 +84,23 @@ function headerValue(v: string | string[] | undefined): string | undefined {
  * Reads a body whose content-length is small and known (undici fails a body longer than its
  * content-length, so this stays bounded); keeps what was read and any error.
  */
-async function readAll(body: Readable): Promise<{ chunks: Buffer[]; error?: unknown }> {
-  const chunks: Buffer[] = [];
-  try {
-    for await (const chunk of body) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-  } catch (error) {
-    return { chunks, error: error ?? new Error('body failed') };
-  }
-  return { chunks };
+function readAll(body: Readable): Promise<{ chunks: Buffer[]; error?: unknown }> {
+  // Plain events, not an async iterator: this runs once per relayed request.
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let done = false;
+    const finish = (error?: unknown) => {
+      if (done) return;
+      done = true;
+      body.off('data', onData);
+      resolve(error === undefined ? { chunks } : { chunks, error });
+    };
+    const onData = (chunk: Buffer | string) => chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    body.on('data', onData);
+    body.once('end', () => finish());
+    body.once('error', (err) => finish(err ?? new Error('body failed')));
+    body.once('close', () => finish(body.readableEnded ? undefined : new Error('body closed before its end')));
+  });
 }
 
 /** A body that broke off while read whole: what was read, then the error, as streaming would. */
@@ -93,9 +121,21 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
   const retries = opts.retries ?? 3;
   const retryDelayMs = opts.retryDelayMs ?? 500;
   const log = opts.logger;
+  const parts = new Map<string, UrlParts>();
+
+  function partsFor(target: ResponseTarget): UrlParts {
+    const key = `${target.serverUrl}\n${target.serverId ?? ''}\n${target.role}`;
+    let p = parts.get(key);
+    if (!p) {
+      p = urlParts(target, opts.token);
+      // Placements change rarely; a bound keeps a long-lived client from collecting stale ones.
+      if (parts.size >= 64) parts.clear();
+      parts.set(key, p);
+    }
+    return p;
+  }
 
   async function send(target: ResponseTarget, head: ResponseHead, body?: Readable | Buffer | string): Promise<{ bytes: number }> {
-    const url = responseDataUrl(target, opts.token);
     const headBytes = encodeResponseHead(head);
     const retryErrors: string[] = [];
     // A small answer of announced size goes as one buffer (head + body): one write on the
@@ -148,11 +188,26 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
         if (whole !== undefined) {
           bodyStarted = hasBody;
           bytes = whole.length - headBytes.length;
+          const p = partsFor(target);
+          const res = await opts.egress.requestBuffered({
+            origin: p.origin,
+            path: `${p.prefix}${encodeURIComponent(target.streamingID)}${p.query}`,
+            method: 'POST',
+            headers,
+            body: whole,
+            // Sent in one write, so the bound is on the server's answer (head, then body).
+            timeoutMs: opts.postTimeoutMs,
+            maxResponseBytes: MAX_UPLOAD_ANSWER_BYTES,
+          });
+          if (res.statusCode < 200 || res.statusCode >= 300) {
+            throw new ResponseUploadError(`broker server answered ${res.statusCode} to response-data: ${res.body.toString('utf8', 0, 200)}`);
+          }
+          return { bytes };
         }
-        const res = await opts.egress.request(url, {
+        const res = await opts.egress.request(responseDataUrl(target, opts.token), {
           method: 'POST',
           headers,
-          body: whole ?? Readable.from(stream(), { objectMode: false }),
+          body: Readable.from(stream(), { objectMode: false }),
           signal: AbortSignal.timeout(opts.postTimeoutMs),
         });
         const text = await res.body.text();
