@@ -423,7 +423,7 @@ export class Tunnel {
       });
       ws.on('error', (err) => {
         // A refused certificate will not fix itself on retry: said loudly, with what to change.
-        if (err instanceof TunnelTlsError) log.error({ role: this.role, code: err.tlsCode, err: err.message }, 'tunnel TLS certificate refused');
+        if (err instanceof TunnelTlsError) log.error({ role: this.role, code: err.tlsCode, err: err.message }, 'tunnel error');
         else log.warn({ role: this.role, err: err.message }, 'tunnel error');
       });
       ws.on('close', (code, reason) => {

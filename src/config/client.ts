@@ -4,6 +4,7 @@ import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from './env.js';
 import { ConfigError } from './errors.js';
 import { compileRules, FilterError, loadAcceptFile, type AcceptFile, type RuleSet } from '../filters/index.js';
 import { VERSION } from '../version.js';
+import { checkCaBundle, checkProxyUrl, readTlsFiles } from './files.js';
 
 export type TunnelRole = 'primary' | 'secondary';
 
@@ -100,9 +101,8 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
   const logLevel = r.enumOf('LOG_LEVEL', LOG_LEVELS, 'info');
   const validationUrlRaw = r.string('BROKER_CLIENT_VALIDATION_URL');
   r.url('BROKER_CLIENT_VALIDATION_URL', validationUrlRaw);
-  const httpsCert = r.string('HTTPS_CERT');
-  const httpsKey = r.string('HTTPS_KEY');
-  if ((httpsCert === undefined) !== (httpsKey === undefined)) r.problem('HTTPS_CERT and HTTPS_KEY must be set together');
+  const httpsFiles = await readTlsFiles(r);
+  const [httpsCert, httpsKey] = [httpsFiles?.certPath, httpsFiles?.keyPath];
   const clientId = r.string('BROKER_CLIENT_ID') ?? randomUUID();
   if (!/^[A-Za-z0-9._~-]{1,128}$/.test(clientId)) r.problem('BROKER_CLIENT_ID must be 1-128 characters of letters, digits, ".", "_", "~" or "-"');
   const prefix = r.raw('DISPATCHER_URL_PREFIX', 'SNYK_DISPATCHER_URL_PREFIX') ?? '/hidden/broker';
@@ -125,6 +125,16 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
   const tlsReject = r.string('NODE_TLS_REJECT_UNAUTHORIZED') !== '0';
 
   const transport = r.enumOf('BROKER_CLIENT_TRANSPORT', ['websocket', 'polling'] as const, 'websocket');
+  // Checked here (used elsewhere) so a typo stops the start with exit 2 instead of failing later.
+  await checkCaBundle(r, 'CA_CERT');
+  await checkCaBundle(r, 'NODE_EXTRA_CA_CERTS');
+  for (const name of ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy']) checkProxyUrl(r, name);
+  for (const name of ['DISABLE_BODY_VARS_SUBSTITUTION', 'DISABLE_HEADER_VARS_SUBSTITUTION']) r.bool(name, false);
+  for (const name of ['BROKER_HEALTHCHECK_PATH', 'BROKER_SYSTEMCHECK_PATH']) {
+    const path = r.string(name);
+    if (path !== undefined && !path.startsWith('/')) r.problem(`${name} must be a path starting with "/", got ${JSON.stringify(path)}`);
+  }
+  r.enumOf('BROKER_CLIENT_VALIDATION_METHOD', ['get', 'head', 'post', 'put', 'patch', 'delete', 'options'] as const, 'get');
 
   const acceptRaw = r.string('ACCEPT', 'accept.json');
   const acceptPath = resolve(acceptRaw);

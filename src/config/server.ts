@@ -1,16 +1,15 @@
 import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
-import { readFile } from 'node:fs/promises';
-import { createSecureContext } from 'node:tls';
 import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from './env.js';
 import { compileRules, FilterError, loadAcceptFile, type RuleSet } from '../filters/index.js';
+import { checkCaBundle, checkProxyUrl, readTlsFiles, type TlsFiles } from './files.js';
 
 export interface ServerConfig {
   port: number;
   /** Interface to bind; undefined = all interfaces (what a pod needs). */
   host?: string;
   /** HTTPS_CERT / HTTPS_KEY (PEM, already read and checked): listen with TLS (https and wss on PORT). */
-  tls?: { cert: Buffer; key: Buffer; certPath: string; keyPath: string };
+  tls?: TlsFiles;
   /** Absolute path of the ACCEPT file, when one is configured. */
   acceptPath?: string;
   /** Rules for /broker/<token>/* (undefined: every path is allowed). */
@@ -120,6 +119,10 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
     r.problem(`BROKER_SERVER_BODY_LIMIT (${bodyLimitBytes}) is too large for SOCKET_MAX_RESPONSE_LENGTH (${maxFrameBytes}): the body travels base64-encoded inside one tunnel message, so it must stay below about 3/4 of it`);
   }
 
+  // Read by Node and undici themselves; checked here so a typo stops the start instead of a later failure.
+  await checkCaBundle(r, 'NODE_EXTRA_CA_CERTS');
+  for (const name of ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy']) checkProxyUrl(r, name);
+
   const acceptRaw = r.string('ACCEPT');
   let acceptPath: string | undefined;
   let publicRules: RuleSet | undefined;
@@ -171,32 +174,4 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
     logLevel,
     secrets,
   };
-}
-
-/** HTTPS_CERT / HTTPS_KEY (Snyk's names): both or neither, readable, and a matching PEM pair. */
-async function readTlsFiles(r: EnvReader): Promise<ServerConfig['tls']> {
-  const certPath = r.string('HTTPS_CERT');
-  const keyPath = r.string('HTTPS_KEY');
-  if (certPath === undefined && keyPath === undefined) return undefined;
-  if (certPath === undefined || keyPath === undefined) {
-    r.problem(`HTTPS_CERT and HTTPS_KEY must be set together (only ${certPath === undefined ? 'HTTPS_KEY' : 'HTTPS_CERT'} is set)`);
-    return undefined;
-  }
-  const read = async (name: string, path: string) => {
-    try {
-      return await readFile(resolve(path));
-    } catch (err) {
-      r.problem(`${name}: cannot read ${resolve(path)} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-      return undefined;
-    }
-  };
-  const [cert, key] = [await read('HTTPS_CERT', certPath), await read('HTTPS_KEY', keyPath)];
-  if (!cert || !key) return undefined;
-  try {
-    createSecureContext({ cert, key });
-  } catch (err) {
-    r.problem(`HTTPS_CERT / HTTPS_KEY: ${resolve(certPath)} and ${resolve(keyPath)} are not a usable PEM certificate and matching private key (${(err as Error).message})`);
-    return undefined;
-  }
-  return { cert, key, certPath: resolve(certPath), keyPath: resolve(keyPath) };
 }
