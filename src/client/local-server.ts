@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Egress } from '../http/egress.js';
 import { describeError } from '../http/errors.js';
-import { BodyTooLargeError, HOP_BY_HOP, headersOf, readBody, sendFailure, sendJson } from '../http/server-helpers.js';
+import { BodyTooLargeError, HOP_BY_HOP, headersOf, readBody, refuseBody, sendFailure, sendJson } from '../http/server-helpers.js';
 import type { Logger } from '../observability/logger.js';
 import { isUuid, maskToken, parseAckResponse, ProtocolError } from '../protocol/index.js';
 import { pipeline } from 'node:stream/promises';
@@ -107,8 +107,7 @@ export function createLocalHandler(deps: LocalServerDeps) {
         body = await readBody(req, config.webhookBodyLimit);
       } catch (err) {
         if (err instanceof BodyTooLargeError) {
-          sendFailure(res, 413, 'body-too-large', { ok: false, message: err.message });
-          req.resume();
+          refuseBody(req, res, 413, 'body-too-large', { ok: false, message: err.message });
           return;
         }
         throw err;
