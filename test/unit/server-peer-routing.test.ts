@@ -78,3 +78,16 @@ test('targets are chosen in proportion to their tunnels (smooth weighted round r
   assert.deepEqual(Object.fromEntries(firsts), { local: 20, b: 20, c: 40 });
   assert.deepEqual(routing.order(T, 0, [b]), [b], 'no local tunnel: only peers');
 });
+
+test('a flood of unknown tokens costs one shared lookup, not one per request (misses refresh at most once a second)', async () => {
+  const { routing, seen } = await routingAgainst({ data: [] });
+  const unknown = Array.from({ length: 2000 }, (_, i) => `unknown-token-${i}`);
+  const first = await Promise.all(unknown.map((t) => routing.peersForOnMiss(t)));
+  assert.ok(first.every((peers) => peers.length === 0));
+  // One refresh: one routing lookup and one server list, shared by all 2000 misses.
+  assert.equal(seen.filter((s) => s.url === '/internal/connections').length, 1);
+  assert.equal(seen.filter((s) => s.url === '/internal/brokerservers').length, 1);
+  // A second flood shares at most one more refresh (none while the last is under a second old).
+  await Promise.all(unknown.map((t) => routing.peersForOnMiss(`${t}-again`)));
+  assert.ok(seen.filter((s) => s.url === '/internal/connections').length <= 2);
+});

@@ -1,0 +1,274 @@
+// Hostile requests against the broker client's local (webhook) port (issue 6, "Bad input"): path
+// traversal, oversized heads and bodies, request smuggling; and a broker server sending the
+// client oversized tunnel frames. Every local-port case runs while a steady trickle of
+// legitimate webhooks goes through the same client and server: they must all succeed, the
+// client must stay healthy, and the webhook destination must see only the legitimate ones.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { ProcessGroup, type RunningProcess } from '../support/processes.js';
+import { freePort } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
+import { startOrigin, type Origin } from '../support/origin.js';
+import { httpStatus } from '../support/http-status.js';
+import { writeAcceptFile } from '../support/client-harness.js';
+import { FakeBrokerServer } from '../support/fake-broker-server.js';
+import { describeLoadFailures, startSteadyLoad, type SteadyLoadReport } from '../support/steady-load.js';
+import { rawExchange, writeUntilClosed, type RawAnswer } from '../support/raw-http.js';
+
+const token = randomUUID();
+const BODY_LIMIT = 64 * 1024;
+const LEGIT = '/webhook/legit/';
+
+const group = new ProcessGroup();
+let api: Origin;
+let origin: Origin;
+let serverUrl: string;
+let client: RunningProcess;
+let clientPort: number;
+let clientUrl: string;
+
+interface Row {
+  case: string;
+  status: string;
+  reason: string;
+  legitSent: number;
+  legitFailed: number;
+  originSawAttack: boolean;
+}
+const rows: Row[] = [];
+
+function seenIds(): Map<string, number> {
+  const ids = new Map<string, number>();
+  for (const s of api.seen) {
+    if (s.method !== 'POST' || !s.url.startsWith(LEGIT)) continue;
+    try {
+      const id = (JSON.parse(s.body) as { id?: string }).id;
+      if (id) ids.set(id, (ids.get(id) ?? 0) + 1);
+    } catch {
+      // not one of ours
+    }
+  }
+  return ids;
+}
+
+before(async () => {
+  api = await startOrigin();
+  origin = await startOrigin();
+  const serverAccept = await writeAcceptFile({ public: [{ method: 'any', path: '/*' }], private: [{ method: 'POST', path: '/webhook/*', origin: '${API_URL}' }] });
+  const port = await freePort();
+  serverUrl = `http://127.0.0.1:${port}`;
+  const server = group.broker('server', 'server', { PORT: String(port), BROKER_SERVER_HOST: '127.0.0.1', ACCEPT: serverAccept, API_URL: api.url, LOG_LEVEL: 'info' });
+  await server.waitForOutput('broker server listening', 30_000);
+  const clientAccept = await writeAcceptFile({ public: [{ method: 'POST', path: '/webhook/*' }], private: [{ method: 'GET', path: '/*', origin: '${ORIGIN_URL}' }] });
+  clientPort = await freePort();
+  clientUrl = `http://127.0.0.1:${clientPort}`;
+  client = group.broker('client', 'client', {
+    BROKER_TOKEN: token,
+    BROKER_SERVER_URL: serverUrl,
+    PORT: String(clientPort),
+    ACCEPT: clientAccept,
+    PREFLIGHT_CHECKS_ENABLED: 'false',
+    ORIGIN_URL: origin.url,
+    BROKER_CLIENT_WEBHOOK_BODY_LIMIT: String(BODY_LIMIT),
+    LOG_LEVEL: 'info',
+  });
+  await waitFor('the client ready', async () => (await httpStatus(`${clientUrl}/readyz`)) === 200, { timeoutMs: 60_000 });
+});
+
+after(async () => {
+  await group.stopAll();
+  await api?.close();
+  await origin?.close();
+  if (rows.length > 0) {
+    const lines = rows.map((r) => `| ${r.case} | ${r.status} | ${r.reason} | ${r.legitSent} / ${r.legitFailed} | ${r.originSawAttack ? 'yes' : 'no'} |`);
+    console.log(['', '| case (client webhook port) | status | x-broker-failure | legit sent / failed | destination saw attack |', '|---|---|---|---|---|', ...lines].join('\n'));
+  }
+});
+
+async function underAttack(name: string, attack: () => Promise<{ status: string; reason: string }>, allowed: (s: Origin['seen'][number]) => boolean = () => false): Promise<SteadyLoadReport> {
+  const mark = api.seen.length;
+  const load = startSteadyLoad({ platformUrl: (p) => `${clientUrl}/${p}`, seenIds }, { rate: 20, mix: { get: 0, post: 1 }, path: LEGIT.slice(1, -1), deadlineMs: 60_000 });
+  await waitFor('legitimate webhooks before the attack', () => load.ok >= 3, { timeoutMs: 30_000 });
+  const outcome = await attack();
+  const okAfter = load.ok;
+  await waitFor('legitimate webhooks after the attack', () => load.ok >= okAfter + 3, { timeoutMs: 30_000 });
+  const report = await load.stop();
+  const foreign = api.seen.slice(mark).filter((s) => !s.url.startsWith(LEGIT) && !allowed(s));
+  rows.push({ case: name, ...outcome, legitSent: report.sent, legitFailed: report.failed.length + report.hung, originSawAttack: foreign.length > 0 });
+  assert.equal(report.failed.length, 0, `legitimate webhooks failed during "${name}": ${describeLoadFailures(report.failed)}`);
+  assert.equal(report.hung, 0);
+  assert.equal(report.duplicatesAtOrigin, 0);
+  assert.deepEqual(foreign.map((s) => `${s.method} ${s.url}`), [], `the webhook destination received requests it should not have during "${name}"`);
+  assert.equal(client.child.exitCode, null, 'the client is still running');
+  assert.equal(await httpStatus(`${clientUrl}/healthcheck`), 200);
+  assert.equal(await httpStatus(`${clientUrl}/readyz`), 200);
+  return report;
+}
+
+function summary(answers: RawAnswer[]): { status: string; reason: string } {
+  return { status: [...new Set(answers.map((a) => a.status))].join('/'), reason: [...new Set(answers.map((a) => a.headers['x-broker-failure'] ?? '-'))].join('/') };
+}
+
+const postEmpty = (path: string, extra = '') => `POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n${extra}connection: close\r\n\r\n`;
+
+test('path traversal on the webhook port is refused (401 filter-blocked) and never reaches the destination', async () => {
+  const paths = [
+    '/webhook/../hostile-secret',
+    '/webhook/%2e%2e/hostile-secret',
+    '/webhook/%2E%2E/hostile-secret',
+    '/webhook/..%2fhostile-secret',
+    '/webhook/%2e%2e%2fhostile-secret',
+    '/webhook/..%5chostile-secret',
+    '/webhook/%252e%252e/hostile-secret',
+    '/webhook/x/../../hostile-secret',
+    '/webhook/..\\hostile-secret',
+  ];
+  await underAttack('traversal: `..`, `%2e%2e`, `%2f`, `%5c`, double-encoded', async () => {
+    const answers: RawAnswer[] = [];
+    for (const path of paths) {
+      const a = await rawExchange(clientPort, postEmpty(path), { untilAnswer: true });
+      assert.equal(a.status, 401, `${path} → ${a.raw.slice(0, 200)}`);
+      assert.equal(a.headers['x-broker-failure'], 'filter-blocked', path);
+      assert.match(a.body, /path traversal/);
+      answers.push(a);
+    }
+    return summary(answers);
+  });
+  assert.ok(!api.seen.some((s) => s.url.includes('hostile-secret')));
+});
+
+test('oversized request heads on the webhook port get 431 headers-too-large', async () => {
+  await underAttack('oversized header (20 KiB) / request line (20 KiB)', async () => {
+    const bigHeader = await rawExchange(clientPort, postEmpty('/webhook/hostile-big-header', `x-big: ${'a'.repeat(20_000)}\r\n`));
+    const bigLine = await rawExchange(clientPort, postEmpty(`/webhook/hostile-${'a'.repeat(20_000)}`));
+    for (const a of [bigHeader, bigLine]) {
+      assert.equal(a.status, 431, a.raw.slice(0, 300));
+      assert.equal(a.headers['x-broker-failure'], 'headers-too-large');
+      assert.ok(a.closed);
+    }
+    return summary([bigHeader, bigLine]);
+  });
+  assert.ok(!api.seen.some((s) => s.url.includes('hostile')));
+});
+
+test('a webhook body above BROKER_CLIENT_WEBHOOK_BODY_LIMIT gets 413 body-too-large and the client stops reading', async () => {
+  const head = (framing: string) => `POST /webhook/hostile-body HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n${framing}\r\n`;
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  const GiB = 1024 * 1024 * 1024;
+  await underAttack('body: declared 1 GiB / chunked without end / 200 KiB', async () => {
+    const declared = await rawExchange(clientPort, async (socket, count) => {
+      socket.write(head(`content-length: ${GiB}\r\n`));
+      await writeUntilClosed(socket, chunk, GiB, count);
+    }, { timeoutMs: 60_000 });
+    const chunkHead = Buffer.from(`${chunk.length.toString(16)}\r\n`);
+    const chunked = await rawExchange(clientPort, async (socket, count) => {
+      socket.write(head('transfer-encoding: chunked\r\n'));
+      await writeUntilClosed(socket, Buffer.concat([chunkHead, chunk, Buffer.from('\r\n')]), GiB, count);
+    }, { timeoutMs: 60_000 });
+    for (const a of [declared, chunked]) {
+      assert.equal(a.status, 413, a.raw.slice(0, 300));
+      assert.equal(a.headers['x-broker-failure'], 'body-too-large');
+      assert.ok(a.closed, 'the client closed the connection');
+      assert.ok(a.written < 64 * 1024 * 1024, `the attacker wrote ${a.written} bytes before the client closed`);
+    }
+    const small = await rawExchange(clientPort, Buffer.concat([Buffer.from(head(`content-length: ${200 * 1024}\r\n`)), Buffer.alloc(200 * 1024, 0x62)]), { untilAnswer: true });
+    assert.equal(small.status, 413);
+    assert.equal(small.headers['x-broker-failure'], 'body-too-large');
+    return { ...summary([declared, chunked, small]), status: `413 (attacker wrote ${Math.round(declared.written / 1024)} KiB / ${Math.round(chunked.written / 1024)} KiB of 1 GiB)` };
+  });
+  assert.ok(!api.seen.some((s) => s.url.includes('hostile-body')));
+});
+
+test('request smuggling on the webhook port is refused with 400 bad-request; a request hidden in a body stays a body', async () => {
+  const smuggled = 'POST /webhook/smuggled-second HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n';
+  const post = (path: string, headers: string, body: string) => `POST /webhook/${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n${headers}\r\n${body}`;
+  const cases: Array<[string, string]> = [
+    ['CL + TE', post('smuggle-clte', `content-length: ${5 + smuggled.length}\r\ntransfer-encoding: chunked\r\n`, `0\r\n\r\n${smuggled}`)],
+    ['TE + CL', post('smuggle-tecl', `transfer-encoding: chunked\r\ncontent-length: 4\r\n`, `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`)],
+    ['two different CLs', post('smuggle-2cl', `content-length: 0\r\ncontent-length: ${smuggled.length}\r\n`, smuggled)],
+    ['TE: chunked, identity', post('smuggle-te-identity', `transfer-encoding: chunked, identity\r\n`, `0\r\n\r\n${smuggled}`)],
+    ['TE with space before colon', post('smuggle-te-space', `transfer-encoding : chunked\r\n`, `0\r\n\r\n${smuggled}`)],
+    ['obs-fold header', post('smuggle-fold', `x-a: b\r\n transfer-encoding: chunked\r\ncontent-length: 0\r\n`, smuggled)],
+    ['chunk size overflow', post('smuggle-chunk', `transfer-encoding: chunked\r\n`, `fffffffffffffffff1\r\nx\r\n0\r\n\r\n${smuggled}`)],
+    ['bare LF line endings', `POST /webhook/smuggle-lf HTTP/1.1\nhost: 127.0.0.1\ncontent-length: 0\n\n${smuggled}`],
+  ];
+  const bodyText = `POST /webhook/smuggled-hidden HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n`;
+  await underAttack(
+    'smuggling: CL+TE, TE+CL, 2×CL, TE chunked,identity, obs-fold, bad chunk size, bare LF',
+    async () => {
+      const answers: RawAnswer[] = [];
+      for (const [name, bytes] of cases) {
+        const a = await rawExchange(clientPort, bytes);
+        assert.equal(a.status, 400, `${name}: ${a.raw.slice(0, 300)}`);
+        assert.equal(a.headers['x-broker-failure'], 'bad-request', name);
+        assert.ok(a.closed, `${name}: the client closed the connection`);
+        assert.equal(a.raw.match(/HTTP\/1\.1 \d{3}/g)?.length, 1, `${name}: ${a.raw.slice(0, 600)}`);
+        answers.push(a);
+      }
+      const hidden = await rawExchange(clientPort, post('smuggle-hidden-body', `content-type: text/plain\r\ncontent-length: ${bodyText.length}\r\nconnection: close\r\n`, bodyText));
+      assert.equal(hidden.status, 200, hidden.raw.slice(0, 300));
+      return summary(answers);
+    },
+    (s) => s.url === '/webhook/smuggle-hidden-body',
+  );
+  assert.ok(!api.seen.some((s) => s.url.includes('smuggled')), 'no smuggled second request reached the destination');
+  assert.ok(!api.seen.some((s) => /smuggle-(clte|tecl|2cl|te-|fold|chunk|lf)/.test(s.url)), 'no refused request reached the destination');
+  const hidden = api.seen.filter((s) => s.url === '/webhook/smuggle-hidden-body');
+  assert.equal(hidden.length, 1);
+  assert.equal(hidden[0]!.method, 'POST');
+  assert.equal(hidden[0]!.body, bodyText);
+});
+
+test('a server sending oversized tunnel frames: above BROKER_CLIENT_MAX_FRAME_BYTES the frame is dropped (logged), above the websocket cap the tunnel drops and reconnects (logged)', async () => {
+  const MAX_FRAME = 1024 * 1024;
+  const fake = await new FakeBrokerServer().start();
+  try {
+    const victim = group.broker('frame-client', 'client', {
+      BROKER_TOKEN: randomUUID(),
+      BROKER_SERVER_URL: fake.url,
+      PORT: String(await freePort()),
+      ACCEPT: await writeAcceptFile({ public: [], private: [] }),
+      PREFLIGHT_CHECKS_ENABLED: 'false',
+      BROKER_CLIENT_MAX_FRAME_BYTES: String(MAX_FRAME),
+      LOG_LEVEL: 'info',
+    });
+    await waitFor('both tunnels at the fake server', () => fake.open().length === 2, { timeoutMs: 30_000 });
+    await victim.waitForOutput('tunnel ready');
+    const primary = fake.open().find((c) => c.role === 'primary')!;
+    const secondary = fake.open().find((c) => c.role === 'secondary')!;
+    const connectionsBefore = fake.connections.length;
+
+    // Above the decode cap, within what ws accepts: dropped with a log line; the tunnel stays.
+    fake.sendRaw(primary, `4${JSON.stringify(['request', { url: '/x', method: 'GET', pad: 'x'.repeat(MAX_FRAME * 2) }])}`);
+    await victim.waitForOutput(/"code":"FRAME_TOO_LARGE"[^\n]*dropped a bad tunnel frame|dropped a bad tunnel frame[^\n]*"code":"FRAME_TOO_LARGE"/);
+    const pongs = primary.enginePongs;
+    fake.sendRaw(primary, '2');
+    await waitFor('the primary tunnel still answering engine.io pings', () => primary.enginePongs > pongs);
+    assert.equal(primary.closed, false);
+    assert.equal(fake.connections.length, connectionsBefore);
+
+    // Above the websocket cap (a frame header announcing 128 MiB; nothing else is sent): the
+    // client drops the tunnel at once, logs it, and reconnects; the other tunnel stays.
+    const header = Buffer.alloc(10);
+    header[0] = 0x81; // FIN + text
+    header[1] = 127; // 64-bit length follows
+    header.writeBigUInt64BE(BigInt(128 * 1024 * 1024), 2);
+    (primary.ws as unknown as { _socket: Socket })._socket.write(header);
+    await waitFor('the primary tunnel closed by the client', () => primary.closed, { timeoutMs: 15_000 });
+    // ws destroys the socket on the oversized header: the close is abnormal (1006) after the error.
+    await victim.waitForOutput(/"role":"primary"[^\n]*"err":"Max payload size exceeded"[^\n]*"msg":"tunnel error"/);
+    await victim.waitForOutput(/"role":"primary"[^\n]*"code":1006[^\n]*"msg":"tunnel closed; reconnecting"/);
+    await waitFor('the primary tunnel back', () => fake.open().filter((c) => c.role === 'primary').length === 1 && fake.connections.length > connectionsBefore, { timeoutMs: 30_000 });
+    assert.equal(secondary.closed, false, 'the secondary tunnel was not affected');
+    assert.equal(victim.child.exitCode, null);
+    rows.push({ case: 'server → client frame > BROKER_CLIENT_MAX_FRAME_BYTES / > websocket cap', status: 'frame dropped, tunnel kept / tunnel dropped (1006), reconnected', reason: '(log: dropped a bad tunnel frame FRAME_TOO_LARGE / tunnel error: Max payload size exceeded)', legitSent: 0, legitFailed: 0, originSawAttack: false });
+  } finally {
+    await fake.stop();
+  }
+});
+
+test('no token in any output', () => {
+  assert.ok(!group.allOutput().includes(token), 'the broker token appeared in a log line');
+});
