@@ -352,6 +352,9 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const rawUrl = req.url ?? '/';
     const path = pathOf(rawUrl);
+    // Draining: each answer closes its keep-alive connection, so no caller (a peer forwarding a
+    // POST) writes its next request into a socket we are about to close.
+    if (draining) res.setHeader('connection', 'close');
     if (!admitPeerRequest(req, config.internalSecret)) {
       refusedPeer(req, 'request');
       req.resume();
@@ -452,6 +455,13 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       await waitUntil(Promise.all([...[...relays].map((r) => r.done), ...forwards]), deadline - Date.now());
     }
     if (relays.size > 0) logger.warn({ unfinished: relays.size }, 'drain grace period over; cutting unfinished relays');
+    // Peers learn we are stopping at their next routing refresh; until then they may still forward
+    // to us. Stay reachable (answering 503 server-draining, which they treat as "not relayed") for
+    // one refresh, so a forwarded POST never meets a closing socket.
+    if (routing) {
+      await new Promise((r) => setTimeout(r, Math.max(0, Math.min(config.routingRefreshMs + 500, deadline - Date.now()))));
+      while (forwards.size > 0 && Date.now() < deadline) await waitUntil(Promise.all([...forwards]), deadline - Date.now());
+    }
     await waitUntil(stoppingReport, Math.max(1000, deadline - Date.now()));
     tunnels.close();
     // Tunnels of peers that passed through here: their clients reconnect through the Service.
