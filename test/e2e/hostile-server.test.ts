@@ -188,10 +188,10 @@ test('path traversal under /broker/<token>/ is refused (401 filter-blocked) and 
 });
 
 test('oversized request heads get 431 headers-too-large and the connection is closed', async () => {
-  await underAttack('oversized header (20 KiB) / request line (20 KiB) / 2,000 headers', async () => {
+  await underAttack('oversized header (20 KiB) / request line (20 KiB) / 3,000 headers', async () => {
     const bigHeader = await rawExchange(port, get(`/broker/${token}/echo/hostile-big-header`, `x-big: ${'a'.repeat(20_000)}\r\n`));
     const bigLine = await rawExchange(port, get(`/broker/${token}/echo/hostile-${'a'.repeat(20_000)}`));
-    const many = await rawExchange(port, get(`/broker/${token}/echo/hostile-many`, Array.from({ length: 2000 }, (_, i) => `x-h${i}: v\r\n`).join('')));
+    const many = await rawExchange(port, get(`/broker/${token}/echo/hostile-many`, Array.from({ length: 3000 }, (_, i) => `x-h${i}: v\r\n`).join('')));
     for (const a of [bigHeader, bigLine, many]) {
       assert.equal(a.status, 431, a.raw.slice(0, 300));
       assert.equal(a.headers['x-broker-failure'], 'headers-too-large');
