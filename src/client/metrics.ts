@@ -15,6 +15,7 @@ export function createClientMetrics(registry: Registry = createRegistry('broker_
     tunnelRequests: new Counter({ name: 'broker_client_tunnel_requests_total', help: 'Requests received per tunnel (connection role)', labelNames: ['role'], registers: [registry] }),
     bytes: new Counter({ name: 'broker_client_relayed_bytes_total', help: 'Body bytes relayed, by direction', labelNames: ['direction'], registers: [registry] }),
     allocations: new Counter({ name: 'broker_client_allocations_total', help: 'Dispatcher allocation calls by outcome', labelNames: ['outcome'], registers: [registry] }),
+    relaysInFlight: new Gauge({ name: 'broker_client_relays_in_flight', help: 'Requests from the broker server being relayed (origin call and answer delivery)', registers: [registry] }),
     ready: new Gauge({ name: 'broker_client_ready', help: '1 when at least one tunnel is ready and the client is not draining', registers: [registry] }),
   };
 }

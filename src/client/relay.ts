@@ -376,8 +376,14 @@ export function createRelay(opts: RelayOptions) {
   }
 
   function track(p: Promise<void>): void {
-    const tracked = p.catch((err) => log.error({ err: describeError(err) }, 'relay failed unexpectedly')).finally(() => inflight.delete(tracked));
+    const tracked = p
+      .catch((err) => log.error({ err: describeError(err) }, 'relay failed unexpectedly'))
+      .finally(() => {
+        inflight.delete(tracked);
+        opts.metrics.relaysInFlight.dec();
+      });
     inflight.add(tracked);
+    opts.metrics.relaysInFlight.inc();
   }
 
   return {

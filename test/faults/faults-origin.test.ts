@@ -149,6 +149,9 @@ test(`origin slow (30 s): the platform gets 504 response-timeout after BROKER_SE
   }
   // A non-idempotent request that timed out may have been applied: the platform is told so.
   assert.match(post.body.toString(), /may have reached the origin/);
+  // The client still waits on the origin for both (no origin timeout in the contract): its gauge shows them.
+  const clientMetrics = `http://127.0.0.1:${pair.clientPort}/metrics`;
+  assert.ok(metricValue(await scrape(clientMetrics), 'broker_client_relays_in_flight') >= 2, 'the client does not count the relays waiting on the origin');
   // Meanwhile the client keeps serving.
   const quick = await platformRequest(pair.platformUrl('/quick'), { deadlineMs: 30_000 });
   assert.equal(quick.status, 200);
@@ -157,6 +160,7 @@ test(`origin slow (30 s): the platform gets 504 response-timeout after BROKER_SE
   const lateAfter = Date.now() - started;
   assert.ok(lateAfter >= 25_000, `the late answer came after ${lateAfter} ms (the origin answers at 30 s)`);
   await waitFor('no relay in flight at the server', async () => metricValue(await scrape(`${pair.serverUrl}/metrics`), 'broker_server_relays_in_flight') === 0, { timeoutMs: 30_000 });
+  await waitFor('no relay in flight at the client', async () => metricValue(await scrape(clientMetrics), 'broker_client_relays_in_flight') === 0, { timeoutMs: 30_000 });
   assert.equal(pair.client.child.exitCode, null, 'the client is still running');
   const again = await platformRequest(pair.platformUrl('/quick-after'), { deadlineMs: 30_000 });
   assert.equal(again.status, 200);
