@@ -53,6 +53,27 @@ test('a GET whose tunnels are cut before the answer starts is answered in full o
   await pair.waitTunnels(2);
 });
 
+test('a GET whose tunnel alone is cut before the answer starts is retried on the other tunnel and answered in full', async () => {
+  await pair.waitTunnels(2);
+  const before = new Map([...pair.cutter!.open].map((c) => [c, c.bytesDown]));
+  const retriesBefore = await retries();
+  const url = `/slow/2000?cut=one-${Date.now()}`;
+  const pending = platformRequest(pair.platformUrl(url), { deadlineMs: 90_000 });
+  await waitFor('the origin to see the GET', () => origin.seen.some((s) => s.url === url), { timeoutMs: 30_000 });
+  // The tunnel that carried the request event is the one whose server→client bytes grew most.
+  const carrier = [...before].filter(([c]) => pair.cutter!.open.has(c)).sort((a, b) => b[0].bytesDown - b[1] - (a[0].bytesDown - a[1]))[0]![0];
+  pair.cutter!.cutOne(carrier);
+  const r = await pending;
+  assert.equal(r.hung, false, 'the request hung');
+  assert.equal(r.status, 200, `${r.status} ${r.failure ?? ''} ${r.body.toString().slice(0, 200)}`);
+  assert.ok(r.complete);
+  assert.deepEqual(JSON.parse(r.body.toString()), { slow: true });
+  const retried = (await retries()) - retriesBefore;
+  assert.equal(retried, 1, 'the GET was retried once on the other tunnel');
+  results.push(`GET, its tunnel alone cut before answer: 200 after ${retried} retry (origin saw it ${origin.seen.filter((s) => s.url === url).length}×)`);
+  await pair.waitTunnels(2);
+});
+
 test('a POST whose tunnels are cut before the answer starts is not sent twice and ends cleanly', async () => {
   await pair.waitTunnels(2);
   const url = `/slow/2000?cut=post-${Date.now()}`;
