@@ -3,7 +3,7 @@
 //  - SIGSTOP of a client for 40 s (a hung peer, not a dead one), then SIGCONT.
 // Goal: zero failed GETs, zero hung requests, no duplicate POST at the origin, every failed POST
 // answered with a status + x-broker-failure reason, no crash, and the dispatcher converged again.
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clusterForFile, logLines } from '../support/ha-cluster.js';
@@ -16,6 +16,10 @@ const STOP_MS = 40_000;
 // the 40 s stop (with the defaults, 25 + 20 s, it would outlast the stop).
 const cluster = clusterForFile({ servers: 3, originDelayMs: 100, allowPost: true, serverEnv: { SOCKET_PING_INTERVAL: '10000', SOCKET_PING_TIMEOUT: '10000' } }, 4);
 const gone: RunningProcess[] = [];
+// Registered after clusterForFile's: runs once every process was stopped (SIGTERM) — none may have crashed.
+after(async () => {
+  assert.deepEqual(await cluster.exitProblems(gone), [], 'processes that did not exit 0 on SIGTERM');
+});
 
 async function steadyState(): Promise<void> {
   const base = new Map(cluster.origin.served);

@@ -41,6 +41,9 @@ async function assertConverged(cluster: HaCluster, fifth: number): Promise<numbe
 describe('memory store', () => {
   const cluster = clusterForFile({ servers: 3, originDelayMs: 100, allowPost: true }, 4);
   const gone: RunningProcess[] = [];
+  after(async () => {
+    assert.deepEqual(await cluster.exitProblems(gone), [], 'processes that did not exit 0 on SIGTERM');
+  });
 
   test('dispatcher killed for 30 s under mixed load: zero failed requests, converged once it is back', async () => {
     const load = startSteadyLoad(cluster, { rate: 50 });
@@ -95,6 +98,9 @@ describe('redis store, two dispatcher replicas', () => {
   const cluster = clusterForFile({ servers: 3, originDelayMs: 100, allowPost: true, dispatcherReplicas: 2, dispatcherEnv: { DISPATCHER_REDIS_URL: `redis://127.0.0.1:${redisPort}` } }, 4);
   after(async () => {
     await redis?.stop();
+  });
+  after(async () => {
+    assert.deepEqual(await cluster.exitProblems(), [], 'processes that did not exit 0 on SIGTERM');
   });
 
   test('Redis restarted (empty) under mixed load: zero failed requests, replicas recover, converged', async () => {

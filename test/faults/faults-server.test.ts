@@ -4,7 +4,7 @@
 //  - SIGTERM rolling restart of every server, one after another.
 // Goal: zero failed GETs, zero hung requests, no duplicate POST at the origin, every failed POST
 // answered with a status + x-broker-failure reason, no crash, and the dispatcher converged again.
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clusterForFile, logLines } from '../support/ha-cluster.js';
@@ -14,6 +14,10 @@ import { waitFor } from '../support/wait.js';
 
 const cluster = clusterForFile({ servers: 3, originDelayMs: 100, allowPost: true }, 4);
 const gone: RunningProcess[] = [];
+// Registered after clusterForFile's: runs once every process was stopped (SIGTERM) — none may have crashed.
+after(async () => {
+  assert.deepEqual(await cluster.exitProblems(gone), [], 'processes that did not exit 0 on SIGTERM');
+});
 
 async function steadyState(): Promise<void> {
   const base = new Map(cluster.origin.served);

@@ -363,6 +363,21 @@ export class HaCluster {
     return out;
   }
 
+  /**
+   * After stop(): every process not in `expectedGone` exited 0 (a graceful SIGTERM), within
+   * `timeoutMs`; returns the ones that did not, with their code or signal.
+   */
+  async exitProblems(expectedGone: readonly RunningProcess[] = [], timeoutMs = 40_000): Promise<string[]> {
+    const out: string[] = [];
+    const deadline = new Promise<string>((r) => setTimeout(() => r('still running'), timeoutMs).unref());
+    for (const p of this.group.all()) {
+      if (expectedGone.includes(p)) continue;
+      const code = await Promise.race([p.exited, deadline]);
+      if (code !== 0) out.push(`${p.name}: ${code}`);
+    }
+    return out;
+  }
+
   /** SteadyLoadTarget: load ids the origin received. */
   seenIds(): ReadonlyMap<string, number> {
     return this.origin.seenIds;
