@@ -42,11 +42,17 @@ const NEEDLES: Record<string, string> = {
 /** Every answer seen by the test: status, headers and body as text. */
 const answers: Array<{ what: string; text: string }> = [];
 let origin: Server;
+/** Every request head the origin got (headers as JSON), to prove the internal secret never reaches it. */
+const originHeads: string[] = [];
 let originUrl = '';
 let deadPort = 0;
 const ports = { dispatcher: 0, server: 0, client: 0 };
 let clientAccept = '';
 let client: RunningProcess;
+
+function internalHeader(): Record<string, string> {
+  return { 'x-broker-internal-secret': S.BROKER_INTERNAL_SECRET };
+}
 
 async function call(what: string, url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
   const r = await request(url, { method: (init.method ?? 'GET') as 'GET', headers: init.headers, body: init.body, headersTimeout: 30_000, bodyTimeout: 30_000 });
@@ -60,6 +66,7 @@ before(async () => {
   // The origin answers without echoing what it got (echoing credentials back is the origin's business).
   origin = createServer((req, res) => {
     req.resume();
+    originHeads.push(`${req.url} ${JSON.stringify(req.headers)}`);
     const auth = req.headers.authorization ?? '';
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ ok: true, path: req.url, authorized: auth.length > 0 }));
@@ -137,6 +144,12 @@ test('error paths and status endpoints of all three programs', async () => {
   assert.equal((await call('client filter blocked', `${server}/broker/${token}/client-blocked/x`)).status, 401);
   assert.equal((await call('not a broker path', `${server}/broker/`)).status, 400);
   assert.equal((await call('forged peer request', `${server}/broker/${token}/gh/x`, { headers: { 'x-broker-forwarded-by': '9' } })).status, 401);
+  // A genuine peer hop (right secret) is relayed, and the secret header goes no further.
+  const peerHop = await call('peer request with the secret', `${server}/broker/${token}/gh/peer-hop`, { headers: { 'x-broker-forwarded-by': '9', ...internalHeader() } });
+  assert.equal(peerHop.status, 200, peerHop.body);
+  const atOrigin = originHeads.filter((h) => h.startsWith('/peer-hop') || h.includes('/peer-hop '));
+  assert.equal(atOrigin.length, 1, originHeads.join('\n'));
+  assert.ok(!/x-broker-internal-secret/i.test(atOrigin[0]!) && !atOrigin[0]!.includes(S.BROKER_INTERNAL_SECRET), atOrigin[0]);
   for (const path of ['/healthcheck', '/readyz', '/metrics', '/connections-status', `/connection-status/${token}`]) await call(`server ${path}`, `${server}${path}`);
   for (const path of ['/healthcheck', '/systemcheck', '/health/checks', '/readyz', '/metrics', '/filters', '/not-a-route']) await call(`client ${path}`, `${local}${path}`);
   for (const path of ['/healthcheck', '/readyz', '/metrics', '/internal/brokerservers', '/internal/connections', `/internal/tokens/${hashToken(token)}/connections`]) await call(`dispatcher ${path}`, `${dispatcher}${path}`, { headers: internal });
