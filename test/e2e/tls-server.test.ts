@@ -147,3 +147,46 @@ test('the real snyk-broker client connects to our TLS server with NODE_EXTRA_CA_
   assert.equal(r.status, 200, r.body);
   assert.ok(!group.allOutput().includes(token), 'a token appears in process output');
 });
+
+test('two TLS servers with a dispatcher: peer routing crosses over https (NODE_EXTRA_CA_CERTS) with the internal secret', async () => {
+  const token = randomUUID();
+  const secret = 'tls-peer-secret-0123456789';
+  const dPort = await freePort();
+  const dispatcherUrl = `http://127.0.0.1:${dPort}`;
+  const dispatcher = group.broker('tls dispatcher', 'dispatcher', { PORT: String(dPort), DISPATCHER_HOST: '127.0.0.1', BROKER_INTERNAL_SECRET: secret, NODE_EXTRA_CA_CERTS: pki.caFile });
+  await dispatcher.waitForOutput('dispatcher listening', 30_000);
+  const ports = [await freePort(), await freePort()];
+  const servers = ports.map((port, i) =>
+    group.broker(`tls peer ${i}`, 'server', {
+      PORT: String(port),
+      BROKER_SERVER_HOST: '127.0.0.1',
+      BROKER_SERVER_ID: String(i),
+      HTTPS_CERT: pki.certFile,
+      HTTPS_KEY: pki.keyFile,
+      BROKER_SERVER_PEER_URL: `https://127.0.0.1:${port}`,
+      DISPATCHER_URL: dispatcherUrl,
+      BROKER_INTERNAL_SECRET: secret,
+      BROKER_SERVER_ROUTING_REFRESH_MS: '300',
+      NODE_EXTRA_CA_CERTS: pki.caFile,
+    }),
+  );
+  await Promise.all(servers.map((s) => s.waitForOutput('broker server listening', 30_000)));
+  // The token's only client sits on server 1; the platform calls server 0.
+  const client = await startClient('client behind tls peer 1', token, { BROKER_SERVER_URL: `https://127.0.0.1:${ports[1]}`, CA_CERT: pki.caFile });
+  await waitFor('the client connected to server 1', async () => (await get(`https://127.0.0.1:${ports[1]}/connection-status/${token}`, platform)).status === 200, { timeoutMs: 30_000 });
+  await waitFor(
+    'server 0 forwarding to server 1 over https',
+    async () => {
+      const r = await get(`https://127.0.0.1:${ports[0]}/broker/${token}/echo/via-peer`, platform);
+      return r.status === 200 && r.headers['x-broker-served-by'] === '1';
+    },
+    { timeoutMs: 30_000 },
+  );
+  for (let n = 0; n < 20; n++) {
+    const r = await get(`https://127.0.0.1:${ports[0]}/broker/${token}/echo/via-peer-${n}`, platform);
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.headers['x-broker-served-by'], '1');
+  }
+  assert.ok(!servers.some((s) => s.output().includes('without the valid internal secret')), 'a peer hop was refused');
+  await client.proc.stop();
+});
