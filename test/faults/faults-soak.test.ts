@@ -15,7 +15,7 @@ import { clusterForFile, type ClientNode } from '../support/ha-cluster.js';
 import { assertFaultGoal, describeLoadFailures, startSteadyLoad, summaryLine } from '../support/steady-load.js';
 import { waitFor } from '../support/wait.js';
 import { hashToken } from '../../src/protocol/index.js';
-import { metricValue, scrape } from './broker-pair.js';
+import { metricValue, scrape } from '../support/broker-pair.js';
 
 // Both started with the inspector on a random port: the test asks them for a full gc before sampling.
 const INSPECT = { NODE_OPTIONS: '--inspect=127.0.0.1:0' };

@@ -6,10 +6,10 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { ProcessGroup, type RunningProcess } from '../support/processes.js';
-import { freePort } from '../support/ports.js';
-import { waitFor } from '../support/wait.js';
-import { startTcpCutter, type TcpCutter } from '../support/tcp-cutter.js';
+import { ProcessGroup, type RunningProcess } from './processes.js';
+import { freePort } from './ports.js';
+import { waitFor } from './wait.js';
+import { startTcpCutter, type TcpCutter } from './tcp-cutter.js';
 
 export interface BrokerPair {
   readonly token: string;

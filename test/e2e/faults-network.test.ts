@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOrigin, patternSha256, type Origin } from '../support/origin.js';
 import { waitFor } from '../support/wait.js';
-import { startBrokerPair, platformRequest, scrape, metricValue, type BrokerPair, type PlatformResult } from './broker-pair.js';
+import { startBrokerPair, platformRequest, scrape, metricValue, type BrokerPair, type PlatformResult } from '../support/broker-pair.js';
 
 let origin: Origin;
 let pair: BrokerPair;

@@ -12,7 +12,7 @@ import { ProcessGroup } from '../support/processes.js';
 import { freePort } from '../support/ports.js';
 import { writeAcceptFile } from '../support/client-harness.js';
 import { waitFor } from '../support/wait.js';
-import { startBrokerPair, platformRequest, scrape, metricValue, type BrokerPair } from './broker-pair.js';
+import { startBrokerPair, platformRequest, scrape, metricValue, type BrokerPair } from '../support/broker-pair.js';
 
 /** An origin that misbehaves on purpose; counts requests per path. */
 async function startBadOrigin(): Promise<{ url: string; seen: Map<string, number>; close(): Promise<void> }> {

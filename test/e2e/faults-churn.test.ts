@@ -14,7 +14,7 @@ import { assertFaultGoal, startSteadyLoad, summaryLine } from '../support/steady
 import { waitFor } from '../support/wait.js';
 import { hashToken } from '../../src/protocol/index.js';
 import { ALLOCATION_API_VERSION } from '../../src/client/allocation.js';
-import { metricValue, scrape } from './broker-pair.js';
+import { metricValue, scrape } from '../support/broker-pair.js';
 
 const cluster = clusterForFile({ servers: 2, allowPost: true, originDelayMs: 50 }, 4);
 
