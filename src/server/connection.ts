@@ -12,6 +12,8 @@ export interface TunnelTransport {
   send(text: string, onFlushed?: () => void): void;
   /** Closes the transport; a close code/reason is used when the transport is a websocket. */
   close(code?: number, reason?: string): void;
+  /** Sends an extra heartbeat the client must answer (engine.io v4 ping); false when the transport cannot. */
+  ping?(): boolean;
 }
 
 export interface ClientIdentity {
@@ -54,6 +56,11 @@ export class Connection {
   /** Relays ever assigned (for status pages; metrics count separately). */
   served = 0;
   lastSeenAt: number;
+  /** When the server last probed this busy, silent tunnel with an extra ping (0: never). */
+  probedAt = 0;
+  /** The probe whose silence was already logged. */
+  loggedProbeAt = 0;
+  #probeDeadline = 0;
   readonly openedAt: number;
   readonly channel: EmitterChannel;
   /** Set when the client said it is terminating: no more pings reported. */
@@ -112,6 +119,23 @@ export class Connection {
 
   silentFor(now = Date.now()): number {
     return now - this.lastSeenAt;
+  }
+
+  /** Sends a probe (an extra ping) unless one is unanswered; true when one was sent. */
+  probe(timeoutMs: number, now = Date.now()): boolean {
+    if (this.probedAt > 0 && this.lastSeenAt < this.probedAt) return false;
+    if (!this.transport.ping?.()) return false;
+    this.probedAt = now;
+    this.#probeDeadline = now + timeoutMs;
+    return true;
+  }
+
+  /**
+   * The last probe went unanswered past its deadline: the client is hung (e.g. SIGSTOP), not
+   * dead, so the heartbeat has not closed the tunnel yet. It gets no new requests meanwhile.
+   */
+  unresponsive(now = Date.now()): boolean {
+    return this.probedAt > 0 && this.lastSeenAt < this.probedAt && now > this.#probeDeadline;
   }
 
   receive(text: string, now = Date.now()): void {

@@ -4,6 +4,8 @@ export interface PoolMember {
   readonly inFlight: number;
   /** ms since the last packet from the client. */
   silentFor(now: number): number;
+  /** A liveness probe went unanswered: prefer any other connection. */
+  unresponsive?(now: number): boolean;
 }
 
 export type Selection<C> =
@@ -99,23 +101,36 @@ export class ConnectionPool<C extends PoolMember> {
   }
 
   isSelectable(c: C, now: number): boolean {
+    return this.#usable(c, now) && !c.unresponsive?.(now);
+  }
+
+  #usable(c: C, now: number): boolean {
     return c.state === 'ready' && c.silentFor(now) <= this.#lateAfterMs;
   }
 
-  select(token: string, exclude: ReadonlySet<C> = new Set(), now = Date.now()): Selection<C> {
+  /**
+   * Responsive connections first; an unresponsive one only when nothing else is usable (it may
+   * yet answer) and `orUnresponsive` (false when the caller has somewhere else to go).
+   */
+  select(token: string, exclude: ReadonlySet<C> = new Set(), now = Date.now(), orUnresponsive = true): Selection<C> {
+    const first = this.#select(token, exclude, now, (c) => this.isSelectable(c, now));
+    return first.kind === 'not-ready' && orUnresponsive ? this.#select(token, exclude, now, (c) => this.#usable(c, now)) : first;
+  }
+
+  #select(token: string, exclude: ReadonlySet<C>, now: number, selectable: (c: C) => boolean): Selection<C> {
     const pool = this.#tokens.get(token);
     if (!pool || pool.members.length === 0) {
       return this.recentlyDisconnected(token, now) ? { kind: 'recently-disconnected' } : { kind: 'no-connection' };
     }
     const n = pool.members.length;
     let least = Infinity;
-    for (const c of pool.members) if (!exclude.has(c) && this.isSelectable(c, now)) least = Math.min(least, c.inFlight);
+    for (const c of pool.members) if (!exclude.has(c) && selectable(c)) least = Math.min(least, c.inFlight);
     if (least === Infinity) return { kind: 'not-ready' };
     // Round robin from the cursor over the connections tied (within the slack) for least busy.
     for (let k = 0; k < n; k++) {
       const index = (pool.cursor + k) % n;
       const c = pool.members[index]!;
-      if (exclude.has(c) || c.inFlight > least + this.#slack || !this.isSelectable(c, now)) continue;
+      if (exclude.has(c) || c.inFlight > least + this.#slack || !selectable(c)) continue;
       pool.cursor = (index + 1) % n;
       return { kind: 'ok', connection: c };
     }

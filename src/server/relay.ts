@@ -66,6 +66,11 @@ export interface PlatformRelayInit {
   /** Ask for the answer in an ack (x-broker-ws-response). */
   wantsAck: boolean;
   idempotent: boolean;
+  /**
+   * The caller can take the request elsewhere (a forwarding peer tries its next target on
+   * 503 connection-not-ready), so a hung tunnel here is never worth a try.
+   */
+  hasAlternative?: boolean;
   /** `request` (platform API) or `service` (control commands, always acked). */
   eventName?: 'request' | 'service';
   /** For `service`: whether the chosen connection's client understands it (the real server: ≥ 4.209.0 or local). */
@@ -177,11 +182,12 @@ export class PlatformRelay {
         this.#fail(504, 'response-timeout', this.#timeoutMessage());
         return 'timeout';
       }
-      let selection = pool.select(this.init.token, suspectClients.size ? this.#withClients(exclude, suspectClients) : exclude);
+      const orUnresponsive = !this.init.hasAlternative;
+      let selection = pool.select(this.init.token, suspectClients.size ? this.#withClients(exclude, suspectClients) : exclude, Date.now(), orUnresponsive);
       if (selection.kind !== 'ok' && suspectClients.size) {
         // Only the failed client's other tunnel is left here (likely dead too): a peer's tunnels go first.
         if (await this.#tryFallback()) return 'peer';
-        selection = pool.select(this.init.token, exclude);
+        selection = pool.select(this.init.token, exclude, Date.now(), orUnresponsive);
       }
       if (selection.kind !== 'ok') {
         if (first) {

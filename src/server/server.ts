@@ -179,6 +179,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       requestId,
       wantsAck: req.headers['x-broker-ws-response'] !== undefined,
       idempotent: IDEMPOTENT_METHODS.has(method),
+      hasAlternative: forwarded,
       // The local tunnel dropped and no other is left here (a client just died): a peer's tunnels take it.
       fallback:
         routing && !forwarded

@@ -69,6 +69,13 @@ function engineTransport(socket: EngineSocket): TunnelTransport {
       }
       socket.close();
     },
+    ping() {
+      // engine.io v4 only (in v3 the client pings); a live client answers with a pong packet.
+      const s = socket as unknown as { protocol?: number; readyState?: string; sendPacket?: (type: string) => void };
+      if (s.protocol !== 4 || s.readyState !== 'open' || typeof s.sendPacket !== 'function') return false;
+      s.sendPacket('ping');
+      return true;
+    },
   };
 }
 
@@ -97,6 +104,9 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
   let drainReason: string | undefined;
   /** Silent this long → the tunnel is dropped (Primus' server timeout is 35 s with 25 s pings). */
   const silenceLimitMs = config.pingIntervalMs + 10_000;
+  /** A tunnel with relays in flight and silent this long is probed; unanswered this long, it is passed over. */
+  const probeAfterMs = Math.min(2000, config.pingIntervalMs);
+  const probeTimeoutMs = Math.min(3000, config.pingTimeoutMs);
 
   const updateGauge = (token: string) => {
     const ready = pool.members(token).filter((c) => c.state === 'ready').length;
@@ -278,6 +288,14 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
         conn.transport.close();
         // If the transport never reports back, still take it out of the pool.
         conn.closed('silent');
+      } else if (conn.state === 'ready' && conn.inFlight > 0 && conn.silentFor(now) > probeAfterMs) {
+        // Busy and silent: an extra ping. A live client answers at once; a hung one does not and
+        // gets no new requests (pool) long before the heartbeat would close its tunnel.
+        conn.probe(probeTimeoutMs, now);
+        if (conn.unresponsive(now) && conn.loggedProbeAt !== conn.probedAt) {
+          conn.loggedProbeAt = conn.probedAt;
+          logger.warn({ connection: conn.id, silentMs: conn.silentFor(now), inFlight: conn.inFlight }, 'tunnel did not answer a probe while busy (client hung?); no new requests go to it until it does');
+        }
       }
     }
     pool.sweep(now);
