@@ -10,7 +10,7 @@ import { request } from 'undici';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clusterForFile, type ClientNode, type HaCluster } from '../support/ha-cluster.js';
 import { FakeTunnelClient } from '../support/fake-tunnel-client.js';
-import { assertFaultGoal, startSteadyLoad, summaryLine } from '../support/steady-load.js';
+import { assertFaultGoal, describeLoadFailures, startSteadyLoad, summaryLine } from '../support/steady-load.js';
 import { waitFor } from '../support/wait.js';
 import { hashToken } from '../../src/protocol/index.js';
 import { ALLOCATION_API_VERSION } from '../../src/client/allocation.js';
@@ -130,6 +130,7 @@ test('six clients for one token under load: exactly four allocated; kill -9 and 
   assert.equal((await readyClients(live)).length, 4);
   const r = await load.stop();
   console.log(summaryLine('client-churn-6-for-4', r, undefined));
+  if (r.failed.length) console.log(`# ${describeLoadFailures(r.failed).replace(/\n/g, '\n# ')}`);
   assertFaultGoal(r, (ok, message) => assert.ok(ok, message));
 });
 

@@ -151,6 +151,7 @@ test(`${TOTAL} requests while a client restarts every 2 s: no heap growth beyond
   const line = (name: string, b: Sample, a: Sample) =>
     `${name}: heapUsed ${mb(b.heapUsed)} → ${mb(a.heapUsed)} (${(((a.heapUsed - b.heapUsed) / b.heapUsed) * 100).toFixed(1)}%), rss ${mb(b.rss)} → ${mb(a.rss)}, external ${mb(b.external)} → ${mb(a.external)}, fds ${b.fds} → ${a.fds}, handles ${b.handles} → ${a.handles}, resources ${b.resources} → ${a.resources}`;
   console.log(`# soak: ${summaryLine('soak-client-restart-every-2s', r, undefined)} restarts=${restarts} socketsBackMs=${socketsBackMs}`);
+  if (r.failed.length) console.log(`# ${describeLoadFailures(r.failed).replace(/\n/g, '\n# ')}`);
   console.log(`# ${line('server', serverBefore, serverAfter)}`);
   console.log(`# ${line('long-lived client', clientBefore, clientAfter)}`);
   assertFaultGoal(r, (ok, message) => assert.ok(ok, message));
