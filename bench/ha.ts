@@ -8,7 +8,7 @@ import { waitFor } from '../test/support/wait.js';
 import { startBalancer } from '../src/demo/balancer.js';
 import { closedLoop, type LoadResult } from './load.js';
 import type { BenchOrigin } from './origin.js';
-import { TOKEN } from './systems.js';
+import { shippedEnv, TOKEN } from './systems.js';
 
 export interface HaResult {
   load: LoadResult;
@@ -21,6 +21,8 @@ export interface HaResult {
 /** Scenario 6: dispatcher, 2 servers behind a balancer, 4 clients; kill -9 one client mid-run. */
 export async function haScenario(origin: BenchOrigin, durationMs: number): Promise<HaResult> {
   const group = new ProcessGroup();
+  // As the image runs it (the Dockerfile's runtime settings), like ours in the other scenarios.
+  const shipped = shippedEnv();
   try {
     const dir = await mkdtemp(join(tmpdir(), 'bench-ha-'));
     const serverAccept = join(dir, 'server.json');
@@ -28,7 +30,7 @@ export async function haScenario(origin: BenchOrigin, durationMs: number): Promi
     await writeFile(serverAccept, JSON.stringify({ public: [{ method: 'any', path: '/*' }], private: [] }));
     await writeFile(clientAccept, JSON.stringify({ private: [{ method: 'any', path: '/*', origin: '${ORIGIN_URL}' }], public: [] }));
     const dispatcherPort = await freePort();
-    group.broker('dispatcher', 'dispatcher', { PORT: String(dispatcherPort), LOG_LEVEL: 'error' });
+    group.broker('dispatcher', 'dispatcher', { PORT: String(dispatcherPort), LOG_LEVEL: 'error', ...shipped });
     const serverPorts = [await freePort(), await freePort()];
     serverPorts.forEach((port, i) =>
       group.broker(`server-${i}`, 'server', {
@@ -38,6 +40,7 @@ export async function haScenario(origin: BenchOrigin, durationMs: number): Promi
         DISPATCHER_URL: `http://127.0.0.1:${dispatcherPort}`,
         ACCEPT: serverAccept,
         LOG_LEVEL: 'error',
+        ...shipped,
       }),
     );
     const balancer = await startBalancer(serverPorts);
@@ -56,6 +59,7 @@ export async function haScenario(origin: BenchOrigin, durationMs: number): Promi
           ORIGIN_URL: `${origin.url}/c${i}`,
           PREFLIGHT_CHECKS_ENABLED: 'false',
           LOG_LEVEL: 'error',
+          ...shipped,
         }),
       );
       await waitFor(`client ${i} ready`, async () => {

@@ -7,6 +7,15 @@ export async function rssMiB(pid: number): Promise<number> {
   return kb / 1024;
 }
 
+/**
+ * The process's private memory (RssAnon): RSS minus file-backed pages, most of which are the
+ * node binary itself, shared by every node process on the machine and the same for any program.
+ */
+export async function rssAnonMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/RssAnon:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
+}
+
 /** Samples RSS every `everyMs` until stopped; returns the peak in MiB. */
 export function sampleRss(pid: number, everyMs = 25): { stop(): Promise<number> } {
   let peak = 0;

@@ -2,9 +2,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fixedRate, download, type LoadResult } from './load.js';
 import { ensureWrk, wrkClosedLoop } from './wrk.js';
-import { rssMiB, sampleRss } from './rss.js';
+import { rssAnonMiB, rssMiB, sampleRss } from './rss.js';
 import { startBenchOrigin } from './origin.js';
-import { brokerPair, directSystem, type System } from './systems.js';
+import { brokerPair, describeRun, directSystem, shippedEnv, type System } from './systems.js';
 import { haScenario, type HaResult } from './ha.js';
 import { REPO_ROOT } from '../test/support/paths.js';
 
@@ -39,10 +39,21 @@ interface SystemResult {
   s2: LoadResult;
   s3: { mbPerSecond: number; clientRssGrowthMiB: number | null };
   s4: LoadResult;
-  s5: { clientIdleMiB: number | null; serverIdleMiB: number | null; clientAfterLoadMiB: number | null; serverAfterLoadMiB: number | null };
+  s5: {
+    clientIdleMiB: number | null;
+    serverIdleMiB: number | null;
+    clientAfterLoadMiB: number | null;
+    serverAfterLoadMiB: number | null;
+    /** Private memory (RssAnon): RSS without the shared, file-backed pages of the node binary. */
+    clientAfterLoadAnonMiB: number | null;
+    serverAfterLoadAnonMiB: number | null;
+  };
 }
 
-async function measure(system: System): Promise<SystemResult> {
+/** Scenarios 1 and 5 only (a second configuration of ours: the run stays short). */
+type Partial15 = Pick<SystemResult, 's1' | 's5'>;
+
+async function measure(system: System, only15 = false): Promise<SystemResult | Partial15> {
   const target = { origin: new URL(system.platform).origin, path: `${new URL(system.platform).pathname.replace(/\/$/, '')}` };
   const at = (p: string) => ({ origin: target.origin, path: `${target.path}${p}` });
   const rss = async (pid?: number) => (pid ? rssMiB(pid) : null);
@@ -54,6 +65,10 @@ async function measure(system: System): Promise<SystemResult> {
   const s1 = medianLoad(await repeat(() => wrkClosedLoop(url('/small'), { connections: 32, durationMs: DURATION })));
   const clientAfterLoadMiB = await rss(system.client?.pid);
   const serverAfterLoadMiB = await rss(system.server?.pid);
+  const clientAfterLoadAnonMiB = system.client ? await rssAnonMiB(system.client.pid) : null;
+  const serverAfterLoadAnonMiB = system.server ? await rssAnonMiB(system.server.pid) : null;
+  const s5 = { clientIdleMiB, serverIdleMiB, clientAfterLoadMiB, serverAfterLoadMiB, clientAfterLoadAnonMiB, serverAfterLoadAnonMiB };
+  if (only15) return { s1, s5 };
   log(`  ${system.name}: scenario 2 (500 req/s for ${DURATION} ms) x${REPEATS}`);
   const s2 = medianLoad(await repeat(() => fixedRate(at('/small'), { rate: 500, durationMs: DURATION })));
   log(`  ${system.name}: scenario 3 (${LARGE / 1024 / 1024} MiB response) x${REPEATS}`);
@@ -68,7 +83,7 @@ async function measure(system: System): Promise<SystemResult> {
   const s3 = { mbPerSecond: median(s3runs.map((r) => r.mbPerSecond)), clientRssGrowthMiB: s3runs[0]!.growth === null ? null : median(s3runs.map((r) => r.growth!)) };
   log(`  ${system.name}: scenario 4 (32 concurrent 64 KiB uploads) x${REPEATS}`);
   const s4 = medianLoad(await repeat(() => wrkClosedLoop(url('/upload'), { connections: 32, durationMs: DURATION, postBytes: UPLOAD_BYTES })));
-  return { s1, s2, s3, s4, s5: { clientIdleMiB, serverIdleMiB, clientAfterLoadMiB, serverAfterLoadMiB } };
+  return { s1, s2, s3, s4, s5 };
 }
 
 function log(line: string) {
@@ -81,12 +96,27 @@ async function main() {
   await ensureWrk();
   const origin = await startBenchOrigin();
   const results: Record<string, SystemResult> = {};
+  // Ours runs as the image runs it (the Dockerfile's NODE_OPTIONS / MALLOC_ARENA_MAX); when
+  // that sets anything, ours with Node's defaults is measured too (scenarios 1 and 5).
+  const shipped = shippedEnv();
+  const withDefaults = Object.keys(shipped).length > 0;
+  const howRun: Record<string, string> = {
+    direct: 'the load generator calls the origin itself',
+    'snyk-broker': `${describeRun('snyk-broker', {})}, as the package ships`,
+    ours: `${describeRun('ours', shipped)}${withDefaults ? ', as the Dockerfile sets' : ''}`,
+  };
+  if (withDefaults) howRun['ours (defaults)'] = describeRun('ours', {});
+  let oursDefaults: Partial15 | undefined;
   try {
-    for (const name of ['direct', 'snyk-broker', 'ours'] as const) {
-      log(`== ${name}`);
-      const system = name === 'direct' ? directSystem(origin.url) : await brokerPair(name, origin.url);
+    for (const name of ['direct', 'snyk-broker', 'ours', ...(withDefaults ? ['ours (defaults)' as const] : [])] as const) {
+      log(`== ${name}: ${howRun[name]}`);
+      const system =
+        name === 'direct'
+          ? directSystem(origin.url)
+          : await brokerPair(name === 'snyk-broker' ? 'snyk-broker' : 'ours', origin.url, { env: name === 'ours' ? shipped : {}, name });
       try {
-        results[name] = await measure(system);
+        if (name === 'ours (defaults)') oursDefaults = await measure(system, true);
+        else results[name] = (await measure(system)) as SystemResult;
       } finally {
         await system.stop();
       }
@@ -108,6 +138,13 @@ async function main() {
       s3MbpsOursOverSnyk: o.s3.mbPerSecond / s.s3.mbPerSecond,
       s4ThroughputOursOverSnyk: o.s4.rps / s.s4.rps,
       s5ClientRssOursOverSnyk: (o.s5.clientAfterLoadMiB ?? NaN) / (s.s5.clientAfterLoadMiB ?? NaN),
+      s5ClientPrivateRssOursOverSnyk: (o.s5.clientAfterLoadAnonMiB ?? NaN) / (s.s5.clientAfterLoadAnonMiB ?? NaN),
+      ...(oursDefaults
+        ? {
+            s1ThroughputOursDefaultsOverSnyk: oursDefaults.s1.rps / s.s1.rps,
+            s5ClientRssOursDefaultsOverSnyk: (oursDefaults.s5.clientAfterLoadMiB ?? NaN) / (s.s5.clientAfterLoadMiB ?? NaN),
+          }
+        : {}),
     };
     const rows = [
       ['metric', 'direct', 'snyk-broker', 'ours', 'ours/snyk'],
@@ -121,8 +158,16 @@ async function main() {
       ['4 64 KiB uploads req/s', fmt(d.s4.rps, 0), fmt(s.s4.rps, 0), fmt(o.s4.rps, 0), fmt(ratios.s4ThroughputOursOverSnyk, 2)],
       ['5 client RSS idle MiB', '-', fmt(s.s5.clientIdleMiB), fmt(o.s5.clientIdleMiB), ''],
       ['5 client RSS after load', '-', fmt(s.s5.clientAfterLoadMiB), fmt(o.s5.clientAfterLoadMiB), fmt(ratios.s5ClientRssOursOverSnyk, 2)],
+      ['5 client private RSS after', '-', fmt(s.s5.clientAfterLoadAnonMiB), fmt(o.s5.clientAfterLoadAnonMiB), fmt(ratios.s5ClientPrivateRssOursOverSnyk, 2)],
       ['5 server RSS idle / after', '-', `${fmt(s.s5.serverIdleMiB)} / ${fmt(s.s5.serverAfterLoadMiB)}`, `${fmt(o.s5.serverIdleMiB)} / ${fmt(o.s5.serverAfterLoadMiB)}`, ''],
+      ['5 server private RSS after', '-', fmt(s.s5.serverAfterLoadAnonMiB), fmt(o.s5.serverAfterLoadAnonMiB), ''],
     ];
+    if (oursDefaults) {
+      const od = oursDefaults;
+      rows.push(['1 small req/s, ours (defaults)', '-', fmt(s.s1.rps, 0), fmt(od.s1.rps, 0), fmt(od.s1.rps / s.s1.rps, 2)]);
+      rows.push(['5 client RSS after, ours (defaults)', '-', fmt(s.s5.clientAfterLoadMiB), fmt(od.s5.clientAfterLoadMiB), fmt((od.s5.clientAfterLoadMiB ?? NaN) / (s.s5.clientAfterLoadMiB ?? NaN), 2)]);
+      rows.push(['5 server RSS after, ours (defaults)', '-', fmt(s.s5.serverAfterLoadMiB), fmt(od.s5.serverAfterLoadMiB), '']);
+    }
     if ('error' in ha) rows.push(['6 HA', '-', '-', `failed: ${ha.error.slice(0, 60)}`, '']);
     else {
       rows.push(['6 HA req/s (2 srv, 4 cli)', '-', '-', fmt(ha.load.rps, 0), '']);
@@ -132,10 +177,11 @@ async function main() {
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n');
-    process.stdout.write(`\nmedians of ${REPEATS} runs, ${DURATION} ms each, node ${process.version}\n${table}\n`);
+    const how = Object.entries(howRun).map(([k, v]) => `  ${k}: ${v}`).join('\n');
+    process.stdout.write(`\nmedians of ${REPEATS} runs, ${DURATION} ms each; how each system ran:\n${how}\n\n${table}\n`);
     const out = join(REPO_ROOT, 'bench', 'results');
     await mkdir(out, { recursive: true });
-    await writeFile(join(out, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, repeats: REPEATS, durationMs: DURATION, largeBytes: LARGE, results, ha, ratios }, null, 2));
+    await writeFile(join(out, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, howRun, repeats: REPEATS, durationMs: DURATION, largeBytes: LARGE, results, oursDefaults, ha, ratios }, null, 2));
     process.stdout.write(`\nwritten to bench/results/latest.json\n`);
   } finally {
     await origin.close();

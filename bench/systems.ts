@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { ProcessGroup, type RunningProcess } from '../test/support/processes.js';
-import { startSnykBroker } from '../test/support/snyk-broker.js';
+import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { snykBrokerNode, startSnykBroker } from '../test/support/snyk-broker.js';
+import { REPO_ROOT } from '../test/support/paths.js';
 import { freePort } from '../test/support/ports.js';
 import { waitFor } from '../test/support/wait.js';
 
@@ -33,6 +36,27 @@ async function waitReady(platform: string): Promise<void> {
     await res.body.dump();
     return res.statusCode === 200;
   }, { timeoutMs: 60_000, intervalMs: 250 });
+}
+
+/** Runtime settings (env) the image ships with, read from the Dockerfile's ENV lines: ours runs the way users run it. */
+export function shippedEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  let text = '';
+  try {
+    text = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
+  } catch {
+    return out;
+  }
+  for (const m of text.matchAll(/^ENV\s+(NODE_OPTIONS|MALLOC_ARENA_MAX)=("[^"]*"|\S+)/gm)) out[m[1]!] = m[2]!.replace(/^"|"$/g, '');
+  return out;
+}
+
+/** One line saying how a system runs: node binary and version, flags and env. */
+export function describeRun(kind: 'ours' | 'snyk-broker', env: Record<string, string>): string {
+  const node = kind === 'ours' ? process.execPath : snykBrokerNode();
+  const version = node === process.execPath ? process.version : execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
+  const settings = Object.entries(env).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
+  return `node ${version} (${node}), ${settings || 'no flags, no runtime env'}`;
 }
 
 export function directSystem(originUrl: string): System {
