@@ -333,13 +333,16 @@ export class Allocator {
 
   /**
    * server-starting, or a periodic re-registration. `openTunnels` > 0 (ours, optional) says the
-   * server already holds tunnels: if we did not know it, it was running before us.
+   * server already holds tunnels: if we did not know it, it was running before us. Resolves
+   * true when this store had no registration of it (we restarted empty, or it is new).
    */
-  async registerServer(id: string, attrs: { peerUrl?: string; healthCheckLink?: string; openTunnels?: number }): Promise<void> {
+  async registerServer(id: string, attrs: { peerUrl?: string; healthCheckLink?: string; openTunnels?: number }): Promise<boolean> {
     const now = this.#clock();
+    const known = (await this.#store.getServers()).find((s) => s.id === id)?.registeredAt !== undefined;
     const discoveredAt = (attrs.openTunnels ?? 0) > 0 ? now : 0;
     await this.#store.patchServer(id, { lastSeen: now, lastReport: now, registeredAt: now, peerUrl: attrs.peerUrl, healthCheckLink: attrs.healthCheckLink }, ['stoppingSince', 'downSince'], { firstSeen: now, discoveredAt });
     this.#log.info({ serverId: id, peerUrl: attrs.peerUrl }, 'server registered');
+    return !known;
   }
 
   async stopServer(id: string): Promise<void> {

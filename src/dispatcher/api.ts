@@ -234,9 +234,12 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
           const peerUrl = optionalHttpUrl(attrs.peer_url, 'peer_url');
           const healthCheckLink = typeof attrs.health_check_link === 'string' ? attrs.health_check_link : undefined;
           const openTunnels = typeof attrs.open_tunnels === 'number' && Number.isFinite(attrs.open_tunnels) ? attrs.open_tunnels : undefined;
-          await allocator.registerServer(serverId, { peerUrl, healthCheckLink, openTunnels });
+          const unknown = await allocator.registerServer(serverId, { peerUrl, healthCheckLink, openTunnels });
           metrics.serverReports.inc({ event: 'server-starting' });
-          send(res, 200, { jsonapi: { version: '1.0' }, data: { id: serverId, type: 'broker_server', attributes: { peer_url: peerUrl } } });
+          // A server we did not know that already holds tunnels (we restarted empty): the hint asks
+          // it to announce them now rather than one per ping (~25 s), so allocations converge at once.
+          const hint: Record<string, string> = unknown && (openTunnels ?? 0) > 0 ? { [REGISTER_HINT_HEADER]: 'true' } : {};
+          send(res, 200, { jsonapi: { version: '1.0' }, data: { id: serverId, type: 'broker_server', attributes: { peer_url: peerUrl } } }, hint);
           return;
         }
         if (req.method === 'DELETE') {

@@ -107,7 +107,11 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
         if (config.internalSecret) headers['x-broker-internal-secret'] = config.internalSecret;
         const res = await egress.request(url(call), { method: call.method, headers, body, signal: AbortSignal.timeout(timeoutMs) });
         await res.body.dump().catch(() => undefined);
-        if (res.headers[REGISTER_HINT_HEADER] === 'true' && call.event !== 'server-starting' && call.event !== 'server-stopping') onRegisterHint();
+        if (res.headers[REGISTER_HINT_HEADER] === 'true') {
+          // On a registration: the dispatcher did not know us (it restarted empty), announce the open tunnels now.
+          if (call.event === 'server-starting') reannounce();
+          else if (call.event !== 'server-stopping') onRegisterHint();
+        }
         if (res.statusCode >= 200 && res.statusCode < 300) {
           metrics.dispatcherCalls.inc({ event: call.event, outcome: 'ok' });
           return;
@@ -180,7 +184,16 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
     if (now - lastHintAt < 5000) return;
     lastHintAt = now;
     logger.info('the dispatcher does not know this server; registering again');
-    if (register()) deps.reannounce?.();
+    if (register()) reannounce();
+  }
+
+  let lastReannounceAt = -Infinity;
+  /** At most once per few seconds: a report hint and the registration's answer may both ask. */
+  function reannounce(): void {
+    const now = Date.now();
+    if (now - lastReannounceAt < 5000) return;
+    lastReannounceAt = now;
+    deps.reannounce?.();
   }
 
   return {
