@@ -30,6 +30,9 @@ export interface RelayOptions {
   connectRetryDelayMs?: number;
 }
 
+/** Origin answers up to this size (by content-length) are read whole: posted in one write. */
+const SMALL_ANSWER_BYTES = 64 * 1024;
+
 /** Headers the platform sends that must not reach internal systems. */
 const STRIPPED = new Set([
   'host',
@@ -181,7 +184,16 @@ export function createRelay(opts: RelayOptions) {
   async function callOrigin(target: string, method: string, headers: Record<string, string | string[]>, body: Buffer | string | undefined) {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await opts.egress.request(target, { method: method as 'GET', headers, body: body === undefined || body.length === 0 ? undefined : body });
+        const url = new URL(target);
+        // A small answer (by content-length) comes whole: no response stream per request.
+        return await opts.egress.requestAnswer({
+          origin: url.origin,
+          path: `${url.pathname}${url.search}`,
+          method: method as 'GET',
+          headers,
+          body: body === undefined || body.length === 0 ? undefined : body,
+          bufferUpTo: SMALL_ANSWER_BYTES,
+        });
       } catch (err) {
         // Only a refused connection is surely unsent, so only then is a retry safe.
         if (attempt < connectRetries && errorCodes(err).includes('ECONNREFUSED')) {
@@ -221,6 +233,11 @@ export function createRelay(opts: RelayOptions) {
     log.debug({ requestId, method: req.method, url: req.url, status: res.statusCode }, 'origin answered');
     if (!forAck) return { head, body: res.body };
     // One ack is one message: the body is buffered, with a cap.
+    if (Buffer.isBuffer(res.body)) {
+      if (res.body.length <= opts.maxAckResponseBytes) return { head, body: res.body };
+      log.warn({ requestId, url: req.url, limit: opts.maxAckResponseBytes }, 'origin answer too large for an ack');
+      return brokerError(502, 'BODY_TOO_LARGE', `response exceeds ${opts.maxAckResponseBytes} bytes`);
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     try {

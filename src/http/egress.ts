@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
-import { EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+import { Readable } from 'node:stream';
+import { EnvHttpProxyAgent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 
 export interface EgressOptions {
   /** Extra CA bundle files (PEM) trusted on top of the system roots. */
@@ -44,6 +45,26 @@ export interface BufferedResponse {
   body: Buffer;
 }
 
+export interface AnswerRequest {
+  origin: string;
+  path: string;
+  method: Dispatcher.HttpMethod;
+  headers: Record<string, string | string[]>;
+  body?: Buffer | string;
+  /** An answer whose content-length is at most this is read whole before resolving. */
+  bufferUpTo: number;
+}
+
+export interface Answer {
+  statusCode: number;
+  headers: Record<string, string | string[]>;
+  /**
+   * The whole body when its announced size was small; otherwise a stream with backpressure.
+   * A small body that broke off comes as a stream of what arrived, then the error.
+   */
+  body: Buffer | Readable;
+}
+
 export interface Egress {
   readonly dispatcher: Dispatcher;
   request(url: string | URL, options?: EgressRequestOptions): Promise<Dispatcher.ResponseData<unknown>>;
@@ -52,6 +73,8 @@ export interface Egress {
    * stream, promise adapter or abort signal per call (hot paths: one per relayed request).
    */
   requestBuffered(request: BufferedRequest): Promise<BufferedResponse>;
+  /** An origin call whose small answer (by content-length) is read whole: no stream for it. */
+  requestAnswer(request: AnswerRequest): Promise<Answer>;
   close(): Promise<void>;
 }
 
@@ -109,6 +132,89 @@ async function loadCa(files: string[]): Promise<string[] | undefined> {
   return [...rootCertificates, ...pems];
 }
 
+/** Response headers as undici's request() gives them: lower-case names, repeated ones as arrays. */
+function parseRawHeaders(raw: Buffer[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase();
+    const value = raw[i + 1]!.toString('latin1');
+    const prev = Object.hasOwn(out, name) ? out[name] : undefined;
+    if (prev === undefined) Object.defineProperty(out, name, { value, enumerable: true, configurable: true, writable: true });
+    else if (Array.isArray(prev)) prev.push(value);
+    else out[name] = [prev, value];
+  }
+  return out;
+}
+
+/** What arrived of a body, then its error: as a stream would have delivered it. */
+function replay(chunks: Buffer[], error: Error): Readable {
+  let i = 0;
+  return new Readable({
+    read() {
+      if (i < chunks.length) this.push(chunks[i++]);
+      else this.destroy(error);
+    },
+  });
+}
+
+function requestAnswer(dispatcher: Dispatcher, r: AnswerRequest): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    let abort: ((err: Error) => void) | undefined;
+    let resumeParser: (() => void) | undefined;
+    let statusCode = 0;
+    let headers: Record<string, string | string[]> = {};
+    let chunks: Buffer[] | undefined;
+    let stream: Readable | undefined;
+    let ended = false;
+    const handler = {
+      onConnect(a: (err: Error) => void) {
+        abort = a;
+      },
+      onHeaders(status: number, raw: Buffer[], resume: () => void) {
+        if (status < 200) return true;
+        statusCode = status;
+        headers = parseRawHeaders(raw);
+        const declared = headers['content-length'];
+        const size = typeof declared === 'string' ? Number(declared) : NaN;
+        if (Number.isInteger(size) && size >= 0 && size <= r.bufferUpTo) {
+          chunks = [];
+          return true;
+        }
+        resumeParser = resume;
+        stream = new Readable({
+          highWaterMark: 64 * 1024,
+          read: () => resumeParser?.(),
+          destroy: (err, cb) => {
+            if (!ended) abort?.(err ?? new undiciErrors.RequestAbortedError());
+            cb(err);
+          },
+        });
+        resolve({ statusCode, headers, body: stream });
+        return true;
+      },
+      onData(chunk: Buffer) {
+        if (chunks) {
+          chunks.push(chunk);
+          return true;
+        }
+        return stream!.push(chunk);
+      },
+      onComplete() {
+        ended = true;
+        if (chunks) resolve({ statusCode, headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
+        else stream?.push(null);
+      },
+      onError(err: Error) {
+        ended = true;
+        if (stream) stream.destroy(err);
+        else if (chunks) resolve({ statusCode, headers, body: replay(chunks, err) });
+        else reject(err);
+      },
+    };
+    dispatcher.dispatch({ origin: r.origin, path: r.path, method: r.method, headers: r.headers, body: r.body }, handler as unknown as Dispatcher.DispatchHandler);
+  });
+}
+
 export async function createEgress(options: EgressOptions = {}): Promise<Egress> {
   const ca = await loadCa(options.caFiles ?? []);
   const tls = { ...(ca ? { ca } : {}), ...(options.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}) };
@@ -131,6 +237,7 @@ export async function createEgress(options: EgressOptions = {}): Promise<Egress>
     dispatcher,
     request: (url, opts = {}) => request(url, { ...opts, dispatcher } as Parameters<typeof request>[1]),
     requestBuffered: (r) => requestBuffered(dispatcher, r),
+    requestAnswer: (r) => requestAnswer(dispatcher, r),
     close: () => dispatcher.close(),
   };
 }
