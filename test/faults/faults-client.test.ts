@@ -7,7 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clusterForFile, logLines } from '../support/ha-cluster.js';
-import { assertFaultGoal, startSteadyLoad, summaryLine } from '../support/steady-load.js';
+import { assertFaultGoal, describeLoadFailures, startSteadyLoad, summaryLine } from '../support/steady-load.js';
 import type { RunningProcess } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 
@@ -46,6 +46,7 @@ test('kill -9 a client under mixed load, restarted: no lost GET, no hung request
   await sleep(Math.max(0, 20_000 - (Date.now() - killedAt)));
   const r = await load.stop();
   console.log(summaryLine('client-kill-9', r, convergedAt - killedAt));
+  if (r.failed.length) console.log(`# ${describeLoadFailures(r.failed).replace(/\n/g, '\n# ')}`);
   assertFaultGoal(r, assert.ok);
   assert.deepEqual(cluster.crashes(gone), []);
 });
@@ -79,6 +80,7 @@ test('SIGSTOP a client for 40 s then SIGCONT: its tunnels are declared dead, oth
   const after = logLines(victim.proc).slice(linesBefore);
   console.log(`# SIGCONT: client 3 logged ${after.filter((e) => e.msg === 'broker client is connecting to broker server').length} reconnects, ${after.filter((e) => e.msg === 'received server id').length} re-allocations`);
   console.log(summaryLine('client-sigstop-40s', r, convergedAt - contAt));
+  if (r.failed.length) console.log(`# ${describeLoadFailures(r.failed).replace(/\n/g, '\n# ')}`);
   assertFaultGoal(r, assert.ok);
   assert.deepEqual(cluster.crashes(gone), []);
 });

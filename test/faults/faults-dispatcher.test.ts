@@ -17,6 +17,8 @@ import { startRedis, type RedisInstance } from '../support/redis.js';
 import { waitFor } from '../support/wait.js';
 
 const OUTAGE_MS = 30_000;
+/** The load runs at least this long after a fault, so every scenario's numbers cover recovery and after. */
+const AFTER_FAULT_MS = 20_000;
 
 async function steadyState(cluster: HaCluster): Promise<void> {
   const base = new Map(cluster.origin.served);
@@ -79,6 +81,7 @@ describe('memory store', () => {
     await waitFor('every server live at the restarted dispatcher', async () => (await cluster.liveServerIds()).length === cluster.servers.length, { timeoutMs: 60_000, intervalMs: 200 });
     const convergedAt = await assertConverged(cluster, 6);
     await steadyState(cluster);
+    await sleep(Math.max(0, AFTER_FAULT_MS - (Date.now() - restartAt)));
     const r = await load.stop();
     console.log(summaryLine('dispatcher-restart-empty', r, convergedAt - restartAt));
     assertFaultGoal(r, assert.ok);
@@ -119,6 +122,7 @@ describe('redis store, two dispatcher replicas', () => {
     const convergedAt = await assertConverged(cluster, 5);
     assert.ok(cluster.clients.filter((c) => c.n <= 4).every((c) => (cluster.counts(base).get(c.prefix) ?? 0) > 0), 'a client served nothing while Redis was down');
     await steadyState(cluster);
+    await sleep(Math.max(0, AFTER_FAULT_MS - (Date.now() - downAt)));
     const r = await load.stop();
     console.log(summaryLine('redis-restart', r, convergedAt - backAt));
     assertFaultGoal(r, assert.ok);
