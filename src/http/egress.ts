@@ -139,8 +139,11 @@ function parseRawHeaders(raw: Buffer[]): Record<string, string | string[]> {
     const name = raw[i]!.toString('latin1').toLowerCase();
     const value = raw[i + 1]!.toString('latin1');
     const prev = Object.hasOwn(out, name) ? out[name] : undefined;
-    if (prev === undefined) Object.defineProperty(out, name, { value, enumerable: true, configurable: true, writable: true });
-    else if (Array.isArray(prev)) prev.push(value);
+    if (prev === undefined) {
+      // A header named __proto__ must stay a header, not set the object's prototype.
+      if (name === '__proto__') Object.defineProperty(out, name, { value, enumerable: true, configurable: true, writable: true });
+      else out[name] = value;
+    } else if (Array.isArray(prev)) prev.push(value);
     else out[name] = [prev, value];
   }
   return out;
