@@ -45,6 +45,12 @@ export function validateResponseHead(value: unknown): ResponseHead {
  */
 export function readResponseHead(stream: Readable, maxHeadBytes = MAX_RESPONSE_HEAD_BYTES): Promise<ResponseHead> {
   return new Promise<ResponseHead>((resolve, reject) => {
+    // A stream that is already over emits no more events: say so now instead of waiting forever.
+    if (stream.destroyed || stream.readableEnded) {
+      const cause = stream.errored ?? undefined;
+      reject(new ProtocolError('RESPONSE_HEAD_TRUNCATED', `response stream ${stream.readableEnded ? 'ended' : 'closed'} before its head${cause ? `: ${cause.message}` : ''}`, { cause }));
+      return;
+    }
     let length: number | undefined;
     const cleanup = () => {
       stream.off('readable', onReadable);

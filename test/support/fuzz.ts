@@ -365,13 +365,16 @@ export function mutateBytes(rng: Rng, b: Buffer, corpus: readonly Buffer[] = [])
   }
 }
 
-/** Splits bytes into random chunk sizes (including empty-ish and single-byte chunks). */
-export function randomChunks(rng: Rng, b: Buffer): Buffer[] {
+/**
+ * Splits bytes into random chunk sizes: single bytes, a few bytes or larger pieces, finest where
+ * parsers live (the first `fine` bytes), so long bodies do not become thousands of chunks.
+ */
+export function randomChunks(rng: Rng, b: Buffer, fine = 512): Buffer[] {
   const out: Buffer[] = [];
   let i = 0;
   const style = rng.int(4);
   while (i < b.length) {
-    const n = style === 0 ? 1 : style === 1 ? 1 + rng.int(8) : style === 2 ? 1 + rng.size(4096) : b.length;
+    const n = i >= fine ? 1 + rng.size(65536) : style === 0 ? 1 : style === 1 ? 1 + rng.int(8) : style === 2 ? 1 + rng.size(4096) : b.length;
     out.push(b.subarray(i, i + n));
     i += n;
   }
