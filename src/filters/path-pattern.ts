@@ -50,24 +50,47 @@ function decodeSafely(segment: string): string | undefined {
   }
 }
 
+/** Decodes the valid %XX runs and leaves the rest, as a lenient origin would. */
+function decodeLeniently(text: string): string {
+  return text.replace(/(?:%[0-9a-f]{2})+/gi, (run) => Buffer.from(run.replace(/%/g, ''), 'hex').toString('utf8'));
+}
+
 /**
- * A path is safe when no segment, raw or percent-decoded (once or twice), walks up or sideways:
- * `..`, `.`, `%2e%2e`, `..%2f..`, `%252e%252e` or backslashes. Encoded slashes inside a segment
- * stay allowed (GitLab's `group%2Fproject` ids need them) as long as they do not hide a `..`.
+ * A segment that an origin could read as `.` or `..`: exact, with `;params` (Tomcat/Spring),
+ * with trailing dots or spaces (Windows/IIS), or a Unicode lookalike that NFKC folds to dots.
+ */
+function isDotSegment(part: string): boolean {
+  const bare = part.normalize('NFKC').split(';', 1)[0]!;
+  return /^[. ]+$/.test(bare) && bare.includes('.');
+}
+
+/** Controls are stripped by URL parsers (tab, CR, LF) or cut paths short (NUL): never in a path. */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * A path is safe when no segment, raw or percent-decoded (repeatedly), walks up or sideways:
+ * `..`, `.`, `%2e%2e`, `..%2f..`, `%252e%252e`, `..;`, backslashes, control characters (the
+ * WHATWG URL parser drops tab/CR/LF, so `.\n.` would become `..` on the way out) or Unicode
+ * lookalikes of dots and slashes. Encoded slashes inside a segment stay allowed (GitLab's
+ * `group%2Fproject` ids need them) as long as they do not hide a `..`.
  */
 export function isSafePath(url: string): boolean {
   const { path } = splitUrl(url);
   if (!path.startsWith('/')) return false;
-  if (path.includes('\\') || path.includes('\0')) return false;
+  if (path.includes('\\') || CONTROL.test(path)) return false;
   for (const raw of path.split('/').slice(1)) {
-    let current: string | undefined = raw;
-    for (let round = 0; round < 3 && current !== undefined; round++) {
-      if (current === '.' || current === '..') return false;
-      if (/[\\\0]/.test(current)) return false;
-      if (current.split(/[/\\]/).some((part) => part === '..' || part === '.')) return false;
+    // Malformed encodings (incl. overlong UTF-8 such as %c0%ae) are refused outright.
+    if (decodeSafely(raw) === undefined) return false;
+    let current = raw;
+    for (let round = 0; ; round++) {
+      if (CONTROL.test(current) || /[\\\uff3c\u2216\ufe68]/.test(current)) return false;
+      const folded = current.normalize('NFKC');
+      if (folded.includes('\\') || folded.split('/').some(isDotSegment)) return false;
       if (!current.includes('%')) break;
-      const next = decodeSafely(current);
-      if (next === undefined) return false;
+      const next: string = round === 0 ? decodeSafely(current)! : decodeLeniently(current);
+      if (next === current) break;
+      // Encoded more than a few times over is nothing a real client sends.
+      if (round >= 4) return false;
       current = next;
     }
   }

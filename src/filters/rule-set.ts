@@ -84,7 +84,8 @@ export class RuleSet {
           password: rule.auth.password === undefined ? undefined : this.#vars.substitute(rule.auth.password),
         })
       : undefined;
-    return { allowed: true, rule, targetUrl: base + url, authorization: auth ?? fromOrigin };
+    // A fragment is never sent to an origin; keeping it would only carry text past the path checks.
+    return { allowed: true, rule, targetUrl: base + url.split('#', 1)[0]!, authorization: auth ?? fromOrigin };
   }
 }
 
