@@ -77,7 +77,8 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 export function isSafePath(url: string): boolean {
   const { path } = splitUrl(url);
   if (!path.startsWith('/')) return false;
-  if (path.includes('\\') || CONTROL.test(path)) return false;
+  // A raw space is never in a valid request target, and URL parsers strip a trailing one.
+  if (path.includes('\\') || path.includes(' ') || CONTROL.test(path)) return false;
   for (const raw of path.split('/').slice(1)) {
     // Malformed encodings (incl. overlong UTF-8 such as %c0%ae) are refused outright.
     if (decodeSafely(raw) === undefined) return false;

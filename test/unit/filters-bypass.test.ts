@@ -67,6 +67,9 @@ const TRICKS: Array<[method: string, url: string, allowedTarget: string | null]>
   ['GET', 'api/v3/user', null],
   ['GET', '', null],
   ['GET', '/api/v3/%75ser', null],
+  ['GET', '/api/v3/user ', null],
+  ['GET', '/repos/o/r/contents/x ', null],
+  ['GET', '/repos/o/r/contents/x%20y', 'https://ghe.example/repos/o/r/contents/x%20y'],
 ];
 
 test(`accept rules cannot be bypassed by URL tricks (${TRICKS.length} cases): each is refused or targets exactly the harmless URL`, () => {
@@ -98,5 +101,5 @@ test('regression: tab/CR/LF inside a segment (the URL parser drops them: ".\\n."
   assert.equal(isSafePath('/a/%25252e%25252e/b'), false);
   assert.equal(isSafePath('/a/\u2025/b'), false);
   // Ordinary paths stay allowed.
-  for (const ok of ['/api/v4/projects/group%2Fproject', '/a/.github/workflows/ci.yml', '/a/b.c/d', '/a/100%25.txt', '/a/x%20y']) assert.equal(isSafePath(ok), true, ok);
+  for (const ok of ['/api/v4/projects/group%2Fproject', '/a/.github/workflows/ci.yml', '/a/b.c/d', '/a/100%25.txt', '/a/x%20y', '/a/b?q=x y']) assert.equal(isSafePath(ok), true, ok);
 });
