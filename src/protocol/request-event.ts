@@ -32,6 +32,8 @@ export function parseRelayRequest(value: unknown): RelayRequest {
       throw new ProtocolError('BAD_EMITTER_PACKET', 'request headers is not an object');
     }
     for (const [k, v] of Object.entries(r.headers)) {
+      // Assigning "__proto__" would replace the headers object's prototype.
+      if (k.toLowerCase() === '__proto__') continue;
       if (typeof v === 'string') headers[k.toLowerCase()] = v;
       else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) headers[k.toLowerCase()] = v;
       else if (typeof v === 'number') headers[k.toLowerCase()] = String(v);
@@ -58,8 +60,15 @@ export function parseAckResponse(value: unknown): AckResponse {
   }
   return {
     status: r.status,
-    headers: r.headers && typeof r.headers === 'object' ? r.headers : {},
+    headers: r.headers && typeof r.headers === 'object' && !Array.isArray(r.headers) && !Buffer.isBuffer(r.headers) ? ownHeaders(r.headers) : {},
     body: typeof r.body === 'string' || Buffer.isBuffer(r.body) ? r.body : r.body === undefined ? undefined : JSON.stringify(r.body),
     errorType: typeof r.errorType === 'string' ? r.errorType : undefined,
   };
+}
+
+/** The ack's headers as a plain object (a "__proto__" key dropped); values are checked where they are written. */
+function ownHeaders(headers: Record<string, string | string[]>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(headers)) if (k !== '__proto__') out[k] = v;
+  return out;
 }

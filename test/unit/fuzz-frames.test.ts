@@ -279,3 +279,16 @@ test('engine.io open packet: a ping interval/timeout Node cannot use as a timer 
   const open = parseOpenData('{"sid":"s","upgrades":["websocket",1,null],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1e309}');
   assert.deepEqual(open, { sid: 's', upgrades: ['websocket'], pingInterval: 25000, pingTimeout: 20000, maxPayload: undefined });
 });
+
+test('ack and request payloads: headers that are a list or a Buffer, or carry "__proto__", give plain header objects', () => {
+  // fuzz request-event property (ack headers is a plain object), minimised by hand
+  assert.deepEqual(parseAckResponse({ status: 200, headers: ['a', 'b'] }).headers, {});
+  assert.deepEqual(parseAckResponse({ status: 200, headers: Buffer.from('x') }).headers, {});
+  const hostile = JSON.parse('{"status":200,"headers":{"__proto__":{"x":1},"a":"b"}}') as unknown;
+  const ack = parseAckResponse(hostile);
+  assert.equal(Object.getPrototypeOf(ack.headers), Object.prototype);
+  assert.deepEqual(ack.headers, { a: 'b' });
+  const req = parseRelayRequest(JSON.parse('{"url":"/x","method":"get","headers":{"__proto__":["a"],"A":"b"}}'));
+  assert.equal(Object.getPrototypeOf(req.headers), Object.prototype);
+  assert.deepEqual(req.headers, { a: 'b' });
+});
