@@ -15,7 +15,10 @@ const NOT_RELAYED = new Set(['no-connection', 'connection-not-ready', 'server-dr
 /** Errors that prove the request never reached the peer, so another target may take it. */
 const NOT_DELIVERED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
 
-export type ForwardOutcome = 'answered' | 'unavailable';
+/** 'unavailable' says why (for the platform's error message when no target could take the request). */
+export type ForwardOutcome = { outcome: 'answered' } | { outcome: 'unavailable'; why: string };
+
+const ANSWERED: ForwardOutcome = { outcome: 'answered' };
 
 /**
  * Sends one platform request to a peer server's /broker/ API (marked so the peer relays it
@@ -51,12 +54,12 @@ export async function forwardToPeer(
     const delivered = !errorCodes(err).some((c) => NOT_DELIVERED.has(c));
     if (!delivered || init.idempotent) {
       deps.logger.warn({ requestId: init.requestId, peer: peer.serverId, error: describeError(err) }, 'peer server failed before answering; trying another target');
-      return 'unavailable';
+      return { outcome: 'unavailable', why: `server ${peer.serverId}: ${describeError(err)}` };
     }
     // The peer may have relayed it: a non-idempotent request is not sent a second time.
     deps.logger.warn({ requestId: init.requestId, peer: peer.serverId, error: describeError(err) }, 'peer server failed after the request was sent');
     if (!res.headersSent) sendFailure(res, 502, 'peer-failed', { ok: false, message: 'the peer broker server holding the tunnel failed before answering; the request may have reached the origin, so it was not retried' }, { 'snyk-request-id': init.requestId });
-    return 'answered';
+    return ANSWERED;
   }
   const failure = answer.headers['x-broker-failure'];
   // The peer's tunnel dropped and it had no other: safe to try elsewhere when the peer says so (never delivered, or idempotent).
@@ -64,11 +67,11 @@ export async function forwardToPeer(
   if (((answer.statusCode === 404 || answer.statusCode === 503) && typeof failure === 'string' && NOT_RELAYED.has(failure)) || retryElsewhere) {
     await answer.body.dump().catch(() => undefined);
     deps.logger.debug({ requestId: init.requestId, peer: peer.serverId, failure }, 'peer server could not take the request; trying another target');
-    return 'unavailable';
+    return { outcome: 'unavailable', why: `server ${peer.serverId}: ${answer.statusCode} ${String(failure)}` };
   }
   if (res.destroyed) {
     answer.body.destroy();
-    return 'answered';
+    return ANSWERED;
   }
   const out = answerHeaders(answer.headers as Record<string, unknown>);
   out['x-broker-served-by'] = peer.serverId;
@@ -79,5 +82,5 @@ export async function forwardToPeer(
       resolve();
     });
   });
-  return 'answered';
+  return ANSWERED;
 }

@@ -162,6 +162,14 @@ export function createPeerRouting(config: PeerRoutingConfig, deps: { egress: Egr
       await refreshOnMiss();
       return routes.get(hashToken(token)) ?? [];
     },
+    /**
+     * The token's peers after a bounded refresh: the last resort when this server's own tunnels
+     * of the token just failed, and the cache (up to refreshMs old) may predate the peers' clients.
+     */
+    async peersAfterRefresh(token: string): Promise<PeerRoute[]> {
+      if (!stopped) await refreshOnMiss();
+      return routes.get(hashToken(token)) ?? [];
+    },
     /** A peer that could not be reached is skipped for a while (tunnels and answers are served here meanwhile). */
     markUnreachable(serverId: string): void {
       unreachableUntil.set(serverId, Date.now() + UNREACHABLE_FOR_MS);

@@ -78,10 +78,13 @@ export interface PlatformRelayInit {
   /**
    * Last resort when the request may still go elsewhere (it never reached a client, or it is
    * idempotent and its tunnel dropped before answering) but no local connection is left: e.g.
-   * a peer server holding tunnels of the token. Resolves true when it answered the platform.
+   * a peer server holding tunnels of the token.
    */
-  fallback?: () => Promise<boolean>;
+  fallback?: () => Promise<FallbackResult>;
 }
+
+/** Whether the fallback answered the platform; if not, why (it ends up in the 502's message). */
+export type FallbackResult = { answered: true } | { answered: false; why: string };
 
 /** On a 502 tunnel-closed: the request may be retried on another server (never delivered, or idempotent). */
 export const RETRY_ELSEWHERE_HEADER = 'x-broker-retry-elsewhere';
@@ -238,6 +241,8 @@ export class PlatformRelay {
   }
 
   #fallbackTried = false;
+  /** Why the fallback could not take the request, for the final error message. */
+  #fallbackWhy: string | undefined;
 
   #timeoutMessage(): string {
     const base = `no answer from the broker client within ${this.deps.requestTimeoutMs} ms`;
@@ -248,13 +253,16 @@ export class PlatformRelay {
   async #tryFallback(): Promise<boolean> {
     if (!this.init.fallback || this.#fallbackTried || this.#platformGone || this.res.headersSent) return false;
     this.#fallbackTried = true;
-    return this.init.fallback();
+    const result = await this.init.fallback();
+    if (!result.answered) this.#fallbackWhy = result.why;
+    return result.answered;
   }
 
   /** No connection here can take a request that may safely go elsewhere: a peer, else 502 marked retry-elsewhere for a forwarding server. */
-  async #elsewhere(message: string): Promise<string> {
+  async #elsewhere(reason: string): Promise<string> {
     if (await this.#tryFallback()) return 'peer';
     if (this.#platformGone) return 'platform-gone';
+    const message = this.#fallbackWhy ? `${reason} (${this.#fallbackWhy})` : reason;
     this.deps.logger.warn({ requestId: this.init.requestId, method: this.init.request.method, status: 502, reason: 'tunnel-closed', detail: message }, 'platform request failed');
     this.#failRaw(502, 'tunnel-closed', { ok: false, message }, { [RETRY_ELSEWHERE_HEADER]: 'true' });
     return 'tunnel-closed';

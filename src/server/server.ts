@@ -13,7 +13,7 @@ import { createDispatcherReporter, noopDispatcherReporter, type DispatcherReport
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { IDEMPOTENT_METHODS, parseBrokerPath, relayHeaders, requestIdOf } from './platform-request.js';
 import { ConnectionPool } from './pool.js';
-import { PendingAnswers, PlatformRelay, UNKNOWN_STREAM_MESSAGE } from './relay.js';
+import { PendingAnswers, PlatformRelay, UNKNOWN_STREAM_MESSAGE, type FallbackResult } from './relay.js';
 import { connectionStatus, connectionsStatus } from './status.js';
 import { createTunnels, tunnelTokenOf } from './tunnels.js';
 import { createWebhookForwarder } from './webhooks.js';
@@ -22,7 +22,7 @@ import { forwardToPeer } from './peer-forward.js';
 import { forwardHttpRequest, forwardUpgrade, FORWARDED_HEADER } from '../http/forward.js';
 import { EgressError } from '../http/errors.js';
 import { answerOwner, routeTunnelRequest } from './tunnel-routing.js';
-import type { PeerServer } from './peer-routing.js';
+import type { PeerRoute, PeerServer } from './peer-routing.js';
 import { admitPeerRequest, peerHopHeaders, PEER_SECRET_FAILURE } from './peer-auth.js';
 import { createListener } from './listener.js';
 
@@ -156,21 +156,29 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       }
     }
     if (body) metrics.bytes.inc({ direction: 'request' }, body.length);
-    if (routing && peers.length > 0) {
-      const now = Date.now();
-      const local = draining ? 0 : pool.members(parsed.token).filter((c) => pool.isSelectable(c, now)).length;
-      for (const target of routing.order(parsed.token, local, peers)) {
+    /** Tries the peers in `targets` until one answers ('local' entries stop the walk when `stopAtLocal`); why each could not. */
+    const forwardInOrder = async (targets: Array<'local' | PeerRoute>, stopAtLocal: boolean): Promise<FallbackResult> => {
+      const why: string[] = [];
+      for (const target of targets) {
         if (target === 'local') {
-          if (draining || local === 0) continue;
-          break;
+          if (stopAtLocal) break;
+          continue;
         }
         const forwarding = forwardToPeer(target, req, res, { rawUrl, body, requestId, selfServerId: config.serverId, timeoutMs: config.requestTimeoutMs + 10_000, idempotent: IDEMPOTENT_METHODS.has(method), internalSecret: config.internalSecret }, { egress, logger });
         forwards.add(forwarding);
-        const outcome = await forwarding.finally(() => forwards.delete(forwarding));
-        metrics.peerForwards.inc({ outcome });
-        if (outcome === 'answered') return;
+        const result = await forwarding.finally(() => forwards.delete(forwarding));
+        metrics.peerForwards.inc({ outcome: result.outcome });
+        if (result.outcome === 'answered') return { answered: true };
+        why.push(result.why);
       }
-      if (draining) return sendFailure(res, 503, 'server-draining', { ok: false, message: 'this broker server is shutting down and no peer could take the request' }, { ...idHeader, 'retry-after': '1' });
+      return { answered: false, why: why.length ? `peers tried: ${why.join('; ')}` : 'no peer holds a tunnel of this token' };
+    };
+    if (routing && peers.length > 0) {
+      const now = Date.now();
+      const local = draining ? 0 : pool.members(parsed.token).filter((c) => pool.isSelectable(c, now)).length;
+      const result = await forwardInOrder(routing.order(parsed.token, local, peers), !draining && local > 0);
+      if (result.answered) return;
+      if (draining) return sendFailure(res, 503, 'server-draining', { ok: false, message: `this broker server is shutting down and no peer could take the request (${result.why})` }, { ...idHeader, 'retry-after': '1' });
     }
     const forwarded = req.headers[FORWARDED_HEADER] !== undefined;
     await startRelay(req, res, {
@@ -184,13 +192,15 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       fallback:
         routing && !forwarded
           ? async () => {
-              for (const target of routing.order(parsed.token, 0, routing.peersFor(parsed.token))) {
-                if (target === 'local') continue;
-                const outcome = await forwardToPeer(target, req, res, { rawUrl, body, requestId, selfServerId: config.serverId, timeoutMs: config.requestTimeoutMs + 10_000, idempotent: IDEMPOTENT_METHODS.has(method), internalSecret: config.internalSecret }, { egress, logger });
-                metrics.peerForwards.inc({ outcome });
-                if (outcome === 'answered') return true;
-              }
-              return false;
+              const known = routing.peersFor(parsed.token);
+              const first = known.length ? await forwardInOrder(routing.order(parsed.token, 0, known), false) : undefined;
+              if (first?.answered) return first;
+              // The cache may be older than the peers' clients (one just connected elsewhere): look again before giving up.
+              const fresh = (await routing.peersAfterRefresh(parsed.token)).filter((p) => !known.some((k) => k.serverId === p.serverId));
+              if (fresh.length === 0 && first) return first;
+              const second = await forwardInOrder(routing.order(parsed.token, 0, fresh), false);
+              if (second.answered || !first) return second;
+              return { answered: false, why: `${first.why}; after a routing refresh: ${second.why}` };
             }
           : undefined,
     });

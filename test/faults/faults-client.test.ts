@@ -47,6 +47,8 @@ test('kill -9 a client under mixed load, restarted: no lost GET, no hung request
   const r = await load.stop();
   console.log(summaryLine('client-kill-9', r, convergedAt - killedAt));
   if (r.failed.length) console.log(`# ${describeLoadFailures(r.failed).replace(/\n/g, '\n# ')}`);
+  const lostGets = r.failed.filter((f) => f.method === 'GET').map((f) => f.requestId ?? '');
+  for (const line of cluster.trace(lostGets)) console.log(`# ${line}`);
   assertFaultGoal(r, assert.ok);
   assert.deepEqual(cluster.crashes(gone), []);
 });

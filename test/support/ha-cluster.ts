@@ -352,6 +352,17 @@ export class HaCluster {
    * Processes that crashed: exited although not in `expectedGone` (the ones the test killed or
    * stopped), or printed an uncaught/unhandled error. Each entry names the process and why.
    */
+  /** Every log line of every process (killed ones included) that names one of these request ids: how a failed request went. */
+  trace(requestIds: readonly string[]): string[] {
+    const ids = requestIds.filter(Boolean);
+    if (ids.length === 0) return [];
+    const out: string[] = [];
+    for (const p of this.group.all()) {
+      for (const line of p.output().split('\n')) if (ids.some((id) => line.includes(id))) out.push(`${p.name}: ${line.slice(0, 600)}`);
+    }
+    return out;
+  }
+
   crashes(expectedGone: readonly RunningProcess[] = []): string[] {
     const out: string[] = [];
     for (const p of this.group.all()) {

@@ -1,0 +1,81 @@
+// A server whose only client dies mid-request falls back to a peer's tunnels even when its
+// routing cache is older than that peer's client: it looks the token up again before giving up.
+// (Found by the fault suite: a GET failed 502 "no peer holds a tunnel of this token" while
+// another server held two live tunnels, because the cache predated them by < refresh interval.)
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { hashToken } from '../../src/protocol/index.js';
+import { ProcessGroup } from '../support/processes.js';
+import { freePort } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
+import { startOrigin, type Origin } from '../support/origin.js';
+
+const SECRET = 'fallback-refresh-secret';
+const group = new ProcessGroup();
+let origin: Origin | undefined;
+after(async () => {
+  await group.stopAll();
+  await origin?.close();
+});
+
+test('a GET whose only local tunnel dies is answered by a peer the routing cache did not know yet', async () => {
+  const token = randomUUID();
+  origin = await startOrigin();
+  const dir = await mkdtemp(join(tmpdir(), 'peer-fallback-'));
+  const accept = join(dir, 'accept.json');
+  await writeFile(accept, JSON.stringify({ private: [{ method: 'GET', path: '/*', origin: '${ORIGIN_URL}' }], public: [] }));
+  const dPort = await freePort();
+  const dispatcherUrl = `http://127.0.0.1:${dPort}`;
+  const dispatcher = group.broker('dispatcher', 'dispatcher', { PORT: String(dPort), DISPATCHER_HOST: '127.0.0.1', BROKER_INTERNAL_SECRET: SECRET });
+  await dispatcher.waitForOutput('dispatcher listening');
+  const ports = { a: await freePort(), b: await freePort() };
+  for (const id of ['a', 'b'] as const) {
+    group.broker(`server-${id}`, 'server', {
+      PORT: String(ports[id]),
+      BROKER_SERVER_HOST: '127.0.0.1',
+      BROKER_SERVER_ID: id,
+      BROKER_SERVER_PEER_URL: `http://127.0.0.1:${ports[id]}`,
+      DISPATCHER_URL: dispatcherUrl,
+      BROKER_INTERNAL_SECRET: SECRET,
+      // The periodic refresh never runs during the test: only the fallback's own lookup can find b's client.
+      BROKER_SERVER_ROUTING_REFRESH_MS: '600000',
+    });
+  }
+  await Promise.all(group.all().filter((p) => p.name.startsWith('server-')).map((p) => p.waitForOutput('broker server listening')));
+
+  const tunnelsOn = async (id: 'a' | 'b') => {
+    const r = await request(`${dispatcherUrl}/internal/tokens/${hashToken(token)}/connections`, { headers: { 'x-broker-internal-secret': SECRET } });
+    const doc = (await r.body.json()) as { data?: { attributes?: { servers?: Array<{ server_id: string; connections: Array<{ tunnels: number }> }> } } };
+    const s = doc.data?.attributes?.servers?.find((x) => x.server_id === id);
+    return s ? s.connections.reduce((n, c) => n + c.tunnels, 0) : 0;
+  };
+  const startClient = async (name: string, serverPort: number) =>
+    group.broker(name, 'client', {
+      BROKER_TOKEN: token,
+      BROKER_SERVER_URL: `http://127.0.0.1:${serverPort}`,
+      PORT: String(await freePort()),
+      ACCEPT: accept,
+      PREFLIGHT_CHECKS_ENABLED: 'false',
+      ORIGIN_URL: origin!.url,
+    });
+  // Client x on a, client y on b — y after both servers loaded their routing cache.
+  const x = await startClient('client-x', ports.a);
+  await waitFor('client x: 2 tunnels on a', async () => (await tunnelsOn('a')) === 2, { timeoutMs: 60_000 });
+  await startClient('client-y', ports.b);
+  await waitFor('client y: 2 tunnels on b', async () => (await tunnelsOn('b')) === 2, { timeoutMs: 60_000 });
+
+  // A slow GET to a goes over x (a knows no peer for the token); x dies while the origin holds it.
+  const slow = request(`http://127.0.0.1:${ports.a}/broker/${token}/slow/1500`);
+  await waitFor('the slow request reached the origin', () => origin!.seen.some((s) => s.url === '/slow/1500'), { timeoutMs: 30_000 });
+  x.kill('SIGKILL');
+  const res = await slow;
+  const body = await res.body.text();
+  assert.equal(res.statusCode, 200, `${res.statusCode} ${String(res.headers['x-broker-failure'])} ${body}`);
+  assert.equal(res.headers['x-broker-served-by'], 'b');
+  assert.equal(origin.seen.filter((s) => s.url === '/slow/1500').length, 2, 'the GET was retried once, through b');
+});
