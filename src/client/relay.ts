@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Egress } from '../http/egress.js';
 import { delay } from '../http/backoff.js';
-import { classifyEgressError, describeError, errorCodes, EgressError } from '../http/errors.js';
+import { classifyEgressError, describeError, errorCodes, EgressError, explainCertificateError } from '../http/errors.js';
 import { HOP_BY_HOP } from '../http/server-helpers.js';
 import type { Logger } from '../observability/logger.js';
 import { isUuid, parseRelayRequest, type RelayRequest, type Reply, type ResponseHead } from '../protocol/index.js';
@@ -11,6 +11,7 @@ import type { ResponseWriter } from './response-writer.js';
 import { discardBody } from './response-writer.js';
 import type { Tunnel } from './tunnel.js';
 import type { ClientMetrics } from './metrics.js';
+import { isOn } from '../config/env.js';
 
 export interface RelayOptions {
   rules: () => RuleSet;
@@ -64,7 +65,9 @@ const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOS
  * errnos): refused/unresolvable → DOWNSTREAM_UNREACHABLE, timeouts → DOWNSTREAM_TIMEOUT, anything
  * else — a reset or a socket closed after connecting — → DOWNSTREAM_ERROR.
  */
-export function originError(err: unknown): EgressError {
+export function originError(err: unknown, url?: string): EgressError {
+  const tls = url === undefined ? undefined : explainCertificateError(err, url, "the accept rule's origin");
+  if (tls) return new EgressError('DOWNSTREAM_ERROR', tls.message, { cause: err });
   const e = classifyEgressError(err);
   if (e.code !== 'DOWNSTREAM_UNREACHABLE' || errorCodes(err).some((c) => NEVER_CONNECTED.has(c))) return e;
   return new EgressError('DOWNSTREAM_ERROR', e.message, { cause: err });
@@ -107,7 +110,7 @@ function setPath(obj: unknown, path: string, value: unknown): void {
  */
 export function applyVarSubstitution(req: RelayRequest, vars: Record<string, string | undefined>): RelayRequest {
   let out = req;
-  if (req.body !== undefined && req.body.length > 0 && !/^(true|yes)$/i.test(vars.DISABLE_BODY_VARS_SUBSTITUTION ?? '')) {
+  if (req.body !== undefined && req.body.length > 0 && !isOn(vars.DISABLE_BODY_VARS_SUBSTITUTION)) {
     let parsed: unknown;
     try {
       parsed = JSON.parse(typeof req.body === 'string' ? req.body : req.body.toString('utf8'));
@@ -126,7 +129,7 @@ export function applyVarSubstitution(req: RelayRequest, vars: Record<string, str
     }
   }
   const names = req.headers['x-broker-var-sub'];
-  if (typeof names === 'string' && !/^(true|yes)$/i.test(vars.DISABLE_HEADER_VARS_SUBSTITUTION ?? '')) {
+  if (typeof names === 'string' && !isOn(vars.DISABLE_HEADER_VARS_SUBSTITUTION)) {
     const headers = { ...out.headers };
     for (const raw of names.split(',')) {
       const name = raw.trim().toLowerCase();
@@ -182,9 +185,9 @@ export function createRelay(opts: RelayOptions) {
   const connectRetryDelayMs = opts.connectRetryDelayMs ?? 500;
 
   async function callOrigin(target: string, method: string, headers: Record<string, string | string[]>, body: Buffer | string | undefined) {
+    const url = new URL(target);
     for (let attempt = 0; ; attempt++) {
       try {
-        const url = new URL(target);
         // A small answer (by content-length) comes whole: no response stream per request.
         return await opts.egress.requestAnswer({
           origin: url.origin,
@@ -200,7 +203,7 @@ export function createRelay(opts: RelayOptions) {
           await delay(connectRetryDelayMs);
           continue;
         }
-        throw originError(err);
+        throw originError(err, url.origin);
       }
     }
   }

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Agent } from 'node:http';
 import WebSocket from 'ws';
 import type { Egress } from '../http/egress.js';
-import { describeError, errorCodes } from '../http/errors.js';
+import { describeError, explainCertificateError } from '../http/errors.js';
 import { decodeEnginePayload, encodeEnginePacket, parseOpenData, RECORD_SEPARATOR } from '../protocol/index.js';
 
 /**
@@ -23,11 +23,6 @@ export interface TunnelTransport {
 
 export type TransportKind = 'websocket' | 'polling';
 
-/** OpenSSL/Node codes of a server certificate this process does not accept. */
-const UNTRUSTED = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'CERT_REJECTED']);
-const EXPIRED = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
-const WRONG_NAME = new Set(['ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH']);
-
 /** An error whose message says what is wrong with the server's TLS certificate and what to set; `tlsCode` names it. */
 export class TunnelTlsError extends Error {
   constructor(
@@ -43,16 +38,9 @@ export class TunnelTlsError extends Error {
  * which OpenSSL code, which variable fixes it); other errors pass through unchanged.
  */
 export function explainTunnelError(err: unknown, url: string): Error {
-  const code = errorCodes(err).find((c) => UNTRUSTED.has(c) || EXPIRED.has(c) || WRONG_NAME.has(c));
-  if (code === undefined) return err instanceof Error ? err : new Error(describeError(err));
-  const u = new URL(url);
-  const where = `${u.protocol}//${u.host}`;
-  const why = WRONG_NAME.has(code)
-    ? `does not name ${u.hostname} (${code}): BROKER_SERVER_URL must use a host name the certificate covers`
-    : EXPIRED.has(code)
-      ? `is expired or not yet valid (${code})`
-      : `is not trusted (${code}): set CA_CERT (or NODE_EXTRA_CA_CERTS) to a PEM file with the CA that signed it`;
-  return new TunnelTlsError(`TLS certificate of ${where} ${why}; ${describeError(err)}`, code);
+  const explained = explainCertificateError(err, url, 'BROKER_SERVER_URL');
+  if (explained === undefined) return err instanceof Error ? err : new Error(describeError(err));
+  return new TunnelTlsError(explained.message, explained.code);
 }
 
 export interface TransportOptions {

@@ -25,4 +25,6 @@ Environment:
                                  existing connections re-report first (keeps the limit exact after a
                                  restart with an empty store); 0 disables, ms (default 30000)
   LOG_LEVEL                      fatal|error|warn|info|debug|trace|silent (default info)
+  HTTP_PROXY / HTTPS_PROXY / NO_PROXY   proxy for the server probes
+  NODE_EXTRA_CA_CERTS            extra trusted CA bundle (PEM file) for https probes and rediss://
 `;

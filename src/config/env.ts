@@ -53,13 +53,12 @@ export class EnvReader {
     return this.int(name, fallback, { min: 0, max: 65535 });
   }
 
-  /** Snyk's convention: `true`/`yes` (any case) is on; `false`/`no` is off; anything else is an error. */
+  /** Snyk's convention: `true`/`yes`/`1` (any case) is on; `false`/`no`/`0` is off; anything else is an error. */
   bool(name: string, fallback: boolean): boolean {
     const v = this.raw(name);
     if (v === undefined) return fallback;
-    const lower = v.toLowerCase();
-    if (lower === 'true' || lower === 'yes' || lower === '1') return true;
-    if (lower === 'false' || lower === 'no' || lower === '0') return false;
+    if (isOn(v)) return true;
+    if (/^(false|no|0)$/i.test(v)) return false;
     this.problems.push(`${name} must be true/yes or false/no, got ${JSON.stringify(v)}`);
     return fallback;
   }
@@ -102,6 +101,11 @@ export class EnvReader {
 }
 
 /** Strips userinfo from a URL-ish string before it goes into a message. */
+/** Whether a boolean variable is on, by the same rule EnvReader.bool validated it with at start. */
+export function isOn(value: string | undefined): boolean {
+  return value !== undefined && /^(true|yes|1)$/i.test(value);
+}
+
 export function redactUrl(value: string): string {
   return value.replace(/\/\/[^/@\s]*@/, '//***@');
 }

@@ -5,7 +5,7 @@ import { createDispatcher } from './dispatcher.js';
 
 /** `broker dispatcher`: validates the environment (ConfigError → exit 2), then serves until stopped. */
 export async function startDispatcher(env: NodeJS.ProcessEnv): Promise<Program> {
-  const config = loadDispatcherConfig(env);
+  const config = await loadDispatcherConfig(env);
   const scrubber = new SecretScrubber();
   scrubber.add(...config.secrets);
   const logger = createLogger({ level: config.logLevel, name: 'ha-broker-dispatcher', scrubber });

@@ -41,6 +41,18 @@ export class RuleSet {
         throw new FilterError('ACCEPT_INVALID', `${where}[${i}]: ${(err as Error).message}`, { cause: err });
       }
     });
+    // An origin that is not a URL (with any value its variables can take) would fail every request it matches: refuse it now.
+    rules.forEach((rule, i) => {
+      if (rule.origin === undefined) return;
+      for (const origin of this.#vars.variants(rule.origin)) {
+        try {
+          splitOrigin(origin);
+        } catch {
+          const shown = variablesIn(rule.origin).length ? `${JSON.stringify(rule.origin)} (with its variables filled in)` : JSON.stringify(rule.origin);
+          throw new FilterError('ACCEPT_INVALID', `${where}[${i}].origin ${shown} is not a URL`);
+        }
+      }
+    });
   }
 
   /** Every credential value the rules can inject, for log scrubbing. */

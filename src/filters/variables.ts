@@ -28,12 +28,24 @@ export class VariableResolver {
     return this.#pool(name)?.values ?? [];
   }
 
-  substitute(template: string): string {
+  /** The template with its variables filled in; `_POOL` variables take their next value unless `rotate` is false. */
+  substitute(template: string, rotate = true): string {
     return template.replace(VAR, (_, name: string) => {
-      const v = this.#value(name, true);
+      const v = this.#value(name, rotate);
       if (v === undefined) throw new FilterError('MISSING_VARIABLE', `variable ${name} is not set`);
       return v;
     });
+  }
+
+  /** Every text the template can become: each value of each of its variables in turn, the others at their first value. */
+  variants(template: string): string[] {
+    const out = new Set([this.substitute(template, false)]);
+    for (const name of new Set(variablesIn(template))) {
+      for (const value of this.allValues(name)) {
+        out.add(template.replace(VAR, (_, n: string) => (n === name ? value : (this.#value(n, false) ?? ''))));
+      }
+    }
+    return [...out];
   }
 
   /** Throws one error naming every variable the templates need but the environment lacks. */

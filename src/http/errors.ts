@@ -15,6 +15,35 @@ export class EgressError extends Error {
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 const TIMEOUT = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ESOCKETTIMEDOUT']);
 
+/** OpenSSL/Node codes of a peer certificate this process does not accept. */
+const UNTRUSTED = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'CERT_REJECTED']);
+const EXPIRED = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
+const WRONG_NAME = new Set(['ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH']);
+
+/**
+ * A certificate failure as a message an operator can act on (which host, OpenSSL's code, which
+ * variable fixes it); undefined for any other error. `urlSetting` names where the URL came from.
+ */
+export function explainCertificateError(err: unknown, url: string, urlSetting: string): { code: string; message: string } | undefined {
+  const code = errorCodes(err).find((c) => UNTRUSTED.has(c) || EXPIRED.has(c) || WRONG_NAME.has(c));
+  if (code === undefined) return undefined;
+  let where = url;
+  let host = url;
+  try {
+    const u = new URL(url);
+    where = `${u.protocol}//${u.host}`;
+    host = u.hostname;
+  } catch {
+    // Not a URL: shown as given.
+  }
+  const why = WRONG_NAME.has(code)
+    ? `does not name ${host} (${code}): ${urlSetting} must use a host name the certificate covers`
+    : EXPIRED.has(code)
+      ? `is expired or not yet valid (${code})`
+      : `is not trusted (${code}): set CA_CERT (or NODE_EXTRA_CA_CERTS) to a PEM file with the CA that signed it`;
+  return { code, message: `TLS certificate of ${where} ${why}; ${describeError(err)}` };
+}
+
 /** Every `code` along an error's cause chain, outermost first (undici wraps the socket error). */
 export function errorCodes(err: unknown): string[] {
   const codes: string[] = [];

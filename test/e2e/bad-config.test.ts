@@ -122,6 +122,10 @@ const TABLE: Record<Program, Record<string, Entry>> = {
   dispatcher: {
     PORT: COMMON.PORT!,
     LOG_LEVEL: COMMON.LOG_LEVEL!,
+    HTTP_PROXY: COMMON.HTTP_PROXY!,
+    HTTPS_PROXY: COMMON.HTTPS_PROXY!,
+    NO_PROXY: COMMON.NO_PROXY!,
+    NODE_EXTRA_CA_CERTS: COMMON.NODE_EXTRA_CA_CERTS!,
     BROKER_INTERNAL_SECRET: { untyped: 'any string is a valid secret' },
     DISPATCHER_HOST: { untyped: 'an interface name or address; a wrong one fails at listen, not in config' },
     DISPATCHER_URL_PREFIX: { value: 'no-slash' },
@@ -267,6 +271,7 @@ test('malformed accept files, unreadable files and a lone HTTPS_CERT: exit 2 nam
   const wrongShape = await f('wrong-shape.json', JSON.stringify({ private: { method: 'GET', path: '/*' }, public: [] }));
   const noPath = await f('no-path.json', JSON.stringify({ private: [{ method: 'GET', origin: 'http://o' }], public: [] }));
   const notAnObject = await f('array.json', JSON.stringify([1, 2, 3]));
+  const badOrigin = await f('bad-origin.json', JSON.stringify({ private: [{ method: 'GET', path: '/*', origin: 'http://not a host' }], public: [] }));
   const directory = join(files.dir, 'a-directory.json');
   await mkdir(directory, { recursive: true });
   const cases: Array<{ what: string; program: Program; env: Record<string, string>; mentions: RegExp }> = [];
@@ -276,6 +281,7 @@ test('malformed accept files, unreadable files and a lone HTTPS_CERT: exit 2 nam
       { what: 'ACCEPT with private as an object', program, env: { ACCEPT: wrongShape }, mentions: /ACCEPT.*private/ },
       { what: 'ACCEPT with a rule without path', program, env: { ACCEPT: noPath }, mentions: /ACCEPT.*path/ },
       { what: 'ACCEPT holding an array', program, env: { ACCEPT: notAnObject }, mentions: /ACCEPT/ },
+      { what: 'ACCEPT with an origin that is not a URL', program, env: { ACCEPT: badOrigin }, mentions: /ACCEPT.*origin .* is not a URL/ },
       { what: 'ACCEPT naming a directory', program, env: { ACCEPT: directory }, mentions: /ACCEPT/ },
       { what: 'ACCEPT naming a missing file', program, env: { ACCEPT: files.missing }, mentions: /ACCEPT/ },
       { what: 'HTTPS_CERT without HTTPS_KEY', program, env: { HTTPS_CERT: files.cert }, mentions: /HTTPS_CERT and HTTPS_KEY must be set together/ },

@@ -159,3 +159,17 @@ test('BROKER_VAR_SUB and x-broker-var-sub substitute variables; the token and pr
   const untouched = applyVarSubstitution({ url: '/x', method: 'POST', streamingID: '', body: 'not json', headers: {} }, vars);
   assert.equal(untouched.body, 'not json');
 });
+
+test('DISABLE_*_VARS_SUBSTITUTION is on for every value the config accepts as true (true, yes, 1), off for false/no/0', () => {
+  const req = () => ({ url: '/x', method: 'POST', streamingID: '', body: Buffer.from(JSON.stringify({ u: '${V}', BROKER_VAR_SUB: ['u'] })), headers: { 'x-broker-var-sub': 'x-h', 'x-h': '${V}' } });
+  for (const on of ['true', 'YES', '1']) {
+    const out = applyVarSubstitution(req(), { V: 'v', DISABLE_BODY_VARS_SUBSTITUTION: on, DISABLE_HEADER_VARS_SUBSTITUTION: on });
+    assert.equal(JSON.parse(out.body!.toString()).u, '${V}', `body substituted with ${on}`);
+    assert.equal(out.headers['x-h'], '${V}', `header substituted with ${on}`);
+  }
+  for (const off of ['false', 'no', '0', undefined]) {
+    const out = applyVarSubstitution(req(), { V: 'v', DISABLE_BODY_VARS_SUBSTITUTION: off, DISABLE_HEADER_VARS_SUBSTITUTION: off });
+    assert.equal(JSON.parse(out.body!.toString()).u, 'v', `body not substituted with ${off}`);
+    assert.equal(out.headers['x-h'], 'v', `header not substituted with ${off}`);
+  }
+});

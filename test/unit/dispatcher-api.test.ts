@@ -23,7 +23,7 @@ describe('dispatcher HTTP API (in process)', () => {
     });
 
   before(async () => {
-    const config = loadDispatcherConfig({ PORT: '0', BROKER_INTERNAL_SECRET: SECRET, SERVER_PROBE_INTERVAL_MS: '0', DISPATCHER_HOST: '127.0.0.1', DISPATCHER_STARTUP_GRACE_MS: '0' });
+    const config = await loadDispatcherConfig({ PORT: '0', BROKER_INTERNAL_SECRET: SECRET, SERVER_PROBE_INTERVAL_MS: '0', DISPATCHER_HOST: '127.0.0.1', DISPATCHER_STARTUP_GRACE_MS: '0' });
     d = createDispatcher(config, { store: createMemoryStore(), clock: () => now });
     await d.start();
   });

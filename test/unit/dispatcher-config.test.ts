@@ -4,9 +4,9 @@ import { loadDispatcherConfig } from '../../src/config/dispatcher.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { DISPATCHER_ENV_HELP } from '../../src/config/dispatcher-help.js';
 
-function problems(env: Record<string, string>): string[] {
+async function problems(env: Record<string, string>): Promise<string[]> {
   try {
-    loadDispatcherConfig(env);
+    await loadDispatcherConfig(env);
   } catch (err) {
     assert.ok(err instanceof ConfigError);
     return err.problems;
@@ -15,8 +15,8 @@ function problems(env: Record<string, string>): string[] {
 }
 
 describe('dispatcher config', () => {
-  it('has the documented defaults', () => {
-    const c = loadDispatcherConfig({});
+  it('has the documented defaults', async () => {
+    const c = await loadDispatcherConfig({});
     assert.equal(c.port, 8080);
     assert.equal(c.urlPrefix, '/hidden/broker');
     assert.equal(c.maxClientsPerToken, 4);
@@ -31,8 +31,8 @@ describe('dispatcher config', () => {
     assert.equal(c.logLevel, 'info');
   });
 
-  it('reads every variable', () => {
-    const c = loadDispatcherConfig({
+  it('reads every variable', async () => {
+    const c = await loadDispatcherConfig({
       PORT: '9000',
       DISPATCHER_URL_PREFIX: '/custom/prefix/',
       MAX_CLIENTS_PER_TOKEN: '2',
@@ -54,9 +54,9 @@ describe('dispatcher config', () => {
     assert.deepEqual(c.secrets.sort(), ['internal-secret-1', 'pw-secret-1']);
   });
 
-  it('names every bad variable at once', () => {
-    const p = problems({ PORT: 'eighty', MAX_CLIENTS_PER_TOKEN: '0', DISPATCHER_REDIS_URL: 'http://redis:6379', RETRY_AFTER_SECONDS: 'x', DISPATCHER_URL_PREFIX: 'no-slash', LOG_LEVEL: 'loud' });
-    for (const name of ['PORT', 'MAX_CLIENTS_PER_TOKEN', 'DISPATCHER_REDIS_URL', 'RETRY_AFTER_SECONDS', 'DISPATCHER_URL_PREFIX', 'LOG_LEVEL']) {
+  it('names every bad variable at once', async () => {
+    const p = await problems({ PORT: 'eighty', MAX_CLIENTS_PER_TOKEN: '0', DISPATCHER_REDIS_URL: 'http://redis:6379', RETRY_AFTER_SECONDS: 'x', DISPATCHER_URL_PREFIX: 'no-slash', LOG_LEVEL: 'loud', NODE_EXTRA_CA_CERTS: '/nonexistent/ca.pem', HTTPS_PROXY: 'not a url' });
+    for (const name of ['PORT', 'MAX_CLIENTS_PER_TOKEN', 'DISPATCHER_REDIS_URL', 'RETRY_AFTER_SECONDS', 'DISPATCHER_URL_PREFIX', 'LOG_LEVEL', 'NODE_EXTRA_CA_CERTS', 'HTTPS_PROXY']) {
       assert.ok(p.some((x) => x.startsWith(name)), `${name} named in ${JSON.stringify(p)}`);
     }
   });

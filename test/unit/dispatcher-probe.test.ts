@@ -27,7 +27,7 @@ describe('server health probes', () => {
   });
 
   it('a server that stops answering its probe leaves placement; it comes back when it answers again', async () => {
-    const config = loadDispatcherConfig({ PORT: '0', DISPATCHER_HOST: '127.0.0.1', SERVER_PROBE_INTERVAL_MS: '100', SERVER_PROBE_TIMEOUT_MS: '1000', SERVER_PROBE_FAILURES: '2' });
+    const config = await loadDispatcherConfig({ PORT: '0', DISPATCHER_HOST: '127.0.0.1', SERVER_PROBE_INTERVAL_MS: '100', SERVER_PROBE_TIMEOUT_MS: '1000', SERVER_PROBE_FAILURES: '2' });
     const d = createDispatcher(config);
     await d.start();
     cleanups.push(() => d.stop('test'));

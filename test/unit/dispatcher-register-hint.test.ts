@@ -9,7 +9,7 @@ import { createDispatcher } from '../../src/dispatcher/dispatcher.js';
 import { createMemoryStore } from '../../src/dispatcher/memory-store.js';
 
 test('registration with open tunnels unknown to the store carries the register hint, once', async (t) => {
-  const config = loadDispatcherConfig({ PORT: '0', SERVER_PROBE_INTERVAL_MS: '0', DISPATCHER_HOST: '127.0.0.1' });
+  const config = await loadDispatcherConfig({ PORT: '0', SERVER_PROBE_INTERVAL_MS: '0', DISPATCHER_HOST: '127.0.0.1' });
   const d = createDispatcher(config, { store: createMemoryStore() });
   await d.start();
   t.after(() => d.stop('test'));

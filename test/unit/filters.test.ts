@@ -118,3 +118,30 @@ test('accept files: shape errors name the file and the rule; unreadable files ar
   assert.equal((await loadAcceptFile(file)).private.length, 1);
   await assert.rejects(loadAcceptFile(join(dir, 'missing.json')), (e: unknown) => e instanceof FilterError && e.code === 'ACCEPT_UNREADABLE' && /ENOENT/.test(e.message));
 });
+
+test('a rule origin that is not a URL, with any value its variables can take, is refused when the rules are compiled (never at request time)', () => {
+  const rule = (origin: string): AcceptRule[] => [{ method: 'GET', path: '/*', origin }];
+  const refused = (origin: string, vars: Record<string, string>) => {
+    try {
+      new RuleSet(rule(origin), vars, 'ACCEPT file a.json (private rules)');
+    } catch (err) {
+      assert.ok(err instanceof FilterError);
+      assert.equal(err.code, 'ACCEPT_INVALID');
+      return err.message;
+    }
+    assert.fail(`origin ${origin} with ${JSON.stringify(vars)} was accepted`);
+  };
+  assert.match(refused('http://not a host', {}), /a\.json \(private rules\)\[0\]\.origin "http:\/\/not a host" is not a URL/);
+  // The second pool value is bad: found although requests would reach it only every other time.
+  const message = refused('https://${GHE}', { GHE_POOL: 'ghe.example.com, bad host s3cret' });
+  assert.match(message, /\[0\]\.origin "https:\/\/\$\{GHE\}" \(with its variables filled in\) is not a URL/);
+  assert.ok(!message.includes('s3cret'), 'the variable value is not shown');
+  // Good origins, with and without scheme, credentials and pools, still compile; compiling does not rotate a pool.
+  const set = new RuleSet(rule('https://${U}:${P}@${GHE}/api'), { U: 'u', P: 'p', GHE_POOL: 'a.example,b.example' });
+  const targets = [1, 2].map(() => {
+    const r = set.match({ method: 'GET', url: '/x', headers: {} });
+    return r.allowed ? r.targetUrl : r.reason;
+  });
+  assert.deepEqual(targets, ['https://a.example/api/x', 'https://b.example/api/x']);
+  new RuleSet(rule('ghe.example.com'), {});
+});
