@@ -14,8 +14,8 @@ import { startOrigin, type Origin } from '../support/origin.js';
 import { httpStatus } from '../support/http-status.js';
 import { writeAcceptFile } from '../support/client-harness.js';
 import { FakeBrokerServer } from '../support/fake-broker-server.js';
-import { describeLoadFailures, startSteadyLoad, type SteadyLoadReport } from '../support/steady-load.js';
-import { rawExchange, writeUntilClosed, type RawAnswer } from '../support/raw-http.js';
+import { rawExchange, type RawAnswer } from '../support/raw-http.js';
+import { assertBodyRefused, assertNothingSmuggled, assertSmugglingRefused, attackHarness, summary } from '../support/hostile.js';
 
 const token = randomUUID();
 const BODY_LIMIT = 64 * 1024;
@@ -29,29 +29,15 @@ let client: RunningProcess;
 let clientPort: number;
 let clientUrl: string;
 
-interface Row {
-  case: string;
-  status: string;
-  reason: string;
-  legitSent: number;
-  legitFailed: number;
-  originSawAttack: boolean;
-}
-const rows: Row[] = [];
-
-function seenIds(): Map<string, number> {
-  const ids = new Map<string, number>();
-  for (const s of api.seen) {
-    if (s.method !== 'POST' || !s.url.startsWith(LEGIT)) continue;
-    try {
-      const id = (JSON.parse(s.body) as { id?: string }).id;
-      if (id) ids.set(id, (ids.get(id) ?? 0) + 1);
-    } catch {
-      // not one of ours
-    }
-  }
-  return ids;
-}
+const attacks = attackHarness({
+  destination: () => api,
+  legitPrefix: LEGIT,
+  platformUrl: (p) => `${clientUrl}/${p}`,
+  load: { mix: { get: 0, post: 1 } },
+  proc: () => client,
+  baseUrl: () => clientUrl,
+});
+const { underAttack } = attacks;
 
 before(async () => {
   api = await startOrigin();
@@ -81,35 +67,8 @@ after(async () => {
   await group.stopAll();
   await api?.close();
   await origin?.close();
-  if (rows.length > 0) {
-    const lines = rows.map((r) => `| ${r.case} | ${r.status} | ${r.reason} | ${r.legitSent} / ${r.legitFailed} | ${r.originSawAttack ? 'yes' : 'no'} |`);
-    console.log(['', '| case (client webhook port) | status | x-broker-failure | legit sent / failed | destination saw attack |', '|---|---|---|---|---|', ...lines].join('\n'));
-  }
+  if (attacks.rows.length > 0) console.log(attacks.table('client webhook port', 'destination'));
 });
-
-async function underAttack(name: string, attack: () => Promise<{ status: string; reason: string }>, allowed: (s: Origin['seen'][number]) => boolean = () => false): Promise<SteadyLoadReport> {
-  const mark = api.seen.length;
-  const load = startSteadyLoad({ platformUrl: (p) => `${clientUrl}/${p}`, seenIds }, { rate: 20, mix: { get: 0, post: 1 }, path: LEGIT.slice(1, -1), deadlineMs: 60_000 });
-  await waitFor('legitimate webhooks before the attack', () => load.ok >= 3, { timeoutMs: 30_000 });
-  const outcome = await attack();
-  const okAfter = load.ok;
-  await waitFor('legitimate webhooks after the attack', () => load.ok >= okAfter + 3, { timeoutMs: 30_000 });
-  const report = await load.stop();
-  const foreign = api.seen.slice(mark).filter((s) => !s.url.startsWith(LEGIT) && !allowed(s));
-  rows.push({ case: name, ...outcome, legitSent: report.sent, legitFailed: report.failed.length + report.hung, originSawAttack: foreign.length > 0 });
-  assert.equal(report.failed.length, 0, `legitimate webhooks failed during "${name}": ${describeLoadFailures(report.failed)}`);
-  assert.equal(report.hung, 0);
-  assert.equal(report.duplicatesAtOrigin, 0);
-  assert.deepEqual(foreign.map((s) => `${s.method} ${s.url}`), [], `the webhook destination received requests it should not have during "${name}"`);
-  assert.equal(client.child.exitCode, null, 'the client is still running');
-  assert.equal(await httpStatus(`${clientUrl}/healthcheck`), 200);
-  assert.equal(await httpStatus(`${clientUrl}/readyz`), 200);
-  return report;
-}
-
-function summary(answers: RawAnswer[]): { status: string; reason: string } {
-  return { status: [...new Set(answers.map((a) => a.status))].join('/'), reason: [...new Set(answers.map((a) => a.headers['x-broker-failure'] ?? '-'))].join('/') };
-}
 
 const postEmpty = (path: string, extra = '') => `POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n${extra}connection: close\r\n\r\n`;
 
@@ -155,70 +114,24 @@ test('oversized request heads on the webhook port get 431 headers-too-large', as
 
 test('a webhook body above BROKER_CLIENT_WEBHOOK_BODY_LIMIT gets 413 body-too-large and the client stops reading', async () => {
   const head = (framing: string) => `POST /webhook/hostile-body HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n${framing}\r\n`;
-  const chunk = Buffer.alloc(64 * 1024, 0x61);
-  const GiB = 1024 * 1024 * 1024;
-  await underAttack('body: declared 1 GiB / chunked without end / 200 KiB', async () => {
-    const declared = await rawExchange(clientPort, async (socket, count) => {
-      socket.write(head(`content-length: ${GiB}\r\n`));
-      await writeUntilClosed(socket, chunk, GiB, count);
-    }, { timeoutMs: 60_000 });
-    const chunkHead = Buffer.from(`${chunk.length.toString(16)}\r\n`);
-    const chunked = await rawExchange(clientPort, async (socket, count) => {
-      socket.write(head('transfer-encoding: chunked\r\n'));
-      await writeUntilClosed(socket, Buffer.concat([chunkHead, chunk, Buffer.from('\r\n')]), GiB, count);
-    }, { timeoutMs: 60_000 });
-    for (const a of [declared, chunked]) {
-      assert.equal(a.status, 413, a.raw.slice(0, 300));
-      assert.equal(a.headers['x-broker-failure'], 'body-too-large');
-      assert.ok(a.closed, 'the client closed the connection');
-      assert.ok(a.written < 64 * 1024 * 1024, `the attacker wrote ${a.written} bytes before the client closed`);
-    }
-    const small = await rawExchange(clientPort, Buffer.concat([Buffer.from(head(`content-length: ${200 * 1024}\r\n`)), Buffer.alloc(200 * 1024, 0x62)]), { untilAnswer: true });
-    assert.equal(small.status, 413);
-    assert.equal(small.headers['x-broker-failure'], 'body-too-large');
-    return { ...summary([declared, chunked, small]), status: `413 (attacker wrote ${Math.round(declared.written / 1024)} KiB / ${Math.round(chunked.written / 1024)} KiB of 1 GiB)` };
-  });
+  await underAttack('body: declared 1 GiB / chunked without end / 200 KiB', () => assertBodyRefused(clientPort, head));
   assert.ok(!api.seen.some((s) => s.url.includes('hostile-body')));
 });
 
 test('request smuggling on the webhook port is refused with 400 bad-request; a request hidden in a body stays a body', async () => {
-  const smuggled = 'POST /webhook/smuggled-second HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n';
-  const post = (path: string, headers: string, body: string) => `POST /webhook/${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n${headers}\r\n${body}`;
-  const cases: Array<[string, string]> = [
-    ['CL + TE', post('smuggle-clte', `content-length: ${5 + smuggled.length}\r\ntransfer-encoding: chunked\r\n`, `0\r\n\r\n${smuggled}`)],
-    ['TE + CL', post('smuggle-tecl', `transfer-encoding: chunked\r\ncontent-length: 4\r\n`, `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`)],
-    ['two different CLs', post('smuggle-2cl', `content-length: 0\r\ncontent-length: ${smuggled.length}\r\n`, smuggled)],
-    ['TE: chunked, identity', post('smuggle-te-identity', `transfer-encoding: chunked, identity\r\n`, `0\r\n\r\n${smuggled}`)],
-    ['TE with space before colon', post('smuggle-te-space', `transfer-encoding : chunked\r\n`, `0\r\n\r\n${smuggled}`)],
-    ['obs-fold header', post('smuggle-fold', `x-a: b\r\n transfer-encoding: chunked\r\ncontent-length: 0\r\n`, smuggled)],
-    ['chunk size overflow', post('smuggle-chunk', `transfer-encoding: chunked\r\n`, `fffffffffffffffff1\r\nx\r\n0\r\n\r\n${smuggled}`)],
-    ['bare LF line endings', `POST /webhook/smuggle-lf HTTP/1.1\nhost: 127.0.0.1\ncontent-length: 0\n\n${smuggled}`],
-  ];
-  const bodyText = `POST /webhook/smuggled-hidden HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n`;
+  const hiddenBody = `POST /webhook/smuggled-hidden HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n`;
   await underAttack(
-    'smuggling: CL+TE, TE+CL, 2×CL, TE chunked,identity, obs-fold, bad chunk size, bare LF',
-    async () => {
-      const answers: RawAnswer[] = [];
-      for (const [name, bytes] of cases) {
-        const a = await rawExchange(clientPort, bytes);
-        assert.equal(a.status, 400, `${name}: ${a.raw.slice(0, 300)}`);
-        assert.equal(a.headers['x-broker-failure'], 'bad-request', name);
-        assert.ok(a.closed, `${name}: the client closed the connection`);
-        assert.equal(a.raw.match(/HTTP\/1\.1 \d{3}/g)?.length, 1, `${name}: ${a.raw.slice(0, 600)}`);
-        answers.push(a);
-      }
-      const hidden = await rawExchange(clientPort, post('smuggle-hidden-body', `content-type: text/plain\r\ncontent-length: ${bodyText.length}\r\nconnection: close\r\n`, bodyText));
-      assert.equal(hidden.status, 200, hidden.raw.slice(0, 300));
-      return summary(answers);
-    },
+    'smuggling: CL+TE, TE+CL, 2×CL, TE chunked,identity, TE identity, obs-fold, bad chunk size, bare LF',
+    () =>
+      assertSmugglingRefused(clientPort, {
+        post: (path, headers, body) => `POST /webhook/${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n${headers}\r\n${body}`,
+        smuggled: 'POST /webhook/smuggled-second HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n',
+        bareLf: (smuggled) => `POST /webhook/smuggle-lf HTTP/1.1\nhost: 127.0.0.1\ncontent-length: 0\n\n${smuggled}`,
+        hiddenBody,
+      }),
     (s) => s.url === '/webhook/smuggle-hidden-body',
   );
-  assert.ok(!api.seen.some((s) => s.url.includes('smuggled')), 'no smuggled second request reached the destination');
-  assert.ok(!api.seen.some((s) => /smuggle-(clte|tecl|2cl|te-|fold|chunk|lf)/.test(s.url)), 'no refused request reached the destination');
-  const hidden = api.seen.filter((s) => s.url === '/webhook/smuggle-hidden-body');
-  assert.equal(hidden.length, 1);
-  assert.equal(hidden[0]!.method, 'POST');
-  assert.equal(hidden[0]!.body, bodyText);
+  assertNothingSmuggled(api, '/webhook/smuggle-hidden-body', hiddenBody);
 });
 
 test('a server sending oversized tunnel frames: above BROKER_CLIENT_MAX_FRAME_BYTES the frame is dropped (logged), above the websocket cap the tunnel drops and reconnects (logged)', async () => {
@@ -263,7 +176,7 @@ test('a server sending oversized tunnel frames: above BROKER_CLIENT_MAX_FRAME_BY
     await waitFor('the primary tunnel back', () => fake.open().filter((c) => c.role === 'primary').length === 1 && fake.connections.length > connectionsBefore, { timeoutMs: 30_000 });
     assert.equal(secondary.closed, false, 'the secondary tunnel was not affected');
     assert.equal(victim.child.exitCode, null);
-    rows.push({ case: 'server → client frame > BROKER_CLIENT_MAX_FRAME_BYTES / > websocket cap', status: 'frame dropped, tunnel kept / tunnel dropped (1006), reconnected', reason: '(log: dropped a bad tunnel frame FRAME_TOO_LARGE / tunnel error: Max payload size exceeded)', legitSent: 0, legitFailed: 0, originSawAttack: false });
+    attacks.rows.push({ case: 'server → client frame > BROKER_CLIENT_MAX_FRAME_BYTES / > websocket cap', status: 'frame dropped, tunnel kept / tunnel dropped (1006), reconnected', reason: '(log: dropped a bad tunnel frame FRAME_TOO_LARGE / tunnel error: Max payload size exceeded)', legitSent: 0, legitFailed: 0, originSawAttack: false });
   } finally {
     await fake.stop();
   }

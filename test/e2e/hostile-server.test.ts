@@ -15,8 +15,8 @@ import { startOrigin, type Origin } from '../support/origin.js';
 import { httpStatus } from '../support/http-status.js';
 import { writeAcceptFile } from '../support/client-harness.js';
 import { FakeTunnelClient } from '../support/fake-tunnel-client.js';
-import { describeLoadFailures, startSteadyLoad, type SteadyLoadReport } from '../support/steady-load.js';
 import { rawExchange, slowloris, writeUntilClosed, type RawAnswer } from '../support/raw-http.js';
+import { assertBodyRefused, assertNothingSmuggled, assertSmugglingRefused, attackHarness, summary } from '../support/hostile.js';
 import { closeServer, listen } from '../../src/http/server-helpers.js';
 
 const token = randomUUID();
@@ -35,33 +35,17 @@ let dispatcher: Server;
 /** Requests the fake dispatcher received, by path. */
 const dispatcherCalls = new Map<string, number>();
 
-interface Row {
-  case: string;
-  status: string;
-  reason: string;
-  legitSent: number;
-  legitFailed: number;
-  originSawAttack: boolean;
-}
-const rows: Row[] = [];
+const attacks = attackHarness({
+  destination: () => origin,
+  legitPrefix: LEGIT,
+  platformUrl: (p) => `${serverUrl}/broker/${token}/${p}`,
+  proc: () => server,
+  baseUrl: () => serverUrl,
+});
+const { underAttack } = attacks;
 
 function dispatcherCount(path: string): number {
   return dispatcherCalls.get(path) ?? 0;
-}
-
-/** The legitimate load's ids the origin received (from POST bodies), for duplicate detection. */
-function seenIds(): Map<string, number> {
-  const ids = new Map<string, number>();
-  for (const s of origin.seen) {
-    if (s.method !== 'POST' || !s.url.startsWith(LEGIT)) continue;
-    try {
-      const id = (JSON.parse(s.body) as { id?: string }).id;
-      if (id) ids.set(id, (ids.get(id) ?? 0) + 1);
-    } catch {
-      // not one of ours
-    }
-  }
-  return ids;
 }
 
 before(async () => {
@@ -112,43 +96,11 @@ after(async () => {
   await group.stopAll();
   await origin?.close();
   if (dispatcher) await closeServer(dispatcher);
-  if (rows.length > 0) {
-    const lines = rows.map((r) => `| ${r.case} | ${r.status} | ${r.reason} | ${r.legitSent} / ${r.legitFailed} | ${r.originSawAttack ? 'yes' : 'no'} |`);
-    console.log(['', '| case (server) | status | x-broker-failure | legit sent / failed | origin saw attack |', '|---|---|---|---|---|', ...lines].join('\n'));
-  }
+  if (attacks.rows.length > 0) console.log(attacks.table('server', 'origin'));
 });
-
-/**
- * Runs `attack` while legitimate GETs and POSTs trickle through the same server and client; asserts
- * none of them failed, the server is healthy afterwards, and the origin saw only legitimate requests
- * (plus what `allowed` admits).
- */
-async function underAttack(name: string, attack: () => Promise<{ status: string; reason: string }>, allowed: (s: Origin['seen'][number]) => boolean = () => false): Promise<SteadyLoadReport> {
-  const mark = origin.seen.length;
-  const load = startSteadyLoad({ platformUrl: (p) => `${serverUrl}/broker/${token}/${p}`, seenIds }, { rate: 20, path: LEGIT.slice(1, -1), deadlineMs: 60_000 });
-  await waitFor('legitimate requests before the attack', () => load.ok >= 3, { timeoutMs: 30_000 });
-  const outcome = await attack();
-  const okAfter = load.ok;
-  await waitFor('legitimate requests after the attack', () => load.ok >= okAfter + 3, { timeoutMs: 30_000 });
-  const report = await load.stop();
-  const foreign = origin.seen.slice(mark).filter((s) => !s.url.startsWith(LEGIT) && !allowed(s));
-  rows.push({ case: name, ...outcome, legitSent: report.sent, legitFailed: report.failed.length + report.hung, originSawAttack: foreign.length > 0 });
-  assert.equal(report.failed.length, 0, `legitimate requests failed during "${name}": ${describeLoadFailures(report.failed)}`);
-  assert.equal(report.hung, 0, `legitimate requests hung during "${name}"`);
-  assert.equal(report.duplicatesAtOrigin, 0);
-  assert.deepEqual(foreign.map((s) => `${s.method} ${s.url}`), [], `the origin received requests it should not have during "${name}"`);
-  assert.equal(server.child.exitCode, null, 'the server is still running');
-  assert.equal(await httpStatus(`${serverUrl}/healthcheck`), 200);
-  assert.equal(await httpStatus(`${serverUrl}/readyz`), 200);
-  return report;
-}
 
 function get(path: string, extra = ''): string {
   return `GET ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n${extra}connection: close\r\n\r\n`;
-}
-
-function summary(answers: RawAnswer[]): { status: string; reason: string } {
-  return { status: [...new Set(answers.map((a) => a.status))].join('/'), reason: [...new Set(answers.map((a) => a.headers['x-broker-failure'] ?? '-'))].join('/') };
 }
 
 test('path traversal under /broker/<token>/ is refused (401 filter-blocked) and never reaches the origin', async () => {
@@ -205,78 +157,24 @@ test('oversized request heads get 431 headers-too-large and the connection is cl
 
 test('a body above BROKER_SERVER_BODY_LIMIT gets 413 body-too-large and the server stops reading', async () => {
   const head = (framing: string) => `POST /broker/${token}/echo/hostile-body HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/octet-stream\r\n${framing}\r\n`;
-  const chunk = Buffer.alloc(64 * 1024, 0x61);
-  const GiB = 1024 * 1024 * 1024;
-  await underAttack('body: declared 1 GiB / chunked without end / 200 KiB', async () => {
-    // Declared 1 GiB: refused from the headers; the attacker writes until the server cuts it.
-    const declared = await rawExchange(port, async (socket, count) => {
-      socket.write(head(`content-length: ${GiB}\r\n`));
-      await writeUntilClosed(socket, chunk, GiB, count);
-    }, { timeoutMs: 60_000 });
-    // Chunked, never ending: refused once the limit is crossed.
-    const chunkHead = Buffer.from(`${chunk.length.toString(16)}\r\n`);
-    const chunked = await rawExchange(port, async (socket, count) => {
-      socket.write(head('transfer-encoding: chunked\r\n'));
-      await writeUntilClosed(socket, Buffer.concat([chunkHead, chunk, Buffer.from('\r\n')]), GiB, count);
-    }, { timeoutMs: 60_000 });
-    for (const a of [declared, chunked]) {
-      assert.equal(a.status, 413, a.raw.slice(0, 300));
-      assert.equal(a.headers['x-broker-failure'], 'body-too-large');
-      assert.ok(a.closed, 'the server closed the connection');
-      // Stopped reading: after the answer the rest is discarded for a bounded while (so the
-      // client can read the 413 rather than a reset), far less than the gigabyte.
-      assert.ok(a.written < 64 * 1024 * 1024, `the attacker wrote ${a.written} bytes before the server closed`);
-    }
-    // An ordinary client with a modest oversized body gets the same clear answer.
-    const small = await rawExchange(port, Buffer.concat([Buffer.from(head(`content-length: ${200 * 1024}\r\n`)), Buffer.alloc(200 * 1024, 0x62)]), { untilAnswer: true });
-    assert.equal(small.status, 413);
-    assert.equal(small.headers['x-broker-failure'], 'body-too-large');
-    return { ...summary([declared, chunked, small]), status: `413 (attacker wrote ${Math.round(declared.written / 1024)} KiB / ${Math.round(chunked.written / 1024)} KiB of 1 GiB)` };
-  });
+  await underAttack('body: declared 1 GiB / chunked without end / 200 KiB', () => assertBodyRefused(port, head));
   assert.ok(!origin.seen.some((s) => s.url.includes('hostile-body')));
 });
 
 test('request smuggling is refused with 400 bad-request; a request hidden in a body stays a body', async () => {
-  const smuggled = `GET /broker/${token}/echo/smuggled-second HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`;
-  const post = (path: string, headers: string, body: string) => `POST /broker/${token}/echo/${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n${headers}\r\n${body}`;
-  const cases: Array<[string, string]> = [
-    ['CL + TE', post('smuggle-clte', `content-length: ${5 + smuggled.length}\r\ntransfer-encoding: chunked\r\n`, `0\r\n\r\n${smuggled}`)],
-    ['TE + CL', post('smuggle-tecl', `transfer-encoding: chunked\r\ncontent-length: 4\r\n`, `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`)],
-    ['two different CLs', post('smuggle-2cl', `content-length: 0\r\ncontent-length: ${smuggled.length}\r\n`, smuggled)],
-    ['TE: chunked, identity', post('smuggle-te-identity', `transfer-encoding: chunked, identity\r\n`, `0\r\n\r\n${smuggled}`)],
-    ['TE: identity', post('smuggle-te-id', `transfer-encoding: identity\r\ncontent-length: 0\r\n`, smuggled)],
-    ['TE with space before colon', post('smuggle-te-space', `transfer-encoding : chunked\r\n`, `0\r\n\r\n${smuggled}`)],
-    ['obs-fold header', post('smuggle-fold', `x-a: b\r\n transfer-encoding: chunked\r\ncontent-length: 0\r\n`, smuggled)],
-    ['chunk size overflow', post('smuggle-chunk', `transfer-encoding: chunked\r\n`, `fffffffffffffffff1\r\nx\r\n0\r\n\r\n${smuggled}`)],
-    ['bare LF line endings', `POST /broker/${token}/echo/smuggle-lf HTTP/1.1\nhost: 127.0.0.1\ncontent-length: 0\n\n${smuggled}`],
-  ];
-  const bodyText = `GET /broker/${token}/echo/smuggled-hidden HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`;
+  const hiddenBody = `GET /broker/${token}/echo/smuggled-hidden HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`;
   await underAttack(
-    'smuggling: CL+TE, TE+CL, 2×CL, TE chunked,identity, obs-fold, bad chunk size, bare LF',
-    async () => {
-      const answers: RawAnswer[] = [];
-      for (const [name, bytes] of cases) {
-        const a = await rawExchange(port, bytes);
-        assert.equal(a.status, 400, `${name}: ${a.raw.slice(0, 300)}`);
-        assert.equal(a.headers['x-broker-failure'], 'bad-request', name);
-        assert.ok(a.closed, `${name}: the server closed the connection`);
-        // Exactly one answer: nothing after the refused request was parsed as another request.
-        assert.equal(a.raw.match(/HTTP\/1\.1 \d{3}/g)?.length, 1, `${name}: ${a.raw.slice(0, 600)}`);
-        answers.push(a);
-      }
-      // A request hidden in a body is only a body: one POST reaches the origin, carrying it.
-      const hidden = await rawExchange(port, post('smuggle-hidden-body', `content-type: text/plain\r\ncontent-length: ${bodyText.length}\r\nconnection: close\r\n`, bodyText));
-      assert.equal(hidden.status, 200, hidden.raw.slice(0, 300));
-      return summary(answers);
-    },
+    'smuggling: CL+TE, TE+CL, 2×CL, TE chunked,identity, TE identity, obs-fold, bad chunk size, bare LF',
+    () =>
+      assertSmugglingRefused(port, {
+        post: (path, headers, body) => `POST /broker/${token}/echo/${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n${headers}\r\n${body}`,
+        smuggled: `GET /broker/${token}/echo/smuggled-second HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`,
+        bareLf: (smuggled) => `POST /broker/${token}/echo/smuggle-lf HTTP/1.1\nhost: 127.0.0.1\ncontent-length: 0\n\n${smuggled}`,
+        hiddenBody,
+      }),
     (s) => s.url === '/echo/smuggle-hidden-body',
   );
-  assert.ok(!origin.seen.some((s) => s.url.includes('smuggled')), 'no smuggled second request reached the origin');
-  assert.ok(!origin.seen.some((s) => /smuggle-(clte|tecl|2cl|te-|fold|chunk|lf)/.test(s.url)), 'no refused request reached the origin');
-  const hidden = origin.seen.filter((s) => s.url === '/echo/smuggle-hidden-body');
-  assert.equal(hidden.length, 1);
-  assert.equal(hidden[0]!.method, 'POST');
-  assert.equal(hidden[0]!.body, bodyText);
+  assertNothingSmuggled(origin, '/echo/smuggle-hidden-body', hiddenBody);
 });
 
 test('5,000 requests with unknown tokens: all 404 no-connection, a bounded number of dispatcher lookups', async () => {
@@ -309,7 +207,7 @@ test('5,000 requests with unknown tokens: all 404 no-connection, a bounded numbe
   // Misses share one refresh at most once a second, on top of the periodic refresh: a few per refresh interval.
   const bound = Math.ceil(elapsedMs / 1000) + Math.ceil(elapsedMs / REFRESH_MS) + 2;
   console.log(`unknown-token flood: ${TOTAL} requests in ${elapsedMs} ms → ${lookups} routing lookups at the dispatcher (bound ${bound})`);
-  rows[rows.length - 1]!.status = `404 (${TOTAL}× in ${(elapsedMs / 1000).toFixed(1)} s; ${lookups} dispatcher lookups)`;
+  attacks.rows[attacks.rows.length - 1]!.status = `404 (${TOTAL}× in ${(elapsedMs / 1000).toFixed(1)} s; ${lookups} dispatcher lookups)`;
   assert.ok(lookups <= bound, `${lookups} routing lookups for ${TOTAL} unknown-token requests in ${elapsedMs} ms (bound ${bound})`);
   assert.ok(!origin.seen.some((s) => s.url.includes('hostile-unknown')));
 });
