@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { request } from 'undici';
 import { hashToken } from '../../src/protocol/index.js';
-import { ProcessGroup, type RunningProcess } from '../support/processes.js';
+import { ProcessGroup } from '../support/processes.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 import { writeAcceptFile } from '../support/client-harness.js';
@@ -48,7 +48,6 @@ let originUrl = '';
 let deadPort = 0;
 const ports = { dispatcher: 0, server: 0, client: 0 };
 let clientAccept = '';
-let client: RunningProcess;
 
 function internalHeader(): Record<string, string> {
   return { 'x-broker-internal-secret': S.BROKER_INTERNAL_SECRET };
@@ -101,7 +100,7 @@ before(async () => {
     LOG_LEVEL: 'debug',
   });
   await server.waitForOutput('broker server listening', 30_000);
-  client = group.broker('client', 'client', {
+  group.broker('client', 'client', {
     BROKER_TOKEN: token,
     BROKER_SERVER_URL: `http://127.0.0.1:${ports.server}`,
     BROKER_HA_MODE_ENABLED: 'true',

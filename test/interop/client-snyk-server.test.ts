@@ -23,7 +23,6 @@ let server: RunningProcess;
 let serverPort: number;
 let serverEnv: Record<string, string>;
 let clientPort: number;
-let client: RunningProcess;
 let clientAcceptFile: string;
 
 async function get(url: string, headers: Record<string, string> = {}) {
@@ -65,7 +64,7 @@ before(async () => {
   serverEnv = { PORT: String(serverPort), ACCEPT: serverAccept };
   server = await startSnykBroker(group, 'snyk-server', 'server', serverEnv);
   await waitFor('snyk-broker server health', async () => (await get(`http://127.0.0.1:${serverPort}/healthcheck`)).status === 200, { timeoutMs: 60_000 });
-  client = group.broker('client', 'client', {
+  group.broker('client', 'client', {
     BROKER_TOKEN: token,
     BROKER_SERVER_URL: `http://127.0.0.1:${serverPort}`,
     PORT: String(clientPort),
