@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
 import { ProcessGroup } from '../support/processes.js';
 import { freePort } from '../support/ports.js';
+import { startPeerServers } from '../support/peer-servers.js';
 import { waitFor } from '../support/wait.js';
 import { writeAcceptFile } from '../support/client-harness.js';
 
@@ -42,23 +43,8 @@ async function get(url: string) {
 
 before(async () => {
   for (const name of ['A', 'B'] as const) origins[name] = await startNamedOrigin(name);
-  const dPort = await freePort();
-  const dispatcherUrl = `http://127.0.0.1:${dPort}`;
-  const dispatcher = group.broker('dispatcher', 'dispatcher', { PORT: String(dPort), DISPATCHER_HOST: '127.0.0.1' });
-  await dispatcher.waitForOutput('dispatcher listening', 30_000);
-  for (const id of ['0', '1']) {
-    const port = await freePort();
-    serverPorts.push(port);
-    group.broker(`server-${id}`, 'server', {
-      PORT: String(port),
-      BROKER_SERVER_HOST: '127.0.0.1',
-      BROKER_SERVER_ID: id,
-      BROKER_SERVER_PEER_URL: `http://127.0.0.1:${port}`,
-      DISPATCHER_URL: dispatcherUrl,
-      BROKER_SERVER_ROUTING_REFRESH_MS: '300',
-    });
-  }
-  await Promise.all(group.all().filter((p) => p.name.startsWith('server')).map((p) => p.waitForOutput('broker server listening', 30_000)));
+  const peers = await startPeerServers(group, ['0', '1']);
+  serverPorts.push(peers.ports['0']!, peers.ports['1']!);
   for (const name of ['A', 'B'] as const) {
     const accept = await writeAcceptFile({ private: [{ method: 'GET', path: '/*', origin: origins[name].url }], public: [] });
     for (const [i, port] of serverPorts.entries()) {

@@ -12,6 +12,7 @@ import { request } from 'undici';
 import { hashToken } from '../../src/protocol/index.js';
 import { ProcessGroup } from '../support/processes.js';
 import { freePort } from '../support/ports.js';
+import { startPeerServers } from '../support/peer-servers.js';
 import { waitFor } from '../support/wait.js';
 import { startOrigin, type Origin } from '../support/origin.js';
 
@@ -29,24 +30,8 @@ test('a GET whose only local tunnel dies is answered by a peer the routing cache
   const dir = await mkdtemp(join(tmpdir(), 'peer-fallback-'));
   const accept = join(dir, 'accept.json');
   await writeFile(accept, JSON.stringify({ private: [{ method: 'GET', path: '/*', origin: '${ORIGIN_URL}' }], public: [] }));
-  const dPort = await freePort();
-  const dispatcherUrl = `http://127.0.0.1:${dPort}`;
-  const dispatcher = group.broker('dispatcher', 'dispatcher', { PORT: String(dPort), DISPATCHER_HOST: '127.0.0.1', BROKER_INTERNAL_SECRET: SECRET });
-  await dispatcher.waitForOutput('dispatcher listening');
-  const ports = { a: await freePort(), b: await freePort() };
-  for (const id of ['a', 'b'] as const) {
-    group.broker(`server-${id}`, 'server', {
-      PORT: String(ports[id]),
-      BROKER_SERVER_HOST: '127.0.0.1',
-      BROKER_SERVER_ID: id,
-      BROKER_SERVER_PEER_URL: `http://127.0.0.1:${ports[id]}`,
-      DISPATCHER_URL: dispatcherUrl,
-      BROKER_INTERNAL_SECRET: SECRET,
-      // The periodic refresh never runs during the test: only the fallback's own lookup can find b's client.
-      BROKER_SERVER_ROUTING_REFRESH_MS: '600000',
-    });
-  }
-  await Promise.all(group.all().filter((p) => p.name.startsWith('server-')).map((p) => p.waitForOutput('broker server listening')));
+  // The periodic refresh never runs during the test: only the fallback's own lookup can find b's client.
+  const { dispatcherUrl, ports } = await startPeerServers(group, ['a', 'b'], { internalSecret: SECRET, serverEnv: { BROKER_SERVER_ROUTING_REFRESH_MS: '600000' } });
 
   const tunnelsOn = async (id: 'a' | 'b') => {
     const r = await request(`${dispatcherUrl}/internal/tokens/${hashToken(token)}/connections`, { headers: { 'x-broker-internal-secret': SECRET } });

@@ -8,6 +8,7 @@ import { Agent, request } from 'undici';
 import { hashToken } from '../../src/protocol/index.js';
 import { ProcessGroup } from '../support/processes.js';
 import { freePort } from '../support/ports.js';
+import { startPeerServers } from '../support/peer-servers.js';
 import { waitFor } from '../support/wait.js';
 import { startOrigin, type Origin } from '../support/origin.js';
 import { startSnykBroker } from '../support/snyk-broker.js';
@@ -37,28 +38,7 @@ test('requests to one server use the tunnels on its peer too; a draining server 
   const dir = await mkdtemp(join(tmpdir(), 'server-peer-'));
   const accept = join(dir, 'client-accept.json');
   await writeFile(accept, JSON.stringify({ private: [{ method: 'GET', path: '/*', origin: '${ORIGIN_URL}' }], public: [] }));
-  const dPort = await freePort();
-  const dispatcherUrl = `http://127.0.0.1:${dPort}`;
-  const dispatcher = group.broker('dispatcher', 'dispatcher', { PORT: String(dPort), DISPATCHER_HOST: '127.0.0.1', BROKER_INTERNAL_SECRET: 'peer-test-secret' });
-  await dispatcher.waitForOutput('dispatcher listening');
-
-  const ports = { a: await freePort(), b: await freePort() };
-  const servers = Object.fromEntries(
-    (['a', 'b'] as const).map((id) => [
-      id,
-      group.broker(`server-${id}`, 'server', {
-        PORT: String(ports[id]),
-        BROKER_SERVER_HOST: '127.0.0.1',
-        BROKER_SERVER_ID: id,
-        BROKER_SERVER_PEER_URL: `http://127.0.0.1:${ports[id]}`,
-        DISPATCHER_URL: dispatcherUrl,
-        BROKER_INTERNAL_SECRET: 'peer-test-secret',
-        BROKER_SERVER_ROUTING_REFRESH_MS: '300',
-        BROKER_SERVER_DRAIN_GRACE_MS: '15000',
-      }),
-    ]),
-  );
-  await Promise.all(Object.values(servers).map((s) => s.waitForOutput('broker server listening')));
+  const { dispatcherUrl, ports, servers } = await startPeerServers(group, ['a', 'b'], { internalSecret: 'peer-test-secret', serverEnv: { BROKER_SERVER_DRAIN_GRACE_MS: '15000' } });
   for (const id of ['a', 'b'] as const) {
     await startSnykBroker(group, `snyk-client-${id}`, 'client', {
       BROKER_TOKEN: token,
