@@ -154,12 +154,14 @@ test('error paths and status endpoints of all three programs', async () => {
   for (const path of ['/healthcheck', '/readyz', '/metrics', '/internal/brokerservers', '/internal/connections', `/internal/tokens/${hashToken(token)}/connections`]) await call(`dispatcher ${path}`, `${dispatcher}${path}`, { headers: internal });
   await call('dispatcher internal without the secret', `${dispatcher}/internal/brokerservers`);
 
-  // A reload to an origin that is not a URL once substituted (it embeds a credential): the
-  // relay fails cleanly, and nothing echoes the origin with its password.
+  // A reload to an origin that is not a URL once substituted (it embeds a credential): refused
+  // naming the rule, the old rules stay, and nothing echoes the origin with its password.
   await writeFile(clientAccept, JSON.stringify({ private: [{ method: 'GET', path: '/gh/*', origin: 'http://gh:${ORIGIN_PASSWORD}@[bad-host' }], public: [] }));
-  await call('client filters reload to an unusable origin', `${local}/filters`, { method: 'POST' });
-  const unusable = await call('relay to an unusable origin', `${server}/broker/${token}/gh/x`);
-  assert.ok(unusable.status >= 400, unusable.body);
+  const unusable = await call('client filters reload to an unusable origin', `${local}/filters`, { method: 'POST' });
+  assert.equal(unusable.status, 500, unusable.body);
+  assert.match(unusable.body, /origin .* is not a URL/);
+  const stillServed = await call('relay after the refused reload (old rules)', `${server}/broker/${token}/gh/x`);
+  assert.equal(stillServed.status, 200, stillServed.body);
   // A reload with a malformed accept file: refused, the old rules stay.
   await writeFile(clientAccept, JSON.stringify({ private: [{ method: 'GET', origin: 'http://gh:${ORIGIN_PASSWORD}@127.0.0.1' }], public: [] }));
   const reload = await call('client filters reload with a malformed accept file', `${local}/filters`, { method: 'POST' });
