@@ -100,12 +100,12 @@ export class EnvReader {
   }
 }
 
-/** Strips userinfo from a URL-ish string before it goes into a message. */
 /** Whether a boolean variable is on, by the same rule EnvReader.bool validated it with at start. */
 export function isOn(value: string | undefined): boolean {
   return value !== undefined && /^(true|yes|1)$/i.test(value);
 }
 
+/** Strips userinfo from a URL-ish string before it goes into a message. */
 export function redactUrl(value: string): string {
   return value.replace(/\/\/[^/@\s]*@/, '//***@');
 }
