@@ -12,7 +12,9 @@ const cluster = clusterForFile({ servers: 3, originDelayMs: 250 }, 4);
 test('kill -9 a client under load: zero failed GETs, the waiting 5th client serves within 5 s', async () => {
   const fifth = await cluster.startClient(5);
   // The 5th is refused (token full) and keeps asking; it is not ready.
-  await waitFor('the 5th client refused by the dispatcher', () => logLines(fifth.proc).some((e) => e.msg === 'dispatcher allocation failed; retrying' && /429/.test(String(e.err))), { timeoutMs: 30_000 });
+  await waitFor('the 5th client refused by the dispatcher', () => logLines(fifth.proc).some((e) => e.msg === 'dispatcher allocation failed; retrying' && /429/.test(String(e.err))), { timeoutMs: 30_000 }).catch(async (err: Error) => {
+    throw new Error(`${err.message}; dispatcher allocations: ${JSON.stringify((await cluster.tokenView()).allocations)}; 5th client output:\n${fifth.proc.output().slice(-3000)}`);
+  });
   assert.equal(await cluster.isReady(fifth), false, 'the 5th client is ready while 4 hold the token');
 
   const load = cluster.startLoad(40);
