@@ -37,16 +37,19 @@ export function sendFailure(res: ServerResponse, status: number, reason: string,
   sendJson(res, status, body, { ...headers, 'x-broker-failure': reason });
 }
 
-/** After refusing a body, the rest is read and discarded for at most this long / this much, then the connection is cut. */
+/** After refusing a body, the rest is read and discarded for at most this long / this much, then the connection is closed. */
 const LINGER_MS = 2000;
 const LINGER_BYTES = 16 * 1024 * 1024;
+/** Between our FIN (reading stopped) and the reset: time for a busy caller to read the answer. */
+const CLOSE_GRACE_MS = 1000;
 
 /**
  * Answers a request whose body is not wanted (413) without reading it all. A client still
  * sending would get a connection reset instead of the answer if we closed at once (unread
  * input makes the kernel send RST, which discards what the client has not read yet), so the
  * rest is discarded unbuffered for at most LINGER_MS / LINGER_BYTES (a "lingering close"),
- * then the connection is cut. A body that ends sooner leaves the connection usable.
+ * then reading stops, FIN follows the answer and the connection is reset CLOSE_GRACE_MS later.
+ * A body that ends sooner leaves the connection usable.
  */
 export function refuseBody(req: IncomingMessage, res: ServerResponse, status: number, reason: string, body: unknown, headers: Record<string, string> = {}): void {
   let discarded = 0;
@@ -57,7 +60,15 @@ export function refuseBody(req: IncomingMessage, res: ServerResponse, status: nu
   };
   const cut = () => {
     stop();
-    if (!req.complete) req.socket.destroy();
+    if (req.complete) return;
+    // Not a reset yet: that would discard the answer if the caller has not read it. Stop reading
+    // (the sender's window fills, so it cannot push more) and send FIN after the answer; the
+    // reset comes a moment later.
+    const socket = req.socket;
+    req.pause();
+    socket.pause();
+    socket.end();
+    setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
   };
   const count = (chunk: Buffer) => {
     discarded += chunk.length;
