@@ -21,14 +21,9 @@ after(async () => {
   assert.deepEqual(await cluster.exitProblems(gone), [], 'processes that did not exit 0 on SIGTERM');
 });
 
-async function steadyState(): Promise<void> {
-  const base = new Map(cluster.origin.served);
-  await waitFor('every client serving under load', () => cluster.clients.every((c) => (cluster.counts(base).get(c.prefix) ?? 0) > 5), { timeoutMs: 60_000, intervalMs: 100 });
-}
-
 test('kill -9 a client under mixed load, restarted: no lost GET, no hung request, converged', async () => {
   const load = startSteadyLoad(cluster, { rate: 50 });
-  await steadyState();
+  await cluster.waitServing();
   const victim = cluster.client(2);
   const killedAt = Date.now();
   victim.proc.kill('SIGKILL');
@@ -41,7 +36,7 @@ test('kill -9 a client under mixed load, restarted: no lost GET, no hung request
   await sleep(Math.max(0, 5000 - (Date.now() - killedAt)));
   cluster.restartClient(victim);
   const convergedAt = await cluster.waitConverged(cluster.clients);
-  await steadyState();
+  await cluster.waitServing();
   // And the load runs on for a while after convergence (at least 20 s in all since the kill).
   await sleep(Math.max(0, 20_000 - (Date.now() - killedAt)));
   const r = await load.stop();
@@ -55,7 +50,7 @@ test('kill -9 a client under mixed load, restarted: no lost GET, no hung request
 
 test('SIGSTOP a client for 40 s then SIGCONT: its tunnels are declared dead, others serve, it recovers', async () => {
   const load = startSteadyLoad(cluster, { rate: 50 });
-  await steadyState();
+  await cluster.waitServing();
   const victim = cluster.client(3);
   const linesBefore = logLines(victim.proc).length;
   const stoppedAt = Date.now();

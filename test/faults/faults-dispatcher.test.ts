@@ -21,8 +21,7 @@ const OUTAGE_MS = 30_000;
 const AFTER_FAULT_MS = 20_000;
 
 async function steadyState(cluster: HaCluster): Promise<void> {
-  const base = new Map(cluster.origin.served);
-  await waitFor('every client serving under load', () => cluster.clients.filter((c) => c.n <= 4).every((c) => (cluster.counts(base).get(c.prefix) ?? 0) > 5), { timeoutMs: 60_000, intervalMs: 100 });
+  await cluster.waitServing(cluster.clients.filter((c) => c.n <= 4));
 }
 
 /** The 4 clients connected in the dispatcher's view, and a 5th client refused (429): the token is full. */

@@ -19,18 +19,13 @@ after(async () => {
   assert.deepEqual(await cluster.exitProblems(gone), [], 'processes that did not exit 0 on SIGTERM');
 });
 
-async function steadyState(): Promise<void> {
-  const base = new Map(cluster.origin.served);
-  await waitFor('every client serving under load', () => cluster.clients.every((c) => (cluster.counts(base).get(c.prefix) ?? 0) > 5), { timeoutMs: 60_000, intervalMs: 100 });
-}
-
 async function serverLive(id: string): Promise<void> {
   await waitFor(`server ${id} live at the dispatcher`, async () => (await cluster.liveServerIds()).includes(id), { timeoutMs: 60_000, intervalMs: 200 });
 }
 
 test('kill -9 the server holding the most connections, restarted: no lost GET, no hung request, converged', async () => {
   const load = startSteadyLoad(cluster, { rate: 50 });
-  await steadyState();
+  await cluster.waitServing();
   const byServer = new Map<string, number>();
   for (const c of cluster.clients) byServer.set(cluster.allocatedServer(c)!, (byServer.get(cluster.allocatedServer(c)!) ?? 0) + 1);
   const victimId = [...byServer].sort((a, b) => b[1] - a[1])[0]![0];
@@ -44,14 +39,14 @@ test('kill -9 the server holding the most connections, restarted: no lost GET, n
   assert.equal(await victim.proc.exited, 'SIGKILL');
   // Its clients re-home on the other servers and everyone converges without it.
   const rehomedAt = await cluster.waitConverged(cluster.clients);
-  await steadyState();
+  await cluster.waitServing();
   // The pod comes back (same id and port) and rejoins the Service once ready.
   await sleep(Math.max(0, 10_000 - (Date.now() - killedAt)));
   await cluster.startServer(victim);
   cluster.balancer.setBackends(allPorts);
   await serverLive(victimId);
   await cluster.waitConverged(cluster.clients);
-  await steadyState();
+  await cluster.waitServing();
   const r = await load.stop();
   // Platform requests whose own TCP connection went through the killed server die with it (a
   // connection reset the platform sees and retries); no broker can answer those. Only requests
@@ -68,7 +63,7 @@ test('kill -9 the server holding the most connections, restarted: no lost GET, n
 
 test('SIGTERM rolling restart of every server under mixed load: zero failed requests, converged', async () => {
   const load = startSteadyLoad(cluster, { rate: 50 });
-  await steadyState();
+  await cluster.waitServing();
   const startedAt = Date.now();
   const allPorts = cluster.servers.map((x) => x.port);
   const timeline: string[] = [];
@@ -89,7 +84,7 @@ test('SIGTERM rolling restart of every server under mixed load: zero failed requ
     timeline.push(`server ${s.id}: ${String(drainLine?.inFlight ?? '?')} in flight, exited in ${t1 - t0} ms, converged ${Date.now() - t1} ms later`);
   }
   const convergedAt = Date.now();
-  await steadyState();
+  await cluster.waitServing();
   const r = await load.stop();
   console.log(`# rolling restart: ${timeline.join('; ')}`);
   console.log(summaryLine('server-rolling-sigterm', r, convergedAt - startedAt));

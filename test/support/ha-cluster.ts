@@ -342,6 +342,12 @@ export class HaCluster {
   }
 
   /** Requests served per client prefix since `baseline` (a copy of origin.served taken earlier). */
+  /** Waits until each of `clients` (default: all) served more than `min` requests from now on: the load reaches every one. */
+  async waitServing(clients: readonly ClientNode[] = this.clients, min = 5, what = 'every client serving under load'): Promise<void> {
+    const base = new Map(this.origin.served);
+    await waitFor(what, () => clients.every((c) => (this.counts(base).get(c.prefix) ?? 0) > min), { timeoutMs: 60_000, intervalMs: 100 });
+  }
+
   counts(baseline: Map<string, number> = new Map()): Map<string, number> {
     const out = new Map<string, number>();
     for (const [k, v] of this.origin.served) out.set(k, v - (baseline.get(k) ?? 0));
