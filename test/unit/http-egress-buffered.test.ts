@@ -1,12 +1,12 @@
 // The egress stack's hot-path calls (issue 5): requestAnswer (origin calls: small answers whole,
 // large ones streamed) and requestBuffered (the small POST /response-data).
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { createEgress } from '../../src/http/egress.js';
+import { createEgress, type Egress } from '../../src/http/egress.js';
 import { listen, closeServer } from '../../src/http/server-helpers.js';
 
 /** A raw origin: each connection gets `answer` written when the request head has arrived. */
@@ -17,6 +17,19 @@ async function rawOrigin(answer: (socket: Socket) => void): Promise<{ origin: st
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+/** An http origin answering with `handler`, and an egress stack; both closed after the test. */
+async function httpOrigin(t: TestContext, handler: RequestListener): Promise<{ origin: string; egress: Egress }> {
+  const server = createServer(handler);
+  const port = await listen(server, 0, '127.0.0.1');
+  const egress = await createEgress();
+  t.after(async () => {
+    server.closeAllConnections();
+    await egress.close();
+    await closeServer(server);
+  });
+  return { origin: `http://127.0.0.1:${port}`, egress };
 }
 
 async function collect(body: Buffer | Readable): Promise<Buffer> {
@@ -47,7 +60,7 @@ test('requestAnswer: a small answer comes whole, headers as undici gives them (r
 
 test('requestAnswer: a large answer streams with every byte; an unknown size streams too', async (t) => {
   const big = Buffer.alloc(3 * 1024 * 1024, 0x61);
-  const server: Server = createServer((req, res) => {
+  const { origin, egress } = await httpOrigin(t, (req, res) => {
     if (req.url === '/chunked') {
       res.write('part1-');
       res.end('part2');
@@ -56,13 +69,6 @@ test('requestAnswer: a large answer streams with every byte; an unknown size str
     res.writeHead(200, { 'content-length': String(big.length) });
     res.end(big);
   });
-  const port = await listen(server, 0, '127.0.0.1');
-  const egress = await createEgress();
-  t.after(async () => {
-    await egress.close();
-    await closeServer(server);
-  });
-  const origin = `http://127.0.0.1:${port}`;
   const res = await egress.requestAnswer({ origin, path: '/big', method: 'GET', headers: {}, bufferUpTo: 64 * 1024 });
   assert.ok(res.body instanceof Readable);
   assert.ok((await collect(res.body)).equals(big));
@@ -96,7 +102,7 @@ test('requestAnswer: a small answer that breaks off arrives as what came, then t
 });
 
 test('requestAnswer: destroying a streamed body stops the origin call without an unhandled error', async (t) => {
-  const server: Server = createServer((_req, res) => {
+  const { origin, egress } = await httpOrigin(t, (_req, res) => {
     res.writeHead(200, { 'content-length': String(64 * 1024 * 1024) });
     const chunk = Buffer.alloc(1024 * 1024);
     const pump = () => {
@@ -107,14 +113,7 @@ test('requestAnswer: destroying a streamed body stops the origin call without an
     };
     pump();
   });
-  const port = await listen(server, 0, '127.0.0.1');
-  const egress = await createEgress();
-  t.after(async () => {
-    server.closeAllConnections();
-    await egress.close();
-    await closeServer(server);
-  });
-  const res = await egress.requestAnswer({ origin: `http://127.0.0.1:${port}`, path: '/', method: 'GET', headers: {}, bufferUpTo: 64 * 1024 });
+  const res = await egress.requestAnswer({ origin, path: '/', method: 'GET', headers: {}, bufferUpTo: 64 * 1024 });
   const body = res.body as Readable;
   await new Promise<void>((r) => body.once('data', () => r()));
   body.destroy();
@@ -124,7 +123,7 @@ test('requestAnswer: destroying a streamed body stops the origin call without an
 
 test('requestBuffered: posts one buffer, reads the answer whole, refuses an answer above its cap', async (t) => {
   let received = '';
-  const server: Server = createServer((req, res) => {
+  const { origin, egress } = await httpOrigin(t, (req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
@@ -134,13 +133,6 @@ test('requestBuffered: posts one buffer, reads the answer whole, refuses an answ
       res.end(answer);
     });
   });
-  const port = await listen(server, 0, '127.0.0.1');
-  const egress = await createEgress();
-  t.after(async () => {
-    await egress.close();
-    await closeServer(server);
-  });
-  const origin = `http://127.0.0.1:${port}`;
   const res = await egress.requestBuffered({ origin, path: '/small?q=1', method: 'POST', headers: { 'content-type': 'text/plain' }, body: Buffer.from('payload'), timeoutMs: 10_000, maxResponseBytes: 1024 });
   assert.equal(res.statusCode, 200);
   assert.equal(res.body.toString(), '{}');
