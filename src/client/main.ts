@@ -1,5 +1,4 @@
-import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,6 +6,7 @@ import { loadClientConfig, type ClientConfig, type TunnelRole } from '../config/
 import type { Env } from '../config/env.js';
 import { createEgress, type Egress } from '../http/egress.js';
 import { answerClientError, closeServer, listen } from '../http/server-helpers.js';
+import { createListener } from '../http/listener.js';
 import { createLogger, SecretScrubber, type Logger } from '../observability/logger.js';
 import { compileRules, loadAcceptFile, type AcceptFile, type RuleSet } from '../filters/index.js';
 import { hashToken } from '../protocol/index.js';
@@ -204,12 +204,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
         tunnelTls = { ...tunnelTls, ca: [...rootCertificates, ...pems] };
         proxyAgent = createProxyAgent(config.serverUrl, env, tunnelTls);
       }
-      if (config.httpsCert && config.httpsKey) {
-        const [cert, key] = await Promise.all([readFile(config.httpsCert), readFile(config.httpsKey)]);
-        server = createHttpsServer({ cert, key }, local.handler) as unknown as Server;
-      } else {
-        server = createHttpServer(local.handler);
-      }
+      server = createListener(config.tls, local.handler);
       server.requestTimeout = 600_000;
       // Refused requests (oversized head, malformed or ambiguous framing) get a status with x-broker-failure.
       server.on('clientError', answerClientError);

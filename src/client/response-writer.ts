@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import type { Egress } from '../http/egress.js';
+import { replayBody, type Egress } from '../http/egress.js';
 import { delay } from '../http/backoff.js';
 import { describeError, errorCodes } from '../http/errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -103,15 +103,6 @@ function readAll(body: Readable): Promise<{ chunks: Buffer[]; error?: unknown }>
   });
 }
 
-/** A body that broke off while read whole: what was read, then the error, as streaming would. */
-function replay(chunks: Buffer[], error: unknown): Readable {
-  async function* gen(): AsyncGenerator<Buffer> {
-    yield* chunks;
-    throw error;
-  }
-  return Readable.from(gen(), { objectMode: false });
-}
-
 /**
  * Streams an answer to the broker server: [uint32 LE head length][JSON head][body bytes as
  * they come from the origin]. The origin body is pulled only as fast as the upload drains
@@ -150,7 +141,7 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
       if (Number.isInteger(declared) && declared >= 0 && declared <= SMALL_BODY_BYTES) {
         const read = await readAll(body);
         if (read.error === undefined) whole = Buffer.concat([headBytes, ...read.chunks]);
-        else body = replay(read.chunks, read.error);
+        else body = replayBody(read.chunks, read.error);
       }
     }
     for (let attempt = 0; ; attempt++) {

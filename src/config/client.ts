@@ -4,7 +4,7 @@ import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from './env.js';
 import { ConfigError } from './errors.js';
 import { compileRules, FilterError, loadAcceptFile, type AcceptFile, type RuleSet } from '../filters/index.js';
 import { VERSION } from '../version.js';
-import { checkCaBundle, checkProxyUrl, readTlsFiles } from './files.js';
+import { checkCaBundle, checkEgressVariables, readTlsFiles, type TlsFiles } from './files.js';
 
 export type TunnelRole = 'primary' | 'secondary';
 
@@ -16,8 +16,8 @@ export interface ClientConfig {
   clientId: string;
   port: number;
   host?: string;
-  httpsCert?: string;
-  httpsKey?: string;
+  /** HTTPS_CERT / HTTPS_KEY (PEM, already read and checked): serve the local port with TLS. */
+  tls?: TlsFiles;
   acceptPath: string;
   /** True when ACCEPT names a file of the user's (not the default accept.json). */
   customAccept: boolean;
@@ -101,8 +101,7 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
   const logLevel = r.enumOf('LOG_LEVEL', LOG_LEVELS, 'info');
   const validationUrlRaw = r.string('BROKER_CLIENT_VALIDATION_URL');
   r.url('BROKER_CLIENT_VALIDATION_URL', validationUrlRaw);
-  const httpsFiles = await readTlsFiles(r);
-  const [httpsCert, httpsKey] = [httpsFiles?.certPath, httpsFiles?.keyPath];
+  const tls = await readTlsFiles(r);
   const clientId = r.string('BROKER_CLIENT_ID') ?? randomUUID();
   if (!/^[A-Za-z0-9._~-]{1,128}$/.test(clientId)) r.problem('BROKER_CLIENT_ID must be 1-128 characters of letters, digits, ".", "_", "~" or "-"');
   const prefix = r.raw('DISPATCHER_URL_PREFIX', 'SNYK_DISPATCHER_URL_PREFIX') ?? '/hidden/broker';
@@ -127,8 +126,7 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
   const transport = r.enumOf('BROKER_CLIENT_TRANSPORT', ['websocket', 'polling'] as const, 'websocket');
   // Checked here (used elsewhere) so a typo stops the start with exit 2 instead of failing later.
   await checkCaBundle(r, 'CA_CERT');
-  await checkCaBundle(r, 'NODE_EXTRA_CA_CERTS');
-  for (const name of ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy']) checkProxyUrl(r, name);
+  await checkEgressVariables(r);
   for (const name of ['DISABLE_BODY_VARS_SUBSTITUTION', 'DISABLE_HEADER_VARS_SUBSTITUTION']) r.bool(name, false);
   for (const name of ['BROKER_HEALTHCHECK_PATH', 'BROKER_SYSTEMCHECK_PATH']) {
     const path = r.string(name);
@@ -188,8 +186,7 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
     clientUrl: clientUrl ? clientUrlRaw!.replace(/\/+$/, '') : undefined,
     clientId,
     port,
-    httpsCert,
-    httpsKey,
+    tls,
     acceptPath,
     customAccept: acceptRaw !== 'accept.json',
     accept,

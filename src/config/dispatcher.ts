@@ -1,5 +1,5 @@
 import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from './env.js';
-import { checkCaBundle, checkProxyUrl } from './files.js';
+import { checkEgressVariables } from './files.js';
 
 export interface DispatcherConfig {
   port: number;
@@ -78,9 +78,8 @@ export async function loadDispatcherConfig(env: Env): Promise<DispatcherConfig> 
   const sweepIntervalMs = r.int('DISPATCHER_SWEEP_INTERVAL_MS', 10_000, { min: 100 });
   const startupGraceMs = r.int('DISPATCHER_STARTUP_GRACE_MS', 30_000, { min: 0 });
   const logLevel = r.enumOf<LogLevel>('LOG_LEVEL', LOG_LEVELS, 'info');
-  // Read by Node, undici and ioredis themselves (server probes, rediss://); a typo stops the start instead of a later failure.
-  await checkCaBundle(r, 'NODE_EXTRA_CA_CERTS');
-  for (const name of ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy']) checkProxyUrl(r, name);
+  // Used by the server probes and rediss://.
+  await checkEgressVariables(r);
   r.done();
   return {
     port,

@@ -75,3 +75,12 @@ export function checkProxyUrl(r: EnvReader, name: string): void {
   const v = r.raw(name);
   if (v !== undefined) r.url(name, v);
 }
+
+/**
+ * The variables Node and undici read themselves for every outbound call (NODE_EXTRA_CA_CERTS,
+ * the proxy variables): checked at start so a typo stops it with exit 2 instead of failing later.
+ */
+export async function checkEgressVariables(r: EnvReader): Promise<void> {
+  await checkCaBundle(r, 'NODE_EXTRA_CA_CERTS');
+  for (const name of ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy']) checkProxyUrl(r, name);
+}

@@ -2,7 +2,7 @@ import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
 import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from './env.js';
 import { compileRules, FilterError, loadAcceptFile, type RuleSet } from '../filters/index.js';
-import { checkCaBundle, checkProxyUrl, readTlsFiles, type TlsFiles } from './files.js';
+import { checkEgressVariables, readTlsFiles, type TlsFiles } from './files.js';
 
 export interface ServerConfig {
   port: number;
@@ -119,9 +119,7 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
     r.problem(`BROKER_SERVER_BODY_LIMIT (${bodyLimitBytes}) is too large for SOCKET_MAX_RESPONSE_LENGTH (${maxFrameBytes}): the body travels base64-encoded inside one tunnel message, so it must stay below about 3/4 of it`);
   }
 
-  // Read by Node and undici themselves; checked here so a typo stops the start instead of a later failure.
-  await checkCaBundle(r, 'NODE_EXTRA_CA_CERTS');
-  for (const name of ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy']) checkProxyUrl(r, name);
+  await checkEgressVariables(r);
 
   const acceptRaw = r.string('ACCEPT');
   let acceptPath: string | undefined;

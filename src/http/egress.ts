@@ -149,13 +149,13 @@ function parseRawHeaders(raw: Buffer[]): Record<string, string | string[]> {
   return out;
 }
 
-/** What arrived of a body, then its error: as a stream would have delivered it. */
-function replay(chunks: Buffer[], error: Error): Readable {
+/** What arrived of a body that broke off, then its error: as a stream would have delivered it. */
+export function replayBody(chunks: Buffer[], error: unknown): Readable {
   let i = 0;
   return new Readable({
     read() {
       if (i < chunks.length) this.push(chunks[i++]);
-      else this.destroy(error);
+      else this.destroy(error instanceof Error ? error : new Error(String(error)));
     },
   });
 }
@@ -210,7 +210,7 @@ function requestAnswer(dispatcher: Dispatcher, r: AnswerRequest): Promise<Answer
       onError(err: Error) {
         ended = true;
         if (stream) stream.destroy(err);
-        else if (chunks) resolve({ statusCode, headers, body: replay(chunks, err) });
+        else if (chunks) resolve({ statusCode, headers, body: replayBody(chunks, err) });
         else reject(err);
       },
     };

@@ -24,7 +24,7 @@ import { EgressError } from '../http/errors.js';
 import { answerOwner, routeTunnelRequest } from './tunnel-routing.js';
 import type { PeerRoute, PeerServer } from './peer-routing.js';
 import { admitPeerRequest, peerHopHeaders, PEER_SECRET_FAILURE } from './peer-auth.js';
-import { createListener } from './listener.js';
+import { createListener } from '../http/listener.js';
 
 export interface ServerDeps {
   logger: Logger;
@@ -417,16 +417,15 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const rawUrl = req.url ?? '/';
-    const refuse = (status: number, text: string) => {
-      socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    const refuse = (status: number, text: string, failure?: string) => {
+      const reason = failure ? `x-broker-failure: ${failure}\r\n` : '';
+      socket.end(`HTTP/1.1 ${status} ${text}\r\n${reason}connection: close\r\ncontent-length: 0\r\n\r\n`);
       socket.destroy();
     };
     if (!tunnelTokenOf(rawUrl)) return refuse(400, 'Bad Request');
     if (!admitPeerRequest(req, config.internalSecret)) {
       refusedPeer(req, 'tunnel upgrade');
-      socket.end(`HTTP/1.1 401 Unauthorized\r\nx-broker-failure: ${PEER_SECRET_FAILURE}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-      socket.destroy();
-      return;
+      return refuse(401, 'Unauthorized', PEER_SECRET_FAILURE);
     }
     handleTunnelUpgrade(req, socket, head, rawUrl, refuse).catch((err) => {
       logger.error({ error: describeError(err) }, 'tunnel upgrade failed');
