@@ -5,6 +5,7 @@ import { describeError } from '../http/errors.js';
 import type { Logger } from '../observability/logger.js';
 import { hashToken } from '../protocol/index.js';
 import type { Placement } from './tunnel.js';
+import { parseJson } from '../json.js';
 
 export interface AllocatorOptions {
   egress: Egress;
@@ -114,7 +115,7 @@ export function createAllocator(o: AllocatorOptions) {
     }
     let body: unknown;
     try {
-      body = JSON.parse(text);
+      body = parseJson(text);
     } catch {
       throw new AllocationError('ALLOCATION_INVALID', 'dispatcher answer is not JSON');
     }

@@ -12,6 +12,7 @@ import { discardBody } from './response-writer.js';
 import type { Tunnel } from './tunnel.js';
 import type { ClientMetrics } from './metrics.js';
 import { isOn } from '../config/env.js';
+import { parseJson } from '../json.js';
 
 export interface RelayOptions {
   rules: () => RuleSet;
@@ -113,7 +114,7 @@ export function applyVarSubstitution(req: RelayRequest, vars: Record<string, str
   if (req.body !== undefined && req.body.length > 0 && !isOn(vars.DISABLE_BODY_VARS_SUBSTITUTION)) {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(typeof req.body === 'string' ? req.body : req.body.toString('utf8'));
+      parsed = parseJson(typeof req.body === 'string' ? req.body : req.body.toString('utf8'));
     } catch {
       parsed = undefined;
     }

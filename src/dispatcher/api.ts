@@ -6,6 +6,7 @@ import type { Allocator, ConnectionEvent, TokenConnections } from './allocator.j
 import { tokenLabel } from './allocator.js';
 import type { DispatcherMetrics } from './metrics.js';
 import { StoreError } from './store.js';
+import { parseJson } from '../json.js';
 
 export interface ApiOptions {
   allocator: Allocator;
@@ -88,7 +89,7 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown> |
   const text = buf.toString('utf8').trim();
   if (text === '') return undefined;
   try {
-    const v = JSON.parse(text) as unknown;
+    const v = parseJson(text) as unknown;
     return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
   } catch {
     throw new ApiError(400, 'INVALID_BODY', 'Invalid body', 'request body is not JSON');

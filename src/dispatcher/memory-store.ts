@@ -1,5 +1,6 @@
 import type { DispatcherStore, VersionedTokenState } from './store.js';
 import type { ServerPatch, ServerRecord, TokenState } from './types.js';
+import { parseJson } from '../json.js';
 
 /** The default store: one process, no dependencies. State is copied in and out so callers never share objects. */
 export function createMemoryStore(): DispatcherStore {
@@ -24,7 +25,7 @@ export function createMemoryStore(): DispatcherStore {
     async readToken(hashedToken): Promise<VersionedTokenState> {
       const cur = tokens.get(hashedToken);
       if (!cur) return { state: undefined, version: '0' };
-      return { state: JSON.parse(cur.json) as TokenState, version: String(cur.version) };
+      return { state: parseJson(cur.json) as TokenState, version: String(cur.version) };
     },
     async writeToken(hashedToken, version, state) {
       const cur = tokens.get(hashedToken);

@@ -4,6 +4,7 @@ import { silentLogger } from '../observability/logger.js';
 import { toServerRecord } from './memory-store.js';
 import { StoreError, type DispatcherStore, type VersionedTokenState } from './store.js';
 import type { ServerPatch, ServerRecord, TokenState } from './types.js';
+import { parseJson } from '../json.js';
 
 /**
  * Compare-and-set of a token's state: write only if the version is still the one read, and
@@ -104,7 +105,7 @@ export function createRedisStore(options: RedisStoreOptions): DispatcherStore {
     readToken: (t) =>
       wrap('readToken', async (): Promise<VersionedTokenState> => {
         const [v, s] = await redis.hmget(tokenKey(t), 'v', 's');
-        return { version: v ?? '0', state: s ? (JSON.parse(s) as TokenState) : undefined };
+        return { version: v ?? '0', state: s ? (parseJson(s) as TokenState) : undefined };
       }),
     writeToken: (t, version, state) =>
       wrap('writeToken', async () => {

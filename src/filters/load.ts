@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { FilterError } from './errors.js';
 import type { AcceptFile, AcceptRule } from './types.js';
+import { parseJson } from '../json.js';
 
 const METHODS = new Set(['get', 'head', 'post', 'put', 'patch', 'delete', 'options', 'any']);
 
@@ -45,7 +46,7 @@ function checkRule(rule: unknown, where: string): AcceptRule {
 export function parseAcceptJson(text: string, source: string): AcceptFile {
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    doc = parseJson(text);
   } catch (err) {
     throw new FilterError('ACCEPT_INVALID', `${source} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }

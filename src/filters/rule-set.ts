@@ -4,6 +4,7 @@ import { compileChecks, type CompiledChecks } from './valid-checks.js';
 import { authorizationFor, splitOrigin } from './credentials.js';
 import { VariableResolver, variablesIn, type Vars } from './variables.js';
 import type { AcceptRule, FilterRequest, FilterResult } from './types.js';
+import { parseJson } from '../json.js';
 
 interface CompiledRule {
   rule: AcceptRule;
@@ -17,7 +18,7 @@ const BLOCKED_REASON = 'Request does not match any accept rule, blocking HTTP re
 function parseJsonBody(body: Buffer | string | undefined): unknown {
   if (body === undefined || body.length === 0) return undefined;
   try {
-    return JSON.parse(typeof body === 'string' ? body : body.toString('utf8'));
+    return parseJson(typeof body === 'string' ? body : body.toString('utf8'));
   } catch {
     return undefined;
   }

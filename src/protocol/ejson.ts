@@ -1,4 +1,5 @@
 import { ProtocolError } from './errors.js';
+import { parseJson } from '../json.js';
 
 /**
  * EJSON as Primus' "ejson" parser speaks it: JSON where binary values travel as
@@ -85,7 +86,7 @@ export function ejsonStringify(value: unknown): string {
 export function ejsonParse(text: string): unknown {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = parseJson(text);
   } catch (err) {
     throw new ProtocolError('BAD_JSON', 'frame is not valid JSON', { cause: err });
   }

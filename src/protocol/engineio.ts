@@ -1,4 +1,5 @@
 import { ProtocolError } from './errors.js';
+import { parseJson } from '../json.js';
 
 /** engine.io v4 packet types, as single-character prefixes on the wire. */
 export const EnginePacketType = {
@@ -55,7 +56,7 @@ export interface EngineOpenData {
 export function parseOpenData(data: string): EngineOpenData {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(data);
+    parsed = parseJson(data);
   } catch (err) {
     throw new ProtocolError('BAD_JSON', 'engine.io open packet is not JSON', { cause: err });
   }

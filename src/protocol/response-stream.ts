@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { ProtocolError } from './errors.js';
+import { parseJson } from '../json.js';
 
 /** Content type of a streamed answer on POST /response-data. */
 export const RESPONSE_STREAM_CONTENT_TYPE = 'application/vnd.broker.stream+octet-stream';
@@ -80,7 +81,7 @@ export function readResponseHead(stream: Readable, maxHeadBytes = MAX_RESPONSE_H
         if (json.length < length) return fail(new ProtocolError('RESPONSE_HEAD_TRUNCATED', 'response stream ended inside its head'));
         let parsed: unknown;
         try {
-          parsed = JSON.parse(json.toString('utf8'));
+          parsed = parseJson(json.toString('utf8'));
         } catch (err) {
           fail(new ProtocolError('RESPONSE_HEAD_INVALID', 'response head is not valid JSON', { cause: err }));
           return;
