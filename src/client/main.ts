@@ -82,6 +82,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
     removeXForwardedHeaders: config.removeXForwardedHeaders,
     vars: env,
     reloadFilters: () => reloadFilters(),
+    tunnelAnswers: config.tunnelAnswers,
   });
 
   async function reloadFilters(): Promise<void> {

@@ -12,6 +12,12 @@ export function createClientMetrics(registry: Registry = createRegistry('broker_
       labelNames: ['direction', 'status'],
       registers: [registry],
     }),
+    answers: new Counter({
+      name: 'broker_client_answers_total',
+      help: 'Answers delivered to the broker server, by path: response-data (POST), tunnel (binary frame, our server only), ack, chunk',
+      labelNames: ['via'],
+      registers: [registry],
+    }),
     tunnelRequests: new Counter({ name: 'broker_client_tunnel_requests_total', help: 'Requests received per tunnel (connection role)', labelNames: ['role'], registers: [registry] }),
     bytes: new Counter({ name: 'broker_client_relayed_bytes_total', help: 'Body bytes relayed, by direction', labelNames: ['direction'], registers: [registry] }),
     allocations: new Counter({ name: 'broker_client_allocations_total', help: 'Dispatcher allocation calls by outcome', labelNames: ['outcome'], registers: [registry] }),

@@ -5,7 +5,7 @@ import { delay } from '../http/backoff.js';
 import { classifyEgressError, describeError, errorCodes, EgressError, explainCertificateError } from '../http/errors.js';
 import { HOP_BY_HOP } from '../http/server-helpers.js';
 import type { Logger } from '../observability/logger.js';
-import { isUuid, parseRelayRequest, type RelayRequest, type Reply, type ResponseHead } from '../protocol/index.js';
+import { isUuid, parseRelayRequest, TUNNEL_ANSWERS_CAPABILITY, type RelayRequest, type Reply, type ResponseHead } from '../protocol/index.js';
 import type { RuleSet } from '../filters/index.js';
 import type { ResponseWriter } from './response-writer.js';
 import { discardBody } from './response-writer.js';
@@ -30,6 +30,8 @@ export interface RelayOptions {
   /** Origin connect refusals are retried this many times (nothing was sent yet). */
   connectRetries?: number;
   connectRetryDelayMs?: number;
+  /** Small answers go back over the tunnel when our server offers it (BROKER_CLIENT_TUNNEL_ANSWERS); default on. */
+  tunnelAnswers?: boolean;
 }
 
 /** Origin answers up to this size (by content-length) are read whole: posted in one write. */
@@ -338,6 +340,8 @@ export function createRelay(opts: RelayOptions) {
   async function deliver(tunnel: Tunnel, req: RelayRequest, requestId: string, reply: Reply | undefined, viaAck: boolean, viaPost: boolean, started: number): Promise<void> {
     // The answer goes to the server that sent the request, even if the tunnel moves meanwhile.
     const placement = tunnel.placement;
+    // The connection the request came on: an answer sent over the tunnel must use that one.
+    const channel = opts.tunnelAnswers !== false && tunnel.capabilities.includes(TUNNEL_ANSWERS_CAPABILITY) ? tunnel.channel : undefined;
     let answer: Answer;
     try {
       answer = await answerFor(req, requestId, viaAck);
@@ -347,12 +351,21 @@ export function createRelay(opts: RelayOptions) {
       answer = brokerError(500, 'INTERNAL_ERROR', 'broker client failed to handle the request');
     }
     let bytes = 0;
+    let via = viaAck ? 'ack' : viaPost ? 'response-data' : 'chunk';
     try {
       if (viaAck) bytes = await replyByAck(reply!, answer, requestId);
       else if (viaPost) {
         if (!placement) throw new Error('tunnel has no placement');
-        ({ bytes } = await opts.writer.send(
-          { serverUrl: placement.serverUrl, serverId: placement.serverId, role: tunnel.role, streamingID: req.streamingID, requestId, requestHeaders: req.headers },
+        ({ bytes, via } = await opts.writer.send(
+          {
+            serverUrl: placement.serverUrl,
+            serverId: placement.serverId,
+            role: tunnel.role,
+            streamingID: req.streamingID,
+            requestId,
+            requestHeaders: req.headers,
+            overTunnel: channel && ((frame) => tunnel.sendAnswer(frame, channel)),
+          },
           answer.head,
           answer.body,
         ));
@@ -365,7 +378,8 @@ export function createRelay(opts: RelayOptions) {
     }
     opts.metrics.requests.inc({ direction: 'inbound', status: statusClass(answer.head.status) });
     opts.metrics.bytes.inc({ direction: 'inbound' }, bytes);
-    log.info({ requestId, method: req.method, url: req.url, status: answer.head.status, bytes, ms: Date.now() - started, role: tunnel.role, via: viaAck ? 'ack' : viaPost ? 'response-data' : 'chunk' }, 'relayed a request');
+    opts.metrics.answers.inc({ via });
+    log.info({ requestId, method: req.method, url: req.url, status: answer.head.status, bytes, ms: Date.now() - started, role: tunnel.role, via }, 'relayed a request');
   }
 
   async function handleService(tunnel: Tunnel, raw: unknown, reply: Reply | undefined): Promise<void> {

@@ -3,7 +3,7 @@ import { replayBody, type Egress } from '../http/egress.js';
 import { delay } from '../http/backoff.js';
 import { describeError, errorCodes } from '../http/errors.js';
 import type { Logger } from '../observability/logger.js';
-import { encodeResponseHead, RESPONSE_STREAM_CONTENT_TYPE, type ResponseHead } from '../protocol/index.js';
+import { encodeResponseHead, encodeTunnelAnswer, RESPONSE_STREAM_CONTENT_TYPE, type ResponseHead } from '../protocol/index.js';
 
 export interface ResponseTarget {
   /** Base URL of the server holding the waiting platform request (the tunnel's server). */
@@ -14,6 +14,11 @@ export interface ResponseTarget {
   requestId: string;
   /** Request headers whose snyk-* values are echoed on the POST, as the real client does. */
   requestHeaders: Record<string, string | string[]>;
+  /**
+   * Sends a small, complete answer as one frame on the tunnel the request came on (our server
+   * offered it); false when it could not, and the answer is posted instead.
+   */
+  overTunnel?: (frame: Buffer) => Promise<boolean>;
 }
 
 export interface ResponseWriterOptions {
@@ -126,7 +131,7 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
     return p;
   }
 
-  async function send(target: ResponseTarget, head: ResponseHead, body?: Readable | Buffer | string): Promise<{ bytes: number }> {
+  async function send(target: ResponseTarget, head: ResponseHead, body?: Readable | Buffer | string): Promise<{ bytes: number; via: 'tunnel' | 'response-data' }> {
     const headBytes = encodeResponseHead(head);
     const retryErrors: string[] = [];
     // A small answer of announced size goes as one buffer (head + body): one write on the
@@ -143,6 +148,9 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
         if (read.error === undefined) whole = Buffer.concat([headBytes, ...read.chunks]);
         else body = replayBody(read.chunks, read.error);
       }
+    }
+    if (whole !== undefined && target.overTunnel && (await target.overTunnel(encodeTunnelAnswer(target.streamingID, whole)))) {
+      return { bytes: whole.length - headBytes.length, via: 'tunnel' };
     }
     for (let attempt = 0; ; attempt++) {
       let bodyStarted = false;
@@ -193,7 +201,7 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
           if (res.statusCode < 200 || res.statusCode >= 300) {
             throw new ResponseUploadError(`broker server answered ${res.statusCode} to response-data: ${res.body.toString('utf8', 0, 200)}`);
           }
-          return { bytes };
+          return { bytes, via: 'response-data' };
         }
         const res = await opts.egress.request(responseDataUrl(target, opts.token), {
           method: 'POST',
@@ -205,7 +213,7 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
         if (res.statusCode < 200 || res.statusCode >= 300) {
           throw new ResponseUploadError(`broker server answered ${res.statusCode} to response-data: ${text.slice(0, 200)}`);
         }
-        return { bytes };
+        return { bytes, via: 'response-data' };
       } catch (err) {
         const codes = errorCodes(err);
         const retryable = !bodyStarted && codes.some((c) => RETRYABLE.has(c));

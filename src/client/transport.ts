@@ -14,6 +14,8 @@ export interface TunnelTransport {
   readonly isOpen: boolean;
   /** Sends one engine.io packet; `cb` runs once it is written (backpressure for streams). */
   send(packet: string, cb?: (err?: Error) => void): void;
+  /** Sends one binary message (websocket only: engine.io v4 sends it as a binary frame). */
+  sendBinary?(data: Buffer, cb?: (err?: Error) => void): void;
   close(code: number, reason: string): void;
   terminate(): void;
   on(event: 'message', listener: (packet: string, isBinary: boolean) => void): this;
@@ -82,6 +84,9 @@ class WebSocketTransport extends EventEmitter implements TunnelTransport {
   }
   send(packet: string, cb?: (err?: Error) => void): void {
     this.#ws.send(packet, cb);
+  }
+  sendBinary(data: Buffer, cb?: (err?: Error) => void): void {
+    this.#ws.send(data, { binary: true }, cb);
   }
   close(code: number, reason: string): void {
     if (this.#ws.readyState === WebSocket.OPEN) this.#ws.close(code, reason);

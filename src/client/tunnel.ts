@@ -185,6 +185,17 @@ export class Tunnel {
     });
   }
 
+  /**
+   * Sends a binary answer frame on the connection `channel` belongs to. Resolves false, with
+   * nothing sent, when that connection is gone (the tunnel reconnected meanwhile) or cannot
+   * carry binary messages (polling), or when the write failed: the caller posts the answer instead.
+   */
+  sendAnswer(frame: Buffer, channel: EmitterChannel): Promise<boolean> {
+    const ws = this.#ws;
+    if (!ws || !ws.isOpen || !ws.sendBinary || channel !== this.#channel) return Promise.resolve(false);
+    return new Promise((resolve) => ws.sendBinary!(frame, (err) => resolve(err === undefined || err === null)));
+  }
+
   #setState(state: TunnelState): void {
     if (this.#state === state) return;
     this.#state = state;

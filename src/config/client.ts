@@ -45,6 +45,8 @@ export interface ClientConfig {
   healthcheckPath: string;
   systemcheckPath: string;
   removeXForwardedHeaders: boolean;
+  /** Small answers go back as one binary frame on the tunnel when our server offers it (never with snyk-broker's server). */
+  tunnelAnswers: boolean;
   caFiles: string[];
   rejectUnauthorized: boolean;
   proxy: boolean;
@@ -119,6 +121,7 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
     drainGraceMs: r.int('BROKER_CLIENT_DRAIN_GRACE_MS', 25_000, { min: 0 }),
     preflightEnabled: r.bool('PREFLIGHT_CHECKS_ENABLED', true),
     removeXForwardedHeaders: r.bool('REMOVE_X_FORWARDED_HEADERS', false),
+    tunnelAnswers: r.bool('BROKER_CLIENT_TUNNEL_ANSWERS', true),
     validationTimeoutMs: r.int('BROKER_CLIENT_VALIDATION_TIMEOUT_MS', 5000, { min: 100 }),
   };
   const tlsReject = r.string('NODE_TLS_REJECT_UNAUTHORIZED') !== '0';
@@ -211,6 +214,7 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
     healthcheckPath: r.string('BROKER_HEALTHCHECK_PATH', '/healthcheck'),
     systemcheckPath: r.string('BROKER_SYSTEMCHECK_PATH', '/systemcheck'),
     removeXForwardedHeaders: base.removeXForwardedHeaders,
+    tunnelAnswers: base.tunnelAnswers,
     caFiles,
     rejectUnauthorized: tlsReject,
     proxy: Boolean(httpProxy || httpsProxy),

@@ -9,7 +9,8 @@ export type ProtocolErrorCode =
   | 'CHANNEL_CLOSED'
   | 'RESPONSE_HEAD_TRUNCATED'
   | 'RESPONSE_HEAD_TOO_LARGE'
-  | 'RESPONSE_HEAD_INVALID';
+  | 'RESPONSE_HEAD_INVALID'
+  | 'BAD_TUNNEL_ANSWER';
 
 export class ProtocolError extends Error {
   readonly code: ProtocolErrorCode;

@@ -6,3 +6,4 @@ export * from './emitter-channel.js';
 export * from './response-stream.js';
 export * from './request-event.js';
 export * from './token.js';
+export * from './tunnel-answer.js';

@@ -39,6 +39,17 @@ export function validateResponseHead(value: unknown): ResponseHead {
   return head as ResponseHead;
 }
 
+/** The JSON head (without its length prefix), parsed and checked. */
+export function decodeResponseHead(json: Buffer): ResponseHead {
+  let parsed: unknown;
+  try {
+    parsed = parseJson(json.toString('utf8'));
+  } catch (err) {
+    throw new ProtocolError('RESPONSE_HEAD_INVALID', 'response head is not valid JSON', { cause: err });
+  }
+  return validateResponseHead(parsed);
+}
+
 /**
  * Reads the length-prefixed head off a response-data stream without consuming the body:
  * the stream is left positioned at the first body byte, so the caller pipes it on with
@@ -79,14 +90,7 @@ export function readResponseHead(stream: Readable, maxHeadBytes = MAX_RESPONSE_H
         const json = length === 0 ? Buffer.alloc(0) : (stream.read(length) as Buffer | null);
         if (json === null) return;
         if (json.length < length) return fail(new ProtocolError('RESPONSE_HEAD_TRUNCATED', 'response stream ended inside its head'));
-        let parsed: unknown;
-        try {
-          parsed = parseJson(json.toString('utf8'));
-        } catch (err) {
-          fail(new ProtocolError('RESPONSE_HEAD_INVALID', 'response head is not valid JSON', { cause: err }));
-          return;
-        }
-        const head = validateResponseHead(parsed);
+        const head = decodeResponseHead(json);
         cleanup();
         resolve(head);
       } catch (err) {

@@ -1,4 +1,4 @@
-import { EmitterChannel, encodeEvent, encodePong, encodeServerClose, decodeTunnelMessage, ProtocolError, type TunnelMessage } from '../protocol/index.js';
+import { EmitterChannel, encodeEvent, encodePong, encodeServerClose, decodeTunnelMessage, ProtocolError, TUNNEL_ANSWERS_CAPABILITY, type TunnelMessage } from '../protocol/index.js';
 
 /**
  * connecting → identified → ready → draining → closed. Only `ready` connections take new
@@ -38,11 +38,14 @@ export interface ConnectionHooks {
   onEvent(connection: Connection, name: string, args: unknown[], id: number | undefined): void;
   onPing(connection: Connection, timestamp: string): void;
   onBadFrame(connection: Connection, err: Error): void;
+  /** A binary message from our client: an answer sent over the tunnel. */
+  onAnswer(connection: Connection, frame: Buffer): void;
   onClosed(connection: Connection, reason: string): void;
 }
 
 export const OUR_CLIENT_CAPABILITY = 'ha-broker/1';
-export const SERVER_CAPABILITIES = ['receive-post-streams'];
+// Real clients ignore capabilities they do not know; only ours acts on the tunnel-answers one.
+export const SERVER_CAPABILITIES = ['receive-post-streams', TUNNEL_ANSWERS_CAPABILITY];
 
 let sequence = 0;
 
@@ -165,6 +168,17 @@ export class Connection {
         // pong / server-close / other Primus strings are not for a server.
         return;
     }
+  }
+
+  /** A binary message: only our client, offered answers over the tunnel, sends one. */
+  receiveBinary(frame: Buffer, now = Date.now()): void {
+    this.touch(now);
+    if (this.state === 'closed') return;
+    if (!this.isOurClient) {
+      this.hooks.onBadFrame(this, new ProtocolError('BAD_TUNNEL_ANSWER', 'binary message on the tunnel from a client that cannot answer over it'));
+      return;
+    }
+    this.hooks.onAnswer(this, frame);
   }
 
   sendEvent(name: string, args: unknown[], onFlushed?: () => void): void {

@@ -430,6 +430,29 @@ export class RelayAttempt implements TunnelWaiter {
     this.settle({ kind });
   }
 
+  /** A complete answer that came over the tunnel (our client only). False when the attempt no longer waits. */
+  takeWholeAnswer(head: ResponseHead, body: Buffer): boolean {
+    if (this.#settled || this.#answering) return false;
+    this.#answering = true;
+    this.connection.detach(this);
+    this.#answerWhole(head, body);
+    return true;
+  }
+
+  /** An answer for this attempt arrived but could not be read. */
+  failAnswer(message: string): void {
+    if (this.#settled || this.#answering) return;
+    this.settle({ kind: 'failed', status: 502, reason: 'bad-response', message });
+  }
+
+  #answerWhole(head: ResponseHead, body: Buffer): void {
+    if (this.relay.writeHead(head, this.connection)) {
+      this.deps.metrics.bytes.inc({ direction: 'response' }, body.length);
+      this.relay.res.end(body);
+    }
+    this.settle({ kind: 'answered' });
+  }
+
   /** Takes the POST /response-data upload for this attempt. False when the attempt no longer waits. */
   takeAnswer(upload: IncomingMessage, uploadRes: ServerResponse): boolean {
     if (this.#settled || this.#answering) return false;
@@ -478,14 +501,9 @@ export class RelayAttempt implements TunnelWaiter {
       if (result === 'end') {
         const body = Buffer.concat(held);
         held = [];
-        if (!relay.writeHead(head, this.connection)) {
-          sendJson(uploadRes, 200, {});
-          return this.settle({ kind: 'answered' });
-        }
-        metrics.bytes.inc({ direction: 'response' }, body.length);
-        relay.res.end(body);
+        this.#answerWhole(head, body);
         sendJson(uploadRes, 200, {});
-        return this.settle({ kind: 'answered' });
+        return;
       }
     }
     if (!relay.writeHead(head, this.connection)) {

@@ -100,7 +100,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     timeoutMs: config.webhookTimeoutMs,
     responseLimitBytes: config.webhookResponseLimitBytes,
   });
-  const tunnels = createTunnels(config, { pool, dispatcher, webhooks, metrics, logger, scrubber: deps.scrubber });
+  const tunnels = createTunnels(config, { pool, pending, dispatcher, webhooks, metrics, logger, scrubber: deps.scrubber });
   const relays = new Set<PlatformRelay>();
   const forwards = new Set<Promise<unknown>>();
   const relayDeps = { pool, pending, metrics, logger, requestTimeoutMs: config.requestTimeoutMs, retryBufferBytes: config.retryBufferBytes, answerGraceMs: config.answerGraceMs, serverId: config.serverId };

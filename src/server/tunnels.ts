@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Server as EngineServer, type Socket as EngineSocket } from 'engine.io';
 import type { Logger, SecretScrubber } from '../observability/logger.js';
-import { encodeServerClose, hashToken, maskToken } from '../protocol/index.js';
+import { decodeTunnelAnswer, encodeServerClose, hashToken, maskToken, tunnelAnswerStreamingID } from '../protocol/index.js';
 import { describeError } from '../http/errors.js';
 import { refuseBody } from '../http/server-helpers.js';
 import { Connection, type ConnectionHooks, type TunnelTransport } from './connection.js';
@@ -12,6 +12,7 @@ import type { ServerMetrics } from './metrics.js';
 import type { WebhookForwarder } from './webhooks.js';
 import { checkClientVersion } from './version-gate.js';
 import { createSessionId } from './tunnel-routing.js';
+import type { PendingAnswers } from './relay.js';
 
 export interface TunnelsConfig {
   pingIntervalMs: number;
@@ -26,6 +27,8 @@ export interface TunnelsConfig {
 
 export interface TunnelsDeps {
   pool: ConnectionPool<Connection>;
+  /** Requests waiting for an answer, for answers that come over the tunnel. */
+  pending: PendingAnswers;
   dispatcher: DispatcherReporter;
   webhooks: WebhookForwarder;
   metrics: ServerMetrics;
@@ -84,7 +87,7 @@ function engineTransport(socket: EngineSocket): TunnelTransport {
  * /primus/<token>/, Primus framing on top, one Connection per tunnel.
  */
 export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
-  const { pool, dispatcher, webhooks, metrics, logger } = deps;
+  const { pool, pending, dispatcher, webhooks, metrics, logger } = deps;
   const engine = new EngineServer({
     pingInterval: config.pingIntervalMs,
     pingTimeout: config.pingTimeoutMs,
@@ -235,6 +238,24 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       metrics.badFrames.inc();
       logger.warn({ connection: conn.id, error: (err as Error).message }, 'undecodable tunnel message ignored');
     },
+    onAnswer(conn, frame) {
+      let answer;
+      try {
+        answer = decodeTunnelAnswer(frame);
+      } catch (err) {
+        metrics.badFrames.inc();
+        logger.warn({ connection: conn.id, error: (err as Error).message }, 'invalid answer over the tunnel');
+        const id = tunnelAnswerStreamingID(frame);
+        const attempt = id === undefined ? undefined : pending.get(id);
+        if (attempt?.connection === conn) attempt.failAnswer(`the broker client sent an invalid answer: ${(err as Error).message}`);
+        return;
+      }
+      // Only the connection the request went out on may answer it over the tunnel.
+      const attempt = pending.get(answer.streamingID);
+      if (attempt?.connection !== conn || !attempt.takeWholeAnswer(answer.head, answer.body)) {
+        logger.debug({ connection: conn.id, streamingID: answer.streamingID }, 'answer over the tunnel for a request no longer waiting here');
+      }
+    },
     onClosed(conn, reason) {
       live.delete(conn);
       const identity = conn.identity;
@@ -261,7 +282,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     const conn = new Connection(engineTransport(socket), token, headerOf(req, 'x-snyk-broker-client-id'), headerOf(req, 'x-snyk-broker-client-role'), hooks, config.maxFrameBytes);
     live.add(conn);
     socket.on('packet', () => conn.touch());
-    socket.on('message', (data: unknown) => conn.receive(typeof data === 'string' ? data : Buffer.from(data as Buffer).toString('utf8')));
+    socket.on('message', (data: unknown) => (typeof data === 'string' ? conn.receive(data) : conn.receiveBinary(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer))));
     socket.on('close', (reason: string, description?: unknown) => {
       const detail = description ? describeError(description) : '';
       if (/max payload size exceeded/i.test(detail)) {

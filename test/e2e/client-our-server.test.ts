@@ -64,6 +64,32 @@ test('relays a GET and a 20 MiB stream through our server', async () => {
   const hash = createHash('sha256');
   for await (const c of big.body) hash.update(c as Buffer);
   assert.equal(hash.digest('hex'), patternSha256(size));
+  // Our server offers answers over the tunnel: a small one of known size goes as a frame, the
+  // 20 MiB one (and the echo's, of unknown size) by POST.
+  const small = await request(`http://127.0.0.1:${serverPort}/broker/${token}/bytes/1000`);
+  assert.equal(createHash('sha256').update(Buffer.from(await small.body.arrayBuffer())).digest('hex'), patternSha256(1000));
+  const metrics = await (await request(`http://127.0.0.1:${clientPort}/metrics`)).body.text();
+  const answers = metrics.split('\n').filter((l) => l.startsWith('broker_client_answers_total')).join('\n');
+  assert.match(answers, /broker_client_answers_total\{via="tunnel"\} [1-9]/);
+  assert.match(answers, /broker_client_answers_total\{via="response-data"\} [1-9]/);
+});
+
+test('BROKER_CLIENT_TUNNEL_ANSWERS=false: every answer goes by POST /response-data, even to our server', async () => {
+  const offToken = randomUUID();
+  const port = await freePort();
+  const p = group.broker('client-no-tunnel-answers', 'client', {
+    BROKER_TOKEN: offToken,
+    BROKER_SERVER_URL: `http://127.0.0.1:${serverPort}`,
+    BROKER_CLIENT_TUNNEL_ANSWERS: 'false',
+    PORT: String(port),
+    ACCEPT: await writeAcceptFile({ private: [{ method: 'any', path: '/*', origin: '${ORIGIN_URL}' }] }),
+    ORIGIN_URL: origin.url,
+  });
+  await waitFor('relay', async () => (await httpStatus(`http://127.0.0.1:${serverPort}/broker/${offToken}/bytes/100`)) === 200, { timeoutMs: 30_000, intervalMs: 200 });
+  const metrics = await (await request(`http://127.0.0.1:${port}/metrics`)).body.text();
+  assert.match(metrics, /broker_client_answers_total\{via="response-data"\} [1-9]/);
+  assert.doesNotMatch(metrics, /broker_client_answers_total\{via="tunnel"\}/);
+  assert.equal(await p.stop(), 0);
 });
 
 test('a webhook round trip through our server', async () => {
@@ -92,9 +118,14 @@ test('a long-polling client works with our server', async () => {
     ORIGIN_URL: origin.url,
   });
   await waitFor('polling relay', async () => (await httpStatus(`http://127.0.0.1:${serverPort}/broker/${pollingToken}/echo/polled`)) === 200, { timeoutMs: 60_000, intervalMs: 300 });
+  assert.equal(await httpStatus(`http://127.0.0.1:${serverPort}/broker/${pollingToken}/bytes/100`), 200);
   const hook = await request(`http://127.0.0.1:${port}/webhook/github/polled`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
   assert.equal(hook.statusCode, 200);
   await hook.body.dump();
+  // Long-polling cannot carry binary frames: answers go by POST.
+  const metrics = await (await request(`http://127.0.0.1:${port}/metrics`)).body.text();
+  assert.doesNotMatch(metrics, /broker_client_answers_total\{via="tunnel"\}/);
+  assert.match(metrics, /broker_client_answers_total\{via="response-data"\} [1-9]/);
   assert.equal(await p.stop(), 0);
   assert.ok(!p.output().includes(pollingToken));
 });

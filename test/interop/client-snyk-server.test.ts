@@ -203,6 +203,12 @@ test('health endpoints report both tunnels', async () => {
   const metrics = await get(`http://127.0.0.1:${clientPort}/metrics`);
   assert.match(metrics.text, /broker_client_tunnels_open\{role="primary"\} 1/);
   assert.match(metrics.text, /broker_client_requests_total\{direction="inbound",status="2xx"\} \d+/);
+  // snyk-broker's server does not offer answers over the tunnel: every answer kept to the
+  // contract, a small one of known size too.
+  assert.equal((await get(platform('/bytes/100'))).status, 200);
+  const after = await get(`http://127.0.0.1:${clientPort}/metrics`);
+  assert.match(after.text, /broker_client_answers_total\{via="response-data"\} [1-9]/);
+  assert.doesNotMatch(after.text, /broker_client_answers_total\{via="tunnel"\}/);
 });
 
 test('the long-polling transport relays too', async () => {

@@ -18,10 +18,14 @@ import {
   encodeServerClose,
   parseRelayRequest,
   parseAckResponse,
+  encodeResponseHead,
+  encodeTunnelAnswer,
+  decodeTunnelAnswer,
+  tunnelAnswerStreamingID,
   type EnginePacketName,
   type TunnelMessage,
 } from '../../src/protocol/index.js';
-import { fuzz, makeCorpus, mutateStringN, randomJson, randomString, randomBytes, deepNest, type Rng, type FuzzStats } from '../support/fuzz.js';
+import { fuzz, makeCorpus, mutateBytes, mutateStringN, randomJson, randomString, randomBytes, deepNest, type Rng, type FuzzStats } from '../support/fuzz.js';
 
 /** The property for every decoder: a value, or a ProtocolError with a stable code, nothing else. */
 function typedOrValue<T>(run: () => T): T | ProtocolError {
@@ -249,6 +253,34 @@ test('fuzz request-event and ack payloads (parseRelayRequest, parseAckResponse):
 });
 
 // ---------------------------------------------------------------- regressions found by the fuzzers
+
+const TUNNEL_ANSWERS = (rng: Rng): Buffer => {
+  const head = encodeResponseHead({ status: 100 + rng.int(500), headers: { [`x-${randomString(rng, 6)}`]: randomString(rng, 20) } });
+  return encodeTunnelAnswer(`${rng.int(2 ** 31)}.${rng.int(100)}${randomString(rng, 8)}` || 'id', Buffer.concat([head, randomBytes(rng, 200)]));
+};
+
+test('fuzz answer frames over the tunnel (decodeTunnelAnswer): typed errors only; ours decode to what was encoded', async (t) => {
+  const corpus = makeCorpus(64, TUNNEL_ANSWERS);
+  const outcomes = new Map<string, number>();
+  const stats = await fuzz('tunnel-answers', (c) => {
+    const { rng } = c;
+    const valid = TUNNEL_ANSWERS(rng);
+    const frame = rng.chance(0.2) ? valid : rng.chance(0.9) ? mutateBytes(rng, valid, corpus) : randomBytes(rng, 300);
+    c.input(frame);
+    const got = typedOrValue(() => decodeTunnelAnswer(frame, rng.chance(0.1) ? rng.int(64) : undefined));
+    const key = got instanceof ProtocolError ? got.code : 'decoded';
+    outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+    if (got instanceof ProtocolError) return;
+    assert.equal(got.streamingID, tunnelAnswerStreamingID(frame));
+    // Decoded means: the frame is exactly id, head and body, and encodes back to itself.
+    assert.ok(Number.isInteger(got.head.status) && got.head.status >= 100 && got.head.status <= 599);
+    assertPlainTree(got.head);
+    if (frame === valid) assert.ok(encodeTunnelAnswer(got.streamingID, Buffer.concat([encodeResponseHead(got.head), got.body])).equals(valid), 'our frame round-trips');
+  });
+  report(t, stats, `, outcomes ${JSON.stringify(Object.fromEntries(outcomes))}`);
+  assert.ok((outcomes.get('decoded') ?? 0) > 0 && outcomes.size > 2, 'both decoded and refused frames must occur');
+  assertNoPollution();
+});
 
 test('EJSON: 100 000 levels of nesting is a typed error, not a stack overflow', () => {
   for (const kind of ['array', 'object', 'escape'] as const) {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Connection, type ConnectionHooks, type TunnelTransport } from '../../src/server/connection.js';
 import { ConnectionPool } from '../../src/server/pool.js';
 
-const hooks: ConnectionHooks = { onIdentify() {}, onEvent() {}, onPing() {}, onBadFrame() {}, onClosed() {} };
+const hooks: ConnectionHooks = { onIdentify() {}, onEvent() {}, onPing() {}, onBadFrame() {}, onAnswer() {}, onClosed() {} };
 
 function connection(pings: { n: number }, canPing = true): Connection {
   const transport: TunnelTransport = { send() {}, close() {}, ...(canPing ? { ping: () => (pings.n++, true) } : {}) };

@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { encodeResponseHead } from '../../src/protocol/index.js';
+import { encodeResponseHead, encodeTunnelAnswer, TUNNEL_ANSWERS_CAPABILITY } from '../../src/protocol/index.js';
 import { FakeTunnelClient, postResponseData } from '../support/fake-tunnel-client.js';
 import { startInProcessServer, type InProcessServer } from '../support/in-process-server.js';
 import { waitFor } from '../support/wait.js';
@@ -56,7 +56,7 @@ test('server identifies first with receive-post-streams; a relayed GET streams b
   const { s, fakes } = await setup();
   const [c] = fakes as [FakeTunnelClient];
   const first = c.messages[0];
-  assert.deepEqual(first, { kind: 'event', name: 'identify', args: [{ capabilities: ['receive-post-streams'] }] });
+  assert.deepEqual(first, { kind: 'event', name: 'identify', args: [{ capabilities: ['receive-post-streams', 'ha-broker/tunnel-answers'] }] });
   const answer = platform(`${s.url}/broker/${T}/ctx/22222222-2222-4222-8222-222222222222/echo/hi?connection_role=primary&x=1`, { headers: { 'x-request-id': '11111111-1111-4111-8111-111111111111' } });
   const r = await c.nextRequest(0);
   const event = r.args[0] as { url: string; method: string; headers: Record<string, string>; streamingID: string; requestId: string };
@@ -74,6 +74,76 @@ test('server identifies first with receive-post-streams; a relayed GET streams b
   assert.equal(got.headers['x-origin'], 'yes');
   assert.equal(got.headers['snyk-request-id'], '11111111-1111-4111-8111-111111111111');
   assert.equal(got.headers['x-broker-connection'], 'fake-0:primary');
+});
+
+const OURS = { capabilities: ['post-streams', 'ha-broker/1'] };
+
+function answerFrame(streamingID: string, status: number, body: string, headers: Record<string, string> = {}): Buffer {
+  return encodeTunnelAnswer(streamingID, Buffer.concat([encodeResponseHead({ status, headers: { 'content-length': String(Buffer.byteLength(body)), ...headers } }), Buffer.from(body)]));
+}
+
+test('tunnel answers: our client answers a small request with one binary frame on its tunnel; no POST', async () => {
+  const { s, fakes } = await setup({}, 1, OURS);
+  const [c] = fakes as [FakeTunnelClient];
+  assert.ok((c.messages[0] as unknown as { args: [{ capabilities: string[] }] }).args[0].capabilities.includes(TUNNEL_ANSWERS_CAPABILITY));
+  const answer = platform(`${s.url}/broker/${T}/echo`);
+  const r = await c.nextRequest(0);
+  c.ws.send(answerFrame(streamingIdOf(r), 203, 'over the tunnel', { 'x-origin': 'yes' }));
+  const got = await answer;
+  assert.equal(got.status, 203);
+  assert.equal(got.body, 'over the tunnel');
+  assert.equal(got.headers['x-origin'], 'yes');
+  assert.equal(got.headers['x-broker-connection'], 'fake-0:primary');
+  // The same request cannot be answered twice: a late POST finds nothing waiting.
+  const post = await postResponseData(s.url, T, streamingIdOf(r), [encodeResponseHead({ status: 200 }), Buffer.from('x')]);
+  assert.equal((post as { status: number }).status, 500);
+});
+
+test('tunnel answers: ignored from a client that is not ours, and from another connection of the token; the POST still works', async () => {
+  const { s, fakes } = await setup({}, 2, OURS);
+  const real = new FakeTunnelClient(s.url, T, { clientId: 'real' });
+  clients.push(real);
+  await real.opened;
+  await waitFor('three connections', () => s.server.pool.members(T).filter((c) => c.state === 'ready').length === 3);
+  const badFrames = async () => Number(/broker_server_bad_frames_total (\d+)/.exec(await (await fetch(`${s.url}/metrics`)).text())?.[1] ?? 0);
+  for (let i = 0; i < 3; i++) {
+    const answer = platform(`${s.url}/broker/${T}/echo/${i}`);
+    const receiver = await waitFor('the request reached a client', () => [...fakes, real].find((f) => f.requests.length > 0));
+    const r = receiver.requests[0]!;
+    const id = streamingIdOf(r);
+    const others = [...fakes, real].filter((f) => f !== receiver);
+    const before = await badFrames();
+    // Connections the request did not go to, and the client that is not ours even when it got the request.
+    const senders = receiver === real ? [...others, real] : others;
+    for (const [n, o] of senders.entries()) {
+      o.ws.send(answerFrame(id, 200, 'forged'));
+      // A pong on the same tunnel proves the server has handled the frame sent before it.
+      const stamp = 1_000_000 + i * 10 + n;
+      o.ping(stamp);
+      await waitFor('pong after the forged frame', () => o.messages.some((m) => m.kind === 'pong' && m.timestamp === String(stamp)));
+    }
+    assert.equal(await badFrames(), before + 1, 'the binary message of the client that is not ours counts as a bad frame');
+    const post = await postResponseData(s.url, T, id, [encodeResponseHead({ status: 200 }), Buffer.from(`posted ${i}`)]);
+    assert.deepEqual(post, { status: 200, body: '{}' });
+    const got = await answer;
+    assert.equal(got.body, `posted ${i}`, 'a frame from another connection or a client that is not ours must not answer');
+    for (const f of [...fakes, real]) f.requests.length = 0;
+  }
+});
+
+test('tunnel answers: a frame whose head does not decode fails its request at once with 502 bad-response', async () => {
+  const { s, fakes } = await setup({}, 1, OURS);
+  const [c] = fakes as [FakeTunnelClient];
+  const answer = platform(`${s.url}/broker/${T}/x`);
+  const r = await c.nextRequest(0);
+  const junk = Buffer.from('{not json');
+  const prefix = Buffer.alloc(4);
+  prefix.writeUInt32LE(junk.length);
+  c.ws.send(encodeTunnelAnswer(streamingIdOf(r), Buffer.concat([prefix, junk])));
+  const got = await answer;
+  assert.equal(got.status, 502);
+  assert.equal(got.headers['x-broker-failure'], 'bad-response');
+  assert.match(got.body, /invalid answer/);
 });
 
 test('unknown streamingID → 500 with the contract message', async () => {
