@@ -100,22 +100,36 @@ async function main() {
   // that sets anything, ours with Node's defaults is measured too (scenarios 1 and 5).
   const shipped = shippedEnv();
   const withDefaults = Object.keys(shipped).length > 0;
+  // "ours" keeps to the snyk-compatible wire path (every answer by POST /response-data), as the
+  // targets ask; "ours (tunnel answers)" is our client and server with their own faster path
+  // on (the default between them), measured separately.
+  const compatible = { BROKER_CLIENT_TUNNEL_ANSWERS: 'false' };
+  const envOf: Record<string, Record<string, string>> = {
+    'snyk-broker': {},
+    ours: { ...shipped, ...compatible },
+    'ours (tunnel answers)': shipped,
+    'ours (defaults)': compatible,
+  };
   const howRun: Record<string, string> = {
     direct: 'the load generator calls the origin itself',
     'snyk-broker': `${describeRun('snyk-broker', {})}, as the package ships`,
-    ours: `${describeRun('ours', shipped)}${withDefaults ? ', as the Dockerfile sets' : ''}`,
+    ours: `${describeRun('ours', envOf.ours!)}${withDefaults ? ' (NODE_OPTIONS etc. as the Dockerfile sets)' : ''}`,
+    'ours (tunnel answers)': `${describeRun('ours', envOf['ours (tunnel answers)']!)}: small answers as binary frames on the tunnel`,
+    'ours, HA': 'dispatcher, 2 servers, 4 clients, Node defaults, tunnel answers on (scenario 6 has no snyk-broker counterpart)',
   };
-  if (withDefaults) howRun['ours (defaults)'] = describeRun('ours', {});
+  if (withDefaults) howRun['ours (defaults)'] = describeRun('ours', envOf['ours (defaults)']!);
   let oursDefaults: Partial15 | undefined;
+  let oursTunnel: Partial15 | undefined;
   try {
-    for (const name of ['direct', 'snyk-broker', 'ours', ...(withDefaults ? ['ours (defaults)' as const] : [])] as const) {
+    for (const name of ['direct', 'snyk-broker', 'ours', 'ours (tunnel answers)', ...(withDefaults ? ['ours (defaults)' as const] : [])] as const) {
       log(`== ${name}: ${howRun[name]}`);
       const system =
         name === 'direct'
           ? directSystem(origin.url)
-          : await brokerPair(name === 'snyk-broker' ? 'snyk-broker' : 'ours', origin.url, { env: name === 'ours' ? shipped : {}, name });
+          : await brokerPair(name === 'snyk-broker' ? 'snyk-broker' : 'ours', origin.url, { env: envOf[name]!, name });
       try {
         if (name === 'ours (defaults)') oursDefaults = await measure(system, true);
+        else if (name === 'ours (tunnel answers)') oursTunnel = await measure(system, true);
         else results[name] = (await measure(system)) as SystemResult;
       } finally {
         await system.stop();
@@ -139,6 +153,7 @@ async function main() {
       s4ThroughputOursOverSnyk: o.s4.rps / s.s4.rps,
       s5ClientRssOursOverSnyk: (o.s5.clientAfterLoadMiB ?? NaN) / (s.s5.clientAfterLoadMiB ?? NaN),
       s5ClientPrivateRssOursOverSnyk: (o.s5.clientAfterLoadAnonMiB ?? NaN) / (s.s5.clientAfterLoadAnonMiB ?? NaN),
+      ...(oursTunnel ? { s1ThroughputOursTunnelAnswersOverSnyk: oursTunnel.s1.rps / s.s1.rps } : {}),
       ...(oursDefaults
         ? {
             s1ThroughputOursDefaultsOverSnyk: oursDefaults.s1.rps / s.s1.rps,
@@ -162,6 +177,12 @@ async function main() {
       ['5 server RSS idle / after', '-', `${fmt(s.s5.serverIdleMiB)} / ${fmt(s.s5.serverAfterLoadMiB)}`, `${fmt(o.s5.serverIdleMiB)} / ${fmt(o.s5.serverAfterLoadMiB)}`, ''],
       ['5 server private RSS after', '-', fmt(s.s5.serverAfterLoadAnonMiB), fmt(o.s5.serverAfterLoadAnonMiB), ''],
     ];
+    if (oursTunnel) {
+      const ot = oursTunnel;
+      rows.push(['1 small req/s, ours (tunnel answers)', '-', fmt(s.s1.rps, 0), fmt(ot.s1.rps, 0), fmt(ot.s1.rps / s.s1.rps, 2)]);
+      rows.push(['1 p50 / p99 ms, ours (tunnel answers)', '-', `${fmt(s.s1.p50)} / ${fmt(s.s1.p99)}`, `${fmt(ot.s1.p50)} / ${fmt(ot.s1.p99)}`, '']);
+      rows.push(['5 client RSS after, ours (tunnel answers)', '-', fmt(s.s5.clientAfterLoadMiB), fmt(ot.s5.clientAfterLoadMiB), fmt((ot.s5.clientAfterLoadMiB ?? NaN) / (s.s5.clientAfterLoadMiB ?? NaN), 2)]);
+    }
     if (oursDefaults) {
       const od = oursDefaults;
       rows.push(['1 small req/s, ours (defaults)', '-', fmt(s.s1.rps, 0), fmt(od.s1.rps, 0), fmt(od.s1.rps / s.s1.rps, 2)]);
@@ -181,7 +202,7 @@ async function main() {
     process.stdout.write(`\nmedians of ${REPEATS} runs, ${DURATION} ms each; how each system ran:\n${how}\n\n${table}\n`);
     const out = join(REPO_ROOT, 'bench', 'results');
     await mkdir(out, { recursive: true });
-    await writeFile(join(out, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, howRun, repeats: REPEATS, durationMs: DURATION, largeBytes: LARGE, results, oursDefaults, ha, ratios }, null, 2));
+    await writeFile(join(out, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, howRun, repeats: REPEATS, durationMs: DURATION, largeBytes: LARGE, results, oursTunnel, oursDefaults, ha, ratios }, null, 2));
     process.stdout.write(`\nwritten to bench/results/latest.json\n`);
   } finally {
     await origin.close();

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { createEgress } from '../../src/http/egress.js';
 import { listen, closeServer } from '../../src/http/server-helpers.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { readResponseHead } from '../../src/protocol/index.js';
+import { decodeTunnelAnswer, readResponseHead } from '../../src/protocol/index.js';
 import { createResponseWriter, responseDataUrl, ResponseUploadError } from '../../src/client/response-writer.js';
 import { parseAllocation, parseRetryAfter, allocationUrl } from '../../src/client/allocation.js';
 import { applyVarSubstitution, errorTypeForStatus, originHeaders, stripContext } from '../../src/client/relay.js';
@@ -69,6 +69,51 @@ test('response writer retries a refused connection, then gives up with a typed e
     (err: unknown) => err instanceof ResponseUploadError && /ECONNREFUSED/.test(err.message),
   );
   assert.equal(pulled, false, 'origin body was consumed although nothing could be sent');
+});
+
+test('response writer: a small answer of known size goes over the tunnel when offered; a refused frame, a large or unknown-size answer go by POST', async (t) => {
+  const posted: Array<{ status: number; body: string }> = [];
+  const server = createServer(async (req, res) => {
+    const head = await readResponseHead(req);
+    let body = '';
+    for await (const c of req) body += (c as Buffer).toString();
+    posted.push({ status: head.status, body });
+    res.end('{}');
+  });
+  const port = await listen(server, 0, '127.0.0.1');
+  const egress = await createEgress();
+  t.after(async () => {
+    await egress.close();
+    await closeServer(server);
+  });
+  const writer = createResponseWriter({ egress, token: 'tok-123456', wireVersion: 'v1', postTimeoutMs: 10_000, logger: silentLogger() });
+  const frames: Buffer[] = [];
+  let accept = true;
+  const target = {
+    serverUrl: `http://127.0.0.1:${port}`,
+    role: 'primary',
+    streamingID: 's-1.7',
+    requestId: 'r',
+    requestHeaders: {},
+    overTunnel: async (frame: Buffer) => (frames.push(frame), accept),
+  };
+  const sized = (text: string) => ({ status: 200, headers: { 'content-length': String(Buffer.byteLength(text)) } });
+  assert.deepEqual(await writer.send(target, sized('hello'), Readable.from([Buffer.from('hel'), Buffer.from('lo')])), { bytes: 5, via: 'tunnel' });
+  const decoded = decodeTunnelAnswer(frames[0]!);
+  assert.equal(decoded.streamingID, 's-1.7');
+  assert.equal(decoded.head.status, 200);
+  assert.equal(decoded.body.toString(), 'hello');
+  assert.equal(posted.length, 0, 'nothing posted when the frame went');
+  accept = false;
+  assert.deepEqual(await writer.send(target, sized('again'), Readable.from([Buffer.from('again')])), { bytes: 5, via: 'response-data' });
+  assert.deepEqual(posted.pop(), { status: 200, body: 'again' }, 'a frame the tunnel could not take is posted instead');
+  accept = true;
+  const before = frames.length;
+  const big = 'x'.repeat(64 * 1024 + 1);
+  assert.equal((await writer.send(target, sized(big), Readable.from([Buffer.from(big)]))).via, 'response-data');
+  assert.equal((await writer.send(target, { status: 200 }, Readable.from([Buffer.from('unknown size')]))).via, 'response-data');
+  assert.equal(frames.length, before, 'large and unknown-size answers never go as a frame');
+  assert.deepEqual(posted.map((p) => p.body.length), [big.length, 'unknown size'.length]);
 });
 
 test('response-data url omits a falsy server id', () => {
