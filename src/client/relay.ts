@@ -36,6 +36,11 @@ export interface RelayOptions {
 
 /** Origin answers up to this size (by content-length) are read whole: posted in one write. */
 const SMALL_ANSWER_BYTES = 64 * 1024;
+/**
+ * An answer of unknown size (chunked) that ends within this time and within the size above is
+ * read whole too; anything slower streams from what arrived, so a slow stream waits at most this.
+ */
+const UNKNOWN_SIZE_HOLD_MS = 20;
 
 /** Headers the platform sends that must not reach internal systems. */
 const STRIPPED = new Set([
@@ -199,6 +204,7 @@ export function createRelay(opts: RelayOptions) {
           headers,
           body: body === undefined || body.length === 0 ? undefined : body,
           bufferUpTo: SMALL_ANSWER_BYTES,
+          holdUnknownMs: UNKNOWN_SIZE_HOLD_MS,
         });
       } catch (err) {
         // Only a refused connection is surely unsent, so only then is a retry safe.

@@ -53,6 +53,11 @@ export interface AnswerRequest {
   body?: Buffer | string;
   /** An answer whose content-length is at most this is read whole before resolving. */
   bufferUpTo: number;
+  /**
+   * An answer of unknown size (chunked) is held this long: if it ends within the time and
+   * within `bufferUpTo` it comes whole too; otherwise it streams from what arrived. 0: streams.
+   */
+  holdUnknownMs?: number;
 }
 
 export interface Answer {
@@ -169,6 +174,26 @@ function requestAnswer(dispatcher: Dispatcher, r: AnswerRequest): Promise<Answer
     let chunks: Buffer[] | undefined;
     let stream: Readable | undefined;
     let ended = false;
+    // Holding an answer of unknown size: bytes so far, and the time bound.
+    let held = -1;
+    let holdTimer: NodeJS.Timeout | undefined;
+    /** Resolves with a stream (backpressure from here on) that starts with whatever was held. */
+    const toStream = (): boolean => {
+      clearTimeout(holdTimer);
+      stream = new Readable({
+        highWaterMark: 64 * 1024,
+        read: () => resumeParser?.(),
+        destroy: (err, cb) => {
+          if (!ended) abort?.(err ?? new undiciErrors.RequestAbortedError());
+          cb(err);
+        },
+      });
+      let more = true;
+      for (const c of chunks ?? []) more = stream.push(c);
+      chunks = undefined;
+      resolve({ statusCode, headers, body: stream });
+      return more;
+    };
     const handler = {
       onConnect(a: (err: Error) => void) {
         abort = a;
@@ -184,31 +209,32 @@ function requestAnswer(dispatcher: Dispatcher, r: AnswerRequest): Promise<Answer
           return true;
         }
         resumeParser = resume;
-        stream = new Readable({
-          highWaterMark: 64 * 1024,
-          read: () => resumeParser?.(),
-          destroy: (err, cb) => {
-            if (!ended) abort?.(err ?? new undiciErrors.RequestAbortedError());
-            cb(err);
-          },
-        });
-        resolve({ statusCode, headers, body: stream });
+        if (declared === undefined && (r.holdUnknownMs ?? 0) > 0) {
+          chunks = [];
+          held = 0;
+          holdTimer = setTimeout(toStream, r.holdUnknownMs);
+          return true;
+        }
+        toStream();
         return true;
       },
       onData(chunk: Buffer) {
         if (chunks) {
           chunks.push(chunk);
+          if (held >= 0 && (held += chunk.length) > r.bufferUpTo) return toStream();
           return true;
         }
         return stream!.push(chunk);
       },
       onComplete() {
         ended = true;
+        clearTimeout(holdTimer);
         if (chunks) resolve({ statusCode, headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
         else stream?.push(null);
       },
       onError(err: Error) {
         ended = true;
+        clearTimeout(holdTimer);
         if (stream) stream.destroy(err);
         else if (chunks) resolve({ statusCode, headers, body: replayBody(chunks, err) });
         else reject(err);

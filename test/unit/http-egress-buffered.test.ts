@@ -77,6 +77,47 @@ test('requestAnswer: a large answer streams with every byte; an unknown size str
   assert.equal((await collect(chunked.body)).toString(), 'part1-part2');
 });
 
+test('requestAnswer with holdUnknownMs: a small chunked answer that ends in time comes whole; a large or slow one streams every byte; one that breaks off while held gives what came, then the error', async (t) => {
+  const big = Buffer.alloc(200 * 1024, 0x62);
+  let secondWritten = false;
+  const { origin, egress } = await httpOrigin(t, (req, res) => {
+    if (req.url === '/small') {
+      res.write('part1-');
+      res.end('part2');
+    } else if (req.url === '/big') {
+      res.write(big.subarray(0, 1000));
+      res.end(big.subarray(1000));
+    } else if (req.url === '/slow') {
+      res.write('first-');
+      setTimeout(() => {
+        secondWritten = true;
+        res.end('second');
+      }, 400);
+    } else if (req.url === '/broken') {
+      res.write('kept');
+      setTimeout(() => res.socket?.destroy(), 5);
+    }
+  });
+  const ask = (path: string) => egress.requestAnswer({ origin, path, method: 'GET', headers: {}, bufferUpTo: 64 * 1024, holdUnknownMs: 100 });
+  const small = await ask('/small');
+  assert.ok(Buffer.isBuffer(small.body), 'a small chunked answer comes whole');
+  assert.equal(small.body.toString(), 'part1-part2');
+  const large = await ask('/big');
+  assert.ok(large.body instanceof Readable, 'past bufferUpTo it streams');
+  assert.ok((await collect(large.body)).equals(big));
+  const slow = await ask('/slow');
+  assert.ok(slow.body instanceof Readable, 'past the hold it streams');
+  assert.equal(secondWritten, false, 'resolved after the hold, not at the end of the answer');
+  assert.equal((await collect(slow.body)).toString(), 'first-second');
+  const broken = await ask('/broken');
+  assert.ok(broken.body instanceof Readable);
+  const got: Buffer[] = [];
+  await assert.rejects(async () => {
+    for await (const c of broken.body as Readable) got.push(c as Buffer);
+  });
+  assert.equal(Buffer.concat(got).toString(), 'kept');
+});
+
 test('requestAnswer: a small answer that breaks off arrives as what came, then the error; a refused connection rejects', async (t) => {
   const { origin, server } = await rawOrigin((s) => {
     s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial');
