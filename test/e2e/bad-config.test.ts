@@ -91,6 +91,7 @@ const TABLE: Record<Program, Record<string, Entry>> = {
     BROKER_CLIENT_VALIDATION_BASIC_AUTH: { untyped: 'a free user:password' },
     BROKER_CLIENT_VALIDATION_TIMEOUT_MS: INT,
     REMOVE_X_FORWARDED_HEADERS: BOOL,
+    BROKER_CLIENT_TUNNEL_ANSWERS: BOOL,
     DISABLE_BODY_VARS_SUBSTITUTION: BOOL,
     DISABLE_HEADER_VARS_SUBSTITUTION: BOOL,
     BROKER_VERSION: { untyped: 'a free version label announced to the server' },

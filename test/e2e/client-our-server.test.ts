@@ -55,6 +55,27 @@ after(async () => {
   }
 });
 
+/** Another client of our server, with a token of its own; `env` adds to or overrides its settings. */
+async function extraClient(name: string, env: Record<string, string>): Promise<{ token: string; port: number; process: RunningProcess }> {
+  const extraToken = randomUUID();
+  const port = await freePort();
+  const p = group.broker(name, 'client', {
+    BROKER_TOKEN: extraToken,
+    BROKER_SERVER_URL: `http://127.0.0.1:${serverPort}`,
+    PORT: String(port),
+    ACCEPT: await writeAcceptFile({ private: [{ method: 'any', path: '/*', origin: '${ORIGIN_URL}' }], public: [{ method: 'POST', path: '/webhook/*' }] }),
+    ORIGIN_URL: origin.url,
+    ...env,
+  });
+  return { token: extraToken, port, process: p };
+}
+
+/** The client's broker_client_answers_total lines. */
+async function answerCounts(port: number): Promise<string> {
+  const metrics = await (await request(`http://127.0.0.1:${port}/metrics`)).body.text();
+  return metrics.split('\n').filter((l) => l.startsWith('broker_client_answers_total')).join('\n');
+}
+
 test('relays a GET and a 20 MiB stream through our server', async () => {
   const res = await request(`http://127.0.0.1:${serverPort}/broker/${token}/echo/ours?q=1`);
   assert.equal(res.statusCode, 200);
@@ -64,32 +85,22 @@ test('relays a GET and a 20 MiB stream through our server', async () => {
   const hash = createHash('sha256');
   for await (const c of big.body) hash.update(c as Buffer);
   assert.equal(hash.digest('hex'), patternSha256(size));
-  // Our server offers answers over the tunnel: a small one of known size goes as a frame, the
-  // 20 MiB one (and the echo's, of unknown size) by POST.
+  // Our server offers answers over the tunnel: a small one goes as a frame, the 20 MiB one by POST.
   const small = await request(`http://127.0.0.1:${serverPort}/broker/${token}/bytes/1000`);
   assert.equal(createHash('sha256').update(Buffer.from(await small.body.arrayBuffer())).digest('hex'), patternSha256(1000));
-  const metrics = await (await request(`http://127.0.0.1:${clientPort}/metrics`)).body.text();
-  const answers = metrics.split('\n').filter((l) => l.startsWith('broker_client_answers_total')).join('\n');
+  const answers = await answerCounts(clientPort);
   assert.match(answers, /broker_client_answers_total\{via="tunnel"\} [1-9]/);
   assert.match(answers, /broker_client_answers_total\{via="response-data"\} [1-9]/);
 });
 
 test('BROKER_CLIENT_TUNNEL_ANSWERS=false: every answer goes by POST /response-data, even to our server', async () => {
-  const offToken = randomUUID();
-  const port = await freePort();
-  const p = group.broker('client-no-tunnel-answers', 'client', {
-    BROKER_TOKEN: offToken,
-    BROKER_SERVER_URL: `http://127.0.0.1:${serverPort}`,
-    BROKER_CLIENT_TUNNEL_ANSWERS: 'false',
-    PORT: String(port),
-    ACCEPT: await writeAcceptFile({ private: [{ method: 'any', path: '/*', origin: '${ORIGIN_URL}' }] }),
-    ORIGIN_URL: origin.url,
-  });
+  const { token: offToken, port, process: p } = await extraClient('client-no-tunnel-answers', { BROKER_CLIENT_TUNNEL_ANSWERS: 'false' });
   await waitFor('relay', async () => (await httpStatus(`http://127.0.0.1:${serverPort}/broker/${offToken}/bytes/100`)) === 200, { timeoutMs: 30_000, intervalMs: 200 });
-  const metrics = await (await request(`http://127.0.0.1:${port}/metrics`)).body.text();
-  assert.match(metrics, /broker_client_answers_total\{via="response-data"\} [1-9]/);
-  assert.doesNotMatch(metrics, /broker_client_answers_total\{via="tunnel"\}/);
+  const answers = await answerCounts(port);
+  assert.match(answers, /broker_client_answers_total\{via="response-data"\} [1-9]/);
+  assert.doesNotMatch(answers, /broker_client_answers_total\{via="tunnel"\}/);
   assert.equal(await p.stop(), 0);
+  assert.ok(!p.output().includes(offToken));
 });
 
 test('a webhook round trip through our server', async () => {
@@ -107,25 +118,16 @@ test('the client reconnects after our server restarts', async () => {
 });
 
 test('a long-polling client works with our server', async () => {
-  const pollingToken = randomUUID();
-  const port = await freePort();
-  const p = group.broker('client-polling', 'client', {
-    BROKER_TOKEN: pollingToken,
-    BROKER_SERVER_URL: `http://127.0.0.1:${serverPort}`,
-    BROKER_CLIENT_TRANSPORT: 'polling',
-    PORT: String(port),
-    ACCEPT: await writeAcceptFile({ private: [{ method: 'any', path: '/*', origin: '${ORIGIN_URL}' }], public: [{ method: 'POST', path: '/webhook/*' }] }),
-    ORIGIN_URL: origin.url,
-  });
+  const { token: pollingToken, port, process: p } = await extraClient('client-polling', { BROKER_CLIENT_TRANSPORT: 'polling' });
   await waitFor('polling relay', async () => (await httpStatus(`http://127.0.0.1:${serverPort}/broker/${pollingToken}/echo/polled`)) === 200, { timeoutMs: 60_000, intervalMs: 300 });
   assert.equal(await httpStatus(`http://127.0.0.1:${serverPort}/broker/${pollingToken}/bytes/100`), 200);
   const hook = await request(`http://127.0.0.1:${port}/webhook/github/polled`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
   assert.equal(hook.statusCode, 200);
   await hook.body.dump();
   // Long-polling cannot carry binary frames: answers go by POST.
-  const metrics = await (await request(`http://127.0.0.1:${port}/metrics`)).body.text();
-  assert.doesNotMatch(metrics, /broker_client_answers_total\{via="tunnel"\}/);
-  assert.match(metrics, /broker_client_answers_total\{via="response-data"\} [1-9]/);
+  const answers = await answerCounts(port);
+  assert.doesNotMatch(answers, /broker_client_answers_total\{via="tunnel"\}/);
+  assert.match(answers, /broker_client_answers_total\{via="response-data"\} [1-9]/);
   assert.equal(await p.stop(), 0);
   assert.ok(!p.output().includes(pollingToken));
 });

@@ -1,6 +1,6 @@
 // Unit tests of the client's smaller modules: response-data writer, allocation helpers, relay
 // header shaping, placement query, proxy bypass.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
@@ -17,17 +17,21 @@ import { bypassesProxy } from '../../src/client/proxy-agent.js';
 import { maskCredential } from '../../src/client/local-server.js';
 import { freePort } from '../support/ports.js';
 
-test('response writer streams head + body with the contract headers', async (t) => {
-  const got: Array<{ url: string; headers: IncomingMessage['headers']; status: number; sha: string; size: number }> = [];
+interface Upload {
+  url: string;
+  headers: IncomingMessage['headers'];
+  status: number;
+  body: Buffer;
+}
+
+/** A stand-in broker server recording every POST /response-data, and a writer aimed at it; closed after the test. */
+async function uploadSink(t: TestContext) {
+  const got: Upload[] = [];
   const server = createServer(async (req, res) => {
     const head = await readResponseHead(req);
-    const hash = createHash('sha256');
-    let size = 0;
-    for await (const c of req) {
-      hash.update(c as Buffer);
-      size += (c as Buffer).length;
-    }
-    got.push({ url: req.url!, headers: req.headers, status: head.status, sha: hash.digest('hex'), size });
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    got.push({ url: req.url!, headers: req.headers, status: head.status, body: Buffer.concat(chunks) });
     res.end('{}');
   });
   const port = await listen(server, 0, '127.0.0.1');
@@ -37,6 +41,11 @@ test('response writer streams head + body with the contract headers', async (t) 
     await closeServer(server);
   });
   const writer = createResponseWriter({ egress, token: 'tok-123456', wireVersion: 'v1', postTimeoutMs: 10_000, logger: silentLogger() });
+  return { got, port, writer };
+}
+
+test('response writer streams head + body with the contract headers', async (t) => {
+  const { got, port, writer } = await uploadSink(t);
   const parts = Array.from({ length: 64 }, (_, i) => Buffer.alloc(64 * 1024, i));
   const expected = createHash('sha256');
   for (const p of parts) expected.update(p);
@@ -49,8 +58,8 @@ test('response writer streams head + body with the contract headers', async (t) 
   const g = got[0]!;
   assert.equal(g.url, '/response-data/tok-123456/s-1?server_id=3&connection_role=secondary');
   assert.equal(g.status, 201);
-  assert.equal(g.size, bytes);
-  assert.equal(g.sha, expected.digest('hex'));
+  assert.equal(g.body.length, bytes);
+  assert.equal(createHash('sha256').update(g.body).digest('hex'), expected.digest('hex'));
   assert.equal(g.headers['content-type'], 'application/vnd.broker.stream+octet-stream');
   assert.equal(g.headers['snyk-request-id'], 'r-1');
   assert.equal(g.headers['snyk-acting-org-public-id'], 'org');
@@ -72,21 +81,7 @@ test('response writer retries a refused connection, then gives up with a typed e
 });
 
 test('response writer: a small answer of known size goes over the tunnel when offered; a refused frame, a large or unknown-size answer go by POST', async (t) => {
-  const posted: Array<{ status: number; body: string }> = [];
-  const server = createServer(async (req, res) => {
-    const head = await readResponseHead(req);
-    let body = '';
-    for await (const c of req) body += (c as Buffer).toString();
-    posted.push({ status: head.status, body });
-    res.end('{}');
-  });
-  const port = await listen(server, 0, '127.0.0.1');
-  const egress = await createEgress();
-  t.after(async () => {
-    await egress.close();
-    await closeServer(server);
-  });
-  const writer = createResponseWriter({ egress, token: 'tok-123456', wireVersion: 'v1', postTimeoutMs: 10_000, logger: silentLogger() });
+  const { got: posted, port, writer } = await uploadSink(t);
   const frames: Buffer[] = [];
   let accept = true;
   const target = {
@@ -106,7 +101,8 @@ test('response writer: a small answer of known size goes over the tunnel when of
   assert.equal(posted.length, 0, 'nothing posted when the frame went');
   accept = false;
   assert.deepEqual(await writer.send(target, sized('again'), Readable.from([Buffer.from('again')])), { bytes: 5, via: 'response-data' });
-  assert.deepEqual(posted.pop(), { status: 200, body: 'again' }, 'a frame the tunnel could not take is posted instead');
+  const again = posted.pop()!;
+  assert.deepEqual([again.status, again.body.toString()], [200, 'again'], 'a frame the tunnel could not take is posted instead');
   accept = true;
   const before = frames.length;
   const big = 'x'.repeat(64 * 1024 + 1);
