@@ -134,10 +134,9 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
   async function send(target: ResponseTarget, head: ResponseHead, body?: Readable | Buffer | string): Promise<{ bytes: number; via: 'tunnel' | 'response-data' }> {
     const headBytes = encodeResponseHead(head);
     const retryErrors: string[] = [];
-    // A small answer of announced size goes as one buffer (head + body): one write on the
-    // socket instead of a chunked stream of three, same bytes on the wire. Larger or unknown
-    // sizes keep streaming with backpressure.
-    const hasBody = body !== undefined;
+    // A small answer (the egress reads those whole) goes as one buffer (head + body): one write
+    // on the socket instead of a chunked stream of three, same bytes on the wire. Larger ones
+    // keep streaming with backpressure.
     let whole: Buffer | undefined;
     if (body === undefined) whole = headBytes;
     else if (typeof body === 'string' || Buffer.isBuffer(body)) whole = Buffer.concat([headBytes, Buffer.from(body)]);
@@ -185,7 +184,9 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
       }
       try {
         if (whole !== undefined) {
-          bodyStarted = hasBody;
+          // A whole answer can be sent again as it is: a second copy of an answer already taken
+          // is refused by the server (unknown stream), so connection errors are retried as for
+          // an upload that had not started.
           bytes = whole.length - headBytes.length;
           const p = partsFor(target);
           const res = await opts.egress.requestBuffered({

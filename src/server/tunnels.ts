@@ -253,7 +253,8 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       // Only the connection the request went out on may answer it over the tunnel.
       const attempt = pending.get(answer.streamingID);
       if (attempt?.connection !== conn || !attempt.takeWholeAnswer(answer.head, answer.body)) {
-        logger.debug({ connection: conn.id, streamingID: answer.streamingID }, 'answer over the tunnel for a request no longer waiting here');
+        // The POST path's equivalent is the client's "failed to deliver" warning; here only the server knows.
+        logger.info({ connection: conn.id, streamingID: answer.streamingID }, 'answer over the tunnel for a request no longer waiting here (timed out, or the platform left); dropped');
       }
     },
     onClosed(conn, reason) {
