@@ -31,6 +31,9 @@ Environment (Snyk Broker names where they exist):
                                      client dying mid-answer is retried on another tunnel (default 65536; 0 off)
   BROKER_SERVER_ANSWER_GRACE_MS      after a tunnel drops, a request that cannot be retried (POST...) still waits
                                      this long for its answer upload before 502 tunnel-closed, ms (default 5000)
+  BROKER_SERVER_RECONNECT_WAIT_MS    a GET/HEAD/OPTIONS whose every tunnel here dropped (and no peer took it)
+                                     waits this long for the client to reconnect, then is retried once;
+                                     0: 502 tunnel-closed at once, ms (default 5000)
   BROKER_CONNECTION_HANDSHAKE_TTL_MS a tunnel must identify within this time, ms (default 30000)
   BROKER_SERVER_HEADERS_TIMEOUT_MS   a connection must send its request headers within this time, else
                                      408 and closed (slow senders, slowloris), ms (default 60000)

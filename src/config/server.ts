@@ -51,6 +51,8 @@ export interface ServerConfig {
   retryBufferBytes: number;
   /** After a tunnel drops, a non-retryable request still waits this long for its answer upload. */
   answerGraceMs: number;
+  /** An idempotent request every local connection failed waits this long for the token's client to reconnect. */
+  reconnectWaitMs: number;
   minimalSupportedVersion: string;
   minimalRecommendedVersion: string;
   logLevel: LogLevel;
@@ -108,6 +110,7 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
   const handshakeTimeoutMs = r.int('BROKER_CONNECTION_HANDSHAKE_TTL_MS', 30_000, { min: 100 });
   const headersTimeoutMs = r.int('BROKER_SERVER_HEADERS_TIMEOUT_MS', 60_000, { min: 100, max: 600_000 });
   const answerGraceMs = r.int('BROKER_SERVER_ANSWER_GRACE_MS', 5000, { min: 0, max: 600_000 });
+  const reconnectWaitMs = r.int('BROKER_SERVER_RECONNECT_WAIT_MS', 5000, { min: 0, max: 600_000 });
   const retryBufferBytes = r.int('BROKER_SERVER_RETRY_BUFFER_BYTES', 64 * 1024, { min: 0, max: 64 * 1024 * 1024 });
   const minimalSupportedVersion = r.string('MINIMAL_SUPPORTED_BROKER_VERSION', '4.100.0');
   const minimalRecommendedVersion = r.string('MINIMAL_RECOMMENDED_BROKER_VERSION', '4.182.0');
@@ -167,6 +170,7 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
     headersTimeoutMs,
     retryBufferBytes,
     answerGraceMs,
+    reconnectWaitMs,
     minimalSupportedVersion,
     minimalRecommendedVersion,
     logLevel,

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createStreamingId } from './tunnel-routing.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, pipeline } from 'node:stream';
@@ -54,6 +55,8 @@ export interface RelayDeps {
   retryBufferMs?: number;
   /** After its tunnel drops, a request that cannot be retried still waits this long for its answer upload (the client may be alive). */
   answerGraceMs?: number;
+  /** An idempotent request that every connection here failed waits this long for the token's client to reconnect (0: never). */
+  reconnectWaitMs?: number;
   /** This server's id, carried in every streamingID so an answer landing on another server finds its way here. */
   serverId?: string;
 }
@@ -202,7 +205,9 @@ export class PlatformRelay {
           return 'not-ready';
         }
         // Only reached after a not-sent attempt or a dropped idempotent one: trying elsewhere is safe.
-        return this.#elsewhere('the tunnel carrying this request closed and no other connection could take it');
+        const ended = await this.#elsewhere('the tunnel carrying this request closed and no other connection could take it', exclude);
+        if (ended !== undefined) return ended;
+        continue;
       }
       first = false;
       const connection = selection.connection;
@@ -232,7 +237,11 @@ export class PlatformRelay {
             continue;
           }
           // An idempotent request whose retry dropped too (both tunnels of a dying client) may still go to another server.
-          if (this.init.idempotent) return this.#elsewhere(`the broker client connection dropped before answering (${outcome.detail})`);
+          if (this.init.idempotent) {
+            const ended = await this.#elsewhere(`the broker client connection dropped before answering (${outcome.detail})`, exclude);
+            if (ended !== undefined) return ended;
+            continue;
+          }
           // Not retried: the client may have relayed it before it dropped, and the platform must know.
           this.#fail(502, 'tunnel-closed', `the broker client connection dropped before answering (${outcome.detail}); the request may have reached the origin, so it was not retried`);
           return 'tunnel-closed';
@@ -258,14 +267,47 @@ export class PlatformRelay {
     return result.answered;
   }
 
-  /** No connection here can take a request that may safely go elsewhere: a peer, else 502 marked retry-elsewhere for a forwarding server. */
-  async #elsewhere(reason: string): Promise<string> {
+  /**
+   * No connection here can take a request that may safely go elsewhere: a peer, else a
+   * reconnect of the token's client (undefined: try again here), else 502 marked
+   * retry-elsewhere for a forwarding server.
+   */
+  async #elsewhere(reason: string, exclude: ReadonlySet<Connection>): Promise<string | undefined> {
     if (await this.#tryFallback()) return 'peer';
+    if (this.#platformGone) return 'platform-gone';
+    if ((await this.#awaitReconnect(exclude)) || this.#timedOut) return undefined;
     if (this.#platformGone) return 'platform-gone';
     const message = this.#fallbackWhy ? `${reason} (${this.#fallbackWhy})` : reason;
     this.deps.logger.warn({ requestId: this.init.requestId, method: this.init.request.method, status: 502, reason: 'tunnel-closed', detail: message }, 'platform request failed');
     this.#failRaw(502, 'tunnel-closed', { ok: false, message }, { [RETRY_ELSEWHERE_HEADER]: 'true' });
     return 'tunnel-closed';
+  }
+
+  #reconnectWaited = false;
+
+  /**
+   * Every connection of the token here failed this idempotent request and no peer took it. A
+   * client whose tunnels were cut (a proxy or NAT dropping connections) is usually back within
+   * a second or two, so wait for a fresh connection, once per request and within its timeout,
+   * instead of failing now. A request forwarded by a peer does not wait: that server has other
+   * targets to try.
+   */
+  async #awaitReconnect(exclude: ReadonlySet<Connection>): Promise<boolean> {
+    const wait = this.deps.reconnectWaitMs ?? 0;
+    if (this.#reconnectWaited || wait <= 0 || !this.init.idempotent || this.init.hasAlternative) return false;
+    this.#reconnectWaited = true;
+    const waitStarted = Date.now();
+    const deadline = Math.min(waitStarted + wait, this.startedAt + this.deps.requestTimeoutMs);
+    while (Date.now() < deadline && !this.#platformGone && !this.#timedOut) {
+      // The pool has no events; a rare path, so a short poll with a deadline is enough.
+      await sleep(100, undefined, { ref: false });
+      if (this.deps.pool.select(this.init.token, exclude, Date.now(), false).kind === 'ok') {
+        this.deps.metrics.relayRetries.inc({ reason: 'reconnected' });
+        this.deps.logger.info({ requestId: this.init.requestId, waitedMs: Date.now() - waitStarted }, 'the broker client reconnected; retrying the idempotent request');
+        return true;
+      }
+    }
+    return false;
   }
 
   #withClients(exclude: ReadonlySet<Connection>, clientIds: ReadonlySet<string>): Set<Connection> {

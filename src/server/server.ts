@@ -103,7 +103,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
   const tunnels = createTunnels(config, { pool, pending, dispatcher, webhooks, metrics, logger, scrubber: deps.scrubber });
   const relays = new Set<PlatformRelay>();
   const forwards = new Set<Promise<unknown>>();
-  const relayDeps = { pool, pending, metrics, logger, requestTimeoutMs: config.requestTimeoutMs, retryBufferBytes: config.retryBufferBytes, answerGraceMs: config.answerGraceMs, serverId: config.serverId };
+  const relayDeps = { pool, pending, metrics, logger, requestTimeoutMs: config.requestTimeoutMs, retryBufferBytes: config.retryBufferBytes, answerGraceMs: config.answerGraceMs, reconnectWaitMs: config.reconnectWaitMs, serverId: config.serverId };
   /** Tunnels of other servers passing through this one (websocket upgrades piped to the peer). */
   const passingTunnels = new Set<Duplex>();
   const routing: PeerRouting | undefined =

@@ -256,6 +256,36 @@ test('GET whose tunnel drops after sending is retried once on another connection
   assert.match(failed.body, /may have reached the origin/);
 });
 
+test('a GET whose every tunnel dropped waits for the client to reconnect and is answered; with BROKER_SERVER_RECONNECT_WAIT_MS=0 it fails at once', async () => {
+  const { s, fakes } = await setup({ BROKER_SERVER_RECONNECT_WAIT_MS: '10000' }, 1);
+  const get = platform(`${s.url}/broker/${T}/after-blip`);
+  await fakes[0]!.nextRequest(0);
+  fakes[0]!.close();
+  await waitFor('tunnel gone', () => s.server.pool.members(T).length === 0);
+  // The client comes back (a network blip, not a dead client): the request is sent again.
+  const back = new FakeTunnelClient(s.url, T, { clientId: 'fake-0' });
+  clients.push(back);
+  const retried = await back.nextRequest(0);
+  assert.equal((retried.args[0] as { url: string }).url, '/after-blip');
+  await postResponseData(s.url, T, streamingIdOf(retried), [encodeResponseHead({ status: 200 }), Buffer.from('after the reconnect')]);
+  const got = await get;
+  assert.equal(got.status, 200);
+  assert.equal(got.body, 'after the reconnect');
+  const metrics = await (await fetch(`${s.url}/metrics`)).text();
+  assert.match(metrics, /broker_server_relay_retries_total\{reason="reconnected"\} 1/);
+
+  // A POST never waits (it may have reached the origin), and with the wait off a GET does not either.
+  const off = await setup({ BROKER_SERVER_RECONNECT_WAIT_MS: '0' }, 1);
+  const started = Date.now();
+  const failing = platform(`${off.s.url}/broker/${T}/no-wait`);
+  await off.fakes[0]!.nextRequest(0);
+  off.fakes[0]!.close();
+  const failed = await failing;
+  assert.equal(failed.status, 502);
+  assert.equal(failed.headers['x-broker-failure'], 'tunnel-closed');
+  assert.ok(Date.now() - started < 5000, 'failed without waiting for a reconnect');
+});
+
 test('a POST whose tunnel dropped still takes an answer uploaded within the grace period', async () => {
   const { s, fakes } = await setup({ BROKER_SERVER_ANSWER_GRACE_MS: '5000' }, 2);
   const post = platform(`${s.url}/broker/${T}/create`, { method: 'POST', body: 'payload' });
