@@ -72,6 +72,9 @@ export class Connection {
   pendingWebhooks = 0;
   #awayReason: string | undefined;
   #sentAway = false;
+  #onClosed!: () => void;
+  /** Resolves once the transport is gone (see closed()). */
+  readonly whenClosed = new Promise<void>((resolve) => (this.#onClosed = resolve));
   readonly #waiters = new Set<TunnelWaiter>();
   #closeReason: string | undefined;
 
@@ -205,6 +208,11 @@ export class Connection {
     return this.inFlight === 0 && this.channel.pendingCount === 0 && this.pendingWebhooks === 0;
   }
 
+  /** The client was told to go elsewhere; its close is on its way. */
+  get sentAway(): boolean {
+    return this.#sentAway;
+  }
+
   /** Sends the client away as soon as the tunnel is idle (at once if it is). */
   sendAwayWhenIdle(reason: string): void {
     this.#awayReason = reason;
@@ -236,6 +244,7 @@ export class Connection {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.#closeReason = reason;
+    this.#onClosed();
     this.channel.close(new ProtocolError('CHANNEL_CLOSED', `tunnel closed: ${reason}`));
     const waiters = [...this.#waiters];
     this.#waiters.clear();

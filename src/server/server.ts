@@ -473,7 +473,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       while (forwards.size > 0 && Date.now() < deadline) await waitUntil(Promise.all([...forwards]), deadline - Date.now());
     }
     await waitUntil(stoppingReport, Math.max(1000, deadline - Date.now()));
-    tunnels.close();
+    await tunnels.close(Math.min(1000, Math.max(100, deadline - Date.now())));
     // Tunnels of peers that passed through here: their clients reconnect through the Service.
     for (const socket of passingTunnels) socket.destroy();
     // Stop accepting first and let requests already on a connection finish (while draining they
