@@ -3,6 +3,7 @@ import type { Agent } from 'node:http';
 import WebSocket from 'ws';
 import type { Egress } from '../http/egress.js';
 import { describeError, explainCertificateError } from '../http/errors.js';
+import { createWriteBatcher, type Corkable } from '../http/write-batch.js';
 import { decodeEnginePayload, encodeEnginePacket, parseOpenData, RECORD_SEPARATOR } from '../protocol/index.js';
 
 /**
@@ -59,6 +60,7 @@ export interface TransportOptions {
 
 class WebSocketTransport extends EventEmitter implements TunnelTransport {
   readonly #ws: WebSocket;
+  readonly #batch = createWriteBatcher();
   constructor(o: TransportOptions) {
     super();
     const url = new URL(o.url);
@@ -83,10 +85,16 @@ class WebSocketTransport extends EventEmitter implements TunnelTransport {
     return this.#ws.readyState === WebSocket.OPEN;
   }
   send(packet: string, cb?: (err?: Error) => void): void {
+    this.#batch(this.#socket());
     this.#ws.send(packet, cb);
   }
   sendBinary(data: Buffer, cb?: (err?: Error) => void): void {
+    this.#batch(this.#socket());
     this.#ws.send(data, { binary: true }, cb);
+  }
+  /** The connection under the websocket (ws keeps it as `_socket`), once open. */
+  #socket(): Corkable | undefined {
+    return (this.#ws as unknown as { _socket?: Corkable | null })._socket ?? undefined;
   }
   close(code: number, reason: string): void {
     if (this.#ws.readyState === WebSocket.OPEN) this.#ws.close(code, reason);

@@ -5,6 +5,7 @@ import type { Logger, SecretScrubber } from '../observability/logger.js';
 import { decodeTunnelAnswer, encodeServerClose, hashToken, maskToken, tunnelAnswerStreamingID } from '../protocol/index.js';
 import { describeError } from '../http/errors.js';
 import { refuseBody } from '../http/server-helpers.js';
+import { createWriteBatcher, type Corkable } from '../http/write-batch.js';
 import { Connection, type ConnectionHooks, type TunnelTransport } from './connection.js';
 import type { ConnectionPool } from './pool.js';
 import type { DispatcherReporter } from './dispatcher-reporter.js';
@@ -54,9 +55,16 @@ function headerOf(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-function engineTransport(socket: EngineSocket): TunnelTransport {
+/** engine.io's websocket transport keeps the `ws` socket, which keeps the net socket. */
+function netSocketOf(socket: EngineSocket): Corkable | undefined {
+  const transport = socket.transport as unknown as { name?: string; socket?: { _socket?: Corkable } };
+  return transport.name === 'websocket' ? transport.socket?._socket : undefined;
+}
+
+function engineTransport(socket: EngineSocket, batch: (socket: Corkable | undefined) => void): TunnelTransport {
   return {
     send(text, onFlushed) {
+      batch(netSocketOf(socket));
       socket.send(text, {}, onFlushed ? () => onFlushed() : undefined);
     },
     close(code, reason) {
@@ -88,6 +96,7 @@ function engineTransport(socket: EngineSocket): TunnelTransport {
  */
 export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
   const { pool, pending, dispatcher, webhooks, metrics, logger } = deps;
+  const batchWrites = createWriteBatcher();
   const engine = new EngineServer({
     pingInterval: config.pingIntervalMs,
     pingTimeout: config.pingTimeoutMs,
@@ -280,7 +289,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       socket.close();
       return;
     }
-    const conn = new Connection(engineTransport(socket), token, headerOf(req, 'x-snyk-broker-client-id'), headerOf(req, 'x-snyk-broker-client-role'), hooks, config.maxFrameBytes);
+    const conn = new Connection(engineTransport(socket, batchWrites), token, headerOf(req, 'x-snyk-broker-client-id'), headerOf(req, 'x-snyk-broker-client-role'), hooks, config.maxFrameBytes);
     live.add(conn);
     socket.on('packet', () => conn.touch());
     socket.on('message', (data: unknown) => (typeof data === 'string' ? conn.receive(data) : conn.receiveBinary(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer))));
@@ -357,8 +366,18 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
         conn.sendAwayWhenIdle(reason);
       }
     },
-    close(): void {
+    /**
+     * Closes every tunnel. Clients already sent away first get `graceMs` to take their
+     * primus::server::close and 4001 (written once the frames before them are out), so the
+     * engine's plain close does not overtake them.
+     */
+    async close(graceMs = 1000): Promise<void> {
       clearInterval(sweeper);
+      const leaving = [...live].filter((c) => c.sentAway && c.state !== 'closed').map((c) => c.whenClosed);
+      if (leaving.length > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([Promise.all(leaving), new Promise((r) => (timer = setTimeout(r, graceMs)))]).finally(() => clearTimeout(timer));
+      }
       engine.close();
       for (const conn of live) conn.closed('server stopped');
     },
