@@ -69,7 +69,7 @@ export async function haScenario(origin: BenchOrigin, durationMs: number): Promi
       }, { timeoutMs: 60_000, intervalMs: 200 });
     }
     const platform = `http://127.0.0.1:${balancer.port}`;
-    origin.served.clear();
+    await origin.clearServed();
     const errors: number[] = [];
     let killedAt = 0;
     const killer = setTimeout(() => {
@@ -79,7 +79,8 @@ export async function haScenario(origin: BenchOrigin, durationMs: number): Promi
     const load = await closedLoop({ origin: platform, path: `/broker/${TOKEN}/small` }, { concurrency: 32, durationMs, onError: (at) => errors.push(at) });
     clearTimeout(killer);
     await balancer.close();
-    const perClient = Object.fromEntries([1, 2, 3, 4].map((i) => [`c${i}`, origin.served.get(`c${i}`) ?? 0]));
+    const served = await origin.served();
+    const perClient = Object.fromEntries([1, 2, 3, 4].map((i) => [`c${i}`, served.get(`c${i}`) ?? 0]));
     const alive = Object.entries(perClient).filter(([k]) => k !== 'c1').map(([, v]) => v);
     const after = errors.filter((e) => e >= killedAt);
     return {

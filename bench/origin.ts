@@ -1,55 +1,64 @@
-import { createServer, type Server } from 'node:http';
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { createBenchOriginServer, type OriginMessage } from './origin-server.js';
 
 export interface BenchOrigin {
   url: string;
-  /** Requests per first path segment (HA scenario: each client has its own prefix). */
-  served: Map<string, number>;
+  /** Requests per first path segment since the last clear (HA scenario: each client has its own prefix). */
+  served(): Promise<Map<string, number>>;
+  clearServed(): Promise<void>;
   close(): Promise<void>;
 }
 
-const SMALL = Buffer.from(JSON.stringify({ ok: true, data: 'x'.repeat(72) })); // ~100 bytes
-const CHUNK = Buffer.alloc(1024 * 1024, 0x61);
-
 /**
- * The benchmark's origin: /small answers ~100 bytes, /stream/<n> streams n bytes with
- * backpressure, POST /upload drains the body and answers small.
+ * Starts the benchmark's origin in its own process (default), or in this one with
+ * `inProcess` (how rounds 1–3 measured: the origin then shared the load generator's event loop).
  */
-export async function startBenchOrigin(): Promise<BenchOrigin> {
-  const served = new Map<string, number>();
-  const server: Server = createServer((req, res) => {
-    const url = req.url ?? '/';
-    const prefix = url.split('/')[1] ?? '';
-    served.set(prefix, (served.get(prefix) ?? 0) + 1);
-    if (url.startsWith('/stream/')) {
-      const total = Number(url.split('/')[2]) || 0;
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(total) });
-      let sent = 0;
-      const pump = () => {
-        while (sent < total) {
-          const n = Math.min(CHUNK.length, total - sent);
-          sent += n;
-          if (!res.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) return void res.once('drain', pump);
-        }
-        res.end();
-      };
-      pump();
-      return;
+export async function startBenchOrigin({ inProcess = false } = {}): Promise<BenchOrigin> {
+  if (inProcess) {
+    const served = new Map<string, number>();
+    const server = createBenchOriginServer(served);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      served: async () => new Map(served),
+      clearServed: async () => served.clear(),
+      close: () => new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+    };
+  }
+  const child = fork(fileURLToPath(new URL('./origin-server.js', import.meta.url)), ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const next = async <T extends OriginMessage['type']>(type: T) => {
+    for (;;) {
+      const [m] = (await once(child, 'message')) as [OriginMessage];
+      if (m.type === type) return m as Extract<OriginMessage, { type: T }>;
     }
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(SMALL.length) });
-      res.end(SMALL);
-    });
-  });
-  server.keepAliveTimeout = 60_000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    served,
-    close: () => new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
+  };
+  const { port } = await Promise.race([
+    next('listening'),
+    once(child, 'exit').then(([code]) => {
+      throw new Error(`bench origin exited (code ${code}) before listening`);
     }),
+  ]);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    served: async () => {
+      const reply = next('served');
+      child.send({ type: 'served' });
+      return new Map(Object.entries((await reply).counts));
+    },
+    clearServed: async () => {
+      child.send({ type: 'clear' });
+    },
+    close: async () => {
+      if (child.exitCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    },
   };
 }
