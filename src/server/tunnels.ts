@@ -61,10 +61,9 @@ function netSocketOf(socket: EngineSocket): Corkable | undefined {
   return transport.name === 'websocket' ? transport.socket?._socket : undefined;
 }
 
-function engineTransport(socket: EngineSocket, batch: (socket: Corkable | undefined) => void): TunnelTransport {
+function engineTransport(socket: EngineSocket): TunnelTransport {
   return {
     send(text, onFlushed) {
-      batch(netSocketOf(socket));
       socket.send(text, {}, onFlushed ? () => onFlushed() : undefined);
     },
     close(code, reason) {
@@ -289,7 +288,10 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       socket.close();
       return;
     }
-    const conn = new Connection(engineTransport(socket, batchWrites), token, headerOf(req, 'x-snyk-broker-client-id'), headerOf(req, 'x-snyk-broker-client-role'), hooks, config.maxFrameBytes);
+    // engine.io queues packets while a write is out and flushes them together later: cork at
+    // every flush (not at send) so each batch, queued or not, leaves in one writev.
+    socket.on('flush', () => batchWrites(netSocketOf(socket)));
+    const conn = new Connection(engineTransport(socket), token, headerOf(req, 'x-snyk-broker-client-id'), headerOf(req, 'x-snyk-broker-client-role'), hooks, config.maxFrameBytes);
     live.add(conn);
     socket.on('packet', () => conn.touch());
     socket.on('message', (data: unknown) => (typeof data === 'string' ? conn.receive(data) : conn.receiveBinary(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer))));
