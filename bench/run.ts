@@ -28,12 +28,6 @@ function medianLoad(runs: LoadResult[]): LoadResult {
   return Object.fromEntries(keys.map((k) => [k, median(runs.map((r) => r[k]))])) as unknown as LoadResult;
 }
 
-async function repeat<T>(fn: () => Promise<T>): Promise<T[]> {
-  const out: T[] = [];
-  for (let i = 0; i < REPEATS; i++) out.push(await fn());
-  return out;
-}
-
 interface SystemResult {
   s1: LoadResult;
   s2: LoadResult;
@@ -53,37 +47,89 @@ interface SystemResult {
 /** Scenarios 1 and 5 only (a second configuration of ours: the run stays short). */
 type Partial15 = Pick<SystemResult, 's1' | 's5'>;
 
-async function measure(system: System, only15 = false): Promise<SystemResult | Partial15> {
-  const target = { origin: new URL(system.platform).origin, path: `${new URL(system.platform).pathname.replace(/\/$/, '')}` };
-  const at = (p: string) => ({ origin: target.origin, path: `${target.path}${p}` });
-  const rss = async (pid?: number) => (pid ? rssMiB(pid) : null);
-  log(`  ${system.name}: idle memory`);
-  const clientIdleMiB = await rss(system.client?.pid);
-  const serverIdleMiB = await rss(system.server?.pid);
-  log(`  ${system.name}: scenario 1 (wrk closed loop, 32 connections, ${DURATION} ms) x${REPEATS}`);
-  const url = (p: string) => `${target.origin}${target.path}${p}`;
-  const s1 = medianLoad(await repeat(() => wrkClosedLoop(url('/small'), { connections: 32, durationMs: DURATION })));
-  const clientAfterLoadMiB = await rss(system.client?.pid);
-  const serverAfterLoadMiB = await rss(system.server?.pid);
-  const clientAfterLoadAnonMiB = system.client ? await rssAnonMiB(system.client.pid) : null;
-  const serverAfterLoadAnonMiB = system.server ? await rssAnonMiB(system.server.pid) : null;
-  const s5 = { clientIdleMiB, serverIdleMiB, clientAfterLoadMiB, serverAfterLoadMiB, clientAfterLoadAnonMiB, serverAfterLoadAnonMiB };
-  if (only15) return { s1, s5 };
-  log(`  ${system.name}: scenario 2 (500 req/s for ${DURATION} ms) x${REPEATS}`);
-  const s2 = medianLoad(await repeat(() => fixedRate(at('/small'), { rate: 500, durationMs: DURATION })));
-  log(`  ${system.name}: scenario 3 (${LARGE / 1024 / 1024} MiB response) x${REPEATS}`);
-  const s3runs = await repeat(async () => {
+/** A running system and what is measured on it: all scenarios, or only 1 and 5. */
+interface Entry {
+  name: string;
+  system: System;
+  only15: boolean;
+}
+
+const targetOf = (system: System) => ({ origin: new URL(system.platform).origin, path: new URL(system.platform).pathname.replace(/\/$/, '') });
+const rss = async (pid?: number) => (pid ? rssMiB(pid) : null);
+
+/**
+ * Runs one measure REPEATS times on every entry, interleaved (A, B, C, then C, B, A...) so the
+ * machine's load, which drifts over minutes here, weighs on every system alike and the ratios
+ * compare runs made side by side.
+ */
+async function interleaved<T>(entries: Entry[], what: string, fn: (e: Entry) => Promise<T>): Promise<Map<string, T[]>> {
+  log(`  ${what} x${REPEATS}, interleaved: ${entries.map((e) => e.name).join(', ')}`);
+  const out = new Map<string, T[]>(entries.map((e) => [e.name, []]));
+  for (let i = 0; i < REPEATS; i++) {
+    for (const e of i % 2 === 0 ? entries : [...entries].reverse()) out.get(e.name)!.push(await fn(e));
+  }
+  return out;
+}
+
+async function measureAll(entries: Entry[]): Promise<Record<string, SystemResult | Partial15>> {
+  const idle = new Map<string, { client: number | null; server: number | null }>();
+  for (const { name, system } of entries) idle.set(name, { client: await rss(system.client?.pid), server: await rss(system.server?.pid) });
+  const url = (system: System, p: string) => `${targetOf(system).origin}${targetOf(system).path}${p}`;
+  const at = (system: System, p: string) => ({ origin: targetOf(system).origin, path: `${targetOf(system).path}${p}` });
+  // Memory "after scenario 1" is taken right after each of the system's own runs (median), not
+  // after the others ran: an idle process gives memory back over time.
+  const s1 = await interleaved(entries, `scenario 1 (wrk closed loop, 32 connections, ${DURATION} ms)`, async ({ system }) => {
+    const load = await wrkClosedLoop(url(system, '/small'), { connections: 32, durationMs: DURATION });
+    const c = system.client;
+    const sv = system.server;
+    return {
+      load,
+      client: await rss(c?.pid),
+      server: await rss(sv?.pid),
+      clientAnon: c ? await rssAnonMiB(c.pid) : null,
+      serverAnon: sv ? await rssAnonMiB(sv.pid) : null,
+    };
+  });
+  const full = entries.filter((e) => !e.only15);
+  const s2 = await interleaved(full, `scenario 2 (500 req/s for ${DURATION} ms)`, ({ system }) => fixedRate(at(system, '/small'), { rate: 500, durationMs: DURATION }));
+  const s3 = await interleaved(full, `scenario 3 (${LARGE / 1024 / 1024} MiB response)`, async ({ name, system }) => {
     const before = await rss(system.client?.pid);
     const sampler = system.client ? sampleRss(system.client.pid) : undefined;
-    const d = await download(at(`/stream/${LARGE}`));
+    const d = await download(at(system, `/stream/${LARGE}`));
     const peak = sampler ? await sampler.stop() : null;
-    if (d.bytes !== LARGE) throw new Error(`${system.name}: large response truncated at ${d.bytes} of ${LARGE} bytes (status ${d.status})`);
+    if (d.bytes !== LARGE) throw new Error(`${name}: large response truncated at ${d.bytes} of ${LARGE} bytes (status ${d.status})`);
     return { mbPerSecond: d.mbPerSecond, growth: peak !== null && before !== null ? peak - before : null };
   });
-  const s3 = { mbPerSecond: median(s3runs.map((r) => r.mbPerSecond)), clientRssGrowthMiB: s3runs[0]!.growth === null ? null : median(s3runs.map((r) => r.growth!)) };
-  log(`  ${system.name}: scenario 4 (32 concurrent 64 KiB uploads) x${REPEATS}`);
-  const s4 = medianLoad(await repeat(() => wrkClosedLoop(url('/upload'), { connections: 32, durationMs: DURATION, postBytes: UPLOAD_BYTES })));
-  return { s1, s2, s3, s4, s5 };
+  const s4 = await interleaved(full, 'scenario 4 (32 concurrent 64 KiB uploads)', ({ system }) =>
+    wrkClosedLoop(url(system, '/upload'), { connections: 32, durationMs: DURATION, postBytes: UPLOAD_BYTES }),
+  );
+  const medianOrNull = (xs: Array<number | null>) => (xs.some((x) => x === null) ? null : median(xs as number[]));
+  const results: Record<string, SystemResult | Partial15> = {};
+  for (const { name, only15 } of entries) {
+    const runs = s1.get(name)!;
+    const s5 = {
+      clientIdleMiB: idle.get(name)!.client,
+      serverIdleMiB: idle.get(name)!.server,
+      clientAfterLoadMiB: medianOrNull(runs.map((r) => r.client)),
+      serverAfterLoadMiB: medianOrNull(runs.map((r) => r.server)),
+      clientAfterLoadAnonMiB: medianOrNull(runs.map((r) => r.clientAnon)),
+      serverAfterLoadAnonMiB: medianOrNull(runs.map((r) => r.serverAnon)),
+    };
+    const s1m = medianLoad(runs.map((r) => r.load));
+    if (only15) {
+      results[name] = { s1: s1m, s5 };
+      continue;
+    }
+    const s3runs = s3.get(name)!;
+    results[name] = {
+      s1: s1m,
+      s2: medianLoad(s2.get(name)!),
+      s3: { mbPerSecond: median(s3runs.map((r) => r.mbPerSecond)), clientRssGrowthMiB: medianOrNull(s3runs.map((r) => r.growth)) },
+      s4: medianLoad(s4.get(name)!),
+      s5,
+    };
+  }
+  return results;
 }
 
 function log(line: string) {
@@ -121,19 +167,26 @@ async function main() {
   let oursDefaults: Partial15 | undefined;
   let oursTunnel: Partial15 | undefined;
   try {
-    for (const name of ['direct', 'snyk-broker', 'ours', 'ours (tunnel answers)', ...(withDefaults ? ['ours (defaults)' as const] : [])] as const) {
-      log(`== ${name}: ${howRun[name]}`);
-      const system =
-        name === 'direct'
-          ? directSystem(origin.url)
-          : await brokerPair(name === 'snyk-broker' ? 'snyk-broker' : 'ours', origin.url, { env: envOf[name]!, name });
-      try {
-        if (name === 'ours (defaults)') oursDefaults = await measure(system, true);
-        else if (name === 'ours (tunnel answers)') oursTunnel = await measure(system, true);
-        else results[name] = (await measure(system)) as SystemResult;
-      } finally {
-        await system.stop();
+    // Every system runs at once (idle ones cost next to nothing), so the measures can alternate.
+    const entries: Entry[] = [];
+    try {
+      for (const name of ['direct', 'snyk-broker', 'ours', 'ours (tunnel answers)', ...(withDefaults ? ['ours (defaults)' as const] : [])] as const) {
+        log(`== ${name}: ${howRun[name]}`);
+        const system =
+          name === 'direct'
+            ? directSystem(origin.url)
+            : await brokerPair(name === 'snyk-broker' ? 'snyk-broker' : 'ours', origin.url, { env: envOf[name]!, name });
+        entries.push({ name, system, only15: name === 'ours (tunnel answers)' || name === 'ours (defaults)' });
       }
+      const measured = await measureAll(entries);
+      for (const [name, r] of Object.entries(measured)) {
+        if (name === 'ours (defaults)') oursDefaults = r;
+        else if (name === 'ours (tunnel answers)') oursTunnel = r;
+        else results[name] = r as SystemResult;
+      }
+    } finally {
+      // Stopped before scenario 6, which starts its own servers and clients.
+      for (const { system } of entries) await system.stop();
     }
     let ha: HaResult | { error: string };
     log('== ours, HA (scenario 6)');
@@ -199,7 +252,7 @@ async function main() {
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n');
     const how = Object.entries(howRun).map(([k, v]) => `  ${k}: ${v}`).join('\n');
-    process.stdout.write(`\nmedians of ${REPEATS} runs, ${DURATION} ms each; how each system ran:\n${how}\n\n${table}\n`);
+    process.stdout.write(`\nmedians of ${REPEATS} runs, ${DURATION} ms each, systems interleaved; how each system ran:\n${how}\n\n${table}\n`);
     const out = join(REPO_ROOT, 'bench', 'results');
     await mkdir(out, { recursive: true });
     await writeFile(join(out, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, howRun, repeats: REPEATS, durationMs: DURATION, largeBytes: LARGE, results, oursTunnel, oursDefaults, ha, ratios }, null, 2));
