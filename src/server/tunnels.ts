@@ -56,7 +56,7 @@ function headerOf(req: IncomingMessage, name: string): string | undefined {
 }
 
 /** engine.io's websocket transport keeps the `ws` socket, which keeps the net socket. */
-function netSocketOf(socket: EngineSocket): Corkable | undefined {
+export function netSocketOf(socket: EngineSocket): Corkable | undefined {
   const transport = socket.transport as unknown as { name?: string; socket?: { _socket?: Corkable } };
   return transport.name === 'websocket' ? transport.socket?._socket : undefined;
 }

@@ -1,9 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, connect, type Socket } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer, connect, Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { Server as EngineServer, type Socket as EngineSocket } from 'engine.io';
+import WebSocket from 'ws';
 import { createWriteBatcher } from '../../src/http/write-batch.js';
+import { netSocketOf } from '../../src/server/tunnels.js';
 
 const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
@@ -93,4 +97,28 @@ test('write batcher: end() in the same turn still sends everything; destroy() le
   other.writer.destroy();
   await nextTurn();
   assert.equal(other.writer.destroyed, true);
+});
+
+test('engine.io as the server uses it: a websocket session exposes its net socket, and every flush is announced', async (t) => {
+  const http = createHttpServer();
+  const engine = new EngineServer({ transports: ['websocket'] });
+  engine.attach(http);
+  http.listen(0, '127.0.0.1');
+  await once(http, 'listening');
+  t.after(() => {
+    engine.close();
+    http.close();
+  });
+  const session = once(engine, 'connection') as Promise<[EngineSocket]>;
+  const client = new WebSocket(`ws://127.0.0.1:${(http.address() as AddressInfo).port}/engine.io/?EIO=4&transport=websocket`);
+  t.after(() => client.terminate());
+  const [socket] = await session;
+  const net = netSocketOf(socket);
+  assert.ok(net instanceof Socket, 'the websocket transport keeps a net.Socket under ws');
+  let flushes = 0;
+  socket.on('flush', () => flushes++);
+  const got = new Promise<string>((resolve) => client.on('message', (m) => String(m).startsWith('4') && resolve(String(m))));
+  socket.send('hello');
+  assert.equal(await got, '4hello');
+  assert.ok(flushes >= 1, 'engine.io emitted flush before writing');
 });
