@@ -52,7 +52,8 @@ if (process.send && process.argv[2] === '--child') {
   });
   process.on('message', (m: OriginCommand) => {
     if (m.type === 'clear') served.clear();
-    if (m.type === 'served') process.send!({ type: 'served', counts: Object.fromEntries(served) } satisfies OriginMessage);
+    // Both are answered with the counts (empty after a clear), so the parent can wait for either.
+    process.send!({ type: 'served', counts: Object.fromEntries(served) } satisfies OriginMessage);
   });
   // The parent going away (even killed) ends the origin.
   process.on('disconnect', () => process.exit(0));

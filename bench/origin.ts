@@ -52,7 +52,9 @@ export async function startBenchOrigin({ inProcess = false } = {}): Promise<Benc
       return new Map(Object.entries((await reply).counts));
     },
     clearServed: async () => {
+      const reply = next('served');
       child.send({ type: 'clear' });
+      await reply;
     },
     close: async () => {
       if (child.exitCode !== null) return;
