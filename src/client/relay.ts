@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Egress } from '../http/egress.js';
-import { delay } from '../http/backoff.js';
+import { delay, waitAtMost } from '../http/backoff.js';
 import { classifyEgressError, describeError, errorCodes, EgressError, explainCertificateError } from '../http/errors.js';
 import { HOP_BY_HOP } from '../http/server-helpers.js';
 import type { Logger } from '../observability/logger.js';
@@ -450,9 +450,7 @@ export function createRelay(opts: RelayOptions) {
       while (inflight.size > 0) {
         const left = deadline - Date.now();
         if (left <= 0) return false;
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([Promise.allSettled([...inflight]), new Promise((r) => (timer = setTimeout(r, left)))]);
-        clearTimeout(timer);
+        await waitAtMost(Promise.allSettled([...inflight]), left);
       }
       return true;
     },

@@ -8,6 +8,15 @@ export function backoffDelay(attempt: number, { baseMs = 500, capMs = 30_000, ra
   return Math.round(floor + random() * (ceiling - floor));
 }
 
+/**
+ * Waits for `p`, but at most `ms`: then it resolves without `p`'s value. A rejection of `p`
+ * within the time is passed on. The timer is cleared either way.
+ */
+export function waitAtMost(p: Promise<unknown>, ms: number): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise((r) => (timer = setTimeout(r, Math.max(0, ms))))]).finally(() => clearTimeout(timer));
+}
+
 /** Resolves after `ms`, or early (without error) when the signal aborts. */
 export function delay(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../observability/logger.js';
 import type { Egress } from '../http/egress.js';
 import { describeError } from '../http/errors.js';
-import { delay } from '../http/backoff.js';
+import { delay, waitAtMost } from '../http/backoff.js';
 import { hashToken } from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
 
@@ -239,10 +239,7 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
       }
       // Let a registration already on the wire land first (bounded), so the stop is the last word.
       const inFlightRegistration = running[laneOf('server')];
-      if (inFlightRegistration) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([inFlightRegistration, new Promise((r) => (timer = setTimeout(r, 1000)))]).finally(() => clearTimeout(timer));
-      }
+      if (inFlightRegistration) await waitAtMost(inFlightRegistration, 1000);
       await send({ event: 'server-stopping', method: 'DELETE', path: '', query: {} });
     },
     async close(waitMs = 5000) {
@@ -263,9 +260,7 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
         // Each finished call pumps its lane's next one, so wait until nothing runs any more.
         while (running.some(Boolean)) await Promise.all(running.filter(Boolean));
       })();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([flushed, new Promise((r) => (timer = setTimeout(r, waitMs)))]);
-      clearTimeout(timer);
+      await waitAtMost(flushed, waitMs);
       closed = true;
     },
   };

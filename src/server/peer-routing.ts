@@ -1,5 +1,6 @@
 import type { Egress } from '../http/egress.js';
 import { describeError } from '../http/errors.js';
+import { waitAtMost } from '../http/backoff.js';
 import type { Logger } from '../observability/logger.js';
 import { hashToken } from '../protocol/index.js';
 
@@ -121,8 +122,7 @@ export function createPeerRouting(config: PeerRoutingConfig, deps: { egress: Egr
     const now = Date.now();
     if (now - lastMissRefresh < MISS_REFRESH_EVERY_MS && !inFlight) return;
     if (!inFlight) lastMissRefresh = now;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([refresh(), new Promise((r) => (timer = setTimeout(r, MISS_WAIT_MS)))]).finally(() => clearTimeout(timer));
+    await waitAtMost(refresh(), MISS_WAIT_MS);
   }
 
   function schedule(): void {

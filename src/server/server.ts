@@ -4,6 +4,7 @@ import type { ServerConfig } from '../config/server.js';
 import { isSafePath } from '../filters/index.js';
 import type { Egress } from '../http/egress.js';
 import { describeError } from '../http/errors.js';
+import { waitAtMost } from '../http/backoff.js';
 import { answerClientError, BodyTooLargeError, closeServer, listen, readBody, refuseBody, sendFailure, sendJson } from '../http/server-helpers.js';
 import type { Logger, SecretScrubber } from '../observability/logger.js';
 import type { Registry } from '../observability/metrics.js';
@@ -456,13 +457,9 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     logger.info({ reason, inFlight: relays.size, connections: tunnels.connections().size, graceMs: config.drainGraceMs }, 'draining: refusing new tunnels and requests');
     const stoppingReport = dispatcher.serverStopping().catch(() => undefined);
     tunnels.drainAll('server-draining');
-    const waitUntil = (p: Promise<unknown>, ms: number) => {
-      let timer: NodeJS.Timeout | undefined;
-      return Promise.race([p, new Promise((r) => (timer = setTimeout(r, Math.max(0, ms))))]).finally(() => clearTimeout(timer));
-    };
     // Forwards started during the drain are awaited too (a loop: new ones may begin while we wait).
     while ((relays.size > 0 || forwards.size > 0) && Date.now() < deadline) {
-      await waitUntil(Promise.all([...[...relays].map((r) => r.done), ...forwards]), deadline - Date.now());
+      await waitAtMost(Promise.all([...[...relays].map((r) => r.done), ...forwards]), deadline - Date.now());
     }
     if (relays.size > 0) logger.warn({ unfinished: relays.size }, 'drain grace period over; cutting unfinished relays');
     // Peers learn we are stopping at their next routing refresh; until then they may still forward
@@ -470,15 +467,15 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     // one refresh, so a forwarded POST never meets a closing socket.
     if (routing) {
       await new Promise((r) => setTimeout(r, Math.max(0, Math.min(config.routingRefreshMs + 500, deadline - Date.now()))));
-      while (forwards.size > 0 && Date.now() < deadline) await waitUntil(Promise.all([...forwards]), deadline - Date.now());
+      while (forwards.size > 0 && Date.now() < deadline) await waitAtMost(Promise.all([...forwards]), deadline - Date.now());
     }
-    await waitUntil(stoppingReport, Math.max(1000, deadline - Date.now()));
+    await waitAtMost(stoppingReport, Math.max(1000, deadline - Date.now()));
     await tunnels.close(Math.min(1000, Math.max(100, deadline - Date.now())));
     // Tunnels of peers that passed through here: their clients reconnect through the Service.
     for (const socket of passingTunnels) socket.destroy();
     // Stop accepting first and let requests already on a connection finish (while draining they
     // are answered at once), so no caller sees a reset; whatever still lingers is then cut.
-    await waitUntil(closeServer(http), 2000);
+    await waitAtMost(closeServer(http), 2000);
     http.closeAllConnections?.();
     routing?.stop();
     await dispatcher.close(1000);

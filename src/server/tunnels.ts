@@ -4,6 +4,7 @@ import { Server as EngineServer, type Socket as EngineSocket } from 'engine.io';
 import type { Logger, SecretScrubber } from '../observability/logger.js';
 import { decodeTunnelAnswer, encodeServerClose, hashToken, maskToken, tunnelAnswerStreamingID } from '../protocol/index.js';
 import { describeError } from '../http/errors.js';
+import { waitAtMost } from '../http/backoff.js';
 import { refuseBody } from '../http/server-helpers.js';
 import { createWriteBatcher, type Corkable } from '../http/write-batch.js';
 import { Connection, type ConnectionHooks, type TunnelTransport } from './connection.js';
@@ -376,10 +377,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     async close(graceMs = 1000): Promise<void> {
       clearInterval(sweeper);
       const leaving = [...live].filter((c) => c.sentAway && c.state !== 'closed').map((c) => c.whenClosed);
-      if (leaving.length > 0) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([Promise.all(leaving), new Promise((r) => (timer = setTimeout(r, graceMs)))]).finally(() => clearTimeout(timer));
-      }
+      if (leaving.length > 0) await waitAtMost(Promise.all(leaving), graceMs);
       engine.close();
       for (const conn of live) conn.closed('server stopped');
     },
