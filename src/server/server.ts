@@ -4,7 +4,7 @@ import type { ServerConfig } from '../config/server.js';
 import { isSafePath } from '../filters/index.js';
 import type { Egress } from '../http/egress.js';
 import { describeError } from '../http/errors.js';
-import { waitAtMost } from '../http/backoff.js';
+import { delay, waitAtMost } from '../http/backoff.js';
 import { answerClientError, BodyTooLargeError, closeServer, listen, readBody, refuseBody, sendFailure, sendJson } from '../http/server-helpers.js';
 import type { Logger, SecretScrubber } from '../observability/logger.js';
 import type { Registry } from '../observability/metrics.js';
@@ -466,7 +466,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     // to us. Stay reachable (answering 503 server-draining, which they treat as "not relayed") for
     // one refresh, so a forwarded POST never meets a closing socket.
     if (routing) {
-      await new Promise((r) => setTimeout(r, Math.max(0, Math.min(config.routingRefreshMs + 500, deadline - Date.now()))));
+      await delay(Math.max(0, Math.min(config.routingRefreshMs + 500, deadline - Date.now())));
       while (forwards.size > 0 && Date.now() < deadline) await waitAtMost(Promise.all([...forwards]), deadline - Date.now());
     }
     await waitAtMost(stoppingReport, Math.max(1000, deadline - Date.now()));
