@@ -13,9 +13,11 @@ import { brokerPair, type System } from './systems.js';
  * A, B, A, B... so background load hits all variants alike; medians are reported.
  *
  *   node build/bench/ab.js --variant before=/tmp/before/cli.js --variant after=dist/cli.js \
- *     [--env after:MALLOC_ARENA_MAX=2] [--snyk] [--runs 5] [--duration 8000] [--path /small]
- *     [--large 268435456] [--strace]
+ *     [--env after:MALLOC_ARENA_MAX=2] [--snyk] [--runs 5] [--duration 8000] [--path /small] [--post-bytes 65536]
+ *     [--large 268435456] [--strace] [--floor]
  *
+ * --floor adds the bare relay of floor-relay.ts (compatible path, and answers over the
+ * tunnel): what Node with the same parts reaches when a broker's work is left out.
  * --strace counts the syscalls of each variant's client and server during one extra run
  * (strace -c -f), reported per relayed request.
  */
@@ -24,9 +26,11 @@ const { values } = parseArgs({
     variant: { type: 'string', multiple: true, default: [] },
     env: { type: 'string', multiple: true, default: [] },
     snyk: { type: 'boolean', default: false },
+    floor: { type: 'boolean', default: false },
     runs: { type: 'string', default: '5' },
     duration: { type: 'string', default: '8000' },
     path: { type: 'string', default: '/small' },
+    'post-bytes': { type: 'string', default: '0' },
     large: { type: 'string', default: '0' },
     strace: { type: 'boolean', default: false },
   },
@@ -43,7 +47,7 @@ interface Variant {
   name: string;
   cli?: string;
   env: Record<string, string>;
-  snyk?: boolean;
+  kind?: 'snyk-broker' | 'floor';
 }
 
 function variants(): Variant[] {
@@ -52,13 +56,15 @@ function variants(): Variant[] {
     return i < 0 ? { name: v, env: {} } : { name: v.slice(0, i), cli: v.slice(i + 1) || undefined, env: {} };
   });
   if (out.length === 0) out.push({ name: 'ours', env: {} });
+  if (values.snyk) out.push({ name: 'snyk-broker', env: {}, kind: 'snyk-broker' });
+  if (values.floor) out.push({ name: 'floor', env: {}, kind: 'floor' });
+  if (values.floor) out.push({ name: 'floor (tunnel answers)', env: { FLOOR_ANSWERS: 'tunnel' }, kind: 'floor' });
   for (const e of values.env) {
     const [name, kv] = [e.slice(0, e.indexOf(':')), e.slice(e.indexOf(':') + 1)];
     const v = out.find((x) => x.name === name);
     if (!v) throw new Error(`--env ${e}: no variant named ${name}`);
     v.env[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1);
   }
-  if (values.snyk) out.push({ name: 'snyk-broker', env: {}, snyk: true });
   return out;
 }
 
@@ -100,7 +106,7 @@ async function main() {
   const systems: Array<{ v: Variant; s: System; idle: { c: number | null; s: number | null } }> = [];
   try {
     for (const v of list) {
-      const s = await brokerPair(v.snyk ? 'snyk-broker' : 'ours', origin.url, { cli: v.cli, env: v.env, name: v.name });
+      const s = await brokerPair(v.kind ?? 'ours', origin.url, { cli: v.cli, env: v.env, name: v.name });
       systems.push({ v, s, idle: { c: s.client ? await rssMiB(s.client.pid) : null, s: s.server ? await rssMiB(s.server.pid) : null } });
     }
     const results = new Map<string, LoadResult[]>(list.map((v) => [v.name, []]));
@@ -111,7 +117,7 @@ async function main() {
       for (const { v, s } of order) {
         const c0 = await cpuMs(s.client!.pid);
         const s0 = await cpuMs(s.server!.pid);
-        const r = await wrkClosedLoop(`${s.platform}${values.path}`, { connections: 32, durationMs });
+        const r = await wrkClosedLoop(`${s.platform}${values.path}`, { connections: 32, durationMs, postBytes: Number(values['post-bytes']) });
         // CPU per request is far less sensitive to the machine's other load than req/s.
         const perReq = { c: ((await cpuMs(s.client!.pid)) - c0) * 1000 / r.requests, s: ((await cpuMs(s.server!.pid)) - s0) * 1000 / r.requests };
         results.get(v.name)!.push(r);

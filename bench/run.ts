@@ -10,7 +10,7 @@ import { REPO_ROOT } from '../test/support/paths.js';
 
 /**
  * `npm run bench`: ours, the real snyk-broker and the direct path, side by side in one run on
- * 127.0.0.1. Each measure is repeated (BENCH_REPEATS, default 5) and the median is reported.
+ * 127.0.0.1, with the floor (floor-relay.ts) as a yardstick for what the targets ask. Each measure is repeated (BENCH_REPEATS, default 5) and the median is reported.
  * This is a benchmark, not a test: it prints numbers and ratios and asserts nothing.
  */
 // 5: with 3, one unlucky run of two (this machine is shared) was enough to move a median.
@@ -160,33 +160,38 @@ async function main() {
     ours: { ...shipped, ...compatible },
     'ours (tunnel answers)': shipped,
     'ours (defaults)': compatible,
+    floor: shipped,
+    'floor (tunnel answers)': { ...shipped, FLOOR_ANSWERS: 'tunnel' },
   };
   const howRun: Record<string, string> = {
     direct: 'the load generator calls the origin itself',
     'snyk-broker': `${describeRun('snyk-broker', {})}, as the package ships`,
     ours: `${describeRun('ours', envOf.ours!)}${withDefaults ? ' (NODE_OPTIONS etc. as the Dockerfile sets)' : ''}`,
     'ours (tunnel answers)': `${describeRun('ours', envOf['ours (tunnel answers)']!)}: small answers as binary frames on the tunnel`,
+    floor: `${describeRun('ours', envOf.floor!)}: bench/floor-relay.ts, the least a Node program with the same parts does on the compatible path (a yardstick, not a broker)`,
+    'floor (tunnel answers)': 'the same, small answers as binary frames on the tunnel',
     'ours, HA': 'dispatcher, 2 servers, 4 clients, Node defaults, tunnel answers on (scenario 6 has no snyk-broker counterpart)',
   };
   if (withDefaults) howRun['ours (defaults)'] = describeRun('ours', envOf['ours (defaults)']!);
   let oursDefaults: Partial15 | undefined;
   let oursTunnel: Partial15 | undefined;
+  let floorTunnel: Partial15 | undefined;
   try {
     // Every system runs at once (idle ones cost next to nothing), so the measures can alternate.
     const entries: Entry[] = [];
     try {
-      for (const name of ['direct', 'snyk-broker', 'ours', 'ours (tunnel answers)', ...(withDefaults ? ['ours (defaults)' as const] : [])] as const) {
+      const names = ['direct', 'snyk-broker', 'ours', 'ours (tunnel answers)', ...(withDefaults ? ['ours (defaults)' as const] : []), 'floor', 'floor (tunnel answers)'] as const;
+      for (const name of names) {
         log(`== ${name}: ${howRun[name]}`);
-        const system =
-          name === 'direct'
-            ? directSystem(origin.url)
-            : await brokerPair(name === 'snyk-broker' ? 'snyk-broker' : 'ours', origin.url, { env: envOf[name]!, name });
-        entries.push({ name, system, only15: name === 'ours (tunnel answers)' || name === 'ours (defaults)' });
+        const kind = name === 'snyk-broker' ? 'snyk-broker' : name.startsWith('floor') ? 'floor' : 'ours';
+        const system = name === 'direct' ? directSystem(origin.url) : await brokerPair(kind, origin.url, { env: envOf[name]!, name });
+        entries.push({ name, system, only15: name === 'ours (tunnel answers)' || name === 'ours (defaults)' || name === 'floor (tunnel answers)' });
       }
       const measured = await measureAll(entries);
       for (const [name, r] of Object.entries(measured)) {
         if (name === 'ours (defaults)') oursDefaults = r;
         else if (name === 'ours (tunnel answers)') oursTunnel = r;
+        else if (name === 'floor (tunnel answers)') floorTunnel = r;
         else results[name] = r as SystemResult;
       }
     } finally {
@@ -203,6 +208,7 @@ async function main() {
     const d = results.direct!;
     const s = results['snyk-broker']!;
     const o = results.ours!;
+    const f = results.floor!;
     const ratios = {
       s1ThroughputOursOverSnyk: o.s1.rps / s.s1.rps,
       s1ThroughputOursOverDirect: o.s1.rps / d.s1.rps,
@@ -212,6 +218,11 @@ async function main() {
       s5ClientRssOursOverSnyk: (o.s5.clientAfterLoadMiB ?? NaN) / (s.s5.clientAfterLoadMiB ?? NaN),
       s5ClientPrivateRssOursOverSnyk: (o.s5.clientAfterLoadAnonMiB ?? NaN) / (s.s5.clientAfterLoadAnonMiB ?? NaN),
       ...(oursTunnel ? { s1ThroughputOursTunnelAnswersOverSnyk: oursTunnel.s1.rps / s.s1.rps } : {}),
+      // The floor's own ratios: what no program built on these parts would beat on this machine.
+      s1ThroughputFloorOverSnyk: f.s1.rps / s.s1.rps,
+      s3MbpsFloorOverSnyk: f.s3.mbPerSecond / s.s3.mbPerSecond,
+      s5ClientRssFloorOverSnyk: (f.s5.clientAfterLoadMiB ?? NaN) / (s.s5.clientAfterLoadMiB ?? NaN),
+      ...(floorTunnel ? { s1ThroughputFloorTunnelAnswersOverSnyk: floorTunnel.s1.rps / s.s1.rps } : {}),
       ...(oursDefaults
         ? {
             s1ThroughputOursDefaultsOverSnyk: oursDefaults.s1.rps / s.s1.rps,
@@ -219,27 +230,30 @@ async function main() {
           }
         : {}),
     };
+    const ratio = (a: number | null, b: number | null, digits = 2) => fmt((a ?? NaN) / (b ?? NaN), digits);
+    // Each row: metric, direct, snyk-broker, ours, ours/snyk, floor, floor/snyk.
     const rows = [
-      ['metric', 'direct', 'snyk-broker', 'ours', 'ours/snyk'],
-      ['1 small req/s (32 conc)', fmt(d.s1.rps, 0), fmt(s.s1.rps, 0), fmt(o.s1.rps, 0), fmt(ratios.s1ThroughputOursOverSnyk, 2)],
-      ['1 p50 / p99 ms', `${fmt(d.s1.p50)} / ${fmt(d.s1.p99)}`, `${fmt(s.s1.p50)} / ${fmt(s.s1.p99)}`, `${fmt(o.s1.p50)} / ${fmt(o.s1.p99)}`, ''],
-      ['1 errors', fmt(d.s1.errors, 0), fmt(s.s1.errors, 0), fmt(o.s1.errors, 0), ''],
-      ['2 500 req/s p50 ms', fmt(d.s2.p50), fmt(s.s2.p50), fmt(o.s2.p50), fmt(o.s2.p50 / s.s2.p50, 2)],
-      ['2 p99 / max ms', `${fmt(d.s2.p99)} / ${fmt(d.s2.max)}`, `${fmt(s.s2.p99)} / ${fmt(s.s2.max)}`, `${fmt(o.s2.p99)} / ${fmt(o.s2.max)}`, fmt(ratios.s2P99OursOverSnyk, 2)],
-      ['3 large response MB/s', fmt(d.s3.mbPerSecond, 0), fmt(s.s3.mbPerSecond, 0), fmt(o.s3.mbPerSecond, 0), fmt(ratios.s3MbpsOursOverSnyk, 2)],
-      ['3 client RSS growth MiB', '-', fmt(s.s3.clientRssGrowthMiB), fmt(o.s3.clientRssGrowthMiB), ''],
-      ['4 64 KiB uploads req/s', fmt(d.s4.rps, 0), fmt(s.s4.rps, 0), fmt(o.s4.rps, 0), fmt(ratios.s4ThroughputOursOverSnyk, 2)],
-      ['5 client RSS idle MiB', '-', fmt(s.s5.clientIdleMiB), fmt(o.s5.clientIdleMiB), ''],
-      ['5 client RSS after load', '-', fmt(s.s5.clientAfterLoadMiB), fmt(o.s5.clientAfterLoadMiB), fmt(ratios.s5ClientRssOursOverSnyk, 2)],
-      ['5 client private RSS after', '-', fmt(s.s5.clientAfterLoadAnonMiB), fmt(o.s5.clientAfterLoadAnonMiB), fmt(ratios.s5ClientPrivateRssOursOverSnyk, 2)],
-      ['5 server RSS idle / after', '-', `${fmt(s.s5.serverIdleMiB)} / ${fmt(s.s5.serverAfterLoadMiB)}`, `${fmt(o.s5.serverIdleMiB)} / ${fmt(o.s5.serverAfterLoadMiB)}`, ''],
-      ['5 server private RSS after', '-', fmt(s.s5.serverAfterLoadAnonMiB), fmt(o.s5.serverAfterLoadAnonMiB), ''],
+      ['metric', 'direct', 'snyk-broker', 'ours', 'ours/snyk', 'floor', 'floor/snyk'],
+      ['1 small req/s (32 conc)', fmt(d.s1.rps, 0), fmt(s.s1.rps, 0), fmt(o.s1.rps, 0), fmt(ratios.s1ThroughputOursOverSnyk, 2), fmt(f.s1.rps, 0), fmt(ratios.s1ThroughputFloorOverSnyk, 2)],
+      ['1 p50 / p99 ms', `${fmt(d.s1.p50)} / ${fmt(d.s1.p99)}`, `${fmt(s.s1.p50)} / ${fmt(s.s1.p99)}`, `${fmt(o.s1.p50)} / ${fmt(o.s1.p99)}`, '', `${fmt(f.s1.p50)} / ${fmt(f.s1.p99)}`, ''],
+      ['1 errors', fmt(d.s1.errors, 0), fmt(s.s1.errors, 0), fmt(o.s1.errors, 0), '', fmt(f.s1.errors, 0), ''],
+      ['2 500 req/s p50 ms', fmt(d.s2.p50), fmt(s.s2.p50), fmt(o.s2.p50), ratio(o.s2.p50, s.s2.p50), fmt(f.s2.p50), ratio(f.s2.p50, s.s2.p50)],
+      ['2 p99 / max ms', `${fmt(d.s2.p99)} / ${fmt(d.s2.max)}`, `${fmt(s.s2.p99)} / ${fmt(s.s2.max)}`, `${fmt(o.s2.p99)} / ${fmt(o.s2.max)}`, fmt(ratios.s2P99OursOverSnyk, 2), `${fmt(f.s2.p99)} / ${fmt(f.s2.max)}`, ratio(f.s2.p99, s.s2.p99)],
+      ['3 large response MB/s', fmt(d.s3.mbPerSecond, 0), fmt(s.s3.mbPerSecond, 0), fmt(o.s3.mbPerSecond, 0), fmt(ratios.s3MbpsOursOverSnyk, 2), fmt(f.s3.mbPerSecond, 0), fmt(ratios.s3MbpsFloorOverSnyk, 2)],
+      ['3 client RSS growth MiB', '-', fmt(s.s3.clientRssGrowthMiB), fmt(o.s3.clientRssGrowthMiB), '', fmt(f.s3.clientRssGrowthMiB), ''],
+      ['4 64 KiB uploads req/s', fmt(d.s4.rps, 0), fmt(s.s4.rps, 0), fmt(o.s4.rps, 0), fmt(ratios.s4ThroughputOursOverSnyk, 2), fmt(f.s4.rps, 0), ratio(f.s4.rps, s.s4.rps)],
+      ['5 client RSS idle MiB', '-', fmt(s.s5.clientIdleMiB), fmt(o.s5.clientIdleMiB), '', fmt(f.s5.clientIdleMiB), ''],
+      ['5 client RSS after load', '-', fmt(s.s5.clientAfterLoadMiB), fmt(o.s5.clientAfterLoadMiB), fmt(ratios.s5ClientRssOursOverSnyk, 2), fmt(f.s5.clientAfterLoadMiB), fmt(ratios.s5ClientRssFloorOverSnyk, 2)],
+      ['5 client private RSS after', '-', fmt(s.s5.clientAfterLoadAnonMiB), fmt(o.s5.clientAfterLoadAnonMiB), fmt(ratios.s5ClientPrivateRssOursOverSnyk, 2), fmt(f.s5.clientAfterLoadAnonMiB), ratio(f.s5.clientAfterLoadAnonMiB, s.s5.clientAfterLoadAnonMiB)],
+      ['5 server RSS idle / after', '-', `${fmt(s.s5.serverIdleMiB)} / ${fmt(s.s5.serverAfterLoadMiB)}`, `${fmt(o.s5.serverIdleMiB)} / ${fmt(o.s5.serverAfterLoadMiB)}`, '', `${fmt(f.s5.serverIdleMiB)} / ${fmt(f.s5.serverAfterLoadMiB)}`, ''],
+      ['5 server private RSS after', '-', fmt(s.s5.serverAfterLoadAnonMiB), fmt(o.s5.serverAfterLoadAnonMiB), '', fmt(f.s5.serverAfterLoadAnonMiB), ''],
     ];
     if (oursTunnel) {
       const ot = oursTunnel;
-      rows.push(['1 small req/s, ours (tunnel answers)', '-', fmt(s.s1.rps, 0), fmt(ot.s1.rps, 0), fmt(ot.s1.rps / s.s1.rps, 2)]);
-      rows.push(['1 p50 / p99 ms, ours (tunnel answers)', '-', `${fmt(s.s1.p50)} / ${fmt(s.s1.p99)}`, `${fmt(ot.s1.p50)} / ${fmt(ot.s1.p99)}`, '']);
-      rows.push(['5 client RSS after, ours (tunnel answers)', '-', fmt(s.s5.clientAfterLoadMiB), fmt(ot.s5.clientAfterLoadMiB), fmt((ot.s5.clientAfterLoadMiB ?? NaN) / (s.s5.clientAfterLoadMiB ?? NaN), 2)]);
+      const ft = floorTunnel;
+      rows.push(['1 small req/s, ours (tunnel answers)', '-', fmt(s.s1.rps, 0), fmt(ot.s1.rps, 0), fmt(ot.s1.rps / s.s1.rps, 2), fmt(ft?.s1.rps, 0), ratio(ft?.s1.rps ?? null, s.s1.rps)]);
+      rows.push(['1 p50 / p99 ms, ours (tunnel answers)', '-', `${fmt(s.s1.p50)} / ${fmt(s.s1.p99)}`, `${fmt(ot.s1.p50)} / ${fmt(ot.s1.p99)}`, '', ft ? `${fmt(ft.s1.p50)} / ${fmt(ft.s1.p99)}` : '-', '']);
+      rows.push(['5 client RSS after, ours (tunnel answers)', '-', fmt(s.s5.clientAfterLoadMiB), fmt(ot.s5.clientAfterLoadMiB), ratio(ot.s5.clientAfterLoadMiB, s.s5.clientAfterLoadMiB), fmt(ft?.s5.clientAfterLoadMiB), ratio(ft?.s5.clientAfterLoadMiB ?? null, s.s5.clientAfterLoadMiB)]);
     }
     if (oursDefaults) {
       const od = oursDefaults;
@@ -254,13 +268,13 @@ async function main() {
       rows.push(['6 failed after kill -9', '-', '-', fmt(ha.failedAfterKill, 0), '']);
       rows.push(['6 errors back to zero ms', '-', '-', fmt(ha.recoveryMs, 0), '']);
     }
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
     const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n');
     const how = Object.entries(howRun).map(([k, v]) => `  ${k}: ${v}`).join('\n');
     process.stdout.write(`\nmedians of ${REPEATS} runs, ${DURATION} ms each, systems interleaved; how each system ran:\n${how}\n\n${table}\n`);
     const out = join(REPO_ROOT, 'bench', 'results');
     await mkdir(out, { recursive: true });
-    await writeFile(join(out, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, howRun, repeats: REPEATS, durationMs: DURATION, largeBytes: LARGE, results, oursTunnel, oursDefaults, ha, ratios }, null, 2));
+    await writeFile(join(out, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, howRun, repeats: REPEATS, durationMs: DURATION, largeBytes: LARGE, results, oursTunnel, oursDefaults, floorTunnel, ha, ratios }, null, 2));
     process.stdout.write(`\nwritten to bench/results/latest.json\n`);
   } finally {
     await origin.close();

@@ -1,6 +1,7 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { ProcessGroup, type RunningProcess } from '../test/support/processes.js';
 import { readFileSync } from 'node:fs';
@@ -71,13 +72,16 @@ export interface PairOptions {
   name?: string;
 }
 
-/** One broker server and one client, either the real snyk-broker or ours. */
-export async function brokerPair(kind: 'ours' | 'snyk-broker', originUrl: string, options: PairOptions = {}): Promise<System> {
+/** The bare relay of floor-relay.ts (a yardstick, not a broker), built next to this file. */
+const FLOOR_SCRIPT = fileURLToPath(new URL('./floor-relay.js', import.meta.url));
+
+/** One broker server and one client: the real snyk-broker, ours, or the floor relay. */
+export async function brokerPair(kind: 'ours' | 'snyk-broker' | 'floor', originUrl: string, options: PairOptions = {}): Promise<System> {
   const group = new ProcessGroup();
   const files = await acceptFiles(originUrl);
   const serverPort = await freePort();
   const clientPort = await freePort();
-  const extra = kind === 'ours' ? (options.env ?? {}) : {};
+  const extra = kind === 'snyk-broker' ? {} : (options.env ?? {});
   const serverEnv = { PORT: String(serverPort), ACCEPT: files.server, LOG_LEVEL: 'error', ...extra };
   const clientEnv = {
     BROKER_TOKEN: TOKEN,
@@ -91,14 +95,16 @@ export async function brokerPair(kind: 'ours' | 'snyk-broker', originUrl: string
     ...extra,
   };
   const ours = (name: string, command: string, env: Record<string, string | undefined>) =>
-    options.cli ? group.spawnNode(name, options.cli, [command], env) : group.broker(name, command, env);
-  const server = kind === 'ours' ? ours('server', 'server', serverEnv) : await startSnykBroker(group, 'server', 'server', serverEnv);
+    kind === 'floor'
+      ? group.spawnNode(name, FLOOR_SCRIPT, [command], env)
+      : options.cli ? group.spawnNode(name, options.cli, [command], env) : group.broker(name, command, env);
+  const server = kind === 'snyk-broker' ? await startSnykBroker(group, 'server', 'server', serverEnv) : ours('server', 'server', serverEnv);
   await waitFor('server health', async () => {
     const res = await request(`http://127.0.0.1:${serverPort}/healthcheck`);
     await res.body.dump();
     return res.statusCode === 200;
   }, { timeoutMs: 30_000, intervalMs: 100 });
-  const client = kind === 'ours' ? ours('client', 'client', clientEnv) : await startSnykBroker(group, 'client', 'client', clientEnv);
+  const client = kind === 'snyk-broker' ? await startSnykBroker(group, 'client', 'client', clientEnv) : ours('client', 'client', clientEnv);
   const platform = `http://127.0.0.1:${serverPort}/broker/${TOKEN}`;
   await waitReady(platform);
   return { name: options.name ?? kind, platform, client, server, stop: () => group.stopAll() };
