@@ -14,22 +14,36 @@ function isSpecialShape(o: Record<string, unknown>): boolean {
   return keys.length === 1 && RESERVED.has(keys[0]!) || (keys.length === 2 && '$type' in o && '$value' in o);
 }
 
-function toWire(value: unknown): unknown {
+/**
+ * JSON.stringify checks every character of a string for escapes, about 3 ns each in Node 24:
+ * 0.3 ms for a 64 KiB body, most of what the server spends on an upload. Base64 never needs an
+ * escape, so a large binary is stringified as this mark and its base64 spliced in afterwards.
+ */
+const SPLICE_MIN_BYTES = 1024;
+const MARK = '\u0000ejson-binary\u0000';
+const MARK_JSON = JSON.stringify(MARK);
+
+/** `spliced`, when given, collects the base64 of large binaries (in output order) and marks their place. */
+function toWire(value: unknown, spliced?: string[]): unknown {
   if (value === null || typeof value !== 'object') {
     return value;
   }
   if (Buffer.isBuffer(value) || value instanceof Uint8Array) {
-    return { $binary: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') };
+    const base64 = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+    if (spliced === undefined || value.byteLength < SPLICE_MIN_BYTES) return { $binary: base64 };
+    spliced.push(base64);
+    return { $binary: MARK };
   }
   if (value instanceof Date) {
     return { $date: value.getTime() };
   }
   if (Array.isArray(value)) {
-    return value.map(toWire);
+    return value.map((v) => toWire(v, spliced));
   }
   const out: Record<string, unknown> = {};
+  // Same key order as JSON.stringify will write them, so `spliced` is in output order.
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-    if (v !== undefined) out[k] = toWire(v);
+    if (v !== undefined) out[k] = toWire(v, spliced);
   }
   return isSpecialShape(out) ? { $escape: out } : out;
 }
@@ -80,7 +94,15 @@ function decodeObject(o: Record<string, unknown>, depth: number): Record<string,
 }
 
 export function ejsonStringify(value: unknown): string {
-  return JSON.stringify(toWire(value));
+  const spliced: string[] = [];
+  const text = JSON.stringify(toWire(value, spliced));
+  if (spliced.length === 0) return text;
+  const parts = text.split(MARK_JSON);
+  // A string of the value's own equal to the mark: the plain way, then.
+  if (parts.length !== spliced.length + 1) return JSON.stringify(toWire(value));
+  let out = parts[0]!;
+  for (let i = 0; i < spliced.length; i++) out += `"${spliced[i]}"${parts[i + 1]}`;
+  return out;
 }
 
 export function ejsonParse(text: string): unknown {

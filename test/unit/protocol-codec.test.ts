@@ -18,6 +18,7 @@ import {
   maskToken,
   parseRelayRequest,
 } from '../../src/protocol/index.js';
+import { Rng, randomBytes } from '../support/fuzz.js';
 
 test('engine.io packets: every type round-trips, payloads split on \\x1e, unknown types are typed errors', () => {
   for (const type of ['open', 'close', 'ping', 'pong', 'message', 'upgrade', 'noop'] as const) {
@@ -39,6 +40,49 @@ test('engine.io open packet as the real server sends it', () => {
   assert.equal(open.maxPayload, 22020096);
   assert.throws(() => parseOpenData('{"sid":1}'), (e: unknown) => e instanceof ProtocolError && e.code === 'BAD_PACKET');
   assert.throws(() => parseOpenData('nope'), (e: unknown) => e instanceof ProtocolError && e.code === 'BAD_JSON');
+});
+
+test('EJSON: large binaries (spliced in as base64 after stringify) give the same text as small ones would, in order', () => {
+  const big = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
+  const [a, b, c] = [big(4096, 1), big(1024, 2), big(70_000, 3)];
+  // Integer-like keys come first in JSON.stringify's output: the splice must follow that order.
+  const value = { z: a, 10: [b, Buffer.from([1, 2])], 2: { $binary: 'lookalike', c }, last: 'end' };
+  const expected =
+    `{"2":{"$binary":"lookalike","c":{"$binary":"${c.toString('base64')}"}},` +
+    `"10":[{"$binary":"${b.toString('base64')}"},{"$binary":"AQI="}],` +
+    `"z":{"$binary":"${a.toString('base64')}"},"last":"end"}`;
+  const text = ejsonStringify(value);
+  assert.equal(text, expected);
+  assert.deepEqual(ejsonParse(text), value);
+});
+
+test('EJSON: a string equal to the splice mark, as a value or a key, next to large binaries, survives unchanged', () => {
+  const mark = '\u0000ejson-binary\u0000';
+  const body = Buffer.alloc(2048, 7);
+  for (const value of [{ body, s: mark }, { [mark]: body }, { list: [mark, body, mark] }, { body, nested: { $binary: mark } }]) {
+    assert.deepEqual(ejsonParse(ejsonStringify(value)), value);
+  }
+});
+
+test('EJSON: 2,000 random trees of binaries of every size round-trip byte for byte', () => {
+  const rng = new Rng(0x5eedf00d);
+  const keys = ['0', '2', '10', 'a', 'body', '$binary', '$date', '\u0000ejson-binary\u0000'];
+  const tree = (depth: number): unknown => {
+    const k = rng.int(depth <= 0 ? 3 : 5);
+    if (k === 0) return randomBytes(rng, 3000); // a third of them 1 KiB or more: spliced
+    if (k === 1) return rng.chance(0.1) ? '\u0000ejson-binary\u0000' : rng.int(1000);
+    if (k === 2) return randomBytes(rng, 40);
+    if (k === 3) return Array.from({ length: rng.int(4) }, () => tree(depth - 1));
+    return Object.fromEntries(Array.from({ length: rng.int(4) }, () => [rng.pick(keys), tree(depth - 1)]));
+  };
+  let spliced = 0;
+  for (let i = 0; i < 2000; i++) {
+    const value = tree(4);
+    const text = ejsonStringify(value);
+    spliced += (JSON.stringify(value, (_, v) => v).match(/"type":"Buffer"/g) ?? []).length > 1 ? 1 : 0;
+    assert.deepEqual(ejsonParse(text), value, `tree ${i}: ${text.slice(0, 200)}`);
+  }
+  assert.ok(spliced > 200, `trees with several binaries: ${spliced}`);
 });
 
 test('EJSON: Buffers travel as $binary and come back as bytes; lookalike objects are escaped', () => {
