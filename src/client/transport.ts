@@ -3,7 +3,7 @@ import type { Agent } from 'node:http';
 import WebSocket from 'ws';
 import type { Egress } from '../http/egress.js';
 import { describeError, explainCertificateError } from '../http/errors.js';
-import { createWriteBatcher, type Corkable } from '../http/write-batch.js';
+import { createWriteBatcher, socketUnderWebSocket } from '../http/write-batch.js';
 import { decodeEnginePayload, encodeEnginePacket, parseOpenData, RECORD_SEPARATOR } from '../protocol/index.js';
 
 /**
@@ -85,16 +85,12 @@ class WebSocketTransport extends EventEmitter implements TunnelTransport {
     return this.#ws.readyState === WebSocket.OPEN;
   }
   send(packet: string, cb?: (err?: Error) => void): void {
-    this.#batch(this.#socket());
+    this.#batch(socketUnderWebSocket(this.#ws));
     this.#ws.send(packet, cb);
   }
   sendBinary(data: Buffer, cb?: (err?: Error) => void): void {
-    this.#batch(this.#socket());
+    this.#batch(socketUnderWebSocket(this.#ws));
     this.#ws.send(data, { binary: true }, cb);
-  }
-  /** The connection under the websocket (ws keeps it as `_socket`), once open. */
-  #socket(): Corkable | undefined {
-    return (this.#ws as unknown as { _socket?: Corkable | null })._socket ?? undefined;
   }
   close(code: number, reason: string): void {
     if (this.#ws.readyState === WebSocket.OPEN) this.#ws.close(code, reason);

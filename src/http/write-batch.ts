@@ -4,6 +4,11 @@ export interface Corkable {
   uncork(): void;
 }
 
+/** The net socket under a `ws` WebSocket (ws keeps it as `_socket`), once it is open. */
+export function socketUnderWebSocket(ws: unknown): Corkable | undefined {
+  return (ws as { _socket?: Corkable | null } | undefined)?._socket ?? undefined;
+}
+
 /**
  * Holds a socket's writes until the end of this event-loop turn's I/O phase (setImmediate
  * runs after every ready socket of the turn was read), so the frames written meanwhile leave

@@ -6,7 +6,7 @@ import { decodeTunnelAnswer, encodeServerClose, hashToken, maskToken, tunnelAnsw
 import { describeError } from '../http/errors.js';
 import { waitAtMost } from '../http/backoff.js';
 import { refuseBody } from '../http/server-helpers.js';
-import { createWriteBatcher, type Corkable } from '../http/write-batch.js';
+import { createWriteBatcher, socketUnderWebSocket, type Corkable } from '../http/write-batch.js';
 import { Connection, type ConnectionHooks, type TunnelTransport } from './connection.js';
 import type { ConnectionPool } from './pool.js';
 import type { DispatcherReporter } from './dispatcher-reporter.js';
@@ -58,8 +58,8 @@ function headerOf(req: IncomingMessage, name: string): string | undefined {
 
 /** engine.io's websocket transport keeps the `ws` socket, which keeps the net socket. */
 export function netSocketOf(socket: EngineSocket): Corkable | undefined {
-  const transport = socket.transport as unknown as { name?: string; socket?: { _socket?: Corkable } };
-  return transport.name === 'websocket' ? transport.socket?._socket : undefined;
+  const transport = socket.transport as unknown as { name?: string; socket?: unknown };
+  return transport.name === 'websocket' ? socketUnderWebSocket(transport.socket) : undefined;
 }
 
 function engineTransport(socket: EngineSocket): TunnelTransport {

@@ -6,7 +6,7 @@ import { createServer, connect, Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Server as EngineServer, type Socket as EngineSocket } from 'engine.io';
 import WebSocket from 'ws';
-import { createWriteBatcher } from '../../src/http/write-batch.js';
+import { createWriteBatcher, socketUnderWebSocket } from '../../src/http/write-batch.js';
 import { netSocketOf } from '../../src/server/tunnels.js';
 
 const nextTurn = () => new Promise<void>((r) => setImmediate(r));
@@ -99,7 +99,7 @@ test('write batcher: end() in the same turn still sends everything; destroy() le
   assert.equal(other.writer.destroyed, true);
 });
 
-test('engine.io as the server uses it: a websocket session exposes its net socket, and every flush is announced', async (t) => {
+test('engine.io and ws as server and client use them: both expose the net socket under the websocket, and every flush is announced', async (t) => {
   const http = createHttpServer();
   const engine = new EngineServer({ transports: ['websocket'] });
   engine.attach(http);
@@ -115,6 +115,9 @@ test('engine.io as the server uses it: a websocket session exposes its net socke
   const [socket] = await session;
   const net = netSocketOf(socket);
   assert.ok(net instanceof Socket, 'the websocket transport keeps a net.Socket under ws');
+  // Our client's side: the ws client keeps its net socket the same way.
+  if (client.readyState !== WebSocket.OPEN) await once(client, 'open');
+  assert.ok(socketUnderWebSocket(client) instanceof Socket, 'the ws client keeps a net.Socket');
   let flushes = 0;
   socket.on('flush', () => flushes++);
   const got = new Promise<string>((resolve) => client.on('message', (m) => String(m).startsWith('4') && resolve(String(m))));
