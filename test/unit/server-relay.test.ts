@@ -78,6 +78,21 @@ test('server identifies first with receive-post-streams; a relayed GET streams b
 
 const OURS = { capabilities: ['post-streams', 'ha-broker/1'] };
 
+/** A whole answer (status and body) for `streamingID`, as a client uploads it by POST /response-data. */
+function postAnswer(serverUrl: string, streamingID: string, status: number, body: string) {
+  return postResponseData(serverUrl, T, streamingID, [encodeResponseHead({ status }), Buffer.from(body)]);
+}
+
+/** The request for `url` arrives (again) on `client`, and its answer `body` reaches the platform request waiting for it. */
+async function answerOn(serverUrl: string, client: FakeTunnelClient, url: string, waiting: Promise<PlatformAnswer>, body: string) {
+  const r = await client.nextRequest(0);
+  assert.equal((r.args[0] as { url: string }).url, url);
+  await postAnswer(serverUrl, streamingIdOf(r), 200, body);
+  const got = await waiting;
+  assert.equal(got.status, 200);
+  assert.equal(got.body, body);
+}
+
 function answerFrame(streamingID: string, status: number, body: string, headers: Record<string, string> = {}): Buffer {
   return encodeTunnelAnswer(streamingID, Buffer.concat([encodeResponseHead({ status, headers: { 'content-length': String(Buffer.byteLength(body)), ...headers } }), Buffer.from(body)]));
 }
@@ -95,7 +110,7 @@ test('tunnel answers: our client answers a small request with one binary frame o
   assert.equal(got.headers['x-origin'], 'yes');
   assert.equal(got.headers['x-broker-connection'], 'fake-0:primary');
   // The same request cannot be answered twice: a late POST finds nothing waiting.
-  const post = await postResponseData(s.url, T, streamingIdOf(r), [encodeResponseHead({ status: 200 }), Buffer.from('x')]);
+  const post = await postAnswer(s.url, streamingIdOf(r), 200, 'x');
   assert.equal((post as { status: number }).status, 500);
 });
 
@@ -123,7 +138,7 @@ test('tunnel answers: ignored from a client that is not ours, and from another c
       await waitFor('pong after the forged frame', () => o.messages.some((m) => m.kind === 'pong' && m.timestamp === String(stamp)));
     }
     assert.equal(await badFrames(), before + 1, 'the binary message of the client that is not ours counts as a bad frame');
-    const post = await postResponseData(s.url, T, id, [encodeResponseHead({ status: 200 }), Buffer.from(`posted ${i}`)]);
+    const post = await postAnswer(s.url, id, 200, `posted ${i}`);
     assert.deepEqual(post, { status: 200, body: '{}' });
     const got = await answer;
     assert.equal(got.body, `posted ${i}`, 'a frame from another connection or a client that is not ours must not answer');
@@ -148,7 +163,7 @@ test('tunnel answers: a frame whose head does not decode fails its request at on
 
 test('unknown streamingID → 500 with the contract message', async () => {
   const { s } = await setup();
-  const post = await postResponseData(s.url, T, 'no-such-id', [encodeResponseHead({ status: 200 }), Buffer.from('x')]);
+  const post = await postAnswer(s.url, 'no-such-id', 200, 'x');
   assert.deepEqual(post, { status: 500, body: JSON.stringify({ message: 'Unable to find request matching streaming id.' }) });
 });
 
@@ -239,12 +254,7 @@ test('GET whose tunnel drops after sending is retried once on another connection
   await waitFor('request delivered', () => a.requests.length + b.requests.length === 1);
   const [dying, other] = a.requests.length === 1 ? [a, b] : [b, a];
   dying.close();
-  const retried = await other.nextRequest(0);
-  assert.equal((retried.args[0] as { url: string }).url, '/idempotent');
-  await postResponseData(s.url, T, streamingIdOf(retried), [encodeResponseHead({ status: 200 }), Buffer.from('second try')]);
-  const got = await get;
-  assert.equal(got.status, 200);
-  assert.equal(got.body, 'second try');
+  await answerOn(s.url, other, '/idempotent', get, 'second try');
 
   const post = platform(`${s.url}/broker/${T}/not-idempotent`, { method: 'POST', body: 'x' });
   await other.nextRequest(1);
@@ -265,16 +275,11 @@ test('a GET whose every tunnel dropped waits for the client to reconnect and is 
   // The client comes back (a network blip, not a dead client): the request is sent again.
   const back = new FakeTunnelClient(s.url, T, { clientId: 'fake-0' });
   clients.push(back);
-  const retried = await back.nextRequest(0);
-  assert.equal((retried.args[0] as { url: string }).url, '/after-blip');
-  await postResponseData(s.url, T, streamingIdOf(retried), [encodeResponseHead({ status: 200 }), Buffer.from('after the reconnect')]);
-  const got = await get;
-  assert.equal(got.status, 200);
-  assert.equal(got.body, 'after the reconnect');
+  await answerOn(s.url, back, '/after-blip', get, 'after the reconnect');
   const metrics = await (await fetch(`${s.url}/metrics`)).text();
   assert.match(metrics, /broker_server_relay_retries_total\{reason="reconnected"\} 1/);
 
-  // A POST never waits (it may have reached the origin), and with the wait off a GET does not either.
+  // With the wait off, a GET whose every tunnel dropped fails at once.
   const off = await setup({ BROKER_SERVER_RECONNECT_WAIT_MS: '0' }, 1);
   const started = Date.now();
   const failing = platform(`${off.s.url}/broker/${T}/no-wait`);
@@ -294,7 +299,7 @@ test('a POST whose tunnel dropped still takes an answer uploaded within the grac
   const other = holder === fakes[0] ? fakes[1]! : fakes[0]!;
   holder.close();
   await waitFor('tunnel gone', () => s.server.pool.members(T).length === 1);
-  await postResponseData(s.url, T, streamingIdOf(holder.requests[0]!), [encodeResponseHead({ status: 201 }), Buffer.from('created once')]);
+  await postAnswer(s.url, streamingIdOf(holder.requests[0]!), 201, 'created once');
   const got = await post;
   assert.equal(got.status, 201);
   assert.equal(got.body, 'created once');
@@ -321,7 +326,7 @@ test('a retry after a dropped tunnel prefers another client over the dead client
   aPrimary.close();
   const retried = await b.nextRequest(0);
   assert.equal(aSecondary.requests.length, 0, 'the dead client\'s other tunnel was passed over');
-  await postResponseData(s.url, T, streamingIdOf(retried), [encodeResponseHead({ status: 200 }), Buffer.from('from B')]);
+  await postAnswer(s.url, streamingIdOf(retried), 200, 'from B');
   assert.equal((await get).body, 'from B');
 });
 
@@ -334,7 +339,7 @@ test('an idempotent answer cut off mid-body (client died) is retried on another 
   const cut = await postResponseData(s.url, T, streamingIdOf(first.requests[0]!), [encodeResponseHead({ status: 200, headers: { 'content-length': '100' } }), Buffer.from('partial')], { abortAfterParts: true });
   assert.ok('error' in cut, 'the aborted upload errors on the client side');
   const retried = await second.nextRequest(0);
-  await postResponseData(s.url, T, streamingIdOf(retried), [encodeResponseHead({ status: 200 }), Buffer.from('complete')]);
+  await postAnswer(s.url, streamingIdOf(retried), 200, 'complete');
   const got = await get;
   assert.equal(got.status, 200);
   assert.equal(got.body, 'complete');
@@ -410,7 +415,7 @@ test('drain: readyz goes 503, new requests get 503 server-draining, our client i
   assert.equal(otherClosed.code, 4001);
   if (other === ours) assert.ok(ours.messages.some((m) => m.kind === 'server-close'), 'our client hears primus::server::close');
   else assert.ok(!real.messages.some((m) => m.kind === 'server-close'), 'a real client is not told to stop reconnecting');
-  await postResponseData(s.url, T, streamingIdOf(holder.requests[0]!), [encodeResponseHead({ status: 200 }), Buffer.from('finished')]);
+  await postAnswer(s.url, streamingIdOf(holder.requests[0]!), 200, 'finished');
   const got = await inflight;
   assert.equal(got.body, 'finished');
   await stopped;
