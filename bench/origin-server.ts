@@ -9,7 +9,7 @@ const CHUNK = Buffer.alloc(1024 * 1024, 0x61);
  * backpressure, POST /upload drains the body and answers small. `served` counts requests per
  * first path segment (HA scenario: each client has its own prefix).
  */
-export function createBenchOriginServer(served: Map<string, number>): Server {
+function createBenchOriginServer(served: Map<string, number>): Server {
   const server = createServer((req, res) => {
     const url = req.url ?? '/';
     const prefix = url.split('/')[1] ?? '';

@@ -1,8 +1,7 @@
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { createBenchOriginServer, type OriginMessage } from './origin-server.js';
+import type { OriginMessage } from './origin-server.js';
 
 export interface BenchOrigin {
   url: string;
@@ -13,24 +12,10 @@ export interface BenchOrigin {
 }
 
 /**
- * Starts the benchmark's origin in its own process (default), or in this one with
- * `inProcess` (how rounds 1–3 measured: the origin then shared the load generator's event loop).
+ * Starts the benchmark's origin in its own process, so its work neither slows the load
+ * generator nor caps what a broker can move (rounds 1–3 ran it in the benchmark's process).
  */
-export async function startBenchOrigin({ inProcess = false } = {}): Promise<BenchOrigin> {
-  if (inProcess) {
-    const served = new Map<string, number>();
-    const server = createBenchOriginServer(served);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    return {
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      served: async () => new Map(served),
-      clearServed: async () => served.clear(),
-      close: () => new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-    };
-  }
+export async function startBenchOrigin(): Promise<BenchOrigin> {
   const child = fork(fileURLToPath(new URL('./origin-server.js', import.meta.url)), ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const next = async <T extends OriginMessage['type']>(type: T) => {
     for (;;) {
