@@ -10,7 +10,8 @@ import { REPO_ROOT } from '../test/support/paths.js';
 
 /**
  * `npm run bench`: ours, the real snyk-broker and the direct path, side by side in one run on
- * 127.0.0.1, with the floor (floor-relay.ts) as a yardstick for what the targets ask. Each measure is repeated (BENCH_REPEATS, default 5) and the median is reported.
+ * 127.0.0.1, with the floor (floor-relay.ts) as a yardstick for what the targets ask. Each
+ * measure is repeated (BENCH_REPEATS, default 5) and the median is reported.
  * This is a benchmark, not a test: it prints numbers and ratios and asserts nothing.
  */
 // 5: with 3, one unlucky run of two (this machine is shared) was enough to move a median.
@@ -209,28 +210,30 @@ async function main() {
     const s = results['snyk-broker']!;
     const o = results.ours!;
     const f = results.floor!;
+    // A ratio of two measures, either of which may be missing (NaN then).
+    const div = (a: number | null | undefined, b: number | null | undefined) => (a ?? NaN) / (b ?? NaN);
     const ratios = {
       s1ThroughputOursOverSnyk: o.s1.rps / s.s1.rps,
       s1ThroughputOursOverDirect: o.s1.rps / d.s1.rps,
       s2P99OursOverSnyk: o.s2.p99 / s.s2.p99,
       s3MbpsOursOverSnyk: o.s3.mbPerSecond / s.s3.mbPerSecond,
       s4ThroughputOursOverSnyk: o.s4.rps / s.s4.rps,
-      s5ClientRssOursOverSnyk: (o.s5.clientAfterLoadMiB ?? NaN) / (s.s5.clientAfterLoadMiB ?? NaN),
-      s5ClientPrivateRssOursOverSnyk: (o.s5.clientAfterLoadAnonMiB ?? NaN) / (s.s5.clientAfterLoadAnonMiB ?? NaN),
+      s5ClientRssOursOverSnyk: div(o.s5.clientAfterLoadMiB, s.s5.clientAfterLoadMiB),
+      s5ClientPrivateRssOursOverSnyk: div(o.s5.clientAfterLoadAnonMiB, s.s5.clientAfterLoadAnonMiB),
       ...(oursTunnel ? { s1ThroughputOursTunnelAnswersOverSnyk: oursTunnel.s1.rps / s.s1.rps } : {}),
       // The floor's own ratios: what no program built on these parts would beat on this machine.
       s1ThroughputFloorOverSnyk: f.s1.rps / s.s1.rps,
       s3MbpsFloorOverSnyk: f.s3.mbPerSecond / s.s3.mbPerSecond,
-      s5ClientRssFloorOverSnyk: (f.s5.clientAfterLoadMiB ?? NaN) / (s.s5.clientAfterLoadMiB ?? NaN),
+      s5ClientRssFloorOverSnyk: div(f.s5.clientAfterLoadMiB, s.s5.clientAfterLoadMiB),
       ...(floorTunnel ? { s1ThroughputFloorTunnelAnswersOverSnyk: floorTunnel.s1.rps / s.s1.rps } : {}),
       ...(oursDefaults
         ? {
             s1ThroughputOursDefaultsOverSnyk: oursDefaults.s1.rps / s.s1.rps,
-            s5ClientRssOursDefaultsOverSnyk: (oursDefaults.s5.clientAfterLoadMiB ?? NaN) / (s.s5.clientAfterLoadMiB ?? NaN),
+            s5ClientRssOursDefaultsOverSnyk: div(oursDefaults.s5.clientAfterLoadMiB, s.s5.clientAfterLoadMiB),
           }
         : {}),
     };
-    const ratio = (a: number | null, b: number | null, digits = 2) => fmt((a ?? NaN) / (b ?? NaN), digits);
+    const ratio = (a: number | null | undefined, b: number | null | undefined) => fmt(div(a, b), 2);
     // Each row: metric, direct, snyk-broker, ours, ours/snyk, floor, floor/snyk.
     const rows = [
       ['metric', 'direct', 'snyk-broker', 'ours', 'ours/snyk', 'floor', 'floor/snyk'],
@@ -251,14 +254,14 @@ async function main() {
     if (oursTunnel) {
       const ot = oursTunnel;
       const ft = floorTunnel;
-      rows.push(['1 small req/s, ours (tunnel answers)', '-', fmt(s.s1.rps, 0), fmt(ot.s1.rps, 0), fmt(ot.s1.rps / s.s1.rps, 2), fmt(ft?.s1.rps, 0), ratio(ft?.s1.rps ?? null, s.s1.rps)]);
+      rows.push(['1 small req/s, ours (tunnel answers)', '-', fmt(s.s1.rps, 0), fmt(ot.s1.rps, 0), fmt(ot.s1.rps / s.s1.rps, 2), fmt(ft?.s1.rps, 0), ratio(ft?.s1.rps, s.s1.rps)]);
       rows.push(['1 p50 / p99 ms, ours (tunnel answers)', '-', `${fmt(s.s1.p50)} / ${fmt(s.s1.p99)}`, `${fmt(ot.s1.p50)} / ${fmt(ot.s1.p99)}`, '', ft ? `${fmt(ft.s1.p50)} / ${fmt(ft.s1.p99)}` : '-', '']);
-      rows.push(['5 client RSS after, ours (tunnel answers)', '-', fmt(s.s5.clientAfterLoadMiB), fmt(ot.s5.clientAfterLoadMiB), ratio(ot.s5.clientAfterLoadMiB, s.s5.clientAfterLoadMiB), fmt(ft?.s5.clientAfterLoadMiB), ratio(ft?.s5.clientAfterLoadMiB ?? null, s.s5.clientAfterLoadMiB)]);
+      rows.push(['5 client RSS after, ours (tunnel answers)', '-', fmt(s.s5.clientAfterLoadMiB), fmt(ot.s5.clientAfterLoadMiB), ratio(ot.s5.clientAfterLoadMiB, s.s5.clientAfterLoadMiB), fmt(ft?.s5.clientAfterLoadMiB), ratio(ft?.s5.clientAfterLoadMiB, s.s5.clientAfterLoadMiB)]);
     }
     if (oursDefaults) {
       const od = oursDefaults;
       rows.push(['1 small req/s, ours (defaults)', '-', fmt(s.s1.rps, 0), fmt(od.s1.rps, 0), fmt(od.s1.rps / s.s1.rps, 2)]);
-      rows.push(['5 client RSS after, ours (defaults)', '-', fmt(s.s5.clientAfterLoadMiB), fmt(od.s5.clientAfterLoadMiB), fmt((od.s5.clientAfterLoadMiB ?? NaN) / (s.s5.clientAfterLoadMiB ?? NaN), 2)]);
+      rows.push(['5 client RSS after, ours (defaults)', '-', fmt(s.s5.clientAfterLoadMiB), fmt(od.s5.clientAfterLoadMiB), ratio(od.s5.clientAfterLoadMiB, s.s5.clientAfterLoadMiB)]);
       rows.push(['5 server RSS after, ours (defaults)', '-', fmt(s.s5.serverAfterLoadMiB), fmt(od.s5.serverAfterLoadMiB), '']);
     }
     if ('error' in ha) rows.push(['6 HA', '-', '-', `failed: ${ha.error.slice(0, 60)}`, '']);
