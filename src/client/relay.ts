@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Egress } from '../http/egress.js';
 import { delay, waitAtMost } from '../http/backoff.js';
-import { classifyEgressError, describeError, errorCodes, EgressError, explainCertificateError } from '../http/errors.js';
+import { classifyEgressError, describeError, errorCodes, EgressError, explainCertificateError, neverConnected } from '../http/errors.js';
 import { HOP_BY_HOP } from '../http/server-helpers.js';
 import type { Logger } from '../observability/logger.js';
 import { isUuid, parseRelayRequest, TUNNEL_ANSWERS_CAPABILITY, type RelayRequest, type Reply, type ResponseHead } from '../protocol/index.js';
@@ -65,9 +65,6 @@ export function errorTypeForStatus(status: number): string | undefined {
   return undefined;
 }
 
-/** Codes that mean no connection to the origin was ever made. */
-const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
-
 /**
  * The contract's errorType for a failed origin call (protocol §3.3, as the real client maps
  * errnos): refused/unresolvable → DOWNSTREAM_UNREACHABLE, timeouts → DOWNSTREAM_TIMEOUT, anything
@@ -77,7 +74,7 @@ export function originError(err: unknown, url?: string): EgressError {
   const tls = url === undefined ? undefined : explainCertificateError(err, url, "the accept rule's origin");
   if (tls) return new EgressError('DOWNSTREAM_ERROR', tls.message, { cause: err });
   const e = classifyEgressError(err);
-  if (e.code !== 'DOWNSTREAM_UNREACHABLE' || errorCodes(err).some((c) => NEVER_CONNECTED.has(c))) return e;
+  if (e.code !== 'DOWNSTREAM_UNREACHABLE' || neverConnected(err)) return e;
   return new EgressError('DOWNSTREAM_ERROR', e.message, { cause: err });
 }
 

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { replayBody, type Egress } from '../http/egress.js';
 import { delay } from '../http/backoff.js';
-import { describeError, errorCodes } from '../http/errors.js';
+import { describeError, networkFailureCode } from '../http/errors.js';
 import type { Logger } from '../observability/logger.js';
 import { encodeResponseHead, encodeTunnelAnswer, RESPONSE_STREAM_CONTENT_TYPE, type ResponseHead } from '../protocol/index.js';
 
@@ -31,8 +31,6 @@ export interface ResponseWriterOptions {
   retries?: number;
   retryDelayMs?: number;
 }
-
-const RETRYABLE = new Set(['ECONNRESET', 'ENOTFOUND', 'ECONNREFUSED', 'ETIMEDOUT', 'ESOCKETTIMEDOUT', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
 
 /**
  * Drops an origin body we will not deliver. undici's body emits 'error' (RequestAbortedError)
@@ -216,10 +214,10 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
         }
         return { bytes, via: 'response-data' };
       } catch (err) {
-        const codes = errorCodes(err);
-        const retryable = !bodyStarted && codes.some((c) => RETRYABLE.has(c));
-        if (retryable && attempt < retries) {
-          retryErrors.push(codes.find((c) => RETRYABLE.has(c))!);
+        // A connection that failed before any body byte left: sent again (the contract retries these).
+        const retryable = bodyStarted ? undefined : networkFailureCode(err);
+        if (retryable !== undefined && attempt < retries) {
+          retryErrors.push(retryable);
           log.warn({ streamingID: target.streamingID, attempt: attempt + 1, err: describeError(err) }, 'response-data upload failed to connect; retrying');
           await delay(retryDelayMs);
           continue;

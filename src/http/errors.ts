@@ -12,8 +12,35 @@ export class EgressError extends Error {
   }
 }
 
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
-const TIMEOUT = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ESOCKETTIMEDOUT']);
+// Network error codes (errno and undici) by what they prove about an outbound call. Every caller
+// that decides by them (classification, retries, forwarding to another target) uses these sets.
+
+/** No connection was made (refused, unresolvable, unroutable, connect timeout): nothing was sent. */
+const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+/** The connection broke under the call (reset, broken pipe, closed). */
+const CONNECTION_BROKEN = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
+/** The socket itself timed out (TCP, or an idle socket). */
+const SOCKET_TIMEOUT = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT']);
+/** A deadline passed: connecting, the socket, or undici's wait for the answer's head or body. */
+const TIMEOUT = new Set([...SOCKET_TIMEOUT, 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+/** Unreachable or dropped at the network level: DOWNSTREAM_UNREACHABLE unless it is a timeout. */
+const UNREACHABLE = new Set([...NEVER_CONNECTED, ...CONNECTION_BROKEN]);
+/** The connection failed or broke at the network level (not an answer deadline). */
+const NETWORK_FAILURE = new Set([...NEVER_CONNECTED, ...CONNECTION_BROKEN, ...SOCKET_TIMEOUT]);
+
+/** Whether the call surely never reached the other side: no connection was ever made. */
+export function neverConnected(err: unknown): boolean {
+  return errorCodes(err).some((c) => NEVER_CONNECTED.has(c));
+}
+
+/**
+ * The code of a network-level failure (refused, unresolvable, reset, socket timeout) along the
+ * cause chain, else undefined (an HTTP answer, an answer deadline, any other error). A call
+ * whose body had not started yet may be made again after one.
+ */
+export function networkFailureCode(err: unknown): string | undefined {
+  return errorCodes(err).find((c) => NETWORK_FAILURE.has(c));
+}
 
 /** OpenSSL/Node codes of a peer certificate this process does not accept. */
 const UNTRUSTED = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'CERT_REJECTED']);
