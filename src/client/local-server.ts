@@ -5,6 +5,7 @@ import { describeError } from '../http/errors.js';
 import { BodyTooLargeError, HOP_BY_HOP, headersOf, readBody, refuseBody, sendFailure, sendJson } from '../http/server-helpers.js';
 import type { Logger } from '../observability/logger.js';
 import { isUuid, maskToken, parseAckResponse, ProtocolError } from '../protocol/index.js';
+import { FAILURES, WEBHOOK_NO_CONNECTION } from '../protocol/failures.js';
 import { pipeline } from 'node:stream/promises';
 import type { RuleSet } from '../filters/index.js';
 import { redactUrl } from '../config/env.js';
@@ -97,7 +98,7 @@ export function createLocalHandler(deps: LocalServerDeps) {
 
   async function webhook(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
     if (deps.isDraining()) {
-      sendFailure(res, 503, 'client-draining', { ok: false, message: 'broker client is shutting down' }, { 'retry-after': '1' });
+      sendFailure(res, FAILURES.CLIENT_DRAINING, { ok: false, message: 'broker client is shutting down' }, { 'retry-after': '1' });
       return;
     }
     webhooksInflight++;
@@ -107,7 +108,7 @@ export function createLocalHandler(deps: LocalServerDeps) {
         body = await readBody(req, config.webhookBodyLimit);
       } catch (err) {
         if (err instanceof BodyTooLargeError) {
-          refuseBody(req, res, 413, 'body-too-large', { ok: false, message: err.message });
+          refuseBody(req, res, FAILURES.BODY_TOO_LARGE, { ok: false, message: err.message });
           return;
         }
         throw err;
@@ -118,7 +119,7 @@ export function createLocalHandler(deps: LocalServerDeps) {
       if (!match.allowed) {
         log.warn({ method, url, reason: match.reason }, 'blocked a local request (no public accept rule matches)');
         metrics.requests.inc({ direction: 'webhook', status: '4xx' });
-        sendFailure(res, 401, 'filter-blocked', { code: 'FILTER_BLOCKED', message: 'blocked', reason: match.reason, url });
+        sendFailure(res, FAILURES.FILTER_BLOCKED, { code: FAILURES.FILTER_BLOCKED.code, message: 'blocked', reason: match.reason, url });
         return;
       }
       const tunnel = pickTunnel(deps.tunnels);
@@ -129,7 +130,7 @@ export function createLocalHandler(deps: LocalServerDeps) {
       if (!tunnel || !tunnel.channel) {
         log.warn({ method, url }, 'no open tunnel for a webhook');
         metrics.requests.inc({ direction: 'webhook', status: '5xx' });
-        sendFailure(res, 503, 'no-connection', { ok: false, message: 'no tunnel to the broker server is open' }, { 'retry-after': '1' });
+        sendFailure(res, WEBHOOK_NO_CONNECTION, { ok: false, message: 'no tunnel to the broker server is open' }, { 'retry-after': '1' });
         return;
       }
       let requestId: string = randomUUID();
@@ -154,8 +155,8 @@ export function createLocalHandler(deps: LocalServerDeps) {
         const code = (err as ProtocolError).code;
         log.warn({ requestId, url, code, err: (err as Error).message }, 'webhook relay failed');
         metrics.requests.inc({ direction: 'webhook', status: '5xx' });
-        if (code === 'ACK_TIMEOUT') sendFailure(res, 504, 'webhook-timeout', { ok: false, message: (err as Error).message });
-        else sendFailure(res, 502, 'tunnel-closed', { ok: false, message: (err as Error).message });
+        if (code === 'ACK_TIMEOUT') sendFailure(res, FAILURES.WEBHOOK_TIMEOUT, { ok: false, message: (err as Error).message });
+        else sendFailure(res, FAILURES.TUNNEL_CLOSED, { ok: false, message: (err as Error).message });
         return;
       }
       let ack;
@@ -163,7 +164,7 @@ export function createLocalHandler(deps: LocalServerDeps) {
         ack = parseAckResponse(ackArgs[0]);
       } catch (err) {
         log.warn({ requestId, url, err: (err as Error).message }, 'bad webhook answer from the broker server');
-        sendFailure(res, 502, 'bad-answer', { ok: false, message: (err as Error).message });
+        sendFailure(res, FAILURES.BAD_ANSWER, { ok: false, message: (err as Error).message });
         return;
       }
       const out: Record<string, string | string[]> = {};
@@ -205,7 +206,7 @@ export function createLocalHandler(deps: LocalServerDeps) {
     } catch (err) {
       log.warn({ method, url, err: describeError(err) }, 'webhook fallback via API failed');
       metrics.requests.inc({ direction: 'webhook', status: '5xx' });
-      if (!res.headersSent) sendFailure(res, 502, 'api-fallback-failed', { ok: false, message: 'no tunnel open and the API fallback failed' });
+      if (!res.headersSent) sendFailure(res, FAILURES.API_FALLBACK_FAILED, { ok: false, message: 'no tunnel open and the API fallback failed' });
       else res.destroy();
     }
   }
@@ -221,7 +222,7 @@ export function createLocalHandler(deps: LocalServerDeps) {
         if (path === '/livez') return sendJson(res, 200, { ok: true });
         if (path === '/readyz') {
           const ready = deps.isReady();
-          return ready ? sendJson(res, 200, { ok: true }) : sendFailure(res, 503, deps.isDraining() ? 'client-draining' : 'not-ready', { ok: false });
+          return ready ? sendJson(res, 200, { ok: true }) : sendFailure(res, deps.isDraining() ? FAILURES.CLIENT_DRAINING : FAILURES.NOT_READY, { ok: false });
         }
         if (path === '/metrics') {
           const text = await metrics.registry.metrics();
@@ -232,7 +233,7 @@ export function createLocalHandler(deps: LocalServerDeps) {
         if (path.startsWith('/health/checks/')) {
           const id = decodeURIComponent(path.slice('/health/checks/'.length));
           const check = deps.preflight().find((c) => c.id === id);
-          return check ? sendJson(res, 200, check) : sendFailure(res, 404, 'unknown-check', { ok: false, message: `no check ${id}` });
+          return check ? sendJson(res, 200, check) : sendFailure(res, FAILURES.UNKNOWN_CHECK, { ok: false, message: `no check ${id}` });
         }
         if (path === '/filters') return sendJson(res, 200, deps.acceptDocument());
       }
@@ -241,14 +242,14 @@ export function createLocalHandler(deps: LocalServerDeps) {
           await deps.reloadFilters();
           return sendJson(res, 200, { ok: true, msg: 'Filters reloaded.' });
         } catch (err) {
-          return sendFailure(res, 500, 'filters-reload-failed', { ok: false, msg: (err as Error).message });
+          return sendFailure(res, FAILURES.FILTERS_RELOAD_FAILED, { ok: false, msg: (err as Error).message });
         }
       }
       return webhook(req, res, url);
     };
     route().catch((err) => {
       log.error({ url: path, err: describeError(err) }, 'local request failed');
-      if (!res.headersSent) sendFailure(res, 500, 'internal-error', { ok: false });
+      if (!res.headersSent) sendFailure(res, FAILURES.INTERNAL_ERROR, { ok: false });
       else res.destroy();
     });
   };

@@ -5,7 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { loadClientConfig, type ClientConfig, type TunnelRole } from '../config/client.js';
 import type { Env } from '../config/env.js';
 import { createEgress, type Egress } from '../http/egress.js';
-import { answerClientError, closeServer, listen } from '../http/server-helpers.js';
+import { clientErrorHandler, closeServer, listen } from '../http/server-helpers.js';
+import { PARSER_FAILURES } from '../protocol/failures.js';
 import { createListener } from '../http/listener.js';
 import { createLogger, SecretScrubber, type Logger } from '../observability/logger.js';
 import { compileRules, loadAcceptFile, type AcceptFile, type RuleSet } from '../filters/index.js';
@@ -208,7 +209,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
       server = createListener(config.tls, local.handler);
       server.requestTimeout = 600_000;
       // Refused requests (oversized head, malformed or ambiguous framing) get a status with x-broker-failure.
-      server.on('clientError', answerClientError);
+      server.on('clientError', clientErrorHandler(PARSER_FAILURES));
       const port = await listen(server, config.port, deps.host);
       log.info({ port, clientId: config.clientId, serverUrl: config.serverUrl, haMode: config.haMode, version: config.wireVersion }, 'broker client listening');
       for (const t of tunnels) t.start();

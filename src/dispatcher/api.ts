@@ -1,7 +1,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../observability/logger.js';
-import { BodyTooLargeError, readBody } from '../http/server-helpers.js';
+import { BodyTooLargeError, FAILURE_HEADER, readBody } from '../http/server-helpers.js';
+import { FAILURES, type Failure } from '../protocol/failures.js';
 import type { Allocator, ConnectionEvent, TokenConnections } from './allocator.js';
 import { tokenLabel } from './allocator.js';
 import type { DispatcherMetrics } from './metrics.js';
@@ -28,16 +29,19 @@ const HASHED_TOKEN = /^[0-9a-f]{64}$/i;
 const CLIENT_ID = /^[A-Za-z0-9._~:-]{1,128}$/;
 const SERVER_ID = /^[A-Za-z0-9._~:-]{1,253}$/;
 
-/** A request we refuse, with its status, stable code and x-broker-failure reason. */
+/** A request we refuse: the failure (status, stable code, x-broker-failure reason) and what to tell the caller. */
 class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
   constructor(
-    readonly status: number,
-    readonly code: string,
+    readonly failure: Failure,
     readonly title: string,
     readonly detail: string,
     readonly headers: Record<string, string> = {},
   ) {
     super(detail);
+    this.status = failure.status;
+    this.code = failure.code;
   }
 }
 
@@ -61,19 +65,19 @@ function sendError(res: ServerResponse, e: ApiError): void {
     res,
     e.status,
     { jsonapi: { version: '1.0' }, errors: [{ status: String(e.status), code: e.code, title: e.title, detail: e.detail }] },
-    { ...e.headers, 'x-broker-failure': e.code.toLowerCase().replace(/_/g, '-') },
+    { ...e.headers, [FAILURE_HEADER]: e.failure.reason },
   );
 }
 
-function segment(raw: string, what: string, pattern: RegExp): string {
+function segment(raw: string, invalid: Failure, what: string, pattern: RegExp): string {
   let v: string;
   try {
     v = decodeURIComponent(raw);
   } catch {
-    throw new ApiError(400, `INVALID_${what.toUpperCase().replace(/ /g, '_')}`, `Invalid ${what}`, `${what} is not valid percent-encoding`);
+    throw new ApiError(invalid, `Invalid ${what}`, `${what} is not valid percent-encoding`);
   }
   if (!pattern.test(v)) {
-    throw new ApiError(400, `INVALID_${what.toUpperCase().replace(/ /g, '_')}`, `Invalid ${what}`, `${what} must match ${pattern.source}`);
+    throw new ApiError(invalid, `Invalid ${what}`, `${what} must match ${pattern.source}`);
   }
   return v;
 }
@@ -83,7 +87,7 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown> |
   try {
     buf = await readBody(req, BODY_LIMIT);
   } catch (err) {
-    if (err instanceof BodyTooLargeError) throw new ApiError(413, 'BODY_TOO_LARGE', 'Body too large', `request body exceeds ${BODY_LIMIT} bytes`);
+    if (err instanceof BodyTooLargeError) throw new ApiError(FAILURES.BODY_TOO_LARGE, 'Body too large', `request body exceeds ${BODY_LIMIT} bytes`);
     throw err;
   }
   const text = buf.toString('utf8').trim();
@@ -92,7 +96,7 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown> |
     const v = parseJson(text) as unknown;
     return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
   } catch {
-    throw new ApiError(400, 'INVALID_BODY', 'Invalid body', 'request body is not JSON');
+    throw new ApiError(FAILURES.INVALID_BODY, 'Invalid body', 'request body is not JSON');
   }
 }
 
@@ -104,15 +108,15 @@ function attributesOf(body: Record<string, unknown> | undefined): Record<string,
 
 function optionalHttpUrl(value: unknown, name: string): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
-  if (typeof value !== 'string') throw new ApiError(400, 'INVALID_ATTRIBUTE', `Invalid ${name}`, `${name} must be a string`);
+  if (typeof value !== 'string') throw new ApiError(FAILURES.INVALID_ATTRIBUTE, `Invalid ${name}`, `${name} must be a string`);
   let u: URL;
   try {
     u = new URL(value);
   } catch {
-    throw new ApiError(400, 'INVALID_ATTRIBUTE', `Invalid ${name}`, `${name} must be an http(s) URL`);
+    throw new ApiError(FAILURES.INVALID_ATTRIBUTE, `Invalid ${name}`, `${name} must be an http(s) URL`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ApiError(400, 'INVALID_ATTRIBUTE', `Invalid ${name}`, `${name} must be an http(s) URL`);
-  if (u.username || u.password) throw new ApiError(400, 'INVALID_ATTRIBUTE', `Invalid ${name}`, `${name} must not carry credentials`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ApiError(FAILURES.INVALID_ATTRIBUTE, `Invalid ${name}`, `${name} must be an http(s) URL`);
+  if (u.username || u.password) throw new ApiError(FAILURES.INVALID_ATTRIBUTE, `Invalid ${name}`, `${name} must not carry credentials`);
   return value.replace(/\/+$/, '');
 }
 
@@ -154,11 +158,11 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
   let lastNoServerLog = -Infinity;
 
   const methodNotAllowed = (allowed: string[]) =>
-    new ApiError(405, 'METHOD_NOT_ALLOWED', 'Method not allowed', `use ${allowed.join(' or ')}`, { allow: allowed.join(', ') });
+    new ApiError(FAILURES.METHOD_NOT_ALLOWED, 'Method not allowed', `use ${allowed.join(' or ')}`, { allow: allowed.join(', ') });
 
   async function allocation(req: IncomingMessage, res: ServerResponse, rawToken: string, rawClient: string): Promise<void> {
-    const hashedToken = segment(rawToken, 'hashed token', HASHED_TOKEN).toLowerCase();
-    const clientId = segment(rawClient, 'client id', CLIENT_ID);
+    const hashedToken = segment(rawToken, FAILURES.INVALID_HASHED_TOKEN, 'hashed token', HASHED_TOKEN).toLowerCase();
+    const clientId = segment(rawClient, FAILURES.INVALID_CLIENT_ID, 'client id', CLIENT_ID);
     if (req.method === 'DELETE') {
       req.resume();
       if (await allocator.release(hashedToken, clientId)) metrics.releases.inc();
@@ -186,14 +190,13 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
         lastNoServerLog = Date.now();
         log.warn('no live broker server: allocations are refused with 503 until a server registers or reports');
       }
-      throw new ApiError(503, r.code, 'No broker server available', 'no live broker server is registered with the dispatcher; retry later', retry);
+      throw new ApiError(FAILURES[r.code], 'No broker server available', 'no live broker server is registered with the dispatcher; retry later', retry);
     }
     if (r.code === 'WARMING_UP') {
-      throw new ApiError(429, r.code, 'Dispatcher warming up', 'the dispatcher just started and is collecting existing connections; retry later', retry);
+      throw new ApiError(FAILURES[r.code], 'Dispatcher warming up', 'the dispatcher just started and is collecting existing connections; retry later', retry);
     }
     throw new ApiError(
-      429,
-      r.code,
+      FAILURES[r.code],
       'Too many broker clients for this token',
       `token already has ${r.held} clients allocated (the maximum${r.held > r.max ? ` is ${r.max}` : ''}); retry later`,
       retry,
@@ -203,7 +206,7 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
   async function internal(req: IncomingMessage, res: ServerResponse, parts: string[], query: URLSearchParams): Promise<void> {
     if (o.internalSecret !== undefined && !secretMatches(req.headers['x-broker-internal-secret'], o.internalSecret)) {
       req.resume();
-      throw new ApiError(401, 'INTERNAL_SECRET_REQUIRED', 'Unauthorized', 'the internal API requires a valid x-broker-internal-secret header');
+      throw new ApiError(FAILURES.INTERNAL_SECRET_REQUIRED, 'Unauthorized', 'the internal API requires a valid x-broker-internal-secret header');
     }
     // /internal/brokerservers[/{id}[/connections/{hashedToken}]]
     if (parts[1] === 'brokerservers') {
@@ -228,7 +231,7 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
         });
         return;
       }
-      const serverId = segment(parts[2]!, 'server id', SERVER_ID);
+      const serverId = segment(parts[2]!, FAILURES.INVALID_SERVER_ID, 'server id', SERVER_ID);
       if (parts.length === 3) {
         if (req.method === 'POST') {
           const attrs = attributesOf(await readJson(req));
@@ -253,10 +256,10 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
         throw methodNotAllowed(['POST', 'DELETE']);
       }
       if (parts.length === 5 && parts[3] === 'connections') {
-        const hashedToken = segment(parts[4]!, 'hashed token', HASHED_TOKEN).toLowerCase();
+        const hashedToken = segment(parts[4]!, FAILURES.INVALID_HASHED_TOKEN, 'hashed token', HASHED_TOKEN).toLowerCase();
         const clientIdRaw = query.get('broker_client_id');
-        if (!clientIdRaw) throw new ApiError(400, 'MISSING_CLIENT_ID', 'Missing broker_client_id', 'query parameter broker_client_id is required');
-        if (!CLIENT_ID.test(clientIdRaw)) throw new ApiError(400, 'INVALID_CLIENT_ID', 'Invalid broker_client_id', `broker_client_id must match ${CLIENT_ID.source}`);
+        if (!clientIdRaw) throw new ApiError(FAILURES.MISSING_CLIENT_ID, 'Missing broker_client_id', 'query parameter broker_client_id is required');
+        if (!CLIENT_ID.test(clientIdRaw)) throw new ApiError(FAILURES.INVALID_CLIENT_ID, 'Invalid broker_client_id', `broker_client_id must match ${CLIENT_ID.source}`);
         const roleRaw = query.get('connection_role') ?? query.get('role') ?? undefined;
         const role = roleRaw && /^[A-Za-z0-9_-]{1,32}$/.test(roleRaw) ? roleRaw : undefined;
         let event: ConnectionEvent;
@@ -264,7 +267,7 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
         else if (req.method === 'POST') {
           const type = query.get('request_type') ?? 'client-connected';
           if (type !== 'client-connected' && type !== 'client-pinged') {
-            throw new ApiError(400, 'INVALID_REQUEST_TYPE', 'Invalid request_type', 'request_type must be client-connected or client-pinged');
+            throw new ApiError(FAILURES.INVALID_REQUEST_TYPE, 'Invalid request_type', 'request_type must be client-connected or client-pinged');
           }
           event = type;
         } else throw methodNotAllowed(['POST', 'DELETE']);
@@ -293,7 +296,7 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
     // /internal/tokens/{hashedToken}/connections
     if (parts[1] === 'tokens' && parts.length === 4 && parts[3] === 'connections') {
       if (req.method !== 'GET') throw methodNotAllowed(['GET']);
-      const hashedToken = segment(parts[2]!, 'hashed token', HASHED_TOKEN).toLowerCase();
+      const hashedToken = segment(parts[2]!, FAILURES.INVALID_HASHED_TOKEN, 'hashed token', HASHED_TOKEN).toLowerCase();
       send(res, 200, { jsonapi: { version: '1.0' }, data: tokenResource(await allocator.tokenConnections(hashedToken)) });
       return;
     }
@@ -303,7 +306,7 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
       send(res, 200, { jsonapi: { version: '1.0' }, data: (await allocator.allTokenConnections()).map(tokenResource) });
       return;
     }
-    throw new ApiError(404, 'NOT_FOUND', 'Not found', `no such internal endpoint: ${req.method} /${parts.join('/')}`);
+    throw new ApiError(FAILURES.NOT_FOUND, 'Not found', `no such internal endpoint: ${req.method} /${parts.join('/')}`);
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -322,7 +325,7 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
         } catch {
           ok = false;
         }
-        send(res, ok ? 200 : 503, { ok, store: allocator.store.kind }, ok ? {} : { 'x-broker-failure': 'store-unavailable' }, 'application/json');
+        send(res, ok ? 200 : 503, { ok, store: allocator.store.kind }, ok ? {} : { [FAILURE_HEADER]: FAILURES.STORE_UNAVAILABLE.reason }, 'application/json');
         return;
       }
       if (path === '/metrics') {
@@ -338,23 +341,23 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
       return allocation(req, res, rest[0]!, rest[2]!);
     }
     req.resume();
-    throw new ApiError(404, 'NOT_FOUND', 'Not found', `no route for ${req.method} ${url.pathname}`);
+    throw new ApiError(FAILURES.NOT_FOUND, 'Not found', `no route for ${req.method} ${url.pathname}`);
   }
 
   return (req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (err instanceof ApiError) {
-        if ((err.status >= 500 && err.code !== 'NO_LIVE_SERVER') || err.status === 401) log.warn({ method: req.method, path: shortPath(req.url), code: err.code }, err.detail);
+        if ((err.status >= 500 && err.failure !== FAILURES.NO_LIVE_SERVER) || err.status === 401) log.warn({ method: req.method, path: shortPath(req.url), code: err.code }, err.detail);
         sendError(res, err);
         return;
       }
       if (err instanceof StoreError) {
         log.error({ err: err.message }, 'store unavailable');
-        sendError(res, new ApiError(503, 'STORE_UNAVAILABLE', 'Dispatcher store unavailable', 'the dispatcher cannot reach its store; retry later', { 'retry-after': String(o.retryAfterSeconds) }));
+        sendError(res, new ApiError(FAILURES.STORE_UNAVAILABLE, 'Dispatcher store unavailable', 'the dispatcher cannot reach its store; retry later', { 'retry-after': String(o.retryAfterSeconds) }));
         return;
       }
       log.error({ err }, 'unexpected error handling request');
-      sendError(res, new ApiError(500, 'INTERNAL_ERROR', 'Internal error', 'unexpected dispatcher error'));
+      sendError(res, new ApiError(FAILURES.INTERNAL_ERROR, 'Internal error', 'unexpected dispatcher error'));
     });
   };
 }

@@ -5,7 +5,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Duplex } from 'node:stream';
 import type { Egress } from './egress.js';
-import { HOP_BY_HOP } from './server-helpers.js';
+import { answerRawFailure, HOP_BY_HOP, type FailureAnswer } from './server-helpers.js';
 import { classifyEgressError } from './errors.js';
 
 /** Marks a request that one broker server forwarded to a peer, so the peer never forwards it again. */
@@ -68,8 +68,11 @@ export function forwardUpgrade(
   head: Buffer,
   targetBase: string,
   extraHeaders: Record<string, string> = {},
-  /** onConnectError: the peer could not be reached (nothing was sent); the caller answers the socket instead of the 502. */
-  options: { connectTimeoutMs?: number; onConnectError?: (err: Error) => void; onConnect?: () => void } = {},
+  /**
+   * The peer could not be reached (nothing was sent): `onConnectError` lets the caller answer the
+   * socket, else it is answered with `unreachable` (protocol/failures.ts PEER_UNREACHABLE).
+   */
+  options: { connectTimeoutMs?: number; onConnect?: () => void } & ({ onConnectError: (err: Error) => void } | { unreachable: FailureAnswer }),
 ): Promise<void> {
   const target = new URL(targetBase);
   const port = Number(target.port) || (target.protocol === 'https:' || target.protocol === 'wss:' ? 443 : 80);
@@ -82,15 +85,13 @@ export function forwardUpgrade(
     }
     const fail = (err?: Error) => {
       clearTimeout(connectTimer);
-      if (options.onConnectError) {
+      if ('onConnectError' in options) {
         upstream.destroy();
         options.onConnectError(err ?? new Error('peer unreachable'));
         resolve();
         return;
       }
-      if (!socket.destroyed) {
-        socket.end('HTTP/1.1 502 Bad Gateway\r\nx-broker-failure: peer-unreachable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-      }
+      if (!socket.destroyed) answerRawFailure(socket, options.unreachable);
       upstream.destroy();
       resolve();
     };

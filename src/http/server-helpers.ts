@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 
@@ -32,9 +32,43 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
+/** The header naming why a request failed. */
+export const FAILURE_HEADER = 'x-broker-failure';
+
+/**
+ * A failure answer: its `x-broker-failure` reason and status. The reasons are the entries of
+ * protocol/failures.ts; http/ imports nothing of ours, so callers pass those entries in.
+ */
+export interface FailureAnswer {
+  readonly reason: string;
+  readonly status: number;
+}
+
 /** An error answer with the broker's `x-broker-failure` reason header. */
-export function sendFailure(res: ServerResponse, status: number, reason: string, body: unknown = { ok: false }, headers: Record<string, string> = {}): void {
-  sendJson(res, status, body, { ...headers, 'x-broker-failure': reason });
+export function sendFailure(res: ServerResponse, failure: FailureAnswer, body: unknown = { ok: false }, headers: Record<string, string> = {}): void {
+  sendJson(res, failure.status, body, { ...headers, [FAILURE_HEADER]: failure.reason });
+}
+
+/**
+ * A failure answered on a raw socket (an upgrade, or a request Node's parser refused), then the
+ * connection is closed: no more is read from it. `body` is sent as JSON when given.
+ */
+export function answerRawFailure(socket: Duplex, failure: FailureAnswer | { status: number; reason?: undefined }, body?: unknown): void {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  const head = [
+    `HTTP/1.1 ${failure.status} ${STATUS_CODES[failure.status] ?? 'Error'}`,
+    'connection: close',
+    ...(body === undefined ? [] : ['content-type: application/json; charset=utf-8']),
+    ...(failure.reason === undefined ? [] : [`${FAILURE_HEADER}: ${failure.reason}`]),
+    `content-length: ${Buffer.byteLength(text)}`,
+  ];
+  // Closed once the answer is flushed; a peer that does not read it is cut after a second.
+  const cut = setTimeout(() => socket.destroy(), 1000);
+  cut.unref();
+  socket.end(`${head.join('\r\n')}\r\n\r\n${text}`, () => {
+    clearTimeout(cut);
+    socket.destroy();
+  });
 }
 
 /** After refusing a body, the rest is read and discarded for at most this long / this much, then the connection is closed. */
@@ -51,7 +85,7 @@ const CLOSE_GRACE_MS = 1000;
  * then reading stops, FIN follows the answer and the connection is reset CLOSE_GRACE_MS later.
  * A body that ends sooner leaves the connection usable.
  */
-export function refuseBody(req: IncomingMessage, res: ServerResponse, status: number, reason: string, body: unknown, headers: Record<string, string> = {}): void {
+export function refuseBody(req: IncomingMessage, res: ServerResponse, failure: FailureAnswer, body: unknown, headers: Record<string, string> = {}): void {
   let discarded = 0;
   let timer: NodeJS.Timeout | undefined;
   const stop = () => {
@@ -80,7 +114,7 @@ export function refuseBody(req: IncomingMessage, res: ServerResponse, status: nu
     timer = setTimeout(cut, LINGER_MS);
     timer.unref();
   });
-  sendFailure(res, status, reason, body, headers);
+  sendFailure(res, failure, body, headers);
 }
 
 export class BodyTooLargeError extends Error {
@@ -124,34 +158,35 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+/** The failures a parser refusal is answered with (protocol/failures.ts PARSER_FAILURES). */
+export interface ParserFailures {
+  headersTooLarge: FailureAnswer;
+  headersTimeout: FailureAnswer;
+  malformed: FailureAnswer;
+}
+
 /**
- * Answers a request Node's parser refused (its `clientError`), with a status that names the
- * problem and an `x-broker-failure` reason (Node's own answer has none), then closes the socket:
- * nothing more is read from a peer that sent an oversized head, a malformed or ambiguous
- * request (smuggling attempts: Content-Length with Transfer-Encoding, two Content-Lengths...)
- * or that took too long to send its headers (slowloris).
+ * A `clientError` listener that answers a request Node's parser refused with a status that
+ * names the problem and an `x-broker-failure` reason (Node's own answer has none), then closes
+ * the socket: nothing more is read from a peer that sent an oversized head, a malformed or
+ * ambiguous request (smuggling attempts: Content-Length with Transfer-Encoding, two
+ * Content-Lengths...) or that took too long to send its headers (slowloris).
  */
-export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
-  const pending = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-  if (err.code === 'ECONNRESET' || !socket.writable || pending?.headersSent) {
-    socket.destroy();
-    return;
-  }
-  const [status, text, reason, message] =
-    err.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'Request Header Fields Too Large', 'headers-too-large', 'the request line and headers exceed the size limit']
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? [408, 'Request Timeout', 'headers-timeout', 'the request headers did not arrive in time']
-        : [400, 'Bad Request', 'bad-request', `malformed HTTP request (${err.code ?? 'parse error'})`];
-  const body = JSON.stringify({ ok: false, message });
-  const head = `HTTP/1.1 ${status} ${text}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\nx-broker-failure: ${reason}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n`;
-  // Closed once the answer is flushed; a peer that does not read it is cut after a second.
-  const cut = setTimeout(() => socket.destroy(), 1000);
-  cut.unref();
-  socket.end(head + body, () => {
-    clearTimeout(cut);
-    socket.destroy();
-  });
+export function clientErrorHandler(failures: ParserFailures): (err: Error & { code?: string }, socket: Duplex) => void {
+  return (err, socket) => {
+    const pending = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || pending?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const [failure, message] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [failures.headersTooLarge, 'the request line and headers exceed the size limit']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [failures.headersTimeout, 'the request headers did not arrive in time']
+          : [failures.malformed, `malformed HTTP request (${err.code ?? 'parse error'})`];
+    answerRawFailure(socket, failure, { ok: false, message });
+  };
 }
 
 /** Node's raw header list to a plain object, keeping repeated headers (set-cookie) as arrays. */

@@ -1,9 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { FORWARDED_HEADER, INTERNAL_SECRET_HEADER, secretMatches } from '../http/forward.js';
 
-/** x-broker-failure of a request that claims to come from a peer without the internal secret. */
-export const PEER_SECRET_FAILURE = 'internal-secret-required';
-
 /**
  * Checks a request that claims to be forwarded by a peer server (x-broker-forwarded-by): with
  * BROKER_INTERNAL_SECRET set it must carry the same secret, else anyone reaching a server could

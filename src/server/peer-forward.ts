@@ -1,19 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import type { Egress } from '../http/egress.js';
-import { describeError, errorCodes } from '../http/errors.js';
-import { HOP_BY_HOP, sendFailure } from '../http/server-helpers.js';
+import { describeError, neverConnected } from '../http/errors.js';
+import { FAILURE_HEADER, HOP_BY_HOP, sendFailure } from '../http/server-helpers.js';
 import type { Logger } from '../observability/logger.js';
 import type { PeerRoute } from './peer-routing.js';
 import { FORWARDED_HEADER, INTERNAL_SECRET_HEADER } from '../http/forward.js';
 import { answerHeaders } from './platform-request.js';
-import { RETRY_ELSEWHERE_HEADER } from './relay.js';
-
-/** Failures a peer reports before relaying anything: the request may go elsewhere. */
-const NOT_RELAYED = new Set(['no-connection', 'connection-not-ready', 'server-draining']);
-
-/** Errors that prove the request never reached the peer, so another target may take it. */
-const NOT_DELIVERED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+import { FAILURES, peerMayRetryElsewhere, RETRY_ELSEWHERE_HEADER } from '../protocol/failures.js';
 
 /** 'unavailable' says why (for the platform's error message when no target could take the request). */
 export type ForwardOutcome = { outcome: 'answered' } | { outcome: 'unavailable'; why: string };
@@ -51,20 +45,19 @@ export async function forwardToPeer(
       headersTimeout: init.timeoutMs,
     });
   } catch (err) {
-    const delivered = !errorCodes(err).some((c) => NOT_DELIVERED.has(c));
-    if (!delivered || init.idempotent) {
+    // Never connected: the request never reached the peer, so another target may take it.
+    if (neverConnected(err) || init.idempotent) {
       deps.logger.warn({ requestId: init.requestId, peer: peer.serverId, error: describeError(err) }, 'peer server failed before answering; trying another target');
       return { outcome: 'unavailable', why: `server ${peer.serverId}: ${describeError(err)}` };
     }
     // The peer may have relayed it: a non-idempotent request is not sent a second time.
     deps.logger.warn({ requestId: init.requestId, peer: peer.serverId, error: describeError(err) }, 'peer server failed after the request was sent');
-    if (!res.headersSent) sendFailure(res, 502, 'peer-failed', { ok: false, message: 'the peer broker server holding the tunnel failed before answering; the request may have reached the origin, so it was not retried' }, { 'snyk-request-id': init.requestId });
+    if (!res.headersSent) sendFailure(res, FAILURES.PEER_FAILED, { ok: false, message: 'the peer broker server holding the tunnel failed before answering; the request may have reached the origin, so it was not retried' }, { 'snyk-request-id': init.requestId });
     return ANSWERED;
   }
-  const failure = answer.headers['x-broker-failure'];
-  // The peer's tunnel dropped and it had no other: safe to try elsewhere when the peer says so (never delivered, or idempotent).
-  const retryElsewhere = answer.statusCode === 502 && failure === 'tunnel-closed' && answer.headers[RETRY_ELSEWHERE_HEADER] === 'true';
-  if (((answer.statusCode === 404 || answer.statusCode === 503) && typeof failure === 'string' && NOT_RELAYED.has(failure)) || retryElsewhere) {
+  const failure = answer.headers[FAILURE_HEADER];
+  // The peer relayed nothing (no usable tunnel, draining), or its tunnel dropped and it says the request may go elsewhere.
+  if (peerMayRetryElsewhere(answer.statusCode, failure, answer.headers[RETRY_ELSEWHERE_HEADER] === 'true')) {
     await answer.body.dump().catch(() => undefined);
     deps.logger.debug({ requestId: init.requestId, peer: peer.serverId, failure }, 'peer server could not take the request; trying another target');
     return { outcome: 'unavailable', why: `server ${peer.serverId}: ${answer.statusCode} ${String(failure)}` };

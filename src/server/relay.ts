@@ -6,6 +6,7 @@ import { Transform, pipeline } from 'node:stream';
 import { parseAckResponse, readResponseHead, ProtocolError, type RelayRequest, type ResponseHead } from '../protocol/index.js';
 import { describeError } from '../http/errors.js';
 import { sendFailure, sendJson } from '../http/server-helpers.js';
+import { FAILURES, RETRY_ELSEWHERE_HEADER, type Failure } from '../protocol/failures.js';
 import type { Logger } from '../observability/logger.js';
 import type { Connection, TunnelWaiter } from './connection.js';
 import type { ConnectionPool } from './pool.js';
@@ -22,7 +23,7 @@ export type AttemptOutcome =
   | { kind: 'not-sent' }
   /** The request left, then the tunnel (or the answer upload) died before a byte reached the platform. */
   | { kind: 'dropped'; detail: string }
-  | { kind: 'failed'; status: number; reason: string; message: string }
+  | { kind: 'failed'; failure: Failure; message: string }
   | { kind: 'timeout' }
   | { kind: 'platform-gone' };
 
@@ -88,9 +89,6 @@ export interface PlatformRelayInit {
 
 /** Whether the fallback answered the platform; if not, why (it ends up in the 502's message). */
 export type FallbackResult = { answered: true } | { answered: false; why: string };
-
-/** On a 502 tunnel-closed: the request may be retried on another server (never delivered, or idempotent). */
-export const RETRY_ELSEWHERE_HEADER = 'x-broker-retry-elsewhere';
 
 function countingTransform(onBytes: (n: number) => void): Transform {
   return new Transform({
@@ -167,7 +165,7 @@ export class PlatformRelay {
     } catch (err) {
       outcomeLabel = 'error';
       this.deps.logger.error({ requestId: this.init.requestId, error: describeError(err) }, 'relay failed unexpectedly');
-      if (!this.res.headersSent) sendFailure(this.res, 502, 'relay-error', { ok: false, message: 'relay failed' }, { 'snyk-request-id': this.init.requestId });
+      if (!this.res.headersSent) sendFailure(this.res, FAILURES.RELAY_ERROR, { ok: false, message: 'relay failed' }, { 'snyk-request-id': this.init.requestId });
       else this.res.destroy();
     } finally {
       clearTimeout(this.#timer);
@@ -185,7 +183,7 @@ export class PlatformRelay {
     for (;;) {
       if (this.#platformGone) return 'platform-gone';
       if (this.#timedOut) {
-        this.#fail(504, 'response-timeout', this.#timeoutMessage());
+        this.#fail(FAILURES.RESPONSE_TIMEOUT, this.#timeoutMessage());
         return 'timeout';
       }
       const orUnresponsive = !this.init.hasAlternative;
@@ -198,10 +196,10 @@ export class PlatformRelay {
       if (selection.kind !== 'ok') {
         if (first) {
           if (selection.kind === 'no-connection') {
-            this.#failRaw(404, 'no-connection', { ok: false });
-            return 'no-connection';
+            this.#failRaw(FAILURES.NO_CONNECTION, { ok: false });
+            return FAILURES.NO_CONNECTION.reason;
           }
-          this.#failRaw(503, 'connection-not-ready', { ok: false }, { 'retry-after': '1' });
+          this.#failRaw(FAILURES.CONNECTION_NOT_READY, { ok: false }, { 'retry-after': '1' });
           return 'not-ready';
         }
         // Only reached after a not-sent attempt or a dropped idempotent one: trying elsewhere is safe.
@@ -220,11 +218,11 @@ export class PlatformRelay {
         case 'platform-gone':
           return 'platform-gone';
         case 'timeout':
-          this.#fail(504, 'response-timeout', this.#timeoutMessage());
+          this.#fail(FAILURES.RESPONSE_TIMEOUT, this.#timeoutMessage());
           return 'timeout';
         case 'failed':
-          this.#fail(outcome.status, outcome.reason, outcome.message);
-          return outcome.reason;
+          this.#fail(outcome.failure, outcome.message);
+          return outcome.failure.reason;
         case 'not-sent':
           metrics.relayRetries.inc({ reason: 'not-sent' });
           logger.debug({ requestId: this.init.requestId, connection: connection.id }, 'tunnel closed before the request was sent; trying another connection');
@@ -243,8 +241,8 @@ export class PlatformRelay {
             continue;
           }
           // Not retried: the client may have relayed it before it dropped, and the platform must know.
-          this.#fail(502, 'tunnel-closed', `the broker client connection dropped before answering (${outcome.detail}); the request may have reached the origin, so it was not retried`);
-          return 'tunnel-closed';
+          this.#fail(FAILURES.TUNNEL_CLOSED, `the broker client connection dropped before answering (${outcome.detail}); the request may have reached the origin, so it was not retried`);
+          return FAILURES.TUNNEL_CLOSED.reason;
       }
     }
   }
@@ -278,9 +276,9 @@ export class PlatformRelay {
     if ((await this.#awaitReconnect(exclude)) || this.#timedOut) return undefined;
     if (this.#platformGone) return 'platform-gone';
     const message = this.#fallbackWhy ? `${reason} (${this.#fallbackWhy})` : reason;
-    this.deps.logger.warn({ requestId: this.init.requestId, method: this.init.request.method, status: 502, reason: 'tunnel-closed', detail: message }, 'platform request failed');
-    this.#failRaw(502, 'tunnel-closed', { ok: false, message }, { [RETRY_ELSEWHERE_HEADER]: 'true' });
-    return 'tunnel-closed';
+    this.deps.logger.warn({ requestId: this.init.requestId, method: this.init.request.method, status: FAILURES.TUNNEL_CLOSED.status, reason: FAILURES.TUNNEL_CLOSED.reason, detail: message }, 'platform request failed');
+    this.#failRaw(FAILURES.TUNNEL_CLOSED, { ok: false, message }, { [RETRY_ELSEWHERE_HEADER]: 'true' });
+    return FAILURES.TUNNEL_CLOSED.reason;
   }
 
   #reconnectWaited = false;
@@ -316,25 +314,25 @@ export class PlatformRelay {
     return out;
   }
 
-  #failRaw(status: number, reason: string, body: unknown, headers: Record<string, string> = {}): void {
+  #failRaw(failure: Failure, body: unknown, headers: Record<string, string> = {}): void {
     if (this.#platformGone) return;
     if (this.res.headersSent) {
       this.res.destroy();
       return;
     }
-    sendFailure(this.res, status, reason, body, { ...headers, 'snyk-request-id': this.init.requestId });
+    sendFailure(this.res, failure, body, { ...headers, 'snyk-request-id': this.init.requestId });
   }
 
-  #fail(status: number, reason: string, message: string): void {
+  #fail(failure: Failure, message: string): void {
     // 404/503 are routine (no tunnel yet); these are the failures an operator needs to see.
-    this.deps.logger.warn({ requestId: this.init.requestId, method: this.init.request.method, status, reason, detail: message }, 'platform request failed');
-    this.#failRaw(status, reason, { ok: false, message });
+    this.deps.logger.warn({ requestId: this.init.requestId, method: this.init.request.method, status: failure.status, reason: failure.reason, detail: message }, 'platform request failed');
+    this.#failRaw(failure, { ok: false, message });
   }
 
   async #attempt(connection: Connection): Promise<AttemptOutcome> {
     const { pending, metrics } = this.deps;
     if (this.init.accepts && !this.init.accepts(connection)) {
-      return { kind: 'failed', status: 501, reason: 'not-implemented', message: 'Not implemented for client versions before 4.209.0' };
+      return { kind: 'failed', failure: FAILURES.NOT_IMPLEMENTED, message: 'Not implemented for client versions before 4.209.0' };
     }
     const useAck = this.init.wantsAck || !connection.acceptsPostStreams;
     const attempt = new RelayAttempt(this, connection, useAck ? '' : this.deps.serverId !== undefined ? createStreamingId(this.deps.serverId) : randomUUID(), this.deps);
@@ -369,7 +367,7 @@ export class PlatformRelay {
       return true;
     } catch (err) {
       this.deps.logger.warn({ requestId: this.init.requestId, error: describeError(err) }, 'client answer has headers node refuses');
-      sendFailure(this.res, 502, 'bad-response', { ok: false, message: 'the broker client answered with invalid headers' }, { 'snyk-request-id': this.init.requestId });
+      sendFailure(this.res, FAILURES.BAD_RESPONSE, { ok: false, message: 'the broker client answered with invalid headers' }, { 'snyk-request-id': this.init.requestId });
       return false;
     }
   }
@@ -435,10 +433,10 @@ export class RelayAttempt implements TunnelWaiter {
     try {
       answer = parseAckResponse(args[0]);
     } catch (err) {
-      return this.settle({ kind: 'failed', status: 502, reason: 'bad-response', message: `invalid answer from the broker client: ${(err as Error).message}` });
+      return this.settle({ kind: 'failed', failure: FAILURES.BAD_RESPONSE, message: `invalid answer from the broker client: ${(err as Error).message}` });
     }
     if (answer.status < 100 || answer.status > 599) {
-      return this.settle({ kind: 'failed', status: 502, reason: 'bad-response', message: 'invalid answer status from the broker client' });
+      return this.settle({ kind: 'failed', failure: FAILURES.BAD_RESPONSE, message: 'invalid answer status from the broker client' });
     }
     const body = answer.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(answer.body) ? answer.body : Buffer.from(answer.body, 'utf8');
     const headers = { ...(answer.headers ?? {}) } as Record<string, unknown>;
@@ -484,7 +482,7 @@ export class RelayAttempt implements TunnelWaiter {
   /** An answer for this attempt arrived but could not be read. */
   failAnswer(message: string): void {
     if (this.#settled || this.#answering) return;
-    this.settle({ kind: 'failed', status: 502, reason: 'bad-response', message });
+    this.settle({ kind: 'failed', failure: FAILURES.BAD_RESPONSE, message });
   }
 
   #answerWhole(head: ResponseHead, body: Buffer): void {
@@ -520,7 +518,7 @@ export class RelayAttempt implements TunnelWaiter {
         upload.resume();
       }
       if (this.#settled) return;
-      return this.settle({ kind: 'failed', status: 502, reason: 'bad-response', message: `the broker client sent an invalid answer: ${message}` });
+      return this.settle({ kind: 'failed', failure: FAILURES.BAD_RESPONSE, message: `the broker client sent an invalid answer: ${message}` });
     }
     if (this.#settled) {
       // Timed out or the platform left while the head was on its way.

@@ -5,7 +5,8 @@ import { isSafePath } from '../filters/index.js';
 import type { Egress } from '../http/egress.js';
 import { describeError } from '../http/errors.js';
 import { delay, waitAtMost } from '../http/backoff.js';
-import { answerClientError, BodyTooLargeError, closeServer, listen, readBody, refuseBody, sendFailure, sendJson } from '../http/server-helpers.js';
+import { answerRawFailure, BodyTooLargeError, clientErrorHandler, closeServer, listen, readBody, refuseBody, sendFailure, sendJson } from '../http/server-helpers.js';
+import { FAILURES, PARSER_FAILURES, type Failure } from '../protocol/failures.js';
 import type { Logger, SecretScrubber } from '../observability/logger.js';
 import type { Registry } from '../observability/metrics.js';
 import { VERSION } from '../version.js';
@@ -24,7 +25,7 @@ import { forwardHttpRequest, forwardUpgrade, FORWARDED_HEADER } from '../http/fo
 import { EgressError } from '../http/errors.js';
 import { answerOwner, routeTunnelRequest } from './tunnel-routing.js';
 import type { PeerRoute, PeerServer } from './peer-routing.js';
-import { admitPeerRequest, peerHopHeaders, PEER_SECRET_FAILURE } from './peer-auth.js';
+import { admitPeerRequest, peerHopHeaders } from './peer-auth.js';
 import { createListener } from '../http/listener.js';
 
 export interface ServerDeps {
@@ -122,7 +123,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     const idHeader = { 'snyk-request-id': requestId };
     if (!parsed) {
       req.resume();
-      return sendFailure(res, 400, 'bad-request', { ok: false, message: 'expected /broker/<token>/<path>' }, idHeader);
+      return sendFailure(res, FAILURES.BAD_REQUEST, { ok: false, message: 'expected /broker/<token>/<path>' }, idHeader);
     }
     // A request a peer forwarded is relayed here only; otherwise peers holding tunnels of the token share the work.
     const mayForward = routing !== undefined && req.headers[FORWARDED_HEADER] === undefined;
@@ -130,7 +131,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     if (mayForward && peers.length === 0 && pool.members(parsed.token).length === 0) peers = await routing.peersForOnMiss(parsed.token);
     if (draining && peers.length === 0) {
       req.resume();
-      return sendFailure(res, 503, 'server-draining', { ok: false, message: 'this broker server is shutting down' }, { ...idHeader, 'retry-after': '1' });
+      return sendFailure(res, FAILURES.SERVER_DRAINING, { ok: false, message: 'this broker server is shutting down' }, { ...idHeader, 'retry-after': '1' });
     }
     let body: Buffer | undefined;
     if (hasBody(req)) {
@@ -138,16 +139,16 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
         body = await readBody(req, config.bodyLimitBytes);
       } catch (err) {
         if (err instanceof BodyTooLargeError) {
-          return refuseBody(req, res, 413, 'body-too-large', { ok: false, message: `request body exceeds ${config.bodyLimitBytes} bytes` }, idHeader);
+          return refuseBody(req, res, FAILURES.BODY_TOO_LARGE, { ok: false, message: `request body exceeds ${config.bodyLimitBytes} bytes` }, idHeader);
         }
-        return sendFailure(res, 400, 'bad-request', { ok: false, message: `could not read the request body: ${describeError(err)}` }, idHeader);
+        return sendFailure(res, FAILURES.BAD_REQUEST, { ok: false, message: `could not read the request body: ${describeError(err)}` }, idHeader);
       }
       if (body.length === 0) body = undefined;
     }
     const method = (req.method ?? 'GET').toUpperCase();
     const headers = relayHeaders(req.headers, requestId, parsed.contextId);
     const blocked = (reason: string) =>
-      sendFailure(res, 401, 'filter-blocked', { code: 'FILTER_BLOCKED', message: 'blocked', reason, url: parsed.url }, idHeader);
+      sendFailure(res, FAILURES.FILTER_BLOCKED, { code: FAILURES.FILTER_BLOCKED.code, message: 'blocked', reason, url: parsed.url }, idHeader);
     if (!isSafePath(parsed.url)) return blocked('Request path is not normalized (path traversal), blocking HTTP request');
     if (config.publicRules) {
       const result = config.publicRules.match({ method, url: parsed.url, headers, body });
@@ -179,7 +180,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       const local = draining ? 0 : pool.members(parsed.token).filter((c) => pool.isSelectable(c, now)).length;
       const result = await forwardInOrder(routing.order(parsed.token, local, peers), !draining && local > 0);
       if (result.answered) return;
-      if (draining) return sendFailure(res, 503, 'server-draining', { ok: false, message: `this broker server is shutting down and no peer could take the request (${result.why})` }, { ...idHeader, 'retry-after': '1' });
+      if (draining) return sendFailure(res, FAILURES.SERVER_DRAINING, { ok: false, message: `this broker server is shutting down and no peer could take the request (${result.why})` }, { ...idHeader, 'retry-after': '1' });
     }
     const forwarded = req.headers[FORWARDED_HEADER] !== undefined;
     await startRelay(req, res, {
@@ -212,8 +213,8 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     req.resume();
     const parsed = parseBrokerPath(rawUrl.replace(/^\/service\//, '/broker/'));
     const requestId = requestIdOf(req.headers);
-    if (!parsed || req.method !== 'GET') return sendFailure(res, 400, 'bad-request', { ok: false, msg: 'expected GET /service/<token>/<command>' }, { 'snyk-request-id': requestId });
-    if (draining) return sendFailure(res, 503, 'server-draining', { ok: false }, { 'snyk-request-id': requestId, 'retry-after': '1' });
+    if (!parsed || req.method !== 'GET') return sendFailure(res, FAILURES.BAD_REQUEST, { ok: false, msg: 'expected GET /service/<token>/<command>' }, { 'snyk-request-id': requestId });
+    if (draining) return sendFailure(res, FAILURES.SERVER_DRAINING, { ok: false }, { 'snyk-request-id': requestId, 'retry-after': '1' });
     const headers = relayHeaders(req.headers, requestId, parsed.contextId);
     headers['x-broker-service'] = 'true';
     headers['x-broker-ws-response'] = 'true';
@@ -282,16 +283,16 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     const isHandshake = !/[?&]sid=/.test(rawUrl);
     if (isHandshake && draining) {
       req.resume();
-      return sendFailure(res, 503, 'server-draining', { ok: false }, { 'retry-after': '1' });
+      return sendFailure(res, FAILURES.SERVER_DRAINING, { ok: false }, { 'retry-after': '1' });
     }
     return tunnels.handleRequest(req, res);
   }
 
-  async function handleTunnelUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, rawUrl: string, refuse: (status: number, text: string) => void): Promise<void> {
+  async function handleTunnelUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, rawUrl: string, refuse: (failure: Failure | { status: number }) => void): Promise<void> {
     const target = await tunnelPeer(req, rawUrl);
     if (socket.destroyed) return;
     const serveHere = () => {
-      if (draining && !/[?&]sid=/.test(rawUrl)) return refuse(503, 'Service Unavailable');
+      if (draining && !/[?&]sid=/.test(rawUrl)) return refuse(FAILURES.SERVER_DRAINING);
       tunnels.handleUpgrade(req, socket, head);
     };
     if (!target) return serveHere();
@@ -303,7 +304,8 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
         passingTunnels.delete(socket);
         peerFailed(target.peer, err, 'tunnel upgrade');
         metrics.tunnelForwards.inc({ kind: 'websocket', outcome: 'unreachable' });
-        if (target.session) refuse(400, 'Bad Request');
+        // engine.io's own refusal of a session it does not know (no reason: not a broker failure).
+        if (target.session) refuse({ status: 400 });
         else serveHere();
       },
     });
@@ -321,7 +323,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     const m = /^\/response-data\/([^/]+)\/([^/]+)\/?$/.exec(path);
     if (!m || req.method !== 'POST') {
       req.resume();
-      return sendFailure(res, 400, 'bad-request', { message: 'expected POST /response-data/<token>/<streamingID>' });
+      return sendFailure(res, FAILURES.BAD_REQUEST, { message: 'expected POST /response-data/<token>/<streamingID>' });
     }
     let token: string;
     let streamingID: string;
@@ -330,7 +332,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       streamingID = decodeURIComponent(m[2]!);
     } catch {
       req.resume();
-      return sendFailure(res, 400, 'bad-request', { message: 'undecodable path' });
+      return sendFailure(res, FAILURES.BAD_REQUEST, { message: 'undecodable path' });
     }
     // Waited for here: take it, whatever server_id says (the tunnel may have been served here instead of there).
     if (!pending.get(streamingID) && routing && req.headers[FORWARDED_HEADER] === undefined) {
@@ -349,7 +351,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
           }
           peerFailed(peer, err, 'answer upload');
           req.resume();
-          return sendFailure(res, 502, 'peer-unreachable', { message: `the broker server waiting for this answer (${peer.serverId}) could not be reached` });
+          return sendFailure(res, FAILURES.PEER_UNREACHABLE, { message: `the broker server waiting for this answer (${peer.serverId}) could not be reached` });
         }
       }
     }
@@ -370,12 +372,12 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     if (!admitPeerRequest(req, config.internalSecret)) {
       refusedPeer(req, 'request');
       req.resume();
-      return sendFailure(res, 401, PEER_SECRET_FAILURE, { ok: false, message: 'a request forwarded by a peer server needs a valid x-broker-internal-secret' });
+      return sendFailure(res, FAILURES.INTERNAL_SECRET_REQUIRED, { ok: false, message: 'a request forwarded by a peer server needs a valid x-broker-internal-secret' });
     }
     if (path.startsWith('/primus/')) {
       if (!tunnelTokenOf(rawUrl)) {
         req.resume();
-        return sendFailure(res, 400, 'bad-request', { ok: false, message: 'expected /primus/<token>/' });
+        return sendFailure(res, FAILURES.BAD_REQUEST, { ok: false, message: 'expected /primus/<token>/' });
       }
       return handleTunnelRequest(req, res, rawUrl);
     }
@@ -383,7 +385,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     if (path.startsWith('/response-data/')) return handleResponseData(req, res, path, rawUrl);
     if (path.startsWith('/service/')) return handleService(req, res, rawUrl);
     req.resume();
-    if (req.method !== 'GET' && req.method !== 'HEAD') return sendFailure(res, 404, 'not-found', { ok: false });
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendFailure(res, FAILURES.NOT_FOUND, { ok: false });
     if (path === '/' || path === '/healthcheck') return sendJson(res, 200, { ok: true, version: VERSION });
     if (path === '/livez') return sendJson(res, 200, { ok: true });
     if (path === '/readyz') {
@@ -405,9 +407,9 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
         // falls through to 404
       }
       const body = connectionStatus(pool, token);
-      return body ? sendJson(res, 200, body) : sendFailure(res, 404, 'no-connection', { ok: false });
+      return body ? sendJson(res, 200, body) : sendFailure(res, FAILURES.NO_CONNECTION, { ok: false });
     }
-    return sendFailure(res, 404, 'not-found', { ok: false });
+    return sendFailure(res, FAILURES.NOT_FOUND, { ok: false });
   }
 
   /** Logged without the path (it holds the token) and without any header value but the claimed peer id. */
@@ -418,15 +420,11 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const rawUrl = req.url ?? '/';
-    const refuse = (status: number, text: string, failure?: string) => {
-      const reason = failure ? `x-broker-failure: ${failure}\r\n` : '';
-      socket.end(`HTTP/1.1 ${status} ${text}\r\n${reason}connection: close\r\ncontent-length: 0\r\n\r\n`);
-      socket.destroy();
-    };
-    if (!tunnelTokenOf(rawUrl)) return refuse(400, 'Bad Request');
+    const refuse = (failure: Failure | { status: number }) => answerRawFailure(socket, failure);
+    if (!tunnelTokenOf(rawUrl)) return refuse(FAILURES.BAD_REQUEST);
     if (!admitPeerRequest(req, config.internalSecret)) {
       refusedPeer(req, 'tunnel upgrade');
-      return refuse(401, 'Unauthorized', PEER_SECRET_FAILURE);
+      return refuse(FAILURES.INTERNAL_SECRET_REQUIRED);
     }
     handleTunnelUpgrade(req, socket, head, rawUrl, refuse).catch((err) => {
       logger.error({ error: describeError(err) }, 'tunnel upgrade failed');
@@ -437,7 +435,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
   const http: Server = createListener(config.tls, (req, res) => {
     onRequest(req, res).catch((err) => {
       logger.error({ error: describeError(err) }, 'request handler failed');
-      if (!res.headersSent) sendFailure(res, 500, 'internal-error', { ok: false });
+      if (!res.headersSent) sendFailure(res, FAILURES.INTERNAL_ERROR, { ok: false });
       else res.destroy();
     });
   });
@@ -449,7 +447,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
   http.keepAliveTimeout = 65_000;
   http.on('upgrade', onUpgrade);
   // 431 oversized head, 408 headers too slow, 400 malformed or ambiguous (smuggling), each with x-broker-failure.
-  http.on('clientError', answerClientError);
+  http.on('clientError', clientErrorHandler(PARSER_FAILURES));
 
   async function drainAndClose(reason: string): Promise<void> {
     const deadline = Date.now() + config.drainGraceMs;

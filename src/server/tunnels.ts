@@ -6,6 +6,7 @@ import { decodeTunnelAnswer, encodeServerClose, hashToken, maskToken, tunnelAnsw
 import { describeError } from '../http/errors.js';
 import { waitAtMost } from '../http/backoff.js';
 import { refuseBody } from '../http/server-helpers.js';
+import { FAILURES } from '../protocol/failures.js';
 import { createWriteBatcher, socketUnderWebSocket, type Corkable } from '../http/write-batch.js';
 import { Connection, type ConnectionHooks, type TunnelTransport } from './connection.js';
 import type { ConnectionPool } from './pool.js';
@@ -343,7 +344,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       const declared = Number(req.headers['content-length']);
       if (req.method === 'POST' && Number.isFinite(declared) && declared > config.maxFrameBytes) {
         logger.warn({ bytes: declared, limitBytes: config.maxFrameBytes }, 'tunnel message larger than SOCKET_MAX_RESPONSE_LENGTH refused');
-        return refuseBody(req, res, 413, 'frame-too-large', { ok: false, message: `tunnel message exceeds ${config.maxFrameBytes} bytes` });
+        return refuseBody(req, res, FAILURES.FRAME_TOO_LARGE, { ok: false, message: `tunnel message exceeds ${config.maxFrameBytes} bytes` });
       }
       engine.handleRequest(req, res);
     },

@@ -7,6 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { ProcessGroup, type RunningProcess } from '../support/processes.js';
 import { freePort } from '../support/ports.js';
 import { CLI } from '../support/paths.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 const TOKEN = 'b9460892-5397-48f1-8697-488769ae3797';
 const HASHED = createHash('sha256').update(TOKEN).digest('hex');
@@ -110,7 +111,7 @@ describe('broker dispatcher (process)', () => {
     assert.equal(refused.headers['retry-after'], '2');
     const err = JSON.parse(refused.body) as { errors: Array<{ status: string; code: string; detail: string }> };
     assert.equal(err.errors[0]!.status, '429');
-    assert.equal(err.errors[0]!.code, 'MAX_CLIENTS_PER_TOKEN');
+    assert.equal(err.errors[0]!.code, FAILURES.MAX_CLIENTS_PER_TOKEN.code);
     assert.match(err.errors[0]!.detail, /4 clients/);
 
     // Our client releases on SIGTERM: the slot is free at once.

@@ -6,6 +6,7 @@ import { ProcessGroup, type RunningProcess } from '../support/processes.js';
 import { freePort } from '../support/ports.js';
 import { startRedis, type RedisInstance } from '../support/redis.js';
 import { waitFor } from '../support/wait.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 const V = 'version=2022-12-02%7Eexperimental';
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -88,7 +89,7 @@ describe('two dispatcher replicas on one Redis', () => {
     assert.equal(res.status, 503);
     assert.ok(res.headers.get('retry-after'));
     const body = (await res.json()) as { errors: Array<{ code: string }> };
-    assert.equal(body.errors[0]!.code, 'STORE_UNAVAILABLE');
+    assert.equal(body.errors[0]!.code, FAILURES.STORE_UNAVAILABLE.code);
     // Liveness is not readiness: the process itself is fine.
     assert.equal((await fetch(`${replicas[0]!.url}/livez`)).status, 200);
   });

@@ -13,6 +13,7 @@ import { freePort } from '../support/ports.js';
 import { writeAcceptFile } from '../support/client-harness.js';
 import { waitFor } from '../support/wait.js';
 import { startBrokerPair, platformRequest, scrape, metricValue, type BrokerPair } from '../support/broker-pair.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 /** An origin that misbehaves on purpose; counts requests per path. */
 async function startBadOrigin(): Promise<{ url: string; seen: Map<string, number>; close(): Promise<void> }> {
@@ -145,7 +146,7 @@ test(`origin slow (30 s): the platform gets 504 response-timeout after BROKER_SE
   const elapsed = Date.now() - started;
   for (const [name, r] of [['GET', get], ['POST', post]] as const) {
     assert.equal(r.status, 504, `${name} status`);
-    assert.equal(r.failure, 'response-timeout', `${name} reason`);
+    assert.equal(r.failure, FAILURES.RESPONSE_TIMEOUT.reason, `${name} reason`);
   }
   // A non-idempotent request that timed out may have been applied: the platform is told so.
   assert.match(post.body.toString(), /may have reached the origin/);
@@ -175,5 +176,5 @@ test(`origin slow (30 s): the platform gets 504 response-timeout after BROKER_SE
 test('a request with x-broker-ws-response to a 30 s origin also ends in 504 response-timeout', async () => {
   const r = await platformRequest(pair.platformUrl(`/slow/30000/ack-${randomUUID()}`), { headers: { 'x-broker-ws-response': 'true' }, deadlineMs: 60_000 });
   assert.equal(r.status, 504);
-  assert.equal(r.failure, 'response-timeout');
+  assert.equal(r.failure, FAILURES.RESPONSE_TIMEOUT.reason);
 });

@@ -16,6 +16,7 @@ import { writeAcceptFile } from '../support/client-harness.js';
 import { FakeBrokerServer } from '../support/fake-broker-server.js';
 import { rawExchange, type RawAnswer } from '../support/raw-http.js';
 import { assertBodyRefused, assertNothingSmuggled, assertSmugglingRefused, attackHarness, summary } from '../support/hostile.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 const token = randomUUID();
 const BODY_LIMIT = 64 * 1024;
@@ -89,7 +90,7 @@ test('path traversal on the webhook port is refused (401 filter-blocked) and nev
     for (const path of paths) {
       const a = await rawExchange(clientPort, postEmpty(path), { untilAnswer: true });
       assert.equal(a.status, 401, `${path} → ${a.raw.slice(0, 200)}`);
-      assert.equal(a.headers['x-broker-failure'], 'filter-blocked', path);
+      assert.equal(a.headers['x-broker-failure'], FAILURES.FILTER_BLOCKED.reason, path);
       assert.match(a.body, /path traversal/);
       answers.push(a);
     }
@@ -104,7 +105,7 @@ test('oversized request heads on the webhook port get 431 headers-too-large', as
     const bigLine = await rawExchange(clientPort, postEmpty(`/webhook/hostile-${'a'.repeat(20_000)}`));
     for (const a of [bigHeader, bigLine]) {
       assert.equal(a.status, 431, a.raw.slice(0, 300));
-      assert.equal(a.headers['x-broker-failure'], 'headers-too-large');
+      assert.equal(a.headers['x-broker-failure'], FAILURES.HEADERS_TOO_LARGE.reason);
       assert.ok(a.closed);
     }
     return summary([bigHeader, bigLine]);

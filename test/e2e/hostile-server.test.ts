@@ -18,6 +18,7 @@ import { FakeTunnelClient } from '../support/fake-tunnel-client.js';
 import { rawExchange, slowloris, writeUntilClosed, type RawAnswer } from '../support/raw-http.js';
 import { assertBodyRefused, assertNothingSmuggled, assertSmugglingRefused, attackHarness, summary } from '../support/hostile.js';
 import { closeServer, listen } from '../../src/http/server-helpers.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 const token = randomUUID();
 const BODY_LIMIT = 64 * 1024;
@@ -121,19 +122,19 @@ test('path traversal under /broker/<token>/ is refused (401 filter-blocked) and 
     for (const path of paths) {
       const a = await rawExchange(port, get(path), { untilAnswer: true });
       assert.equal(a.status, 401, `${path} → ${a.raw.slice(0, 200)}`);
-      assert.equal(a.headers['x-broker-failure'], 'filter-blocked', path);
+      assert.equal(a.headers['x-broker-failure'], FAILURES.FILTER_BLOCKED.reason, path);
       assert.match(a.body, /path traversal/);
       answers.push(a);
     }
     // A raw backslash (Node's parser lets it through): some origins treat it as a separator.
     const backslash = await rawExchange(port, get(`/broker/${token}/echo/..\\hostile-secret`), { untilAnswer: true });
     assert.equal(backslash.status, 401, backslash.raw.slice(0, 200));
-    assert.equal(backslash.headers['x-broker-failure'], 'filter-blocked');
+    assert.equal(backslash.headers['x-broker-failure'], FAILURES.FILTER_BLOCKED.reason);
     answers.push(backslash);
     // Traversal in the token segment is just an unknown token.
     const inToken = await rawExchange(port, get(`/broker/${token}%2f..%2f..%2fhostile-secret/echo/x`), { untilAnswer: true });
     assert.equal(inToken.status, 404);
-    assert.equal(inToken.headers['x-broker-failure'], 'no-connection');
+    assert.equal(inToken.headers['x-broker-failure'], FAILURES.NO_CONNECTION.reason);
     return summary(answers);
   });
   assert.ok(!origin.seen.some((s) => s.url.includes('hostile-secret')));
@@ -146,7 +147,7 @@ test('oversized request heads get 431 headers-too-large and the connection is cl
     const many = await rawExchange(port, get(`/broker/${token}/echo/hostile-many`, Array.from({ length: 3000 }, (_, i) => `x-h${i}: v\r\n`).join('')));
     for (const a of [bigHeader, bigLine, many]) {
       assert.equal(a.status, 431, a.raw.slice(0, 300));
-      assert.equal(a.headers['x-broker-failure'], 'headers-too-large');
+      assert.equal(a.headers['x-broker-failure'], FAILURES.HEADERS_TOO_LARGE.reason);
       assert.equal(a.headers.connection, 'close');
       assert.ok(a.closed, 'the server closed the connection');
     }
@@ -201,7 +202,7 @@ test('5,000 requests with unknown tokens: all 404 no-connection, a bounded numbe
     await pool.close();
     elapsedMs = Date.now() - started;
     lookups = dispatcherCount('/internal/connections') - before;
-    return { status: '404', reason: 'no-connection' };
+    return { status: '404', reason: FAILURES.NO_CONNECTION.reason };
   });
   assert.deepEqual([...statuses], [['404 no-connection', TOTAL]]);
   // Misses share one refresh at most once a second, on top of the periodic refresh: a few per refresh interval.
@@ -239,7 +240,7 @@ test('a tunnel frame above SOCKET_MAX_RESPONSE_LENGTH closes that tunnel (1009, 
       await writeUntilClosed(socket, Buffer.alloc(64 * 1024, 0x78), MAX_FRAME * 64, count);
     }, { timeoutMs: 60_000 });
     assert.equal(upload.status, 413, upload.raw.slice(0, 300));
-    assert.equal(upload.headers['x-broker-failure'], 'frame-too-large');
+    assert.equal(upload.headers['x-broker-failure'], FAILURES.FRAME_TOO_LARGE.reason);
     assert.ok(upload.closed && upload.written < MAX_FRAME * 64, `the attacker wrote ${upload.written} bytes`);
     return { status: 'ws close 1009 / polling 413', reason: 'frame-too-large (polling)' };
   });
@@ -259,7 +260,7 @@ test('slowloris: connections trickling their headers get 408 headers-timeout and
     for (const a of slow) {
       assert.ok(a.closed, 'the server closed the slow connection');
       assert.equal(a.status, 408, a.raw.slice(0, 300));
-      assert.equal(a.headers['x-broker-failure'], 'headers-timeout');
+      assert.equal(a.headers['x-broker-failure'], FAILURES.HEADERS_TIMEOUT.reason);
     }
     // A connection that never sends a byte is closed as well (408, or a plain close).
     for (const a of quiet) assert.ok(a.closed && (a.status === 408 || a.status === 0), a.raw.slice(0, 300));

@@ -7,6 +7,7 @@ import { encodeResponseHead } from '../../src/protocol/index.js';
 import { clusterForFile } from '../support/ha-cluster.js';
 import { FakeTunnelClient, postResponseData } from '../support/fake-tunnel-client.js';
 import { waitFor } from '../support/wait.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 /**
  * BROKER_INTERNAL_SECRET on the dispatcher and both servers: every peer-to-peer hop (platform
@@ -118,11 +119,11 @@ test('a request that claims to be forwarded by a peer without the right secret g
   for (const f of forged) {
     const r = await send(`${base}${f.path}`, { method: f.method, headers: f.headers, body: f.body });
     assert.equal(r.status, 401, `${f.what}: ${r.status} ${r.body}`);
-    assert.equal(r.headers['x-broker-failure'], 'internal-secret-required', f.what);
+    assert.equal(r.headers['x-broker-failure'], FAILURES.INTERNAL_SECRET_REQUIRED.reason, f.what);
   }
   const upgrade = await rawUpgrade(s0.port, `/primus/${cluster.token}/?EIO=4&transport=websocket`, { 'x-broker-forwarded-by': '1', 'x-broker-internal-secret': 'nope-nope-nope' });
   assert.match(upgrade, /^HTTP\/1\.1 401 /, upgrade);
-  assert.match(upgrade, /x-broker-failure: internal-secret-required/i);
+  assert.match(upgrade, new RegExp(`x-broker-failure: ${FAILURES.INTERNAL_SECRET_REQUIRED.reason}\r\n`, 'i'));
 
   // The genuine secret is accepted (the request is then served by this server's own tunnels only).
   const genuine = await send(`${base}/broker/${cluster.token}/genuine`, { headers: { 'x-broker-forwarded-by': '1', 'x-broker-internal-secret': SECRET } });

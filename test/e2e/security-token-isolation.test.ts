@@ -9,6 +9,7 @@ import { freePort } from '../support/ports.js';
 import { startPeerServers } from '../support/peer-servers.js';
 import { waitFor } from '../support/wait.js';
 import { writeAcceptFile } from '../support/client-harness.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 /**
  * Token isolation: tokens A and B each have a client on both of two peer-routing servers, and
@@ -124,7 +125,7 @@ test('a token one character off, or another token, finds no connection', async (
     for (const t of [near(tokens.A), near(tokens.B), randomUUID(), `${tokens.A}x`, tokens.A.slice(0, -1)]) {
       const r = await get(`http://127.0.0.1:${port}/broker/${t}/iso/near`);
       assert.equal(r.status, 404, `${t}: ${r.status} ${r.body}`);
-      assert.equal(r.headers['x-broker-failure'], 'no-connection');
+      assert.equal(r.headers['x-broker-failure'], FAILURES.NO_CONNECTION.reason);
     }
   }
   assert.equal(origins.A.seen.length + origins.B.seen.length, seenBefore, 'a near-miss token reached an origin');

@@ -10,6 +10,7 @@ import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 import { startOrigin, type Origin } from '../support/origin.js';
 import { startSnykBroker } from '../support/snyk-broker.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 const group = new ProcessGroup();
 let origin: Origin | undefined;
@@ -52,7 +53,7 @@ test('SIGTERM: readiness false, new requests 503 server-draining, the in-flight 
   assert.equal(ready.status, 503);
   const refused = await get(`${serverUrl}/broker/${token}/echo/new`);
   assert.equal(refused.status, 503);
-  assert.equal(refused.headers['x-broker-failure'], 'server-draining');
+  assert.equal(refused.headers['x-broker-failure'], FAILURES.SERVER_DRAINING.reason);
   const finished = await slow;
   assert.equal(finished.status, 200, 'the in-flight request finished during the drain');
   assert.equal(JSON.parse(finished.body).slow, true);

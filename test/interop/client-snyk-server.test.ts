@@ -12,6 +12,7 @@ import { freePort } from '../support/ports.js';
 import { startOrigin, patternSha256, type Origin } from '../support/origin.js';
 import { startSnykBroker } from '../support/snyk-broker.js';
 import { waitFor } from '../support/wait.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 const group = new ProcessGroup();
 const token = randomUUID();
@@ -188,7 +189,7 @@ test('a form-encoded webhook does not hang', async () => {
 test('a local request no public rule allows is refused 401', async () => {
   const res = await request(`http://127.0.0.1:${clientPort}/not-a-webhook`, { method: 'POST', body: '{}' });
   assert.equal(res.statusCode, 401);
-  assert.equal(res.headers['x-broker-failure'], 'filter-blocked');
+  assert.equal(res.headers['x-broker-failure'], FAILURES.FILTER_BLOCKED.reason);
   await res.body.dump();
 });
 

@@ -8,6 +8,7 @@ import { httpStatus } from './http-status.js';
 import { waitFor } from './wait.js';
 import { describeLoadFailures, startSteadyLoad, type SteadyLoadOptions, type SteadyLoadReport } from './steady-load.js';
 import { rawExchange, writeUntilClosed, type RawAnswer } from './raw-http.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 export interface AttackRow {
   case: string;
@@ -110,7 +111,7 @@ export async function assertBodyRefused(port: number, head: (framing: string) =>
   }, { timeoutMs: 60_000 });
   for (const a of [declared, chunked]) {
     assert.equal(a.status, 413, a.raw.slice(0, 300));
-    assert.equal(a.headers['x-broker-failure'], 'body-too-large');
+    assert.equal(a.headers['x-broker-failure'], FAILURES.BODY_TOO_LARGE.reason);
     assert.ok(a.closed, 'the connection was closed');
     // Stopped reading: after the answer the rest is discarded for a bounded while (so the caller
     // can read the 413 rather than a reset), far less than the gigabyte.
@@ -119,7 +120,7 @@ export async function assertBodyRefused(port: number, head: (framing: string) =>
   // An ordinary caller with a modest oversized body gets the same clear answer.
   const small = await rawExchange(port, Buffer.concat([Buffer.from(head(`content-length: ${200 * 1024}\r\n`)), Buffer.alloc(200 * 1024, 0x62)]), { untilAnswer: true });
   assert.equal(small.status, 413);
-  assert.equal(small.headers['x-broker-failure'], 'body-too-large');
+  assert.equal(small.headers['x-broker-failure'], FAILURES.BODY_TOO_LARGE.reason);
   return { ...summary([declared, chunked, small]), status: `413 (attacker wrote ${Math.round(declared.written / 1024)} KiB / ${Math.round(chunked.written / 1024)} KiB of 1 GiB)` };
 }
 
@@ -153,7 +154,7 @@ export async function assertSmugglingRefused(
   for (const [name, bytes] of cases) {
     const a = await rawExchange(port, bytes);
     assert.equal(a.status, 400, `${name}: ${a.raw.slice(0, 300)}`);
-    assert.equal(a.headers['x-broker-failure'], 'bad-request', name);
+    assert.equal(a.headers['x-broker-failure'], FAILURES.BAD_REQUEST.reason, name);
     assert.ok(a.closed, `${name}: the connection was closed`);
     // Exactly one answer: nothing after the refused request was parsed as another request.
     assert.equal(a.raw.match(/HTTP\/1\.1 \d{3}/g)?.length, 1, `${name}: ${a.raw.slice(0, 600)}`);

@@ -8,6 +8,7 @@ import { ProcessGroup, type RunningProcess } from './processes.js';
 import { freePort } from './ports.js';
 import { waitFor } from './wait.js';
 import { startOrigin, patternSha256, type Origin } from './origin.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 /** Starts one broker client process (the real snyk-broker or ours) with `env`. */
 export type ClientStarter = (group: ProcessGroup, name: string, env: Record<string, string>) => Promise<RunningProcess>;
@@ -121,8 +122,8 @@ export function serverRelaySuite(startClient: ClientStarter): void {
   test('blocked requests: by the server public rules (401 filter-blocked) and by the client private rules (401 FILTER_BLOCKED)', async () => {
     const serverBlocked = await fetch(`${serverUrl}/broker/${token}/not-allowed`);
     assert.equal(serverBlocked.status, 401);
-    assert.equal(serverBlocked.headers.get('x-broker-failure'), 'filter-blocked');
-    assert.equal(((await serverBlocked.json()) as { code: string }).code, 'FILTER_BLOCKED');
+    assert.equal(serverBlocked.headers.get('x-broker-failure'), FAILURES.FILTER_BLOCKED.reason);
+    assert.equal(((await serverBlocked.json()) as { code: string }).code, FAILURES.FILTER_BLOCKED.code);
     const clientBlocked = await fetch(`${serverUrl}/broker/${token}/echo/delete-me`, { method: 'DELETE' });
     assert.equal(clientBlocked.status, 401);
     const body = (await clientBlocked.json()) as { code: string; reason: string };

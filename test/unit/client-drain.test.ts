@@ -8,6 +8,7 @@ import { FakeBrokerServer } from '../support/fake-broker-server.js';
 import { startTestClient } from '../support/client-harness.js';
 import { startOrigin } from '../support/origin.js';
 import { waitFor } from '../support/wait.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 test('stop drains: not ready, webhooks 503, in-flight relays complete, tunnels closed', async (t) => {
   const fake = await new FakeBrokerServer().start();
@@ -36,11 +37,11 @@ test('stop drains: not ready, webhooks 503, in-flight relays complete, tunnels c
   const stopped = tc.client.stop('SIGTERM');
   const notReady = await request(`${tc.url}/readyz`);
   assert.equal(notReady.statusCode, 503);
-  assert.equal(notReady.headers['x-broker-failure'], 'client-draining');
+  assert.equal(notReady.headers['x-broker-failure'], FAILURES.CLIENT_DRAINING.reason);
   await notReady.body.dump();
   const hook = await request(`${tc.url}/webhook/x`, { method: 'POST', body: '{}' });
   assert.equal(hook.statusCode, 503);
-  assert.equal(hook.headers['x-broker-failure'], 'client-draining');
+  assert.equal(hook.headers['x-broker-failure'], FAILURES.CLIENT_DRAINING.reason);
   await hook.body.dump();
 
   const isTerminate = (m: (typeof conn.messages)[number]) => m.kind === 'event' && m.name === 'terminate' && (m.args[0] as { signal?: string }).signal === 'SIGTERM';

@@ -10,6 +10,7 @@ import { startOrigin, type Origin } from '../support/origin.js';
 import { waitFor } from '../support/wait.js';
 import { hashToken } from '../../src/protocol/index.js';
 import { writeFile } from 'node:fs/promises';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 const token = randomUUID();
 let fake: FakeBrokerServer;
@@ -170,7 +171,7 @@ test('a webhook goes out as a request event with an ack, and the ack comes back'
 test('a webhook body above the cap is refused 413', async () => {
   const res = await request(`${tc.url}/webhook/big`, { method: 'POST', body: Buffer.alloc(11 * 1024 * 1024) });
   assert.equal(res.statusCode, 413);
-  assert.equal(res.headers['x-broker-failure'], 'body-too-large');
+  assert.equal(res.headers['x-broker-failure'], FAILURES.BODY_TOO_LARGE.reason);
   await res.body.dump();
 });
 

@@ -7,6 +7,7 @@ import { startTestClient } from '../support/client-harness.js';
 import { startOrigin } from '../support/origin.js';
 import { freePort } from '../support/ports.js';
 import { maskToken } from '../../src/protocol/index.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 const accept = { private: [], public: [{ method: 'POST', path: '/webhook/*' }] };
 
@@ -15,7 +16,7 @@ test('no tunnel and no API_BASE_URL: 503 no-connection', async (t) => {
   t.after(() => tc.stop());
   const res = await request(`${tc.url}/webhook/github/x`, { method: 'POST', body: '{}' });
   assert.equal(res.statusCode, 503);
-  assert.equal(res.headers['x-broker-failure'], 'no-connection');
+  assert.equal(res.headers['x-broker-failure'], FAILURES.NO_CONNECTION.reason);
   await res.body.dump();
 });
 

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { loadDispatcherConfig } from '../../src/config/dispatcher.js';
 import { createDispatcher, type Dispatcher } from '../../src/dispatcher/dispatcher.js';
 import { createMemoryStore } from '../../src/dispatcher/memory-store.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 const TOKEN = 'b9460892-5397-48f1-8697-488769ae3797';
 const HASHED = createHash('sha256').update(TOKEN).digest('hex');
@@ -36,13 +37,13 @@ describe('dispatcher HTTP API (in process)', () => {
     assert.equal(res.status, 503);
     assert.equal(res.headers.get('retry-after'), '2');
     const body = (await res.json()) as { errors: Array<{ code: string }> };
-    assert.equal(body.errors[0]!.code, 'NO_LIVE_SERVER');
+    assert.equal(body.errors[0]!.code, FAILURES.NO_LIVE_SERVER.code);
   });
 
   it('the internal API requires the secret when one is configured', async () => {
     const res = await fetch(`${base()}/internal/brokerservers/0?version=2022-12-02%7Eexperimental`, { method: 'POST', body: '{}' });
     assert.equal(res.status, 401);
-    assert.equal(res.headers.get('x-broker-failure'), 'internal-secret-required');
+    assert.equal(res.headers.get('x-broker-failure'), FAILURES.INTERNAL_SECRET_REQUIRED.reason);
     const wrong = await fetch(`${base()}/internal/brokerservers`, { headers: { 'x-broker-internal-secret': 'nope' } });
     assert.equal(wrong.status, 401);
   });
@@ -80,13 +81,13 @@ describe('dispatcher HTTP API (in process)', () => {
     const refused = await allocate('c5');
     assert.equal(refused.status, 429);
     assert.equal(refused.headers.get('retry-after'), '2');
-    assert.equal(refused.headers.get('x-broker-failure'), 'max-clients-per-token');
+    assert.equal(refused.headers.get('x-broker-failure'), FAILURES.MAX_CLIENTS_PER_TOKEN.reason);
     assert.deepEqual(await refused.json(), {
       jsonapi: { version: '1.0' },
       errors: [
         {
           status: '429',
-          code: 'MAX_CLIENTS_PER_TOKEN',
+          code: FAILURES.MAX_CLIENTS_PER_TOKEN.code,
           title: 'Too many broker clients for this token',
           detail: 'token already has 4 clients allocated (the maximum); retry later',
         },
@@ -153,7 +154,7 @@ describe('dispatcher HTTP API (in process)', () => {
   it('bad requests get a 4xx naming what was wrong, never a crash', async () => {
     const bad = await fetch(`${base()}/hidden/broker/not-a-hash/connections/c1`, { method: 'POST', body: '{}' });
     assert.equal(bad.status, 400);
-    assert.equal(((await bad.json()) as { errors: Array<{ code: string }> }).errors[0]!.code, 'INVALID_HASHED_TOKEN');
+    assert.equal(((await bad.json()) as { errors: Array<{ code: string }> }).errors[0]!.code, FAILURES.INVALID_HASHED_TOKEN.code);
     const badJson = await fetch(`${base()}/hidden/broker/${HASHED}/connections/c1`, { method: 'POST', body: '{not json' });
     assert.equal(badJson.status, 400);
     const badClient = await fetch(`${base()}/hidden/broker/${HASHED}/connections/a%2Fb`, { method: 'POST', body: '{}' });
@@ -166,7 +167,7 @@ describe('dispatcher HTTP API (in process)', () => {
     assert.equal(method.status, 405);
     const missing = await fetch(`${base()}/nope`);
     assert.equal(missing.status, 404);
-    assert.equal(missing.headers.get('x-broker-failure'), 'not-found');
+    assert.equal(missing.headers.get('x-broker-failure'), FAILURES.NOT_FOUND.reason);
     const huge = await fetch(`${base()}/hidden/broker/${HASHED}/connections/c1`, { method: 'POST', body: 'x'.repeat(200_000) });
     assert.equal(huge.status, 413);
   });

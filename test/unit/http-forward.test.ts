@@ -8,6 +8,7 @@ import { forwardHttpRequest, forwardUpgrade, FORWARDED_HEADER } from '../../src/
 import { EgressError } from '../../src/http/errors.js';
 import { listen, closeServer } from '../../src/http/server-helpers.js';
 import { freePort } from '../support/ports.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 test('forwardHttpRequest streams method, body, headers and the answer to a peer, marking it forwarded', async (t) => {
   const target = createServer(async (req, res) => {
@@ -71,7 +72,7 @@ test('forwardUpgrade carries a websocket to a peer both ways; an unreachable pee
   const front = createServer();
   front.on('upgrade', (req, socket, head) => {
     const dest = req.url!.startsWith('/dead') ? `http://127.0.0.1:${deadPort}` : `http://127.0.0.1:${targetPort}`;
-    void forwardUpgrade(req, socket, head, dest, { [FORWARDED_HEADER]: 'server-1' });
+    void forwardUpgrade(req, socket, head, dest, { [FORWARDED_HEADER]: 'server-1' }, { unreachable: FAILURES.PEER_UNREACHABLE });
   });
   const frontPort = await listen(front, 0, '127.0.0.1');
   t.after(async () => {
@@ -91,6 +92,6 @@ test('forwardUpgrade carries a websocket to a peer both ways; an unreachable pee
   req.end();
   const [res] = await once(req, 'response');
   assert.equal(res.statusCode, 502);
-  assert.equal(res.headers['x-broker-failure'], 'peer-unreachable');
+  assert.equal(res.headers['x-broker-failure'], FAILURES.PEER_UNREACHABLE.reason);
   res.resume();
 });

@@ -7,6 +7,7 @@ import { encodeResponseHead } from '../../src/protocol/index.js';
 import { FakeTunnelClient } from '../support/fake-tunnel-client.js';
 import { startInProcessServer, type InProcessServer } from '../support/in-process-server.js';
 import { waitFor } from '../support/wait.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 const T = 'b9460892-5397-48f1-8697-488769ae3797';
 const servers: InProcessServer[] = [];
@@ -57,6 +58,6 @@ for (const [method, env] of [
     const got = await answer;
     assert.ok(!('error' in got), `the platform connection was closed without an answer: ${'error' in got ? got.error : ''}`);
     assert.equal(got.status, 502);
-    assert.equal(got.failure, 'tunnel-closed');
+    assert.equal(got.failure, FAILURES.TUNNEL_CLOSED.reason);
   });
 }

@@ -5,6 +5,7 @@ import { encodeResponseHead, encodeTunnelAnswer, TUNNEL_ANSWERS_CAPABILITY } fro
 import { FakeTunnelClient, postResponseData } from '../support/fake-tunnel-client.js';
 import { startInProcessServer, type InProcessServer } from '../support/in-process-server.js';
 import { waitFor } from '../support/wait.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 const T = 'b9460892-5397-48f1-8697-488769ae3797';
 
@@ -157,7 +158,7 @@ test('tunnel answers: a frame whose head does not decode fails its request at on
   c.ws.send(encodeTunnelAnswer(streamingIdOf(r), Buffer.concat([prefix, junk])));
   const got = await answer;
   assert.equal(got.status, 502);
-  assert.equal(got.headers['x-broker-failure'], 'bad-response');
+  assert.equal(got.headers['x-broker-failure'], FAILURES.BAD_RESPONSE.reason);
   assert.match(got.body, /invalid answer/);
 });
 
@@ -176,7 +177,7 @@ test('truncated length prefix: the upload gets 400, the platform 502 bad-respons
   assert.match((post as { body: string }).body, /ended inside its (head|length prefix)/i);
   const got = await answer;
   assert.equal(got.status, 502);
-  assert.equal(got.headers['x-broker-failure'], 'bad-response');
+  assert.equal(got.headers['x-broker-failure'], FAILURES.BAD_RESPONSE.reason);
 });
 
 test('bad JSON head: the upload gets 400 naming it, the platform 502 bad-response', async () => {
@@ -191,7 +192,7 @@ test('bad JSON head: the upload gets 400 naming it, the platform 502 bad-respons
   assert.match((post as { body: string }).body, /not valid JSON/);
   const got = await answer;
   assert.equal(got.status, 502);
-  assert.equal(got.headers['x-broker-failure'], 'bad-response');
+  assert.equal(got.headers['x-broker-failure'], FAILURES.BAD_RESPONSE.reason);
   assert.match(got.body, /invalid answer/);
 });
 
@@ -207,7 +208,7 @@ test('a head that stalls half-way ends in 504 after the request timeout, and the
   upload.write(Buffer.from([50, 0, 0, 0, 0x7b])); // promises 50 bytes of head, sends 1, never ends
   const got = await answer;
   assert.equal(got.status, 504);
-  assert.equal(got.headers['x-broker-failure'], 'response-timeout');
+  assert.equal(got.headers['x-broker-failure'], FAILURES.RESPONSE_TIMEOUT.reason);
   assert.match(await uploadEnded, /error/, 'the stalled upload was cut by the server');
 });
 
@@ -217,7 +218,7 @@ test('no answer at all → 504 response-timeout', async () => {
   await fakes[0]!.nextRequest(0);
   const got = await answer;
   assert.equal(got.status, 504);
-  assert.equal(got.headers['x-broker-failure'], 'response-timeout');
+  assert.equal(got.headers['x-broker-failure'], FAILURES.RESPONSE_TIMEOUT.reason);
 });
 
 test('x-broker-ws-response: the request carries an ack id and the ack is the answer', async () => {
@@ -238,12 +239,12 @@ test('no connection → 404 no-connection; after the last disconnect → 503 wit
   const { s, fakes } = await setup();
   const none = await platform(`${s.url}/broker/00000000-0000-4000-8000-000000000000/x`);
   assert.equal(none.status, 404);
-  assert.equal(none.headers['x-broker-failure'], 'no-connection');
+  assert.equal(none.headers['x-broker-failure'], FAILURES.NO_CONNECTION.reason);
   fakes[0]!.close();
   await waitFor('pool empty', () => s.server.pool.members(T).length === 0);
   const recent = await platform(`${s.url}/broker/${T}/x`);
   assert.equal(recent.status, 503);
-  assert.equal(recent.headers['x-broker-failure'], 'connection-not-ready');
+  assert.equal(recent.headers['x-broker-failure'], FAILURES.CONNECTION_NOT_READY.reason);
   assert.equal(recent.headers['retry-after'], '1');
 });
 
@@ -261,7 +262,7 @@ test('GET whose tunnel drops after sending is retried once on another connection
   other.close();
   const failed = await post;
   assert.equal(failed.status, 502);
-  assert.equal(failed.headers['x-broker-failure'], 'tunnel-closed');
+  assert.equal(failed.headers['x-broker-failure'], FAILURES.TUNNEL_CLOSED.reason);
   // The client may have relayed it before the tunnel dropped: the platform is told so.
   assert.match(failed.body, /may have reached the origin/);
 });
@@ -287,7 +288,7 @@ test('a GET whose every tunnel dropped waits for the client to reconnect and is 
   off.fakes[0]!.close();
   const failed = await failing;
   assert.equal(failed.status, 502);
-  assert.equal(failed.headers['x-broker-failure'], 'tunnel-closed');
+  assert.equal(failed.headers['x-broker-failure'], FAILURES.TUNNEL_CLOSED.reason);
   assert.ok(Date.now() - started < 5000, 'failed without waiting for a reconnect');
 });
 
@@ -410,7 +411,7 @@ test('drain: readyz goes 503, new requests get 503 server-draining, our client i
   assert.equal((await platform(`${s.url}/readyz`)).status, 503);
   const refused = await platform(`${s.url}/broker/${T}/new`);
   assert.equal(refused.status, 503);
-  assert.equal(refused.headers['x-broker-failure'], 'server-draining');
+  assert.equal(refused.headers['x-broker-failure'], FAILURES.SERVER_DRAINING.reason);
   const otherClosed = await other.closed;
   assert.equal(otherClosed.code, 4001);
   if (other === ours) assert.ok(ours.messages.some((m) => m.kind === 'server-close'), 'our client hears primus::server::close');
