@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { Agent, request } from 'undici';
 import { startBalancer } from './balancer.js';
 import { startDemoOrigin } from './origin.js';
+import { FAILURE_HEADER } from '../http/server-helpers.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 const TOKEN = '7f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f';
@@ -136,7 +137,7 @@ export async function runDemo(): Promise<void> {
         if (res.statusCode === 200) ok++;
         else {
           failed++;
-          const reason = `${res.statusCode} ${String(res.headers['x-broker-failure'] ?? '')}`.trim();
+          const reason = `${res.statusCode} ${String(res.headers[FAILURE_HEADER] ?? '')}`.trim();
           failures.set(reason, (failures.get(reason) ?? 0) + 1);
         }
       })

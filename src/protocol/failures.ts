@@ -71,7 +71,7 @@ export const FAILURES = table({
   SERVER_DRAINING: { reason: 'server-draining', status: 503, from: ['server'], retry: ELSEWHERE, meaning: 'with `Retry-After: 1`: this server is shutting down and no peer could take the request (also new tunnels and `/service` calls). Nothing was relayed' },
   TUNNEL_CLOSED: { reason: 'tunnel-closed', status: 502, from: ['server', 'client'], retry: { here: false, elsewhere: 'if-marked' }, meaning: "the tunnel dropped after the request was sent and it could not be retried (non-idempotent and no answer upload within `BROKER_SERVER_ANSWER_GRACE_MS`, or no other connection here or on a peer, and for an idempotent request no reconnect within `BROKER_SERVER_RECONNECT_WAIT_MS`); at the client, a webhook's tunnel closed before the server's ack. With `x-broker-retry-elsewhere: true` the request never reached a client or is idempotent, so a server that forwarded it tries its next target" },
   PEER_FAILED: { reason: 'peer-failed', status: 502, from: ['server'], retry: NO, meaning: 'a non-idempotent request forwarded to a peer server that failed after it was sent (it is not sent twice)' },
-  PEER_UNREACHABLE: { reason: 'peer-unreachable', status: 502, from: ['server'], retry: NO, meaning: 'an answer upload (`/response-data`) or a tunnel for another server, and that server could not be reached' },
+  PEER_UNREACHABLE: { reason: 'peer-unreachable', status: 502, from: ['server'], retry: NO, meaning: 'an answer upload (`/response-data`) for another server, and that server could not be reached' },
   BAD_RESPONSE: { reason: 'bad-response', status: 502, from: ['server'], retry: NO, meaning: "the client's answer was truncated or not parsable" },
   RELAY_ERROR: { reason: 'relay-error', status: 502, from: ['server'], retry: NO, meaning: 'the relay failed unexpectedly (logged); the request may have reached the origin' },
   RESPONSE_TIMEOUT: { reason: 'response-timeout', status: 504, from: ['server'], retry: NO, meaning: 'no answer within `BROKER_SERVER_REQUEST_TIMEOUT_MS`; the request may have reached the origin' },
@@ -89,7 +89,7 @@ export const FAILURES = table({
 
   // Dispatcher: the allocation API and the servers' /internal API (JSON:API errors; `code` is this entry's code).
   NO_LIVE_SERVER: { reason: 'no-live-server', status: 503, from: ['dispatcher'], retry: LATER, meaning: 'with `Retry-After`: no broker server is in placement' },
-  STORE_UNAVAILABLE: { reason: 'store-unavailable', status: 503, from: ['dispatcher'], retry: LATER, meaning: 'with `Retry-After` (not on `/readyz`): the store (Redis) cannot be reached' },
+  STORE_UNAVAILABLE: { reason: 'store-unavailable', status: 503, from: ['dispatcher'], retry: LATER, meaning: 'the store (Redis) cannot be reached: allocations and `/internal` calls (with `Retry-After`), and `/readyz`' },
   WARMING_UP: { reason: 'warming-up', status: 429, from: ['dispatcher'], retry: LATER, meaning: 'with `Retry-After`: a new client id during `DISPATCHER_STARTUP_GRACE_MS` after a start that found servers already running' },
   MAX_CLIENTS_PER_TOKEN: { reason: 'max-clients-per-token', status: 429, from: ['dispatcher'], retry: LATER, meaning: 'with `Retry-After`: the token already has `MAX_CLIENTS_PER_TOKEN` clients allocated' },
   METHOD_NOT_ALLOWED: { reason: 'method-not-allowed', status: 405, from: ['dispatcher'], retry: NO, meaning: 'a method the endpoint does not take (`Allow` lists the ones it does)' },
