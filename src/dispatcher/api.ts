@@ -325,7 +325,7 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
         } catch {
           ok = false;
         }
-        send(res, ok ? 200 : 503, { ok, store: allocator.store.kind }, ok ? {} : { [FAILURE_HEADER]: FAILURES.STORE_UNAVAILABLE.reason }, 'application/json');
+        send(res, ok ? 200 : FAILURES.STORE_UNAVAILABLE.status, { ok, store: allocator.store.kind }, ok ? {} : { [FAILURE_HEADER]: FAILURES.STORE_UNAVAILABLE.reason }, 'application/json');
         return;
       }
       if (path === '/metrics') {
