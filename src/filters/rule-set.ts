@@ -87,18 +87,20 @@ export class RuleSet {
   }
 
   #allow(rule: AcceptRule, url: string): FilterResult {
-    if (rule.origin === undefined) return { allowed: true, rule };
-    const { base, authorization: fromOrigin } = splitOrigin(this.#vars.substitute(rule.origin));
+    // One view per request: a pooled credential takes one value for the whole request.
+    const vars = this.#vars.forRequest();
+    if (rule.origin === undefined) return { allowed: true, rule, variables: vars };
+    const { base, authorization: fromOrigin } = splitOrigin(vars.substitute(rule.origin));
     const auth = rule.auth
       ? authorizationFor({
           ...rule.auth,
-          token: rule.auth.token === undefined ? undefined : this.#vars.substitute(rule.auth.token),
-          username: rule.auth.username === undefined ? undefined : this.#vars.substitute(rule.auth.username),
-          password: rule.auth.password === undefined ? undefined : this.#vars.substitute(rule.auth.password),
+          token: rule.auth.token === undefined ? undefined : vars.substitute(rule.auth.token),
+          username: rule.auth.username === undefined ? undefined : vars.substitute(rule.auth.username),
+          password: rule.auth.password === undefined ? undefined : vars.substitute(rule.auth.password),
         })
       : undefined;
     // A fragment is never sent to an origin; keeping it would only carry text past the path checks.
-    return { allowed: true, rule, targetUrl: base + url.split('#', 1)[0]!, authorization: auth ?? fromOrigin };
+    return { allowed: true, rule, targetUrl: base + url.split('#', 1)[0]!, authorization: auth ?? fromOrigin, variables: vars };
   }
 }
 
