@@ -47,10 +47,9 @@ export class VariableResolver {
 
   /** Every value a variable can take (for the log scrubber). */
   allValues(name: string): string[] {
-    const pool = this.#pool(name)?.values;
-    if (pool) return pool;
+    // A plain value beside a pool is never sent, but it is still a secret to scrub.
     const direct = this.vars[name];
-    return direct !== undefined && direct !== '' ? [direct] : [];
+    return [...(this.#pool(name)?.values ?? []), ...(direct !== undefined && direct !== '' ? [direct] : [])];
   }
 
   /** The template with its variables filled in; `_POOL` variables take their next value unless `rotate` is false. */
@@ -66,7 +65,7 @@ export class VariableResolver {
   variants(template: string): string[] {
     const out = new Set([this.substitute(template, false)]);
     for (const name of new Set(variablesIn(template))) {
-      for (const value of this.allValues(name)) {
+      for (const value of this.#pool(name)?.values ?? this.allValues(name)) {
         out.add(template.replace(VAR, (_, n: string) => (n === name ? value : (this.#value(n, false) ?? ''))));
       }
     }

@@ -93,7 +93,7 @@ test('credential pools: a request pins one value (origin, auth and var-sub agree
   assert.equal(vars.forRequest().get('T'), 'a2');
   assert.equal(vars.forRequest().substitute('${T}'), 'a3');
   assert.equal(vars.forRequest().get('T'), 'a1');
-  assert.deepEqual(vars.allValues('T'), ['a1', 'a2', 'a3']);
+  assert.deepEqual(vars.allValues('T'), ['a1', 'a2', 'a3', 'plain'], 'every value is scrubbed, the unused plain one too');
   // Through a rule: an origin and an auth naming the same pooled variable get the same value.
   const set = new RuleSet([{ path: '/x', origin: 'https://${T}.example', auth: { scheme: 'bearer', token: '${T}' } }], { T_POOL: 'p1,p2' });
   const results = [1, 2, 3].map(() => set.match({ method: 'GET', url: '/x', headers: {} }));
