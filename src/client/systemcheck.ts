@@ -44,6 +44,12 @@ export async function runSystemcheck(deps: SystemcheckDeps): Promise<{ ok: boole
       result.brokerClientValidationUrlStatusCode = r.statusCode;
       result.ok = r.statusCode >= 200 && r.statusCode < 300;
       if (!result.ok) result.error = r.statusCode === 401 || r.statusCode === 403 ? 'Failed due to invalid credentials' : `Status code is not 2xx (${r.statusCode})`;
+      else if (v.bitbucketPat && r.headers['x-ausername'] === undefined) {
+        // snyk-broker's Bitbucket PAT check: the server says 200 whatever the PAT; only this header proves it.
+        result.ok = false;
+        result.brokerClientValidationUrlStatusCode = 401;
+        result.error = 'Bitbucket PAT systemcheck failed, credentials are invalid';
+      }
     } catch (err) {
       result.ok = false;
       result.error = describeError(err);

@@ -65,6 +65,8 @@ export interface ClientConfig extends DownstreamOptions {
     basicAuth?: string;
     /** Every credential /systemcheck checks (pools: one each), in order. */
     credentials: ValidationCredential[];
+    /** BITBUCKET_PAT set: a 2xx proves the credential only with an x-ausername header (Bitbucket answers 200 to a bad PAT). */
+    bitbucketPat: boolean;
     timeoutMs: number;
   };
   /** Every secret value known at start, for the log scrubber. */
@@ -238,6 +240,7 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
           authorizationHeader: validationAuth,
           basicAuth: validationBasic,
           credentials,
+          bitbucketPat: Boolean(r.string('BITBUCKET_PAT')),
           timeoutMs: base.validationTimeoutMs,
         }
       : undefined,

@@ -58,6 +58,12 @@ before(async () => {
       res.end(`binary ${originUrl}/repository/x`);
       return;
     }
+    if (path === '/bitbucket') {
+      // Bitbucket Server answers 200 to any PAT; only a valid one gets x-ausername.
+      res.writeHead(200, { 'content-type': 'application/json', ...(req.headers.authorization === `Bearer ${pool[0]}` ? { 'x-ausername': 'snyk' } : {}) });
+      res.end('{"values":[]}');
+      return;
+    }
     if (path === '/validate') {
       const ok = req.headers.authorization === `token ${pool[0]}` || req.headers.authorization === `token ${pool[2]}`;
       res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
@@ -154,6 +160,19 @@ test('/systemcheck checks every pool value and reports each, masked; 500 when on
   assert.equal(list[1]!.brokerClientValidationUrlStatusCode, 401);
   assert.equal(list[1]!.error, 'Failed due to invalid credentials');
   assert.deepEqual(seen.filter((s) => s.url === '/validate').slice(-3).map((s) => s.headers.authorization), pool.map((p) => `token ${p}`));
+});
+
+test('/systemcheck with BITBUCKET_PAT: a 200 without x-ausername is a failed credential, as in snyk-broker', async () => {
+  const { tc } = await client(
+    { BITBUCKET_PAT: pool[0]!, BROKER_CLIENT_VALIDATION_URL: `${originUrl}/bitbucket`, BROKER_CLIENT_VALIDATION_AUTHORIZATION_HEADER_POOL: `Bearer ${pool[0]},Bearer ${pool[1]}` },
+    { private: [], public: [] },
+  );
+  const res = await request(`${tc.url}/systemcheck`);
+  assert.equal(res.statusCode, 500);
+  const list = (await res.body.json()) as Array<{ ok: boolean; brokerClientValidationUrlStatusCode: number; error?: string }>;
+  assert.deepEqual(list.map((r) => r.ok), [true, false]);
+  assert.equal(list[1]!.brokerClientValidationUrlStatusCode, 401);
+  assert.match(list[1]!.error!, /Bitbucket PAT/);
 });
 
 test('INSECURE_DOWNSTREAM: an https rule origin and validation URL are called over http', async () => {
