@@ -7,11 +7,13 @@ import type { Logger } from '../observability/logger.js';
 import { isUuid, maskToken, parseAckResponse, ProtocolError } from '../protocol/index.js';
 import { pipeline } from 'node:stream/promises';
 import type { RuleSet } from '../filters/index.js';
-import { redactUrl } from '../config/env.js';
 import type { ClientConfig } from '../config/client.js';
 import type { ClientMetrics } from './metrics.js';
 import type { PreflightCheck } from './preflight.js';
 import type { Tunnel } from './tunnel.js';
+import { runSystemcheck } from './systemcheck.js';
+
+export { maskCredential } from './systemcheck.js';
 
 export interface LocalServerDeps {
   config: ClientConfig;
@@ -29,12 +31,6 @@ export interface LocalServerDeps {
 }
 
 const REQUEST_ID_HEADERS = ['x-akamai-request-id', 'x-request-id', 'snyk-request-id', 'x-github-delivery', 'x-gitlab-event-uuid'];
-
-/** `abc***xyz` as the real client shows credentials in /systemcheck. */
-export function maskCredential(value: string): string {
-  if (value.length <= 6) return '***';
-  return `${value.slice(0, 3)}***${value.slice(-3)}`;
-}
 
 /** Chooses the tunnel for a webhook: primary when open, else any open one. */
 export function pickTunnel(tunnels: readonly Tunnel[]): Tunnel | undefined {
@@ -62,37 +58,13 @@ export function createLocalHandler(deps: LocalServerDeps) {
   }
 
   async function systemcheck(res: ServerResponse): Promise<void> {
-    const v = config.validation;
-    if (!v) {
+    const validation = config.validation;
+    if (!validation) {
       sendJson(res, 200, [{ ok: true, message: 'BROKER_CLIENT_VALIDATION_URL is not set; nothing to validate' }]);
       return;
     }
-    const headers: Record<string, string> = { 'user-agent': `Snyk Broker client ${config.wireVersion}` };
-    let credential: string | undefined;
-    if (v.authorizationHeader) {
-      headers.authorization = v.authorizationHeader;
-      credential = v.authorizationHeader;
-    } else if (v.basicAuth) {
-      headers.authorization = `Basic ${Buffer.from(v.basicAuth).toString('base64')}`;
-      credential = v.basicAuth;
-    }
-    const result: Record<string, unknown> = {
-      brokerClientValidationUrl: redactUrl(v.url),
-      brokerClientValidationMethod: v.method,
-      brokerClientValidationTimeoutMs: v.timeoutMs,
-    };
-    if (credential) result.maskedCredentials = maskCredential(credential);
-    try {
-      const r = await deps.egress.request(v.url, { method: v.method as 'GET', headers, signal: AbortSignal.timeout(v.timeoutMs) });
-      await r.body.dump();
-      result.brokerClientValidationUrlStatusCode = r.statusCode;
-      result.ok = r.statusCode >= 200 && r.statusCode < 300;
-      if (!result.ok) result.error = `validation URL answered ${r.statusCode}`;
-    } catch (err) {
-      result.ok = false;
-      result.error = describeError(err);
-    }
-    sendJson(res, result.ok ? 200 : 500, [result]);
+    const { ok, results } = await runSystemcheck({ validation, egress: deps.egress, logger: log, wireVersion: config.wireVersion, insecureDownstream: config.insecureDownstream });
+    sendJson(res, ok ? 200 : 500, results);
   }
 
   async function webhook(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {

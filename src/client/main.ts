@@ -19,6 +19,10 @@ import { createRelay } from './relay.js';
 import { createResponseWriter } from './response-writer.js';
 import { Tunnel, type Placement } from './tunnel.js';
 import { createProxyAgent } from './proxy-agent.js';
+import { createBodyUrlRewriter } from './res-body-url-sub.js';
+import { INSECURE_DOWNSTREAM_WARNING } from './insecure-downstream.js';
+import { withoutSnippetsRules } from '../filters/snippets.js';
+import { unsupportedSnykVariables } from '../config/unsupported-snyk-vars.js';
 
 export interface ClientDeps {
   logger: Logger;
@@ -83,10 +87,14 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
     vars: env,
     reloadFilters: () => reloadFilters(),
     tunnelAnswers: config.tunnelAnswers,
+    insecureDownstream: config.insecureDownstream,
+    bodyUrlRewriter: config.resBodyUrlSub ? createBodyUrlRewriter(config.resBodyUrlSub, config.token) : undefined,
+    logBodies: config.logEnableBody,
   });
 
   async function reloadFilters(): Promise<void> {
-    const next = await loadAcceptFile(config.acceptPath);
+    let next = await loadAcceptFile(config.acceptPath);
+    if (config.disableSnippets && !config.customAccept) next = withoutSnippetsRules(next).accept;
     const nextPrivate = compileRules(next.private, env, `ACCEPT file ${config.acceptPath} (private rules)`);
     const nextPublic = compileRules(next.public, env, `ACCEPT file ${config.acceptPath} (public rules)`);
     // New rules may reference new credentials: scrub them before anything can log them.
@@ -102,13 +110,13 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
     version: config.wireVersion,
     haMode: config.haMode,
     debugMode: config.logLevel === 'debug',
-    bodyLogMode: false,
+    bodyLogMode: config.logEnableBody,
     credPooling: Object.keys(env).some((k) => k.endsWith('_POOL')),
     privateCa: Boolean(env.NODE_EXTRA_CA_CERTS || env.CA_CERT),
     tlsReject: !config.rejectUnauthorized,
     proxy: config.proxy,
     customAccept: config.customAccept,
-    insecureDownstream: false,
+    insecureDownstream: config.insecureDownstream,
     universalBroker: false,
   };
 
@@ -189,6 +197,11 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
     preflight: () => preflightResults,
     async start() {
       log.info({ enabled: config.haMode }, 'checking for HA mode');
+      for (const { variable, reason } of unsupportedSnykVariables(env)) log.warn({ variable, reason }, `${variable} is a snyk-broker variable that ha-broker does not implement; ignored`);
+      if (config.insecureDownstream) log.warn({}, INSECURE_DOWNSTREAM_WARNING);
+      if (config.resBodyUrlSub) log.info({ url: config.resBodyUrlSub }, 'RES_BODY_URL_SUB: rewriting this URL in JSON answers to point through the broker');
+      if (config.logEnableBody) log.info({ logLevel: config.logLevel }, 'LOG_ENABLE_BODY: relayed request and response bodies are logged at debug level');
+      if (config.disableSnippets) log.info({ snippets: true }, 'Disabling snippets rules for Code/Git.');
       if (config.preflightEnabled) {
         // Never blocks the start: results land in /health/checks and later identifies.
         void runPreflightChecks(config, deps.egress).then((results) => {

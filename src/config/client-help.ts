@@ -8,7 +8,8 @@ Environment (Snyk Broker names; existing deployments work unchanged):
   PORT                           local HTTP port for webhooks and health (default 7341)
   HTTPS_CERT / HTTPS_KEY         serve the local port over HTTPS with this cert/key (files)
   ACCEPT                         accept rules file (default accept.json in the working directory)
-  <VAR>, <VAR>_POOL              values for \${VAR} in accept rules (a missing one stops the start)
+  <VAR>, <VAR>_POOL              values for \${VAR} in accept rules (a missing one stops the start); a
+                                 _POOL (comma-separated) wins over <VAR> and rotates per request
   BROKER_HA_MODE_ENABLED         true/yes: ask the dispatcher which server to use (default false)
   API_BASE_URL                   Snyk API base URL: dispatcher (first choice in HA mode) and the
                                  webhook fallback when no tunnel is open
@@ -38,13 +39,26 @@ Environment (Snyk Broker names; existing deployments work unchanged):
   BROKER_SYSTEMCHECK_PATH        (default /systemcheck)
   BROKER_CLIENT_VALIDATION_URL   URL probed by /systemcheck
   BROKER_CLIENT_VALIDATION_METHOD            (default GET)
-  BROKER_CLIENT_VALIDATION_AUTHORIZATION_HEADER   Authorization header for the probe
-  BROKER_CLIENT_VALIDATION_BASIC_AUTH        user:password for the probe
+  BROKER_CLIENT_VALIDATION_AUTHORIZATION_HEADER   Authorization header for the probe ($VAR naming
+                                 a <VAR>_POOL: one probe per pool value)
+  BROKER_CLIENT_VALIDATION_BASIC_AUTH        user:password for the probe (same $VAR pools)
+  BROKER_CLIENT_VALIDATION_AUTHORIZATION_HEADER_POOL / BROKER_CLIENT_VALIDATION_BASIC_AUTH_POOL
+                                 comma-separated credentials: /systemcheck checks and reports each
   BROKER_CLIENT_VALIDATION_TIMEOUT_MS        (default 5000)
   REMOVE_X_FORWARDED_HEADERS     drop x-forwarded-* headers toward origins (default false)
   DISABLE_BODY_VARS_SUBSTITUTION / DISABLE_HEADER_VARS_SUBSTITUTION
                                  true: ignore BROKER_VAR_SUB / x-broker-var-sub (default false)
   BROKER_VERSION                 version announced to the server (default 5.22.14+ha-broker.<version>)
+  INSECURE_DOWNSTREAM            true: call origins and the /systemcheck URL over plain http, even
+                                 when they say https (hosts under .snyk.io excepted) (default false)
+  RES_BODY_URL_SUB               Artifactory/Nexus URL (e.g. https://nexus.example.com/repository):
+                                 rewritten in JSON answers to point through the broker (npm)
+  LOG_ENABLE_BODY                true: log relayed request and response bodies at debug level,
+                                 credentials masked (default false)
+  DISABLE_SNIPPETS               true: leave the Snyk Code snippets rule out of the default
+                                 accept.json (default false)
+  Snyk variables ha-broker does not implement (Universal Broker, Code Agent, Container Registry
+  Agent, commit signing, ...) get one warning each at start.
 
 Endpoints (PORT): /healthcheck, /systemcheck, /health/checks[/<id>], /livez, /readyz, /metrics,
   GET|POST /filters; anything else is relayed to the broker server when a public rule allows it.

@@ -5,10 +5,13 @@ import { ConfigError } from './errors.js';
 import { compileRules, FilterError, loadAcceptFile, type AcceptFile, type RuleSet } from '../filters/index.js';
 import { VERSION } from '../version.js';
 import { checkCaBundle, checkEgressVariables, readTlsFiles, type TlsFiles } from './files.js';
+import { readDownstreamOptions, type DownstreamOptions } from './client-downstream.js';
+import { validationCredentials, type ValidationCredential } from './validation-credentials.js';
+import { withoutSnippetsRules } from '../filters/snippets.js';
 
 export type TunnelRole = 'primary' | 'secondary';
 
-export interface ClientConfig {
+export interface ClientConfig extends DownstreamOptions {
   token: string;
   /** BROKER_SERVER_URL without a trailing slash. */
   serverUrl: string;
@@ -60,6 +63,10 @@ export interface ClientConfig {
     method: string;
     authorizationHeader?: string;
     basicAuth?: string;
+    /** Every credential /systemcheck checks (pools: one each), in order. */
+    credentials: ValidationCredential[];
+    /** BITBUCKET_PAT set: a 2xx proves the credential only with an x-ausername header (Bitbucket answers 200 to a bad PAT). */
+    bitbucketPat: boolean;
     timeoutMs: number;
   };
   /** Every secret value known at start, for the log scrubber. */
@@ -127,6 +134,8 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
   const tlsReject = r.string('NODE_TLS_REJECT_UNAUTHORIZED') !== '0';
 
   const transport = r.enumOf('BROKER_CLIENT_TRANSPORT', ['websocket', 'polling'] as const, 'websocket');
+  const downstream = readDownstreamOptions(r);
+  const credentials = validationCredentials(env);
   // Checked here (used elsewhere) so a typo stops the start with exit 2 instead of failing later.
   await checkCaBundle(r, 'CA_CERT');
   await checkEgressVariables(r);
@@ -142,6 +151,7 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
   let accept: AcceptFile | undefined;
   try {
     accept = await loadAcceptFile(acceptPath);
+    if (downstream.disableSnippets && acceptRaw === 'accept.json') accept = withoutSnippetsRules(accept).accept;
   } catch (err) {
     if (err instanceof FilterError) r.problem(`ACCEPT: ${err.message}`);
     else throw err;
@@ -181,9 +191,11 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
     validationAuth?.replace(/^\S+\s+/, '') ?? '',
     validationBasic ?? '',
     validationBasic ? Buffer.from(validationBasic).toString('base64') : '',
+    ...credentials.flatMap((c) => [c.authorization, c.raw, c.authorization.replace(/^\S+\s+/, '')]),
   ].filter((s) => s.length > 0);
 
   return {
+    ...downstream,
     token,
     serverUrl: serverUrl!.toString().replace(/\/+$/, ''),
     clientUrl: clientUrl ? clientUrlRaw!.replace(/\/+$/, '') : undefined,
@@ -227,6 +239,8 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
           method: r.string('BROKER_CLIENT_VALIDATION_METHOD', 'GET').toUpperCase(),
           authorizationHeader: validationAuth,
           basicAuth: validationBasic,
+          credentials,
+          bitbucketPat: Boolean(r.string('BITBUCKET_PAT')),
           timeoutMs: base.validationTimeoutMs,
         }
       : undefined,

@@ -59,7 +59,27 @@ export class RuleSet {
   /** Every credential value the rules can inject, for log scrubbing. */
   secrets(): string[] {
     const names = this.rules.flatMap((r) => [r.origin, r.auth?.token, r.auth?.password].filter((t): t is string => typeof t === 'string').flatMap(variablesIn));
-    return [...new Set(names)].flatMap((n) => this.#vars.allValues(n));
+    return [...new Set(names)].flatMap((n) => this.#vars.allValues(n)).concat(this.#basicSecrets());
+  }
+
+  /** The base64 of every basic credential the rules can send: it reveals the password as well. */
+  #basicSecrets(): string[] {
+    const texts: string[] = [];
+    for (const r of this.rules) {
+      for (const origin of r.origin === undefined ? [] : this.#vars.variants(r.origin)) {
+        try {
+          const a = splitOrigin(origin).authorization;
+          if (a?.startsWith('Basic ')) texts.push(Buffer.from(a.slice(6), 'base64').toString('utf8'));
+        } catch {
+          // not a URL: refused when the rules were compiled
+        }
+      }
+      if (r.auth?.scheme?.toLowerCase() === 'basic') {
+        texts.push(...this.#vars.variants(`${r.auth.username ?? ''}:${r.auth.password ?? ''}`));
+        if (r.auth.token !== undefined) texts.push(...this.#vars.variants(r.auth.token));
+      }
+    }
+    return texts.filter((t) => t.length > 1).map((t) => Buffer.from(t).toString('base64'));
   }
 
   #candidates(method: string, path: string): CompiledRule[] {
@@ -87,18 +107,20 @@ export class RuleSet {
   }
 
   #allow(rule: AcceptRule, url: string): FilterResult {
-    if (rule.origin === undefined) return { allowed: true, rule };
-    const { base, authorization: fromOrigin } = splitOrigin(this.#vars.substitute(rule.origin));
+    // One view per request: a pooled credential takes one value for the whole request.
+    const vars = this.#vars.forRequest();
+    if (rule.origin === undefined) return { allowed: true, rule, variables: vars };
+    const { base, authorization: fromOrigin } = splitOrigin(vars.substitute(rule.origin));
     const auth = rule.auth
       ? authorizationFor({
           ...rule.auth,
-          token: rule.auth.token === undefined ? undefined : this.#vars.substitute(rule.auth.token),
-          username: rule.auth.username === undefined ? undefined : this.#vars.substitute(rule.auth.username),
-          password: rule.auth.password === undefined ? undefined : this.#vars.substitute(rule.auth.password),
+          token: rule.auth.token === undefined ? undefined : vars.substitute(rule.auth.token),
+          username: rule.auth.username === undefined ? undefined : vars.substitute(rule.auth.username),
+          password: rule.auth.password === undefined ? undefined : vars.substitute(rule.auth.password),
         })
       : undefined;
     // A fragment is never sent to an origin; keeping it would only carry text past the path checks.
-    return { allowed: true, rule, targetUrl: base + url.split('#', 1)[0]!, authorization: auth ?? fromOrigin };
+    return { allowed: true, rule, targetUrl: base + url.split('#', 1)[0]!, authorization: auth ?? fromOrigin, variables: vars };
   }
 }
 

@@ -9,13 +9,37 @@ export function variablesIn(template: string): string[] {
   return [...template.matchAll(VAR)].map((m) => m[1]!);
 }
 
+type Pools = Map<string, { values: string[]; next: number }>;
+
 /**
- * Resolves ${VAR} from the environment. `VAR_POOL` (comma-separated) rotates values per call,
- * as Snyk's credential pooling does, when VAR itself is unset.
+ * Resolves ${VAR} from the environment. `VAR_POOL` (comma-separated) rotates values round-robin,
+ * as Snyk's credential pooling does; like Snyk's client, a set pool wins over VAR itself.
  */
 export class VariableResolver {
-  readonly #pools = new Map<string, { values: string[]; next: number }>();
-  constructor(private readonly vars: Vars) {}
+  readonly #pools: Pools;
+  /** Set on a per-request view: the value each pooled variable took for this request. */
+  readonly #pinned: Map<string, string> | undefined;
+  constructor(
+    private readonly vars: Vars,
+    shared?: { pools: Pools; pinned: Map<string, string> },
+  ) {
+    this.#pools = shared?.pools ?? new Map();
+    this.#pinned = shared?.pinned;
+  }
+
+  /**
+   * A view for one request: each pooled variable takes its next value on first use and keeps it
+   * for the rest of the request (origin, auth and BROKER_VAR_SUB agree, as in Snyk's client);
+   * the rotation itself is shared with this resolver.
+   */
+  forRequest(): VariableResolver {
+    return new VariableResolver(this.vars, { pools: this.#pools, pinned: new Map() });
+  }
+
+  /** The value of one variable (a pooled one takes its next value, pinned in a request view). */
+  get(name: string): string | undefined {
+    return this.#value(name, true);
+  }
 
   has(name: string): boolean {
     return this.#value(name, false) !== undefined;
@@ -23,9 +47,9 @@ export class VariableResolver {
 
   /** Every value a variable can take (for the log scrubber). */
   allValues(name: string): string[] {
+    // A plain value beside a pool is never sent, but it is still a secret to scrub.
     const direct = this.vars[name];
-    if (direct !== undefined && direct !== '') return [direct];
-    return this.#pool(name)?.values ?? [];
+    return [...(this.#pool(name)?.values ?? []), ...(direct !== undefined && direct !== '' ? [direct] : [])];
   }
 
   /** The template with its variables filled in; `_POOL` variables take their next value unless `rotate` is false. */
@@ -41,7 +65,7 @@ export class VariableResolver {
   variants(template: string): string[] {
     const out = new Set([this.substitute(template, false)]);
     for (const name of new Set(variablesIn(template))) {
-      for (const value of this.allValues(name)) {
+      for (const value of this.#pool(name)?.values ?? this.allValues(name)) {
         out.add(template.replace(VAR, (_, n: string) => (n === name ? value : (this.#value(n, false) ?? ''))));
       }
     }
@@ -68,12 +92,18 @@ export class VariableResolver {
   }
 
   #value(name: string, rotate: boolean): string | undefined {
-    const direct = this.vars[name];
-    if (direct !== undefined && direct !== '') return direct;
     const pool = this.#pool(name);
-    if (!pool) return undefined;
+    if (!pool) {
+      const direct = this.vars[name];
+      return direct !== undefined && direct !== '' ? direct : undefined;
+    }
+    const pinned = this.#pinned?.get(name);
+    if (pinned !== undefined) return pinned;
     const v = pool.values[pool.next % pool.values.length]!;
-    if (rotate) pool.next++;
+    if (rotate) {
+      pool.next = (pool.next + 1) % pool.values.length;
+      this.#pinned?.set(name, v);
+    }
     return v;
   }
 }

@@ -95,6 +95,12 @@ const TABLE: Record<Program, Record<string, Entry>> = {
     DISABLE_BODY_VARS_SUBSTITUTION: BOOL,
     DISABLE_HEADER_VARS_SUBSTITUTION: BOOL,
     BROKER_VERSION: { untyped: 'a free version label announced to the server' },
+    BROKER_CLIENT_VALIDATION_AUTHORIZATION_HEADER_POOL: { untyped: 'a free list of header values' },
+    BROKER_CLIENT_VALIDATION_BASIC_AUTH_POOL: { untyped: 'a free list of user:password' },
+    INSECURE_DOWNSTREAM: BOOL,
+    RES_BODY_URL_SUB: { value: 'ftp://nexus.example.com/repository' },
+    LOG_ENABLE_BODY: BOOL,
+    DISABLE_SNIPPETS: BOOL,
   },
   server: {
     ...COMMON,

@@ -68,7 +68,9 @@ test('${VAR} substitution in origin and auth; missing variables are named at com
   assert.ok(ub.allowed && !ub.targetUrl!.includes('bob') && ub.authorization === `Basic ${Buffer.from('bob:p@ss').toString('base64')}`);
   const ns = set.match(GET('/noscheme/x'));
   assert.ok(ns.allowed && ns.targetUrl === 'https://ghe.internal/noscheme/x');
-  assert.deepEqual(new Set(set.secrets()), new Set(['http://127.0.0.1:9', 'secret-token', 'p@ss', 'ghe.internal']));
+  // Basic credentials also in base64 (a logged Authorization header would reveal the password).
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  assert.deepEqual(new Set(set.secrets()), new Set(['http://127.0.0.1:9', 'secret-token', 'p@ss', 'ghe.internal', b64('u:p@ss'), b64('bob:p@ss')]));
   assert.throws(() => new RuleSet(rules, { ORIGIN: 'x' }), (e: unknown) => e instanceof FilterError && e.code === 'MISSING_VARIABLE' && /\$\{TOK\}/.test(e.message) && /\$\{PASS\}/.test(e.message));
 });
 
