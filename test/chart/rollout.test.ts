@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { hashToken } from '../../src/protocol/index.js';
 import { HaCluster } from '../support/ha-cluster.js';
-import { assertFaultGoal, describeLoadFailures, startSteadyLoad } from '../support/steady-load.js';
+import { assertFaultGoal, describeLoadFailures, startSteadyLoad, summaryLine } from '../support/steady-load.js';
 import { writeAcceptFile } from '../support/client-harness.js';
 import { repoRoot } from './deps.js';
 import { envValue, ofKind, render, type K8sObject, type RenderOptions } from './helm.js';
@@ -197,7 +197,7 @@ describe('helm upgrade of the HA chart (new image tag), run as processes', { tim
    * Applies the render for `count` replicas with image tag `tag` as `helm upgrade` would, under
    * load, webhooks and a dispatcher sampler; asserts the outcome.
    */
-  async function upgrade(count: number, tag: string): Promise<void> {
+  async function upgrade(count: number, tag: string): Promise<string> {
     const next = await render(renderOpts(count, tag));
     assert.equal(ofKind(next, 'Deployment').length, count);
     const from = replicas;
@@ -331,6 +331,7 @@ describe('helm upgrade of the HA chart (new image tag), run as processes', { tim
         assert.ok(stepsSeen.includes(`replica ${i} roll: ${s}`), `replica ${i} went through step ${s}`);
       }
     }
+    return `${summaryLine(`upgrade ${from}->${count}`, report, undefined)} webhooks=${webhooks.length} stepWebhooks=${stepped.length} registrySamples=${samples}`;
   }
 
   before(async () => {
@@ -393,16 +394,16 @@ describe('helm upgrade of the HA chart (new image tag), run as processes', { tim
     }, 20_000, 100);
   });
 
-  test('upgrade (new tag), 2 replicas: nothing lost', async () => {
-    await upgrade(2, 'v2');
+  test('upgrade (new tag), 2 replicas: nothing lost', async (t) => {
+    t.diagnostic(await upgrade(2, 'v2'));
   });
 
-  test('upgrade (new tag) and 2 -> 4 replicas: nothing lost', async () => {
-    await upgrade(4, 'v3');
+  test('upgrade (new tag) and 2 -> 4 replicas: nothing lost', async (t) => {
+    t.diagnostic(await upgrade(4, 'v3'));
   });
 
-  test('upgrade (new tag), 4 replicas: nothing lost, and a 5th client id is refused', async () => {
-    await upgrade(4, 'v4');
+  test('upgrade (new tag), 4 replicas: nothing lost, and a 5th client id is refused', async (t) => {
+    t.diagnostic(await upgrade(4, 'v4'));
     const r = await request(`${cluster.dispatcherUrl}/hidden/broker/${hashToken(cluster.token)}/connections/${randomUUID()}?version=2022-12-01%7Eexperimental`, {
       method: 'POST',
       headers: { 'content-type': 'application/vnd.api+json' },
@@ -414,7 +415,7 @@ describe('helm upgrade of the HA chart (new image tag), run as processes', { tim
     assert.equal(r.headers['x-broker-failure'], 'max-clients-per-token');
   });
 
-  test('upgrade (new tag) and 4 -> 2 replicas: nothing lost, the removed ids free their slots', async () => {
-    await upgrade(2, 'v5');
+  test('upgrade (new tag) and 4 -> 2 replicas: nothing lost, the removed ids free their slots', async (t) => {
+    t.diagnostic(await upgrade(2, 'v5'));
   });
 });
