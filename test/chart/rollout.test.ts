@@ -209,7 +209,7 @@ describe('helm upgrade of the HA chart (new image tag), run as processes', { tim
     }
     const continuingIds = continuing.map((i) => idOf(next, i));
 
-    const load = startSteadyLoad(cluster, { rate: 40, deadlineMs: 45_000, path: `load-${tag}` });
+    const load = startSteadyLoad(cluster, { rate: 25, deadlineMs: 45_000, path: `load-${tag}` });
     const webhooks: Webhook[] = [];
     const stepHooks: Promise<void>[] = [];
     let stopping = false;
