@@ -1,8 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Server as EngineServer, type Socket as EngineSocket } from 'engine.io';
 import type { Logger, SecretScrubber } from '../observability/logger.js';
-import { randomBytes } from 'node:crypto';
 import { CLIENT_INSTANCE_METADATA, decodeTunnelAnswer, encodeServerClose, hashToken, maskToken, parseClientInstance, tunnelAnswerStreamingID } from '../protocol/index.js';
 import { describeError } from '../http/errors.js';
 import { waitAtMost } from '../http/backoff.js';
