@@ -3,7 +3,7 @@ import type { Egress } from '../http/egress.js';
 import { backoffDelay, delay } from '../http/backoff.js';
 import { describeError } from '../http/errors.js';
 import type { Logger } from '../observability/logger.js';
-import { hashToken } from '../protocol/index.js';
+import { CLIENT_INSTANCE_HEADER, hashToken } from '../protocol/index.js';
 import type { Placement } from './tunnel.js';
 import { parseJson } from '../json.js';
 
@@ -12,6 +12,8 @@ export interface AllocatorOptions {
   logger: Logger;
   token: string;
   clientId: string;
+  /** This process among those sharing clientId (rolling updates): sent so a release applies to it alone. */
+  instanceId?: string;
   dispatcherBaseUrl: string;
   dispatcherUrlPrefix: string;
   clientLocation: string;
@@ -91,6 +93,7 @@ export function createAllocator(o: AllocatorOptions) {
   let current: Placement | undefined;
   let pending: Promise<Placement> | undefined;
   const timeoutMs = o.timeoutMs ?? 10_000;
+  const instance: Record<string, string> = o.instanceId ? { [CLIENT_INSTANCE_HEADER]: o.instanceId } : {};
 
   async function once(): Promise<Placement> {
     let res;
@@ -102,6 +105,7 @@ export function createAllocator(o: AllocatorOptions) {
           'snyk-request-id': randomUUID(),
           'x-broker-origin-ua': 'not-provided',
           'user-agent': `Snyk Broker Client ${o.wireVersion}`,
+          ...instance,
         },
         body: JSON.stringify({ data: { attributes: { deployment_location: o.clientLocation, broker_token_first_char: o.token.charAt(0) } } }),
         signal: AbortSignal.timeout(timeoutMs),
@@ -177,7 +181,7 @@ export function createAllocator(o: AllocatorOptions) {
       try {
         const res = await o.egress.request(url, {
           method: 'DELETE',
-          headers: { 'snyk-request-id': randomUUID(), 'user-agent': `Snyk Broker Client ${o.wireVersion}` },
+          headers: { 'snyk-request-id': randomUUID(), 'user-agent': `Snyk Broker Client ${o.wireVersion}`, ...instance },
           signal: AbortSignal.timeout(5000),
         });
         await res.body.dump();

@@ -24,6 +24,8 @@ export interface LocalServerDeps {
   publicRules: () => RuleSet;
   acceptDocument: () => unknown;
   isDraining: () => boolean;
+  /** The drain is closing the tunnels: webhooks are refused from now on (they could not finish). */
+  isClosing?: () => boolean;
   isReady: () => boolean;
   preflight: () => PreflightCheck[];
   /** Reloads the accept rules from the ACCEPT file (POST /filters). */
@@ -68,7 +70,9 @@ export function createLocalHandler(deps: LocalServerDeps) {
   }
 
   async function webhook(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
-    if (deps.isDraining()) {
+    // While draining the Service may still route webhooks here (endpoint removal lags SIGTERM):
+    // relay them as long as a tunnel can carry them, refuse only once the tunnels are closing.
+    if (deps.isDraining() && (deps.isClosing?.() || !pickTunnel(deps.tunnels)?.channel)) {
       sendFailure(res, 503, 'client-draining', { ok: false, message: 'broker client is shutting down' }, { 'retry-after': '1' });
       return;
     }

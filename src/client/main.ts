@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
@@ -9,7 +10,7 @@ import { answerClientError, closeServer, listen } from '../http/server-helpers.j
 import { createListener } from '../http/listener.js';
 import { createLogger, SecretScrubber, type Logger } from '../observability/logger.js';
 import { compileRules, loadAcceptFile, type AcceptFile, type RuleSet } from '../filters/index.js';
-import { hashToken } from '../protocol/index.js';
+import { CLIENT_INSTANCE_METADATA, hashToken } from '../protocol/index.js';
 import type { Program } from '../program.js';
 import { createAllocator, type Allocator } from './allocation.js';
 import { createLocalHandler } from './local-server.js';
@@ -54,9 +55,13 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
   let privateRules: RuleSet = config.privateRules;
   let publicRules: RuleSet = config.publicRules;
   let draining = false;
+  /** Set when the drain is about to close the tunnels: from then on webhooks are refused. */
+  let closing = false;
   let preflightResults: PreflightCheck[] = [];
   let server: Server | undefined;
   const stopSignal = new AbortController();
+  // Pods of one replica share BROKER_CLIENT_ID during a rolling update: this names the process.
+  const instanceId = randomUUID();
 
   const allocator: Allocator | undefined = config.haMode
     ? createAllocator({
@@ -64,6 +69,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
         logger: log,
         token: config.token,
         clientId: config.clientId,
+        instanceId,
         dispatcherBaseUrl: config.dispatcherBaseUrl,
         dispatcherUrlPrefix: config.dispatcherUrlPrefix,
         clientLocation: config.clientLocation,
@@ -145,6 +151,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
           // ha-broker/1 lets our server recognise our client (drain with server-close + 4001).
           capabilities: ['post-streams', CLIENT_CAPABILITY],
           clientId: config.clientId,
+          [CLIENT_INSTANCE_METADATA]: instanceId,
           identifier: hashToken(config.token),
           ...(config.preflightEnabled && preflightResults.length > 0 ? { preflightChecks: preflightResults } : {}),
           version: config.wireVersion,
@@ -175,6 +182,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
     publicRules: () => publicRules,
     acceptDocument: () => accept,
     isDraining: () => draining,
+    isClosing: () => closing,
     isReady,
     preflight: () => preflightResults,
     reloadFilters,
@@ -223,7 +231,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
       // Refused requests (oversized head, malformed or ambiguous framing) get a status with x-broker-failure.
       server.on('clientError', answerClientError);
       const port = await listen(server, config.port, deps.host);
-      log.info({ port, clientId: config.clientId, serverUrl: config.serverUrl, haMode: config.haMode, version: config.wireVersion }, 'broker client listening');
+      log.info({ port, clientId: config.clientId, instanceId, serverUrl: config.serverUrl, haMode: config.haMode, version: config.wireVersion }, 'broker client listening');
       for (const t of tunnels) t.start();
       return { port };
     },
@@ -249,6 +257,9 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
         await waitUntil(() => local.webhooksInflight === 0 && tunnels.every((t) => t.ackInflight === 0), deadline);
         const settled = await relay.settle(Math.max(0, deadline - Date.now()));
         if (!settled) log.warn({ inflight: relay.inflight }, 'drain grace period over with relays still in flight');
+        // Webhooks accepted during the drain still need their tunnel: refuse new ones, let those finish.
+        closing = true;
+        await waitUntil(() => local.webhooksInflight === 0, deadline);
         stopSignal.abort();
         await Promise.all(tunnels.map((t) => t.close()));
         if (allocator) await allocator.release();

@@ -7,6 +7,7 @@ import { tokenLabel } from './allocator.js';
 import type { DispatcherMetrics } from './metrics.js';
 import { StoreError } from './store.js';
 import { parseJson } from '../json.js';
+import { CLIENT_INSTANCE_HEADER, CLIENT_INSTANCE_QUERY, parseClientInstance } from '../protocol/index.js';
 
 export interface ApiOptions {
   allocator: Allocator;
@@ -159,15 +160,17 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
   async function allocation(req: IncomingMessage, res: ServerResponse, rawToken: string, rawClient: string): Promise<void> {
     const hashedToken = segment(rawToken, 'hashed token', HASHED_TOKEN).toLowerCase();
     const clientId = segment(rawClient, 'client id', CLIENT_ID);
+    // Our client names its process (rolling updates run two with one id); Snyk's sends nothing.
+    const instance = parseClientInstance(req.headers[CLIENT_INSTANCE_HEADER]);
     if (req.method === 'DELETE') {
       req.resume();
-      if (await allocator.release(hashedToken, clientId)) metrics.releases.inc();
+      if (await allocator.release(hashedToken, clientId, instance)) metrics.releases.inc();
       send(res, 204, undefined);
       return;
     }
     if (req.method !== 'POST') throw methodNotAllowed(['POST', 'DELETE']);
     const attrs = attributesOf(await readJson(req));
-    const r = await allocator.allocate(hashedToken, clientId);
+    const r = await allocator.allocate(hashedToken, clientId, instance);
     if (r.kind === 'granted') {
       metrics.allocations.inc({ result: r.created ? 'created' : r.moved ? 'moved' : 'renewed' });
       const attributes: Record<string, string> = { server_id: r.server.id };
@@ -279,7 +282,8 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
             if (!(err instanceof ApiError)) throw err;
           }
         }
-        const unregistered = await allocator.reportConnection(serverId, hashedToken, clientIdRaw, event, role, peerUrl);
+        const instance = parseClientInstance(query.get(CLIENT_INSTANCE_QUERY) ?? undefined);
+        const unregistered = await allocator.reportConnection(serverId, hashedToken, clientIdRaw, event, role, peerUrl, instance);
         metrics.serverReports.inc({ event });
         log.debug({ serverId, tokenHash: tokenLabel(hashedToken), clientId: clientIdRaw, event, role }, 'server report');
         // A server we only know from reports is asked to register again (server-starting with

@@ -20,6 +20,11 @@ export interface ClientIdentity {
   /** Lowercase token from the identify payload (never logged). */
   token: string;
   clientId: string;
+  /**
+   * Which process among those sharing clientId (our client's metadata; else this tunnel's own
+   * label), so the dispatcher tells an old pod's tunnels from its replacement's.
+   */
+  instance: string;
   role: string;
   version: string;
   capabilities: string[];

@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Server as EngineServer, type Socket as EngineSocket } from 'engine.io';
 import type { Logger, SecretScrubber } from '../observability/logger.js';
-import { decodeTunnelAnswer, encodeServerClose, hashToken, maskToken, tunnelAnswerStreamingID } from '../protocol/index.js';
+import { CLIENT_INSTANCE_METADATA, decodeTunnelAnswer, encodeServerClose, hashToken, maskToken, parseClientInstance, tunnelAnswerStreamingID } from '../protocol/index.js';
 import { describeError } from '../http/errors.js';
 import { waitAtMost } from '../http/backoff.js';
 import { refuseBody } from '../http/server-helpers.js';
@@ -113,6 +114,8 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     (engine as unknown as { generateId: () => string }).generateId = () => createSessionId(serverId);
   }
   const live = new Set<Connection>();
+  /** Per-process prefix of the per-tunnel instance labels (a restarted server must not reuse them). */
+  const tunnelTag = `t${randomBytes(4).toString('hex')}`;
   let drainReason: string | undefined;
   /** Silent this long → the tunnel is dropped (Primus' server timeout is 35 s with 25 s pings). */
   const silenceLimitMs = config.pingIntervalMs + 10_000;
@@ -175,6 +178,9 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       conn.identity = {
         token,
         clientId: typeof metadata.clientId === 'string' && metadata.clientId ? metadata.clientId : (conn.headerClientId ?? `conn${conn.seq}`),
+        // A client without an instance id (Snyk's) is told apart per tunnel: its primary and
+        // secondary are then two records at the dispatcher, which counts them all the same.
+        instance: parseClientInstance(metadata[CLIENT_INSTANCE_METADATA]) ?? `${tunnelTag}.${conn.seq}`,
         role: typeof metadata.role === 'string' && metadata.role ? metadata.role : (conn.headerRole ?? 'primary'),
         version,
         capabilities,
@@ -185,7 +191,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       pool.add(token, conn);
       conn.state = 'ready';
       updateGauge(token);
-      dispatcher.clientConnected(token, conn.identity.clientId, version, conn.identity.role);
+      dispatcher.clientConnected(token, conn.identity.clientId, version, conn.identity.role, conn.identity.instance);
       if (drainReason !== undefined) {
         // Handshook just before the drain began: send it on its way like the others.
         conn.drain();
@@ -241,7 +247,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       if (!conn.identity || conn.terminating) return;
       const sent = Number(timestamp);
       const latency = Number.isFinite(sent) ? Date.now() - sent : 0;
-      dispatcher.clientPinged(conn.identity.token, conn.identity.clientId, conn.identity.version, latency, conn.identity.role);
+      dispatcher.clientPinged(conn.identity.token, conn.identity.clientId, conn.identity.version, latency, conn.identity.role, conn.identity.instance);
     },
     onBadFrame(conn, err) {
       metrics.badFrames.inc();
@@ -277,7 +283,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       updateGauge(identity.token);
       // Per-connection series go with their connection (unless a twin with the same id is live).
       if (![...live].some((c) => c.id === conn.id)) metrics.relayed.remove({ connection: conn.id });
-      dispatcher.clientDisconnected(identity.token, identity.clientId, identity.role);
+      dispatcher.clientDisconnected(identity.token, identity.clientId, identity.role, identity.instance);
       logger.info({ connection: conn.id, maskedToken: maskToken(identity.token), reason, remaining }, 'client connection closed');
     },
   };
@@ -357,7 +363,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     reannounce(): void {
       for (const conn of live) {
         if (conn.identity && (conn.state === 'ready' || conn.state === 'draining') && !conn.terminating) {
-          dispatcher.clientConnected(conn.identity.token, conn.identity.clientId, conn.identity.version, conn.identity.role);
+          dispatcher.clientConnected(conn.identity.token, conn.identity.clientId, conn.identity.version, conn.identity.role, conn.identity.instance);
         }
       }
     },

@@ -318,7 +318,7 @@ describe('token, accept.json, CA, proxy and env', () => {
     assert.equal(envValue(d, 'LOG_LEVEL'), 'trace');
     assert.equal(envValue(d, 'BROKER_CLIENT_LOCATION'), 'dc-1');
     assert.equal(envValue(d, 'BROKER_CLIENT_DRAIN_GRACE_MS'), '40000');
-    assert.equal(podSpecOf(d).terminationGracePeriodSeconds, 50);
+    assert.equal(podSpecOf(d).terminationGracePeriodSeconds, 55, 'preStop 5 + drain 40 + 10');
     const names = envOf(d).map((e) => e.name);
     assert.equal(new Set(names).size, names.length, `duplicate env names: ${names.join(',')}`);
     assert.equal(envValue(clients(await render(base))[0]!, 'PREFLIGHT_CHECKS_ENABLED'), 'true');
@@ -406,15 +406,28 @@ describe('secure and operable defaults', () => {
     }
   });
 
-  test('terminationGracePeriodSeconds is above the drain grace; a lower value is refused', async () => {
+  test('terminationGracePeriodSeconds is above the preStop sleep plus the drain grace; a lower value is refused', async () => {
     const d = clients(await render(base))[0]!;
     const drainS = Number(envValue(d, 'BROKER_CLIENT_DRAIN_GRACE_MS')) / 1000;
     assert.equal(drainS, 25);
-    assert.ok(podSpecOf(d).terminationGracePeriodSeconds > drainS);
+    assert.equal(podSpecOf(d).terminationGracePeriodSeconds, 40, 'preStop 5 + drain 25 + 10');
     assert.match(
       await renderError({ ...base, set: { terminationGracePeriodSeconds: 20 } }),
-      /terminationGracePeriodSeconds \(20\) must be greater than drainGraceSeconds \(25\)/,
+      /terminationGracePeriodSeconds \(20\) must be greater than drainGraceSeconds \(25\) plus preStopSleepSeconds \(5\)/,
     );
+    assert.match(await renderError({ ...base, set: { terminationGracePeriodSeconds: 30 } }), /must be greater than drainGraceSeconds \(25\) plus preStopSleepSeconds \(5\)/);
+    assert.equal(podSpecOf(clients(await render({ ...base, set: { terminationGracePeriodSeconds: 31 } }))[0]!).terminationGracePeriodSeconds, 31);
+  });
+
+  test('preStop: a terminating pod serves on for preStopSleepSeconds (node, the image has no sleep); 0 renders no hook', async () => {
+    const c = containerOf(clients(await render(base))[0]!);
+    assert.deepEqual(c.lifecycle, { preStop: { exec: { command: ['node', '-e', 'setTimeout(() => {}, 5000)'] } } });
+    const c12 = containerOf(clients(await render({ ...base, set: { preStopSleepSeconds: 12 } }))[0]!);
+    assert.deepEqual(c12.lifecycle.preStop.exec.command, ['node', '-e', 'setTimeout(() => {}, 12000)']);
+    const d0 = clients(await render({ ...base, set: { preStopSleepSeconds: 0 } }))[0]!;
+    assert.equal(containerOf(d0).lifecycle, undefined);
+    assert.equal(podSpecOf(d0).terminationGracePeriodSeconds, 35);
+    assert.match(await renderError({ ...base, set: { preStopSleepSeconds: -1 } }), /preStopSleepSeconds/);
   });
 
   test('rolling update keeps each replica up: a new pod starts before the old one stops', async () => {

@@ -160,12 +160,13 @@ Regional endpoints: list of (broker server URL, API/dispatcher URL).
 
 {{- define "ha-broker.terminationGracePeriodSeconds" -}}
 {{- $drain := int .Values.drainGraceSeconds }}
+{{- $preStop := int .Values.preStopSleepSeconds }}
 {{- if eq (toString .Values.terminationGracePeriodSeconds) "" }}
-{{- add $drain 10 }}
+{{- add $preStop $drain 10 }}
 {{- else }}
 {{- $t := int .Values.terminationGracePeriodSeconds }}
-{{- if le $t $drain }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than drainGraceSeconds (%d), or the kubelet kills the client before it has drained" $t $drain) }}
+{{- if le $t (add $preStop $drain) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than drainGraceSeconds (%d) plus preStopSleepSeconds (%d): the grace period counts from the preStop hook, and the kubelet kills the client when it is over" $t $drain $preStop) }}
 {{- end }}
 {{- $t }}
 {{- end }}
@@ -385,6 +386,14 @@ containers:
       {{- toYaml $v.livenessProbe | nindent 6 }}
     readinessProbe:
       {{- toYaml $v.readinessProbe | nindent 6 }}
+    {{- if gt (int $v.preStopSleepSeconds) 0 }}
+    lifecycle:
+      # Serve on while the pod leaves the Service's endpoints; then SIGTERM starts the drain.
+      # node is the image's one program (no shell, no sleep binary).
+      preStop:
+        exec:
+          command: ["node", "-e", "setTimeout(() => {}, {{ mul (int $v.preStopSleepSeconds) 1000 }})"]
+    {{- end }}
     resources:
       {{- toYaml $v.resources | nindent 6 }}
     securityContext:
