@@ -55,12 +55,14 @@ function injectIac(rules: AcceptRule[], value: string, notes: InjectNote[]): voi
       rules.push(...set);
     }
   } else {
-    // Azure Repos: the requirements rules' own file-pattern lists grow.
-    for (const r of rules) {
-      const first = r.valid?.[0] as { values?: string[] } | undefined;
-      if (r.method !== 'GET' || !first?.values?.includes('**/requirements/*.txt')) continue;
+    // Azure Repos: the requirements rules' own file-pattern lists grow (on copies of those rules).
+    rules.forEach((r, i) => {
+      const first0 = r.valid?.[0] as { values?: string[] } | undefined;
+      if (r.method !== 'GET' || !first0?.values?.includes('**/requirements/*.txt')) return;
+      const rule = (rules[i] = copy(r));
+      const first = rule.valid![0] as { values: string[] };
       for (const ext of extensions) first.values.push(`**/*.${ext}`, `**%2F*.${ext}`);
-    }
+    });
   }
   notes.push({ level: 'info', message: `added accept rules for IaC files (${extensions.join(', ')})` });
 }
@@ -86,6 +88,9 @@ function injectCode(rules: AcceptRule[], disableSnippets: boolean, notes: Inject
     // GitHub App: the token goes in the origin's userinfo for git.
     get.origin = 'https://x-access-token:${GHA_ACCESS_TOKEN}@${GITHUB}';
     delete get.auth;
+  } else if (get.origin === 'https://${GITHUB}' && !get.auth) {
+    // github-server-app's template: snyk-broker 5.22.14 stops at start here (it reads auth.token).
+    notes.push({ level: 'warn', message: 'ACCEPT_CODE with the github-server-app rules: the git rules carry no credential (snyk-broker itself fails to start with this combination)' });
   }
   const post = copy(get);
   post.method = 'POST';
@@ -121,7 +126,8 @@ function injectCode(rules: AcceptRule[], disableSnippets: boolean, notes: Inject
  * `notes` says what was added or why not, for the start log.
  */
 export function injectAcceptRules(file: AcceptFile, vars: InjectVars): { accept: AcceptFile; notes: InjectNote[] } {
-  const accept = copy(file);
+  // The lists are new; a rule is copied before it is changed, so `file` stays as it is.
+  const accept: AcceptFile = { private: [...file.private], public: [...file.public] };
   const rules = accept.private;
   const notes: InjectNote[] = [];
   const iac = switchValue(vars, 'ACCEPT_IAC');
@@ -132,7 +138,11 @@ export function injectAcceptRules(file: AcceptFile, vars: InjectVars): { accept:
   // AppRisk and custom-PR-template rules come from files (defaultFilters/) that the snyk-broker
   // npm package does not ship, so its loader adds nothing for them either.
   for (const [name, alt] of [['ACCEPT_APPRISK', 'ACCEPT_ESSENTIALS'], ['ACCEPT_CUSTOM_PR_TEMPLATES', undefined]] as const) {
-    if (switchValue(vars, name, ...(alt ? [alt] : []))) notes.push({ level: 'warn', message: `${name}${alt ? `/${alt}` : ''} is set, but its extra rules are not in the snyk-broker ${'package'} these templates come from: no rules added` });
+    if (switchValue(vars, name, ...(alt ? [alt] : []))) notes.push({ level: 'warn', message: `${name}${alt ? `/${alt}` : ''} is set, but its extra rules are not in the snyk-broker package these templates come from: no rules added` });
   }
+  // Injected paths such as `*/info/refs*` get their leading '/', as snyk-broker's filter loader does.
+  rules.forEach((r, i) => {
+    if (!r.path.startsWith('/')) rules[i] = { ...r, path: `/${r.path}` };
+  });
   return { accept, notes };
 }
