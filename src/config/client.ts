@@ -105,6 +105,9 @@ export async function loadClientConfig(processEnv: Env, opts: { cwd?: string } =
   const env = resolved.env;
   const startNotes: ClientConfig['startNotes'] = [];
   if (resolved.scmType) startNotes.push({ level: 'info', message: `SCM preset ${resolved.scmType}: Snyk's accept template and .env defaults`, fields: { scmType: resolved.scmType, accept: resolved.accept.path } });
+  if (resolved.scmType === 'github-server-app') {
+    startNotes.push({ level: 'warn', message: "github-server-app: Snyk's GitHub App token plugin is not implemented; requests go to GitHub without a credential unless the accept rules carry one" });
+  }
   if (resolved.dotenvPath) startNotes.push({ level: 'info', message: 'read variables from .env (the environment wins)', fields: { path: resolved.dotenvPath } });
   for (const d of resolved.droppedDefaults) {
     startNotes.push({ level: 'warn', message: `preset default ${d.name} left unset: it refers to ${d.missing.map((m) => '$' + m).join(', ')}, which ${d.missing.length === 1 ? 'is' : 'are'} not set` });
