@@ -228,7 +228,7 @@ export function createRelay(opts: RelayOptions) {
       const names = result.unsetOriginVariables.join(', ');
       log.warn({ requestId, url: req.url, unsetVariables: result.unsetOriginVariables }, 'matching private rule has an empty origin: its variables are unset');
       const answer = brokerError(502, 'ORIGIN_VARIABLE_UNSET', `the matching accept rule's origin needs ${names}, which ${result.unsetOriginVariables.length === 1 ? 'is' : 'are'} not set on the broker client`);
-      answer.head.headers!["x-broker-failure"] = `origin-variable-unset: ${names}`;
+      answer.head.headers!['x-broker-failure'] = `origin-variable-unset: ${names}`;
       return answer;
     }
     if (!result.targetUrl) {
