@@ -9,7 +9,8 @@ import { createEgress, type Egress } from '../http/egress.js';
 import { answerClientError, closeServer, listen } from '../http/server-helpers.js';
 import { createListener } from '../http/listener.js';
 import { createLogger, SecretScrubber, type Logger } from '../observability/logger.js';
-import { compileRules, loadAcceptFile, type AcceptFile, type RuleSet } from '../filters/index.js';
+import { compileRules, type AcceptFile, type RuleSet } from '../filters/index.js';
+import { loadAccept } from '../config/accept.js';
 import { CLIENT_INSTANCE_METADATA, hashToken } from '../protocol/index.js';
 import type { Program } from '../program.js';
 import { createAllocator, type Allocator } from './allocation.js';
@@ -22,14 +23,13 @@ import { Tunnel, type Placement } from './tunnel.js';
 import { createProxyAgent } from './proxy-agent.js';
 import { createBodyUrlRewriter } from './res-body-url-sub.js';
 import { INSECURE_DOWNSTREAM_WARNING } from './insecure-downstream.js';
-import { withoutSnippetsRules } from '../filters/snippets.js';
 import { unsupportedSnykVariables } from '../config/unsupported-snyk-vars.js';
 
 export interface ClientDeps {
   logger: Logger;
   egress: Egress;
   metrics?: ClientMetrics;
-  /** Variables for ${VAR} in accept rules when filters are reloaded (default process.env). */
+  /** Variables for ${VAR} in accept rules (default: the config's effective environment). */
   env?: Env;
   /** The logger's scrubber, so credentials of reloaded rules are redacted too. */
   scrubber?: SecretScrubber;
@@ -50,7 +50,7 @@ export interface BrokerClient extends Program {
 export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClient {
   const log = deps.logger;
   const metrics = deps.metrics ?? createClientMetrics();
-  const env = deps.env ?? process.env;
+  const env = deps.env ?? config.env;
   let accept: AcceptFile = config.accept;
   let privateRules: RuleSet = config.privateRules;
   let publicRules: RuleSet = config.publicRules;
@@ -99,10 +99,9 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
   });
 
   async function reloadFilters(): Promise<void> {
-    let next = await loadAcceptFile(config.acceptPath);
-    if (config.disableSnippets && !config.customAccept) next = withoutSnippetsRules(next).accept;
-    const nextPrivate = compileRules(next.private, env, `ACCEPT file ${config.acceptPath} (private rules)`);
-    const nextPublic = compileRules(next.public, env, `ACCEPT file ${config.acceptPath} (public rules)`);
+    const { accept: next } = await loadAccept(config.acceptSource, env);
+    const nextPrivate = compileRules(next.private, env, `accept rules ${config.acceptPath} (private rules)`);
+    const nextPublic = compileRules(next.public, env, `accept rules ${config.acceptPath} (public rules)`);
     // New rules may reference new credentials: scrub them before anything can log them.
     deps.scrubber?.add(...nextPrivate.secrets(), ...nextPublic.secrets());
     accept = next;
@@ -296,7 +295,8 @@ export async function startClient(env: Env): Promise<Program> {
   const { logger, scrubber } = makeLogging(config);
   const egress = await makeEgress(config);
   // A plain copy: rules resolve ${VAR}s per request, and process.env lookups are slow native calls.
-  const client = createClient(config, { logger, egress, env: env === process.env ? { ...env } : env, scrubber });
+  for (const note of config.startNotes) logger[note.level](note.fields ?? {}, note.message);
+  const client = createClient(config, { logger, egress, env: config.env, scrubber });
   await client.start();
   return {
     async stop(reason) {

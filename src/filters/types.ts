@@ -47,5 +47,7 @@ export type FilterResult =
       authorization?: string;
       /** The variables as this request saw them (pooled ones pinned): BROKER_VAR_SUB / x-broker-var-sub use the same. */
       variables?: VariableResolver;
+      /** Set when the rule's origin is not a URL because these variables are unset (answer 502). */
+      unsetOriginVariables?: string[];
     }
   | { allowed: false; reason: string };

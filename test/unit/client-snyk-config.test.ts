@@ -1,6 +1,6 @@
 // Snyk variables of issue 15 (items 4-6) at the configuration level: parsing and exit-2 errors,
 // /systemcheck credentials and pools, pool rotation per request, INSECURE_DOWNSTREAM's URL
-// switch, DISABLE_SNIPPETS' rule filter, and the list of unimplemented Snyk variables.
+// switch, and the list of unimplemented Snyk variables.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadClientConfig } from '../../src/config/client.js';
@@ -8,7 +8,6 @@ import { ConfigError } from '../../src/config/errors.js';
 import { expandPooled, validationCredentials } from '../../src/config/validation-credentials.js';
 import { unsupportedSnykVariables, UNSUPPORTED_SNYK_VARIABLES } from '../../src/config/unsupported-snyk-vars.js';
 import { toInsecure } from '../../src/client/insecure-downstream.js';
-import { withoutSnippetsRules } from '../../src/filters/snippets.js';
 import { RuleSet, VariableResolver } from '../../src/filters/index.js';
 import { writeAcceptFile } from '../support/client-harness.js';
 
@@ -109,15 +108,6 @@ test('INSECURE_DOWNSTREAM switches the scheme as snyk-broker does', () => {
   assert.equal(toInsecure('https://ghe.example.com:8443/x'), 'http://ghe.example.com:8443/x');
   assert.equal(toInsecure('http://gitlab.local/x'), 'http://gitlab.local/x');
   assert.equal(toInsecure('https://api.snyk.io/x'), 'https://api.snyk.io/x');
-});
-
-test('DISABLE_SNIPPETS removes only the snippets rule', () => {
-  const accept = { private: [{ '//': 'needed to load code snippets', path: '/a' }, { '//': 'allow info refs (for git clone)', path: '/b' }, { path: '/c' }], public: [{ '//': 'needed to load code snippets', path: '/p' }] };
-  const { accept: out, removed } = withoutSnippetsRules(accept);
-  assert.equal(removed, 1);
-  assert.deepEqual(out.private.map((r) => r.path), ['/b', '/c']);
-  assert.deepEqual(out.public, accept.public);
-  assert.equal(withoutSnippetsRules(out).accept, out);
 });
 
 test('unimplemented Snyk variables: set ones are named once each with a reason; empty or unknown ones are not', () => {

@@ -1,7 +1,7 @@
 // Snyk variables the client lacked (issue 15, items 4-6), through the real relay of an in-process
 // client and a scripted broker server: RES_BODY_URL_SUB on an npm packument delivered in small
 // awkward chunks, INSECURE_DOWNSTREAM, LOG_ENABLE_BODY with credentials still masked,
-// DISABLE_SNIPPETS, credential pools in x-broker-var-sub and /systemcheck, and one warning per
+// credential pools in x-broker-var-sub and /systemcheck, and one warning per
 // unimplemented Snyk variable.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -212,36 +212,6 @@ test('without LOG_ENABLE_BODY no body is logged', async () => {
   await relay(conn(), '/echo/quiet', { method: 'POST', body: '{"note":"quiet body"}' });
   await tc.waitForLog('relayed a request', (e) => e.url === '/echo/quiet');
   assert.ok(!tc.lines.join('\n').includes('quiet body'));
-});
-
-test('DISABLE_SNIPPETS leaves out the Code snippets rule of the default accept.json, and only it', async () => {
-  const accept = {
-    private: [
-      { '//': 'needed to load code snippets', method: 'GET', path: '/repos/:name/:repo/contents/:path', origin: '${ORIGIN_URL}' },
-      { '//': 'allow info refs (for git clone)', method: 'GET', path: '/:owner/:repo/info/refs', origin: '${ORIGIN_URL}' },
-    ],
-    public: [],
-  };
-  const { mkdtemp, writeFile } = await import('node:fs/promises');
-  const { join } = await import('node:path');
-  const { tmpdir } = await import('node:os');
-  const dir = await mkdtemp(join(tmpdir(), 'snippets-'));
-  await writeFile(join(dir, 'accept.json'), JSON.stringify(accept));
-  const cwd = process.cwd();
-  process.chdir(dir);
-  let on: Awaited<ReturnType<typeof client>>;
-  try {
-    on = await client({ DISABLE_SNIPPETS: 'true', ACCEPT: 'accept.json' }, accept);
-  } finally {
-    process.chdir(cwd);
-  }
-  assert.equal((await relay(on.conn(), '/repos/o/r/contents/a.txt')).head.status, 401);
-  assert.equal((await relay(on.conn(), '/o/r.git/info/refs?service=git-upload-pack')).head.status, 200);
-  // Without it (or with a custom accept file) the rule stays.
-  const off = await client({}, accept);
-  assert.equal((await relay(off.conn(), '/repos/o/r/contents/a.txt')).head.status, 200);
-  const custom = await client({ DISABLE_SNIPPETS: 'true' }, accept);
-  assert.equal((await relay(custom.conn(), '/repos/o/r/contents/a.txt')).head.status, 200);
 });
 
 test('each unimplemented Snyk variable gets one warning naming it; implemented ones none', async () => {
