@@ -60,7 +60,14 @@ helm.sh/chart: {{ include "ha-broker.chart" . }}
 app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: ha-broker
-{{- /* labels (snyk-broker-helm's value): the chart's own labels win, as in snyk-broker-helm. */}}
+{{- include "ha-broker.extraLabels" . }}
+{{- end }}
+
+{{/*
+labels (snyk-broker-helm's value), one per line with a leading newline: the chart's own labels win, as in
+snyk-broker-helm.
+*/}}
+{{- define "ha-broker.extraLabels" -}}
 {{- range $k, $val := .Values.labels }}
 {{- if not (has $k (list "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/part-of")) }}
 {{ $k }}: {{ toString $val | quote }}
