@@ -8,7 +8,8 @@ import { createEgress, type Egress } from '../http/egress.js';
 import { answerClientError, closeServer, listen } from '../http/server-helpers.js';
 import { createListener } from '../http/listener.js';
 import { createLogger, SecretScrubber, type Logger } from '../observability/logger.js';
-import { compileRules, loadAcceptFile, type AcceptFile, type RuleSet } from '../filters/index.js';
+import { compileRules, type AcceptFile, type RuleSet } from '../filters/index.js';
+import { loadAccept } from '../config/accept.js';
 import { hashToken } from '../protocol/index.js';
 import type { Program } from '../program.js';
 import { createAllocator, type Allocator } from './allocation.js';
@@ -24,7 +25,7 @@ export interface ClientDeps {
   logger: Logger;
   egress: Egress;
   metrics?: ClientMetrics;
-  /** Variables for ${VAR} in accept rules when filters are reloaded (default process.env). */
+  /** Variables for ${VAR} in accept rules (default: the config's effective environment). */
   env?: Env;
   /** The logger's scrubber, so credentials of reloaded rules are redacted too. */
   scrubber?: SecretScrubber;
@@ -45,7 +46,7 @@ export interface BrokerClient extends Program {
 export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClient {
   const log = deps.logger;
   const metrics = deps.metrics ?? createClientMetrics();
-  const env = deps.env ?? process.env;
+  const env = deps.env ?? config.env;
   let accept: AcceptFile = config.accept;
   let privateRules: RuleSet = config.privateRules;
   let publicRules: RuleSet = config.publicRules;
@@ -86,9 +87,9 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
   });
 
   async function reloadFilters(): Promise<void> {
-    const next = await loadAcceptFile(config.acceptPath);
-    const nextPrivate = compileRules(next.private, env, `ACCEPT file ${config.acceptPath} (private rules)`);
-    const nextPublic = compileRules(next.public, env, `ACCEPT file ${config.acceptPath} (public rules)`);
+    const { accept: next } = await loadAccept(config.acceptSource, env);
+    const nextPrivate = compileRules(next.private, env, `accept rules ${config.acceptPath} (private rules)`);
+    const nextPublic = compileRules(next.public, env, `accept rules ${config.acceptPath} (public rules)`);
     // New rules may reference new credentials: scrub them before anything can log them.
     deps.scrubber?.add(...nextPrivate.secrets(), ...nextPublic.secrets());
     accept = next;
@@ -272,7 +273,8 @@ export async function startClient(env: Env): Promise<Program> {
   const { logger, scrubber } = makeLogging(config);
   const egress = await makeEgress(config);
   // A plain copy: rules resolve ${VAR}s per request, and process.env lookups are slow native calls.
-  const client = createClient(config, { logger, egress, env: env === process.env ? { ...env } : env, scrubber });
+  for (const note of config.startNotes) logger[note.level](note.fields ?? {}, note.message);
+  const client = createClient(config, { logger, egress, env: config.env, scrubber });
   await client.start();
   return {
     async stop(reason) {

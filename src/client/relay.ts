@@ -224,6 +224,13 @@ export function createRelay(opts: RelayOptions) {
       log.warn({ requestId, method: req.method, url: req.url, reason: result.reason }, 'blocked a request from the broker server (no private accept rule matches)');
       return brokerError(401, 'FILTER_BLOCKED', 'blocked', { reason: '[Websocket Flow][Blocked Request] Does not match any accept rule', url: req.url });
     }
+    if (result.unsetOriginVariables) {
+      const names = result.unsetOriginVariables.join(', ');
+      log.warn({ requestId, url: req.url, unsetVariables: result.unsetOriginVariables }, 'matching private rule has an empty origin: its variables are unset');
+      const answer = brokerError(502, 'ORIGIN_VARIABLE_UNSET', `the matching accept rule's origin needs ${names}, which ${result.unsetOriginVariables.length === 1 ? 'is' : 'are'} not set on the broker client`);
+      answer.head.headers!["x-broker-failure"] = `origin-variable-unset: ${names}`;
+      return answer;
+    }
     if (!result.targetUrl) {
       log.warn({ requestId, url: req.url }, 'matching private rule has no origin');
       return brokerError(502, 'DOWNSTREAM_ERROR', 'matching accept rule has no origin');

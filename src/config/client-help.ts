@@ -2,13 +2,27 @@
 export const CLIENT_ENV_HELP = `
 Environment (Snyk Broker names; existing deployments work unchanged):
   BROKER_TOKEN                   (required) the broker token; never logged
-  BROKER_SERVER_URL              (required) broker server base URL, http(s)
+  BROKER_SERVER_URL              broker server base URL, http(s) (default https://broker.snyk.io,
+                                 Snyk's US server, as in Snyk's images)
+  BROKER_SCM_TYPE                SCM preset: Snyk's accept template and .env defaults for github-com,
+                                 github-enterprise, github-server-app, gitlab, bitbucket-server,
+                                 bitbucket-server-bearer-auth, azure-repos, jira, jira-bearer-auth,
+                                 artifactory, nexus, nexus2 or apprisk (an explicit ACCEPT wins)
   BROKER_CLIENT_URL              externally reachable URL of this client (preflight, \${BROKER_CLIENT_URL})
   BROKER_CLIENT_ID               stable client id (default: a random UUID per process)
   PORT                           local HTTP port for webhooks and health (default 7341)
   HTTPS_CERT / HTTPS_KEY         serve the local port over HTTPS with this cert/key (files)
-  ACCEPT                         accept rules file (default accept.json in the working directory)
-  <VAR>, <VAR>_POOL              values for \${VAR} in accept rules (a missing one stops the start)
+  ACCEPT                         accept rules file (default: the preset's template, else accept.json
+                                 in the working directory)
+  <VAR>, <VAR>_POOL              values for \${VAR} in accept rules (an unset one is empty, as in
+                                 snyk-broker: one warning at start; a rule left with no origin
+                                 answers 502). \$VAR in any variable's value is expanded, and a .env
+                                 file in the working directory is read (the environment wins)
+  ACCEPT_CODE / ACCEPT_GIT       Snyk's rule injection into the default accept rules (preset or
+  ACCEPT_IAC                     ACCEPT=accept.json, never a custom file): any value but "false"
+  ACCEPT_LARGE_MANIFESTS         turns it on; ACCEPT_IAC lists extensions (tf,yaml,yml,json,tpl).
+  ACCEPT_APPRISK / ACCEPT_ESSENTIALS   ACCEPT_APPRISK, ACCEPT_ESSENTIALS and ACCEPT_CUSTOM_PR_TEMPLATES
+  ACCEPT_CUSTOM_PR_TEMPLATES     add nothing: their rules are not in the snyk-broker package
   BROKER_HA_MODE_ENABLED         true/yes: ask the dispatcher which server to use (default false)
   API_BASE_URL                   Snyk API base URL: dispatcher (first choice in HA mode) and the
                                  webhook fallback when no tunnel is open

@@ -1,8 +1,10 @@
-import { resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from './env.js';
 import { ConfigError } from './errors.js';
-import { compileRules, FilterError, loadAcceptFile, type AcceptFile, type RuleSet } from '../filters/index.js';
+import { compileRules, FilterError, type AcceptFile, type RuleSet } from '../filters/index.js';
+import { loadAccept } from './accept.js';
+import { resolveClientEnv, type AcceptSource } from './client-env.js';
+import type { ScmType } from './presets.js';
 import { VERSION } from '../version.js';
 import { checkCaBundle, checkEgressVariables, readTlsFiles, type TlsFiles } from './files.js';
 
@@ -19,6 +21,14 @@ export interface ClientConfig {
   /** HTTPS_CERT / HTTPS_KEY (PEM, already read and checked): serve the local port with TLS. */
   tls?: TlsFiles;
   acceptPath: string;
+  /** Where the accept rules come from (a preset's template or a file) and whether ACCEPT_* rules are injected. */
+  acceptSource: AcceptSource;
+  /** BROKER_SCM_TYPE, when a preset is in use. */
+  scmType?: ScmType;
+  /** The effective environment (preset defaults < ./.env < process environment, `$VAR`s expanded). */
+  env: Env;
+  /** Things to say once at start (unset variables, dropped defaults, injected rules). */
+  startNotes: { level: 'info' | 'warn'; message: string; fields?: Record<string, unknown> }[];
   /** True when ACCEPT names a file of the user's (not the default accept.json). */
   customAccept: boolean;
   accept: AcceptFile;
@@ -71,6 +81,9 @@ export interface ClientConfig {
  * and needs ≥ 4.209.0 for the service channel (semver, `local` exempt); build metadata keeps
  * our own version visible without affecting those comparisons.
  */
+/** Snyk's US broker server, the default of Snyk's images and of ours. */
+export const DEFAULT_SERVER_URL = 'https://broker.snyk.io';
+
 export const DEFAULT_WIRE_VERSION = `5.22.14+ha-broker.${VERSION}`;
 
 function userinfoOf(value: string | undefined): string[] {
@@ -87,10 +100,18 @@ function userinfoOf(value: string | undefined): string[] {
  * Reads the client configuration from the environment (Snyk's variable names) and loads the
  * accept rules. Every problem is collected and thrown as one ConfigError (exit code 2).
  */
-export async function loadClientConfig(env: Env): Promise<ClientConfig> {
+export async function loadClientConfig(processEnv: Env, opts: { cwd?: string } = {}): Promise<ClientConfig> {
+  const resolved = await resolveClientEnv(processEnv, opts.cwd);
+  const env = resolved.env;
+  const startNotes: ClientConfig['startNotes'] = [];
+  if (resolved.scmType) startNotes.push({ level: 'info', message: `SCM preset ${resolved.scmType}: Snyk's accept template and .env defaults`, fields: { scmType: resolved.scmType, accept: resolved.accept.path } });
+  if (resolved.dotenvPath) startNotes.push({ level: 'info', message: 'read variables from .env (the environment wins)', fields: { path: resolved.dotenvPath } });
+  for (const d of resolved.droppedDefaults) {
+    startNotes.push({ level: 'warn', message: `preset default ${d.name} left unset: it refers to ${d.missing.map((m) => '$' + m).join(', ')}, which ${d.missing.length === 1 ? 'is' : 'are'} not set` });
+  }
   const r = new EnvReader(env);
   const token = r.required('BROKER_TOKEN', 'the broker token from Snyk');
-  const serverUrlRaw = r.required('BROKER_SERVER_URL', 'e.g. https://broker.snyk.io');
+  const serverUrlRaw = r.string('BROKER_SERVER_URL', DEFAULT_SERVER_URL);
   const serverUrl = r.url('BROKER_SERVER_URL', serverUrlRaw);
   const clientUrlRaw = r.string('BROKER_CLIENT_URL');
   const clientUrl = r.url('BROKER_CLIENT_URL', clientUrlRaw);
@@ -137,11 +158,14 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
   }
   r.enumOf('BROKER_CLIENT_VALIDATION_METHOD', ['get', 'head', 'post', 'put', 'patch', 'delete', 'options'] as const, 'get');
 
-  const acceptRaw = r.string('ACCEPT', 'accept.json');
-  const acceptPath = resolve(acceptRaw);
+  const acceptSource = resolved.accept;
+  const acceptPath = acceptSource.path;
+  const acceptWhere = acceptSource.fromPreset ? `BROKER_SCM_TYPE=${resolved.scmType} accept template` : `ACCEPT file ${acceptPath}`;
   let accept: AcceptFile | undefined;
   try {
-    accept = await loadAcceptFile(acceptPath);
+    const loaded = await loadAccept(acceptSource, env);
+    accept = loaded.accept;
+    startNotes.push(...loaded.notes);
   } catch (err) {
     if (err instanceof FilterError) r.problem(`ACCEPT: ${err.message}`);
     else throw err;
@@ -151,7 +175,7 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
   if (accept) {
     for (const side of ['private', 'public'] as const) {
       try {
-        const set = compileRules(accept[side], env, `ACCEPT file ${acceptPath} (${side} rules)`);
+        const set = compileRules(accept[side], env, `${acceptWhere} (${side} rules)`);
         if (side === 'private') privateRules = set;
         else publicRules = set;
       } catch (err) {
@@ -162,6 +186,16 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
   }
   r.done();
   if (!privateRules || !publicRules || !accept) throw new ConfigError(['ACCEPT could not be loaded']);
+  const unset = new Map<string, number>();
+  for (const set of [privateRules, publicRules]) for (const u of set.unsetVariables()) unset.set(u.name, (unset.get(u.name) ?? 0) + u.rules);
+  if (unset.size > 0) {
+    const list = [...unset].map(([name, rules]) => `${name} (${rules} rule${rules === 1 ? '' : 's'})`).join(', ');
+    startNotes.push({
+      level: 'warn',
+      message: `accept rules use unset variables, which become empty as in snyk-broker: ${list}; a request matching a rule whose origin is left empty is answered 502`,
+      fields: { unsetVariables: Object.fromEntries(unset) },
+    });
+  }
 
   const dispatcherBaseUrl = (apiBaseRaw ?? dispatcherRaw ?? (/\/\/broker2?\./.test(serverUrlRaw) ? serverUrlRaw.replace(/\/\/broker2?\./, '//api.') : 'https://api.snyk.io')).replace(/\/+$/, '');
   const caFiles = [r.string('CA_CERT')].filter((x): x is string => Boolean(x));
@@ -181,6 +215,11 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
     validationAuth?.replace(/^\S+\s+/, '') ?? '',
     validationBasic ?? '',
     validationBasic ? Buffer.from(validationBasic).toString('base64') : '',
+    // Credentials by name (GITLAB_TOKEN goes in through header substitution, not a rule's origin).
+    ...Object.entries(env)
+      .filter(([k]) => /(TOKEN|PASSWORD|_PAT|SECRET|BASIC_AUTH)(_POOL)?$/.test(k) && k !== 'BROKER_TOKEN')
+      .flatMap(([k, v]) => (k.endsWith('_POOL') ? (v ?? '').split(',').map((x) => x.trim()) : [v ?? '']))
+      .filter((v) => v.length >= 4),
   ].filter((s) => s.length > 0);
 
   return {
@@ -191,7 +230,11 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
     port,
     tls,
     acceptPath,
-    customAccept: acceptRaw !== 'accept.json',
+    acceptSource,
+    scmType: resolved.scmType,
+    env,
+    startNotes,
+    customAccept: !acceptSource.inject,
     accept,
     privateRules,
     publicRules,

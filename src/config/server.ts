@@ -134,6 +134,10 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
       const accept = await loadAcceptFile(acceptPath);
       publicRules = compileRules(accept.public, env, `ACCEPT file ${acceptPath} (public rules)`);
       privateRules = compileRules(accept.private, env, `ACCEPT file ${acceptPath} (private rules)`);
+      // The server keeps refusing unset variables at start (the client follows snyk-broker's
+      // empty-string semantics for Snyk's templates; a server's rules are the operator's own).
+      const unset = [...new Set([...publicRules.unsetVariables(), ...privateRules.unsetVariables()].map((u) => u.name))];
+      if (unset.length > 0) r.problem(`ACCEPT: ACCEPT file ${acceptPath} uses ${unset.map((m) => '${' + m + '}').join(', ')} but ${unset.length === 1 ? 'it is' : 'they are'} not set in the environment`);
     } catch (err) {
       if (err instanceof FilterError) r.problem(`ACCEPT: ${err.message}`);
       else throw err;

@@ -15,6 +15,10 @@ interface CompiledRule {
 
 const BLOCKED_REASON = 'Request does not match any accept rule, blocking HTTP request';
 
+function ruleTemplates(r: AcceptRule): string[] {
+  return [r.origin, r.auth?.token, r.auth?.username, r.auth?.password].filter((t): t is string => typeof t === 'string');
+}
+
 function parseJsonBody(body: Buffer | string | undefined): unknown {
   if (body === undefined || body.length === 0) return undefined;
   try {
@@ -33,8 +37,6 @@ export class RuleSet {
   constructor(rules: AcceptRule[], vars: Vars = {}, where = 'accept rules') {
     this.rules = rules;
     this.#vars = new VariableResolver(vars);
-    const templates = rules.flatMap((r) => [r.origin, r.auth?.token, r.auth?.username, r.auth?.password].filter((t): t is string => typeof t === 'string'));
-    this.#vars.requireAll(templates, where);
     this.#compiled = rules.map((rule, i) => {
       try {
         return { rule, method: (rule.method ?? 'get').toLowerCase(), path: compilePathPattern(rule.path), checks: compileChecks(rule.valid) };
@@ -42,18 +44,30 @@ export class RuleSet {
         throw new FilterError('ACCEPT_INVALID', `${where}[${i}]: ${(err as Error).message}`, { cause: err });
       }
     });
-    // An origin that is not a URL (with any value its variables can take) would fail every request it matches: refuse it now.
+    // An origin that is not a URL (with any value its variables can take) would fail every request
+    // it matches: refuse it now, unless an unset variable (which becomes '', as in snyk-broker) is
+    // why; such a rule answers 502 naming the variable when it matches.
     rules.forEach((rule, i) => {
       if (rule.origin === undefined) return;
       for (const origin of this.#vars.variants(rule.origin)) {
         try {
           splitOrigin(origin);
         } catch {
+          if (this.#vars.unsetIn([rule.origin]).length > 0) continue;
           const shown = variablesIn(rule.origin).length ? `${JSON.stringify(rule.origin)} (with its variables filled in)` : JSON.stringify(rule.origin);
           throw new FilterError('ACCEPT_INVALID', `${where}[${i}].origin ${shown} is not a URL`);
         }
       }
     });
+  }
+
+  /** Each variable the rules use (origin or auth) that is unset, with how many rules use it. */
+  unsetVariables(): { name: string; rules: number }[] {
+    const counts = new Map<string, number>();
+    for (const r of this.rules) {
+      for (const name of this.#vars.unsetIn(ruleTemplates(r))) counts.set(name, (counts.get(name) ?? 0) + 1);
+    }
+    return [...counts].map(([name, rules]) => ({ name, rules }));
   }
 
   /** Every credential value the rules can inject, for log scrubbing. */
@@ -88,7 +102,14 @@ export class RuleSet {
 
   #allow(rule: AcceptRule, url: string): FilterResult {
     if (rule.origin === undefined) return { allowed: true, rule };
-    const { base, authorization: fromOrigin } = splitOrigin(this.#vars.substitute(rule.origin));
+    let split: ReturnType<typeof splitOrigin>;
+    try {
+      split = splitOrigin(this.#vars.substitute(rule.origin));
+    } catch {
+      // Only reachable through unset variables (other bad origins are refused at load).
+      return { allowed: true, rule, unsetOriginVariables: this.#vars.unsetIn([rule.origin]) };
+    }
+    const { base, authorization: fromOrigin } = split;
     const auth = rule.auth
       ? authorizationFor({
           ...rule.auth,

@@ -43,5 +43,7 @@ export type FilterResult =
       targetUrl?: string;
       /** The credential to send as the Authorization header, from `auth` or the origin's userinfo. */
       authorization?: string;
+      /** Set when the rule's origin is not a URL because these variables are unset (answer 502). */
+      unsetOriginVariables?: string[];
     }
   | { allowed: false; reason: string };

@@ -1,5 +1,3 @@
-import { FilterError } from './errors.js';
-
 export type Vars = Record<string, string | undefined>;
 
 const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
@@ -28,13 +26,12 @@ export class VariableResolver {
     return this.#pool(name)?.values ?? [];
   }
 
-  /** The template with its variables filled in; `_POOL` variables take their next value unless `rotate` is false. */
+  /**
+   * The template with its variables filled in; `_POOL` variables take their next value unless
+   * `rotate` is false. An unset variable becomes '' (snyk-broker's semantics).
+   */
   substitute(template: string, rotate = true): string {
-    return template.replace(VAR, (_, name: string) => {
-      const v = this.#value(name, rotate);
-      if (v === undefined) throw new FilterError('MISSING_VARIABLE', `variable ${name} is not set`);
-      return v;
-    });
+    return template.replace(VAR, (_, name: string) => this.#value(name, rotate) ?? '');
   }
 
   /** Every text the template can become: each value of each of its variables in turn, the others at their first value. */
@@ -48,12 +45,9 @@ export class VariableResolver {
     return [...out];
   }
 
-  /** Throws one error naming every variable the templates need but the environment lacks. */
-  requireAll(templates: string[], where: string): void {
-    const missing = [...new Set(templates.flatMap(variablesIn))].filter((n) => !this.has(n));
-    if (missing.length > 0) {
-      throw new FilterError('MISSING_VARIABLE', `${where} uses ${missing.map((m) => '${' + m + '}').join(', ')} but ${missing.length === 1 ? 'it is' : 'they are'} not set in the environment`);
-    }
+  /** The variables of the templates that the environment lacks (they substitute as ''). */
+  unsetIn(templates: string[]): string[] {
+    return [...new Set(templates.flatMap(variablesIn))].filter((n) => !this.has(n));
   }
 
   #pool(name: string) {

@@ -66,6 +66,14 @@ const TABLE: Record<Program, Record<string, Entry>> = {
     BROKER_TOKEN: { value: ' ' },
     BROKER_SERVER_URL: URL_BAD,
     BROKER_CLIENT_URL: { value: 'ftp://client' },
+    BROKER_SCM_TYPE: { value: 'subversion' },
+    ACCEPT_CODE: { untyped: "Snyk's switch: any value but false is on" },
+    ACCEPT_GIT: { untyped: "Snyk's switch: any value but false is on" },
+    ACCEPT_IAC: { untyped: 'extensions; unknown ones are skipped with a warning, as in snyk-broker' },
+    ACCEPT_LARGE_MANIFESTS: { untyped: "Snyk's switch: any value but false is on" },
+    ACCEPT_APPRISK: { untyped: "Snyk's switch: any value but false is on" },
+    ACCEPT_ESSENTIALS: { untyped: "Snyk's switch: any value but false is on" },
+    ACCEPT_CUSTOM_PR_TEMPLATES: { untyped: "Snyk's switch: any value but false is on" },
     BROKER_CLIENT_ID: { value: 'has spaces in it' },
     BROKER_HA_MODE_ENABLED: BOOL,
     API_BASE_URL: URL_BAD,
@@ -271,7 +279,8 @@ test('malformed accept files, unreadable files and a lone HTTPS_CERT: exit 2 nam
   const f = (name: string, content: string) => writeFile(join(files.dir, name), content).then(() => join(files.dir, name));
   const badJson = await f('bad-json.json', '{"private": [ {"method": "GET", ');
   const wrongShape = await f('wrong-shape.json', JSON.stringify({ private: { method: 'GET', path: '/*' }, public: [] }));
-  const noPath = await f('no-path.json', JSON.stringify({ private: [{ method: 'GET', origin: 'http://o' }], public: [] }));
+  // A missing path is '/' and a path without a leading '/' gets one, as in snyk-broker; a non-string path is refused.
+  const noPath = await f('no-path.json', JSON.stringify({ private: [{ method: 'GET', path: 42, origin: 'http://o' }], public: [] }));
   const notAnObject = await f('array.json', JSON.stringify([1, 2, 3]));
   const badOrigin = await f('bad-origin.json', JSON.stringify({ private: [{ method: 'GET', path: '/*', origin: 'http://not a host' }], public: [] }));
   const directory = join(files.dir, 'a-directory.json');
@@ -281,7 +290,7 @@ test('malformed accept files, unreadable files and a lone HTTPS_CERT: exit 2 nam
     cases.push(
       { what: 'ACCEPT with bad JSON', program, env: { ACCEPT: badJson }, mentions: /ACCEPT.*(JSON|json)/ },
       { what: 'ACCEPT with private as an object', program, env: { ACCEPT: wrongShape }, mentions: /ACCEPT.*private/ },
-      { what: 'ACCEPT with a rule without path', program, env: { ACCEPT: noPath }, mentions: /ACCEPT.*path/ },
+      { what: 'ACCEPT with a rule whose path is not a string', program, env: { ACCEPT: noPath }, mentions: /ACCEPT.*path/ },
       { what: 'ACCEPT holding an array', program, env: { ACCEPT: notAnObject }, mentions: /ACCEPT/ },
       { what: 'ACCEPT with an origin that is not a URL', program, env: { ACCEPT: badOrigin }, mentions: /ACCEPT.*origin .* is not a URL/ },
       { what: 'ACCEPT naming a directory', program, env: { ACCEPT: directory }, mentions: /ACCEPT/ },
