@@ -3,7 +3,7 @@
 // (kubelet.ts) against a local `broker server` (and `broker dispatcher` with HA). The client must load Snyk's
 // github-com accept template and its .env defaults from BROKER_SCM_TYPE alone:
 // * it becomes ready (a tunnel to the server is open; with HA, after a dispatcher allocation);
-// * a request outside the template's rules is refused by the client's filter (401, x-broker-failure filter-blocked);
+// * a request outside the template's rules (DELETE /not-a-github-api/at/all) is refused by the client's filter (401);
 // * a request the template allows (GET /user) leaves for the template's origin, https://${GITHUB_API}, with
 //   GITHUB_API=api.github.com from the template's .env: the pods' egress goes through a proxy (the test's stand-in
 //   for the cluster network) that records the CONNECT target and refuses it, so nothing leaves the machine.
@@ -142,7 +142,7 @@ for (const haOn of [false, true]) {
 
     test("the github-com template's rules apply: a request outside them is refused by the client", async () => {
       assert.ok(clientProcs.length > 0 && clientProcs.every((c) => c.proc.running), 'the clients are not running (see the first test)');
-      const res = await fetch(`http://127.0.0.1:${serverPort}/broker/${TOKEN}/not-a-github-api/at-all`, { signal: AbortSignal.timeout(15_000) });
+      const res = await fetch(`http://127.0.0.1:${serverPort}/broker/${TOKEN}/not-a-github-api/at/all`, { method: 'DELETE', signal: AbortSignal.timeout(15_000) });
       const body = await res.text();
       assert.equal(res.status, 401, `${res.status} ${body}\n${allLogs()}`);
       assert.match(body, /FILTER_BLOCKED|blocked/i);
