@@ -9,18 +9,19 @@
 // Snyk's per-SCM image then runs `broker init <scmType>` (a .env from the template's .env.sample) and its
 // client loads that .env under the environment and expands $VAR. Our chart sets BROKER_SCM_TYPE and our client
 // applies the same template .env. The second test runs snyk-broker's own loader (loadBrokerConfig from the
-// pinned devDependency, in a child process) over both environments and compares the results.
+// pinned devDependency, in a child process) over Snyk's chart env with the template's .env, our client's own
+// resolveClientEnv over our rendered env, and compares the results.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { chartDir, packageDir, repoRoot } from './deps.js';
+import { chartDir, packageDir } from './deps.js';
 import { containerOf, ofKind, podSpecOf, render, type K8sObject } from './helm.js';
+import { resolveClientEnv } from '../../src/config/client-env.js';
 
 const execFileAsync = promisify(execFile);
 const TOKEN = '9d3a7c2e-5b1f-4e8a-a6d4-0c2b9f7e1a35';
@@ -277,14 +278,8 @@ describe("a snyk-broker-helm values file gives each client the env Snyk's chart 
   });
 });
 
-/** The template's .env file: the one our build ships in dist/client-templates, else snyk-broker's own. */
-function templateEnvFile(scmType: string, ours: boolean): string {
-  if (ours) {
-    for (const name of ['.env', '.env.sample']) {
-      const p = join(repoRoot, 'dist', 'client-templates', scmType, name);
-      if (existsSync(p)) return p;
-    }
-  }
+/** The template's .env, as snyk-broker ships it (what `broker init <type>` copies in Snyk's image). */
+function templateEnvFile(scmType: string): string {
   return join(packageDir('snyk-broker'), 'dist', 'client-templates', scmType, '.env.sample');
 }
 
@@ -309,17 +304,42 @@ async function afterDotenv(env: Record<string, string>, envFile: string): Promis
   }
 }
 
+/** Our client's effective environment for a pod's env: its own resolveClientEnv (preset .env, $VAR expansion). */
+async function oursAfterPreset(env: Record<string, string>): Promise<Record<string, string>> {
+  const dir = await mkdtemp(join(tmpdir(), 'ha-broker-preset-'));
+  try {
+    const resolved = await resolveClientEnv(env, dir);
+    return Object.fromEntries(Object.entries(resolved.env).filter((e): e is [string, string] => e[1] !== undefined));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 describe("with the template's .env applied (Snyk's image after `broker init`), the effective env is the same", () => {
   for (const c of CASES) {
     test(`${c.values}`, async (t) => {
-      const snyk = await afterDotenv(await snykEnv(c), templateEnvFile(c.scmType, false));
+      const snyk = await afterDotenv(await snykEnv(c), templateEnvFile(c.scmType));
       const { envs } = await renderCase(c);
-      const ours = await afterDotenv(envs[0]!, templateEnvFile(envs[0]!.BROKER_SCM_TYPE!, true));
-      t.diagnostic(table(c, snyk, ours));
+      const ours = await oursAfterPreset(envs[0]!);
+      // Where our client's preset differs from Snyk's image on purpose (see docs/migrating.md, "Snyk's images").
+      const withImage: Case = {
+        ...c,
+        differ: {
+          ...c.differ,
+          ACCEPT: { snyk: 'accept.json', ours: undefined, why: "ours reads the template's accept file where it ships (BROKER_SCM_TYPE); Snyk's image has a copy at ./accept.json" },
+          // The template's marker (BROKER_DOWNSTREAM_TYPE_GITHUB for github-com, ..._GITLAB, ...).
+          [Object.keys(snyk).find((k) => k.startsWith('BROKER_DOWNSTREAM_TYPE_')) ?? 'BROKER_DOWNSTREAM_TYPE_']: {
+            snyk: 'true',
+            ours: undefined,
+            why: "snyk-broker reads the template's type from it for its ACCEPT_* injection; ours from BROKER_SCM_TYPE",
+          },
+        },
+      };
+      t.diagnostic(table(withImage, snyk, ours));
       // The template's own defaults (GITHUB=github.com, BROKER_CLIENT_VALIDATION_URL=..., REMOVE_X_FORWARDED_HEADERS...)
       // must be there on both sides.
       assert.ok(Object.keys(snyk).length > Object.keys(c.snyk).length, 'the .env added nothing: the check would prove nothing');
-      assert.deepEqual(compare(c, snyk, ours), []);
+      assert.deepEqual(compare(withImage, snyk, ours), []);
     });
   }
 });
