@@ -550,16 +550,12 @@ containers:
     envFrom:
       {{- toYaml . | nindent 6 }}
     {{- end }}
-    {{- with include "ha-broker.probe" (dict "root" $root "probe" $v.livenessProbe "snyk" $v.brokerLivenessProbe) }}
     livenessProbe:
-      {{- . | nindent 6 }}
-    {{- end }}
-    {{- with include "ha-broker.probe" (dict "root" $root "probe" $v.readinessProbe "snyk" $v.brokerReadinessProbe) }}
+      {{- toYaml $v.livenessProbe | nindent 6 }}
     readinessProbe:
-      {{- . | nindent 6 }}
-    {{- end }}
+      {{- toYaml $v.readinessProbe | nindent 6 }}
     resources:
-      {{- toYaml ($v.brokerResources | default $v.resources) | nindent 6 }}
+      {{- toYaml $v.resources | nindent 6 }}
     securityContext:
       {{- include "ha-broker.securityContext" (dict "root" $root "ctx" $v.securityContext) | nindent 6 }}
     volumeMounts:
@@ -585,23 +581,24 @@ tolerations:
 {{- end }}
 
 {{/*
-The pod spec with snyk-broker-helm's extraPodSpecs and extraContainerSpecs: a field given there replaces the chart's.
-Call with (dict "root" $ "index" <int or "">).
+The pod spec with snyk-broker-helm's values applied to it: brokerLivenessProbe/brokerReadinessProbe (switch and
+timings) and HTTPS probes, brokerResources, then extraContainerSpecs and extraPodSpecs (a field given there
+replaces the chart's). Call with (dict "root" $ "index" <int or "">).
 */}}
 {{- define "ha-broker.finalPodSpec" -}}
-{{- $v := .root.Values }}
-{{- $text := include "ha-broker.podSpec" . }}
-{{- if or $v.extraPodSpecs $v.extraContainerSpecs }}
-{{- $spec := $text | fromYaml }}
-{{- with $v.extraContainerSpecs }}
-{{- $c := mergeOverwrite (index $spec.containers 0) (deepCopy .) }}
+{{- $root := .root }}
+{{- $v := $root.Values }}
+{{- $spec := include "ha-broker.podSpec" . | fromYaml }}
+{{- $c := index $spec.containers 0 }}
+{{- range $name, $snyk := dict "livenessProbe" $v.brokerLivenessProbe "readinessProbe" $v.brokerReadinessProbe }}
+{{- with get $c $name }}
+{{- $p := include "ha-broker.probe" (dict "root" $root "probe" . "snyk" $snyk) }}
+{{- if $p }}{{ $_ := set $c $name ($p | fromYaml) }}{{ else }}{{ $_ := unset $c $name }}{{ end }}
+{{- end }}
+{{- end }}
+{{- with $v.brokerResources }}{{ $_ := set $c "resources" (deepCopy .) }}{{ end }}
+{{- with $v.extraContainerSpecs }}{{ $c = mergeOverwrite $c (deepCopy .) }}{{ end }}
 {{- $_ := set $spec "containers" (list $c) }}
-{{- end }}
-{{- with $v.extraPodSpecs }}
-{{- $spec = mergeOverwrite $spec (deepCopy .) }}
-{{- end }}
+{{- with $v.extraPodSpecs }}{{ $spec = mergeOverwrite $spec (deepCopy .) }}{{ end }}
 {{- toYaml $spec }}
-{{- else }}
-{{- $text }}
-{{- end }}
 {{- end }}
