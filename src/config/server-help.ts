@@ -19,7 +19,13 @@ Environment (Snyk Broker names where they exist):
   BROKER_SERVER_ID                   server id towards the dispatcher (default: HOSTNAME after its last "-",
                                      so pod broker-server-2 is 2; "0" when HOSTNAME is unset)
   HOSTNAME                           host name; health_check_link is http://$HOSTNAME/healthcheck
-  BROKER_SERVER_PEER_URL             URL peers use to reach this server (default http://$HOSTNAME:$PORT)
+  BROKER_SERVER_PEER_URL             URL peers use to reach this server (default http://$HOSTNAME:$PORT);
+                                     internal: never handed to clients
+  BROKER_SERVER_PUBLIC_URL           URL clients may use to reach this very server (a per-server ingress);
+                                     the dispatcher hands it to HA clients as server_url (default unset:
+                                     clients connect to their BROKER_SERVER_URL with server_id and the
+                                     servers route the tunnel here; a client uses a server_url on another
+                                     host only with BROKER_CLIENT_TRUST_SERVER_URL=true)
   SOCKET_PING_INTERVAL               engine.io ping interval, ms (default 25000)
   SOCKET_PING_TIMEOUT                engine.io pong deadline, ms (default 20000)
   SOCKET_MAX_RESPONSE_LENGTH         largest tunnel message, bytes (default 22020096)

@@ -31,6 +31,11 @@ export interface ServerConfig {
   healthCheckLink: string;
   /** Where peers (and the dispatcher) reach this server directly. */
   peerUrl: string;
+  /**
+   * BROKER_SERVER_PUBLIC_URL: where clients reach this very server (a per-pod ingress). Unset:
+   * clients connect through their BROKER_SERVER_URL with server_id and are routed here.
+   */
+  publicUrl?: string;
   pingIntervalMs: number;
   pingTimeoutMs: number;
   /** engine.io maxPayload and our frame cap (SOCKET_MAX_RESPONSE_LENGTH). */
@@ -99,6 +104,8 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
   const tls = await readTlsFiles(r);
   const peerRaw = r.string('BROKER_SERVER_PEER_URL') ?? `${tls ? 'https' : 'http'}://${hostForLinks}:${port}`;
   r.url('BROKER_SERVER_PEER_URL', peerRaw);
+  const publicRaw = r.string('BROKER_SERVER_PUBLIC_URL');
+  const publicUrl = r.url('BROKER_SERVER_PUBLIC_URL', publicRaw);
 
   const pingIntervalMs = r.int('SOCKET_PING_INTERVAL', 25_000, { min: 100, max: 600_000 });
   const pingTimeoutMs = r.int('SOCKET_PING_TIMEOUT', 20_000, { min: 100, max: 600_000 });
@@ -158,6 +165,7 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
     serverId,
     healthCheckLink: `http://${hostForLinks}/healthcheck`,
     peerUrl: peerRaw.replace(/\/+$/, ''),
+    publicUrl: publicUrl ? publicRaw!.replace(/\/+$/, '') : undefined,
     pingIntervalMs,
     pingTimeoutMs,
     maxFrameBytes,

@@ -81,6 +81,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
             serverId: config.serverId,
             healthCheckLink: config.healthCheckLink,
             peerUrl: config.peerUrl,
+            publicUrl: config.publicUrl,
             internalSecret: config.internalSecret,
             registerIntervalMs: config.registerIntervalMs,
           },
