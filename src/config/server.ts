@@ -38,6 +38,10 @@ export interface ServerConfig {
   publicUrl?: string;
   pingIntervalMs: number;
   pingTimeoutMs: number;
+  /** A tunnel (or peer server) with requests waiting and silent this long is probed. */
+  probeDelayMs: number;
+  /** A probe unanswered this long: the tunnel (peer) is taken for hung and idempotent requests on it are hedged. */
+  probeTimeoutMs: number;
   /** engine.io maxPayload and our frame cap (SOCKET_MAX_RESPONSE_LENGTH). */
   maxFrameBytes: number;
   /** How long a platform request waits for the client's answer to start. */
@@ -109,6 +113,8 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
 
   const pingIntervalMs = r.int('SOCKET_PING_INTERVAL', 25_000, { min: 100, max: 600_000 });
   const pingTimeoutMs = r.int('SOCKET_PING_TIMEOUT', 20_000, { min: 100, max: 600_000 });
+  const probeDelayMs = r.int('BROKER_SERVER_PROBE_DELAY_MS', 300, { min: 50, max: 600_000 });
+  const probeTimeoutMs = r.int('BROKER_SERVER_PROBE_TIMEOUT_MS', 600, { min: 50, max: 600_000 });
   const maxFrameBytes = r.int('SOCKET_MAX_RESPONSE_LENGTH', 22_020_096, { min: 1024, max: 1024 * 1024 * 1024 });
   const requestTimeoutMs = r.int('BROKER_SERVER_REQUEST_TIMEOUT_MS', 60_000, { min: 100 });
   const drainGraceMs = r.int('BROKER_SERVER_DRAIN_GRACE_MS', 25_000, { min: 0 });
@@ -168,6 +174,8 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
     publicUrl: publicUrl ? publicRaw!.replace(/\/+$/, '') : undefined,
     pingIntervalMs,
     pingTimeoutMs,
+    probeDelayMs,
+    probeTimeoutMs,
     maxFrameBytes,
     requestTimeoutMs,
     drainGraceMs,

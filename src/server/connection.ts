@@ -31,6 +31,8 @@ export interface ClientIdentity {
 /** Something that waits on this connection and must hear when the tunnel goes away. */
 export interface TunnelWaiter {
   onTunnelClosed(connection: Connection): void;
+  /** The tunnel missed its probe (client hung, or its path silent): what waits may go elsewhere. */
+  onTunnelUnresponsive?(connection: Connection): void;
 }
 
 export interface ConnectionHooks {
@@ -142,6 +144,11 @@ export class Connection {
    */
   unresponsive(now = Date.now()): boolean {
     return this.probedAt > 0 && this.lastSeenAt < this.probedAt && now > this.#probeDeadline;
+  }
+
+  /** Tells everything waiting on this tunnel that it missed its probe (once per missed probe: the caller tracks it). */
+  reportUnresponsive(): void {
+    for (const w of [...this.#waiters]) w.onTunnelUnresponsive?.(this);
   }
 
   receive(text: string, now = Date.now()): void {

@@ -21,6 +21,10 @@ export interface TunnelsConfig {
   pingTimeoutMs: number;
   maxFrameBytes: number;
   handshakeTimeoutMs: number;
+  /** A busy tunnel silent this long is probed (an extra ping). */
+  probeDelayMs: number;
+  /** A probe unanswered this long: the tunnel is unresponsive (no new requests, idempotent ones on it hedged). */
+  probeTimeoutMs: number;
   minimalSupportedVersion: string;
   minimalRecommendedVersion: string;
   /** When set, engine.io session ids name this server (see tunnel-routing.ts). */
@@ -117,8 +121,8 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
   /** Silent this long → the tunnel is dropped (Primus' server timeout is 35 s with 25 s pings). */
   const silenceLimitMs = config.pingIntervalMs + 10_000;
   /** A tunnel with relays in flight and silent this long is probed; unanswered this long, it is passed over. */
-  const probeAfterMs = Math.min(2000, config.pingIntervalMs);
-  const probeTimeoutMs = Math.min(3000, config.pingTimeoutMs);
+  const probeAfterMs = config.probeDelayMs;
+  const probeTimeoutMs = config.probeTimeoutMs;
 
   const updateGauge = (token: string) => {
     const ready = pool.members(token).filter((c) => c.state === 'ready').length;
@@ -328,12 +332,14 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
         conn.probe(probeTimeoutMs, now);
         if (conn.unresponsive(now) && conn.loggedProbeAt !== conn.probedAt) {
           conn.loggedProbeAt = conn.probedAt;
-          logger.warn({ connection: conn.id, silentMs: conn.silentFor(now), inFlight: conn.inFlight }, 'tunnel did not answer a probe while busy (client hung?); no new requests go to it until it does');
+          logger.warn({ connection: conn.id, silentMs: conn.silentFor(now), inFlight: conn.inFlight }, 'tunnel did not answer a probe while busy (client hung?); no new requests go to it until it does, idempotent ones on it go elsewhere');
+          conn.reportUnresponsive();
         }
       }
     }
     pool.sweep(now);
-  }, Math.min(1000, Math.max(100, Math.floor(config.pingIntervalMs / 5))));
+    // Often enough that a hang is noticed within about probe delay + probe timeout.
+  }, Math.min(1000, Math.max(50, Math.floor(Math.min(config.pingIntervalMs / 5, config.probeDelayMs / 3, config.probeTimeoutMs / 3)))));
   sweeper.unref();
 
   return {
