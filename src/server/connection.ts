@@ -139,6 +139,14 @@ export class Connection {
   }
 
   /**
+   * This server itself did not run for `ms` (a stalled event loop, a starved CPU): a probe
+   * outstanding meanwhile gets that time back, since its answer may be sitting unread.
+   */
+  postponeProbe(ms: number): void {
+    if (this.probedAt > 0 && this.lastSeenAt < this.probedAt) this.#probeDeadline += ms;
+  }
+
+  /**
    * The last probe went unanswered past its deadline: the client is hung (e.g. SIGSTOP), not
    * dead, so the heartbeat has not closed the tunnel yet. It gets no new requests meanwhile.
    */

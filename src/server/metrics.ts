@@ -10,6 +10,7 @@ export interface ServerMetrics {
   relayOutcomes: Counter<'outcome'>;
   relayRetries: Counter<'reason'>;
   relayHedges: Counter<'target'>;
+  probeMisses: Counter;
   relayLatency: Histogram<'variant'>;
   bytes: Counter<'direction'>;
   inFlight: Gauge;
@@ -30,6 +31,11 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
       name: 'broker_server_relay_hedges_total',
       help: 'Idempotent requests sent again because the tunnel (target=tunnel) or peer server (target=peer) carrying them stopped answering probes',
       labelNames: ['target'],
+      registers: [registry],
+    }),
+    probeMisses: new Counter({
+      name: 'broker_server_tunnel_probe_misses_total',
+      help: 'Busy tunnels that did not answer a probe in time and were taken for hung (a healthy client never should)',
       registers: [registry],
     }),
     relayLatency: new Histogram({

@@ -315,8 +315,15 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     logger.debug({ code: e.code, message: e.message }, 'tunnel handshake refused');
   });
 
+  // Often enough that a hang is noticed within about probe delay + probe timeout.
+  const sweepMs = Math.min(1000, Math.max(50, Math.floor(Math.min(config.pingIntervalMs / 5, config.probeDelayMs / 3, config.probeTimeoutMs / 3))));
+  let lastSweep = Date.now();
   const sweeper = setInterval(() => {
     const now = Date.now();
+    // A sweep this late means this process did not run for a while: no tunnel is judged on that time.
+    const stalled = now - lastSweep - sweepMs;
+    lastSweep = now;
+    if (stalled > sweepMs) for (const conn of live) conn.postponeProbe(stalled);
     for (const conn of live) {
       if (conn.state === 'connecting' && now - conn.openedAt > config.handshakeTimeoutMs) {
         logger.warn({ connection: conn.id }, 'tunnel did not identify in time; closing');
@@ -332,14 +339,14 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
         conn.probe(probeTimeoutMs, now);
         if (conn.unresponsive(now) && conn.loggedProbeAt !== conn.probedAt) {
           conn.loggedProbeAt = conn.probedAt;
+          metrics.probeMisses.inc();
           logger.warn({ connection: conn.id, silentMs: conn.silentFor(now), inFlight: conn.inFlight }, 'tunnel did not answer a probe while busy (client hung?); no new requests go to it until it does, idempotent ones on it go elsewhere');
           conn.reportUnresponsive();
         }
       }
     }
     pool.sweep(now);
-    // Often enough that a hang is noticed within about probe delay + probe timeout.
-  }, Math.min(1000, Math.max(50, Math.floor(Math.min(config.pingIntervalMs / 5, config.probeDelayMs / 3, config.probeTimeoutMs / 3)))));
+  }, sweepMs);
   sweeper.unref();
 
   return {

@@ -109,6 +109,7 @@ for (const answerBy of ['post', 'tunnel'] as const) {
     assert.equal(got.headers['x-broker-connection'], `${other.options.clientId}:primary`);
     assert.ok(hedgedAfter < 2000, `hedged after ${hedgedAfter} ms`);
     assert.equal(await metric(s, 'broker_server_relay_hedges_total', 'target="tunnel"'), 1);
+    assert.ok((await metric(s, 'broker_server_tunnel_probe_misses_total')) >= 1);
     // The hung client wakes up and answers: refused (POST) or dropped (tunnel), nothing else happens.
     const lateId = streamingIdOf(hung.requests[0]!);
     if (answerBy === 'post') {
@@ -153,6 +154,7 @@ test('a slow but responsive client (it answers probes) is never taken for hung: 
   // Many probe periods of silence from the client, each probe answered.
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(other.requests.length, 0, 'a responsive client was hedged');
+  assert.equal(await metric(s, 'broker_server_tunnel_probe_misses_total'), 0, 'a responsive client was taken for hung');
   holder.ws.send(answerFrame(streamingIdOf(holder.requests[0]!), 200, 'slow but fine'));
   assert.equal((await waiting).body, 'slow but fine');
   assert.equal(await metric(s, 'broker_server_relay_hedges_total', 'target="tunnel"'), 0);
