@@ -264,10 +264,15 @@ export class HaCluster {
       BROKER_SERVER_ID: s.id,
       HOSTNAME: `broker-server-${s.id}`,
       BROKER_SERVER_PEER_URL: `http://127.0.0.1:${s.port}`,
+      // For comparing paths when debugging: HA_TEST_DIRECT=1 gives each server a public URL, so
+      // clients connect to it directly instead of through the shared balancer.
+      ...(process.env.HA_TEST_DIRECT ? { BROKER_SERVER_PUBLIC_URL: `http://127.0.0.1:${s.port}` } : {}),
       DISPATCHER_URL: this.dispatcherUrl,
       BROKER_SERVER_DRAIN_GRACE_MS: '15000',
       LOG_LEVEL: 'info',
       ...this.options.serverEnv,
+      // HA_TEST_DEBUG=1: servers log at debug level (with HA_TEST_LOG_DIR to keep the output).
+      ...(process.env.HA_TEST_DEBUG ? { LOG_LEVEL: 'debug' } : {}),
     });
     await waitFor(`server ${s.id} ready`, async () => (await httpStatus(`http://127.0.0.1:${s.port}/readyz`)) === 200, { timeoutMs: 30_000, intervalMs: 100 });
   }
