@@ -75,6 +75,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
         clientLocation: config.clientLocation,
         wireVersion: config.wireVersion,
         serverUrl: config.serverUrl,
+        trustServerUrl: config.trustServerUrl,
         onOutcome: (outcome) => metrics.allocations.inc({ outcome }),
       })
     : undefined;

@@ -24,7 +24,11 @@ Environment (Snyk Broker names; existing deployments work unchanged):
   ACCEPT_LARGE_MANIFESTS         turns it on; ACCEPT_IAC lists extensions (tf,yaml,yml,json,tpl).
   ACCEPT_APPRISK / ACCEPT_ESSENTIALS   ACCEPT_APPRISK, ACCEPT_ESSENTIALS and ACCEPT_CUSTOM_PR_TEMPLATES
   ACCEPT_CUSTOM_PR_TEMPLATES     add nothing: their rules are not in the snyk-broker package
-  BROKER_HA_MODE_ENABLED         true/yes: ask the dispatcher which server to use (default false)
+  BROKER_HA_MODE_ENABLED         true/yes: ask the dispatcher which server to use (default false);
+                                 tunnels go to BROKER_SERVER_URL with ?server_id=<the allocated server>
+  BROKER_CLIENT_TRUST_SERVER_URL true: in HA mode, connect to a server_url the dispatcher names even
+                                 when its host is not BROKER_SERVER_URL's (default false: such a URL
+                                 is ignored, the token only goes to the host configured here)
   API_BASE_URL                   Snyk API base URL: dispatcher (first choice in HA mode) and the
                                  webhook fallback when no tunnel is open
   BROKER_DISPATCHER_BASE_URL     dispatcher base URL (when API_BASE_URL is unset)

@@ -37,6 +37,8 @@ export interface ClientConfig extends DownstreamOptions {
   privateRules: RuleSet;
   publicRules: RuleSet;
   haMode: boolean;
+  /** HA mode: use a dispatcher's server_url on another host than BROKER_SERVER_URL's (off: the token goes only where configured). */
+  trustServerUrl: boolean;
   dispatcherBaseUrl: string;
   dispatcherUrlPrefix: string;
   clientLocation: string;
@@ -126,6 +128,7 @@ export async function loadClientConfig(processEnv: Env, opts: { cwd?: string } =
   const clientUrl = r.url('BROKER_CLIENT_URL', clientUrlRaw);
   const port = r.port('PORT', 7341);
   const haMode = r.bool('BROKER_HA_MODE_ENABLED', false);
+  const trustServerUrl = r.bool('BROKER_CLIENT_TRUST_SERVER_URL', false);
   const apiBaseRaw = r.string('API_BASE_URL');
   const dispatcherRaw = r.string('BROKER_DISPATCHER_BASE_URL');
   r.url('API_BASE_URL', apiBaseRaw);
@@ -252,6 +255,7 @@ export async function loadClientConfig(processEnv: Env, opts: { cwd?: string } =
     privateRules,
     publicRules,
     haMode,
+    trustServerUrl,
     dispatcherBaseUrl,
     dispatcherUrlPrefix: prefix.replace(/\/+$/, ''),
     clientLocation: r.string('BROKER_CLIENT_LOCATION', 'snyk-broker-client'),

@@ -354,12 +354,14 @@ export class Allocator {
    * server already holds tunnels: if we did not know it, it was running before us. Resolves
    * true when this store had no registration of it (we restarted empty, or it is new).
    */
-  async registerServer(id: string, attrs: { peerUrl?: string; healthCheckLink?: string; openTunnels?: number }): Promise<boolean> {
+  async registerServer(id: string, attrs: { peerUrl?: string; publicUrl?: string; healthCheckLink?: string; openTunnels?: number }): Promise<boolean> {
     const now = this.#clock();
     const known = (await this.#store.getServers()).find((s) => s.id === id)?.registeredAt !== undefined;
     const discoveredAt = (attrs.openTunnels ?? 0) > 0 ? now : 0;
-    await this.#store.patchServer(id, { lastSeen: now, lastReport: now, registeredAt: now, peerUrl: attrs.peerUrl, healthCheckLink: attrs.healthCheckLink }, ['stoppingSince', 'downSince'], { firstSeen: now, discoveredAt });
-    this.#log.info({ serverId: id, peerUrl: attrs.peerUrl }, 'server registered');
+    // A public URL the operator removed is forgotten at the next registration.
+    const unset: Array<'stoppingSince' | 'downSince' | 'publicUrl'> = attrs.publicUrl ? ['stoppingSince', 'downSince'] : ['stoppingSince', 'downSince', 'publicUrl'];
+    await this.#store.patchServer(id, { lastSeen: now, lastReport: now, registeredAt: now, peerUrl: attrs.peerUrl, publicUrl: attrs.publicUrl, healthCheckLink: attrs.healthCheckLink }, unset, { firstSeen: now, discoveredAt });
+    this.#log.info({ serverId: id, peerUrl: attrs.peerUrl, publicUrl: attrs.publicUrl }, 'server registered');
     return !known;
   }
 

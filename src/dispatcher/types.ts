@@ -3,6 +3,11 @@ export interface ServerRecord {
   id: string;
   /** URL at which peers and our clients reach this server directly (our servers report it). */
   peerUrl?: string;
+  /**
+   * The server's own public URL (BROKER_SERVER_PUBLIC_URL), handed to clients as server_url.
+   * Unset (the default): clients connect to their BROKER_SERVER_URL with server_id.
+   */
+  publicUrl?: string;
   /** As sent by the server (the real server's link has no port; informational only). */
   healthCheckLink?: string;
   /** First time this store heard of the server (registration or any report). */

@@ -12,6 +12,8 @@ export interface DispatcherReporterConfig {
   serverId: string;
   healthCheckLink: string;
   peerUrl: string;
+  /** BROKER_SERVER_PUBLIC_URL: sent as public_url, the dispatcher hands it to clients as server_url. */
+  publicUrl?: string;
   internalSecret?: string;
   /** Per attempt (the real server: 2500 ms). */
   timeoutMs?: number;
@@ -164,7 +166,9 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
   }
 
   const connectionPath = (token: string) => `/connections/${hashToken(token)}`;
-  const attributes = (extra: Record<string, string | number> = {}) => ({ data: { attributes: { health_check_link: config.healthCheckLink, peer_url: config.peerUrl, ...extra } } });
+  const attributes = (extra: Record<string, string | number> = {}) => ({
+    data: { attributes: { health_check_link: config.healthCheckLink, peer_url: config.peerUrl, ...(config.publicUrl ? { public_url: config.publicUrl } : {}), ...extra } },
+  });
   /** connection_role (our extra) lets the dispatcher count a client's tunnels exactly even when a report is retried. */
   const roleQuery = (role: string | undefined): Record<string, string> => (role && /^[A-Za-z0-9_-]{1,32}$/.test(role) ? { connection_role: role } : {});
   /** broker_client_instance (our extra): which of the processes sharing a client id the tunnel belongs to. */

@@ -16,7 +16,14 @@ const NOT_RELAYED = new Set(['no-connection', 'connection-not-ready', 'server-dr
 const NOT_DELIVERED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /** 'unavailable' says why (for the platform's error message when no target could take the request). */
-export type ForwardOutcome = { outcome: 'answered' } | { outcome: 'unavailable'; why: string };
+export type ForwardOutcome = { outcome: 'answered' } | { outcome: 'unavailable'; why: string; hedged?: boolean };
+
+/** Hedging of an idempotent forward: while no answer has started, the peer is probed every `afterMs`; a failed probe abandons it. */
+export interface ForwardHedge {
+  afterMs: number;
+  /** false: the peer is hung or unreachable. */
+  probe(): Promise<boolean>;
+}
 
 const ANSWERED: ForwardOutcome = { outcome: 'answered' };
 
@@ -29,7 +36,7 @@ export async function forwardToPeer(
   peer: PeerRoute,
   req: IncomingMessage,
   res: ServerResponse,
-  init: { rawUrl: string; body?: Buffer; requestId: string; selfServerId: string; timeoutMs: number; idempotent: boolean; internalSecret?: string },
+  init: { rawUrl: string; body?: Buffer; requestId: string; selfServerId: string; timeoutMs: number; idempotent: boolean; internalSecret?: string; hedge?: ForwardHedge },
   deps: { egress: Egress; logger: Logger },
 ): Promise<ForwardOutcome> {
   const headers: Record<string, string | string[]> = {};
@@ -42,6 +49,27 @@ export async function forwardToPeer(
   // The peer refuses a forwarded request without it (when BROKER_INTERNAL_SECRET is set there).
   if (init.internalSecret) headers[INTERNAL_SECRET_HEADER] = init.internalSecret;
   let answer;
+  // A hung peer (SIGSTOP, a starved node) holds the request without answering or closing: an
+  // idempotent one is abandoned once the peer misses a probe, and goes to the next target. The
+  // peer, when it wakes, finds the connection closed and drops its late answer.
+  const abandon = new AbortController();
+  let hung = false;
+  let hedgeTimer: NodeJS.Timeout | undefined;
+  let waiting = true;
+  const hedge = init.idempotent ? init.hedge : undefined;
+  const scheduleProbe = () => {
+    if (!hedge) return;
+    hedgeTimer = setTimeout(() => {
+      void hedge.probe().then((alive) => {
+        if (!waiting) return;
+        if (alive) return scheduleProbe();
+        hung = true;
+        abandon.abort();
+      });
+    }, hedge.afterMs);
+    hedgeTimer.unref?.();
+  };
+  scheduleProbe();
   try {
     // Bounded until the answer starts (the peer answers 504 itself first); the body streams as long as it flows.
     answer = await deps.egress.request(`${peer.peerUrl}${init.rawUrl}`, {
@@ -49,8 +77,17 @@ export async function forwardToPeer(
       headers,
       body: init.body,
       headersTimeout: init.timeoutMs,
+      ...(hedge ? { signal: abandon.signal } : {}),
     });
+    waiting = false;
+    clearTimeout(hedgeTimer);
   } catch (err) {
+    waiting = false;
+    clearTimeout(hedgeTimer);
+    if (hung) {
+      deps.logger.info({ requestId: init.requestId, peer: peer.serverId }, 'peer server missed its probe while holding an idempotent request (hung?); sending it to another target (hedge)');
+      return { outcome: 'unavailable', why: `server ${peer.serverId}: did not answer its liveness probe`, hedged: true };
+    }
     const delivered = !errorCodes(err).some((c) => NOT_DELIVERED.has(c));
     if (!delivered || init.idempotent) {
       deps.logger.warn({ requestId: init.requestId, peer: peer.serverId, error: describeError(err) }, 'peer server failed before answering; trying another target');

@@ -22,6 +22,10 @@ export interface TunnelsConfig {
   pingTimeoutMs: number;
   maxFrameBytes: number;
   handshakeTimeoutMs: number;
+  /** A busy tunnel silent this long is probed (an extra ping). */
+  probeDelayMs: number;
+  /** A probe unanswered this long: the tunnel is unresponsive (no new requests, idempotent ones on it hedged). */
+  probeTimeoutMs: number;
   minimalSupportedVersion: string;
   minimalRecommendedVersion: string;
   /** When set, engine.io session ids name this server (see tunnel-routing.ts). */
@@ -120,8 +124,8 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
   /** Silent this long → the tunnel is dropped (Primus' server timeout is 35 s with 25 s pings). */
   const silenceLimitMs = config.pingIntervalMs + 10_000;
   /** A tunnel with relays in flight and silent this long is probed; unanswered this long, it is passed over. */
-  const probeAfterMs = Math.min(2000, config.pingIntervalMs);
-  const probeTimeoutMs = Math.min(3000, config.pingTimeoutMs);
+  const probeAfterMs = config.probeDelayMs;
+  const probeTimeoutMs = config.probeTimeoutMs;
 
   const updateGauge = (token: string) => {
     const ready = pool.members(token).filter((c) => c.state === 'ready').length;
@@ -317,8 +321,15 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     logger.debug({ code: e.code, message: e.message }, 'tunnel handshake refused');
   });
 
+  // Often enough that a hang is noticed within about probe delay + probe timeout.
+  const sweepMs = Math.min(1000, Math.max(50, Math.floor(Math.min(config.pingIntervalMs / 5, config.probeDelayMs / 3, config.probeTimeoutMs / 3))));
+  let lastSweep = Date.now();
   const sweeper = setInterval(() => {
     const now = Date.now();
+    // A sweep this late means this process did not run for a while: no tunnel is judged on that time.
+    const stalled = now - lastSweep - sweepMs;
+    lastSweep = now;
+    if (stalled > sweepMs) for (const conn of live) conn.postponeProbe(stalled);
     for (const conn of live) {
       if (conn.state === 'connecting' && now - conn.openedAt > config.handshakeTimeoutMs) {
         logger.warn({ connection: conn.id }, 'tunnel did not identify in time; closing');
@@ -334,12 +345,14 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
         conn.probe(probeTimeoutMs, now);
         if (conn.unresponsive(now) && conn.loggedProbeAt !== conn.probedAt) {
           conn.loggedProbeAt = conn.probedAt;
-          logger.warn({ connection: conn.id, silentMs: conn.silentFor(now), inFlight: conn.inFlight }, 'tunnel did not answer a probe while busy (client hung?); no new requests go to it until it does');
+          metrics.probeMisses.inc();
+          logger.warn({ connection: conn.id, silentMs: conn.silentFor(now), inFlight: conn.inFlight }, 'tunnel did not answer a probe while busy (client hung?); no new requests go to it until it does, idempotent ones on it go elsewhere');
+          conn.reportUnresponsive();
         }
       }
     }
     pool.sweep(now);
-  }, Math.min(1000, Math.max(100, Math.floor(config.pingIntervalMs / 5))));
+  }, sweepMs);
   sweeper.unref();
 
   return {

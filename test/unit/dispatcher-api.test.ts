@@ -47,11 +47,13 @@ describe('dispatcher HTTP API (in process)', () => {
     assert.equal(wrong.status, 401);
   });
 
-  it('registers servers, answers JSON:API allocations with server_id and server_url, refuses the 5th with 429', async () => {
+  it('registers servers, answers JSON:API allocations with server_id (server_url only for a public URL), refuses the 5th with 429', async () => {
     for (const id of ['0', '1', '2']) {
+      // Server 2 published a public URL; the others only an internal peer URL, never handed to clients.
+      const publicUrl = id === '2' ? { public_url: 'https://broker-2.example.com/' } : {};
       const res = await internal(`/internal/brokerservers/${id}?version=2022-12-02%7Eexperimental`, {
         method: 'POST',
-        body: JSON.stringify({ data: { attributes: { health_check_link: `http://broker-server-${id}/healthcheck`, peer_url: `http://10.0.0.${id}:7341/` } } }),
+        body: JSON.stringify({ data: { attributes: { health_check_link: `http://broker-server-${id}/healthcheck`, peer_url: `http://10.0.0.${id}:7341/`, ...publicUrl } } }),
       });
       assert.equal(res.status, 200);
     }
@@ -66,12 +68,12 @@ describe('dispatcher HTTP API (in process)', () => {
       const res = await allocate(c);
       assert.equal(res.status, 201);
       assert.match(res.headers.get('content-type')!, /^application\/vnd\.api\+json/);
-      const body = (await res.json()) as { jsonapi: unknown; data: { id: string; type: string; attributes: { server_id: string; server_url: string } } };
+      const body = (await res.json()) as { jsonapi: unknown; data: { id: string; type: string; attributes: { server_id: string; server_url?: string } } };
       assert.deepEqual(body.jsonapi, { version: '1.0' });
       assert.equal(body.data.id, c);
       assert.equal(body.data.type, 'broker_connection');
       assert.equal(typeof body.data.attributes.server_id, 'string');
-      assert.equal(body.data.attributes.server_url, `http://10.0.0.${body.data.attributes.server_id}:7341`);
+      assert.equal(body.data.attributes.server_url, body.data.attributes.server_id === '2' ? 'https://broker-2.example.com' : undefined);
       ids.add(body.data.attributes.server_id);
     }
     assert.equal(ids.size, 3);
