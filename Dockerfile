@@ -6,8 +6,8 @@
 #     --target prebuilt -t ha-broker .  # copies an app staged in .cache/image-app/ instead
 #
 # The `prebuilt` target is for machines where the build cannot reach a package registry: stage
-# .cache/image-app/ with dist/, the production node_modules/ and package.json first (test/image
-# does). No stage after `build` has a RUN step, so the image has no build tools and even a base
+# .cache/image-app/ with dist/ (including dist/client-templates/), the production node_modules/
+# and package.json first (test/image does). No stage after `build` has a RUN step, so the image has no build tools and even a base
 # with nothing but the node binary works.
 
 ARG NODE_IMAGE=docker.io/library/node:24-bookworm-slim
@@ -20,7 +20,11 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
+COPY scripts/copy-client-templates.mjs ./scripts/
+# Snyk's client templates (BROKER_SCM_TYPE presets) come from the snyk-broker devDependency: copy
+# them into dist/ before the prune removes it.
 RUN node node_modules/typescript/bin/tsc -p tsconfig.json \
+ && node scripts/copy-client-templates.mjs dist \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
  && mkdir -p /app \
  && cp -R dist node_modules package.json /app/

@@ -4,7 +4,7 @@ import { fixedRate, download, type LoadResult } from './load.js';
 import { ensureWrk, wrkClosedLoop } from './wrk.js';
 import { rssAnonMiB, rssMiB, sampleRss } from './rss.js';
 import { startBenchOrigin } from './origin.js';
-import { brokerPair, describeRun, directSystem, shippedEnv, type System } from './systems.js';
+import { brokerPair, describeRun, directSystem, probeCounters, shippedEnv, type System } from './systems.js';
 import { haScenario, type HaResult } from './ha.js';
 import { REPO_ROOT } from '../test/support/paths.js';
 
@@ -34,6 +34,8 @@ interface SystemResult {
   s1: LoadResult;
   /** Every run's requests/s, in the order run (the median is in s1). */
   s1AllRps: number[];
+  /** Our server only: tunnels taken for hung and requests hedged during all scenario-1 runs (a healthy client: 0). */
+  s1Probes?: { probeMisses: number; hedges: number } | null;
   s2: LoadResult;
   s3: { mbPerSecond: number; clientRssGrowthMiB: number | null };
   s4: LoadResult;
@@ -49,7 +51,7 @@ interface SystemResult {
 }
 
 /** Scenarios 1 and 5 only (a second configuration of ours: the run stays short). */
-type Partial15 = Pick<SystemResult, 's1' | 's1AllRps' | 's5'>;
+type Partial15 = Pick<SystemResult, 's1' | 's1AllRps' | 's1Probes' | 's5'>;
 
 /** A running system and what is measured on it: all scenarios, or only 1 and 5. */
 interface Entry {
@@ -83,11 +85,14 @@ async function measureAll(entries: Entry[]): Promise<Record<string, SystemResult
   // Memory "after scenario 1" is taken right after each of the system's own runs (median), not
   // after the others ran: an idle process gives memory back over time.
   const s1 = await interleaved(entries, `scenario 1 (wrk closed loop, 32 connections, ${DURATION} ms)`, async ({ system }) => {
+    const probesBefore = await probeCounters(system);
     const load = await wrkClosedLoop(url(system, '/small'), { connections: 32, durationMs: DURATION });
+    const probesAfter = await probeCounters(system);
     const c = system.client;
     const sv = system.server;
     return {
       load,
+      probes: probesBefore && probesAfter ? { probeMisses: probesAfter.probeMisses - probesBefore.probeMisses, hedges: probesAfter.hedges - probesBefore.hedges } : null,
       client: await rss(c?.pid),
       server: await rss(sv?.pid),
       clientAnon: c ? await rssAnonMiB(c.pid) : null,
@@ -121,14 +126,17 @@ async function measureAll(entries: Entry[]): Promise<Record<string, SystemResult
     };
     const s1m = medianLoad(runs.map((r) => r.load));
     const s1AllRps = runs.map((r) => Math.round(r.load.rps));
+    const s1Probes = runs.every((r) => r.probes) ? { probeMisses: runs.reduce((n, r) => n + r.probes!.probeMisses, 0), hedges: runs.reduce((n, r) => n + r.probes!.hedges, 0) } : null;
+    if (s1Probes) log(`${name}: scenario 1, ${runs.length} runs: ${s1Probes.probeMisses} tunnels taken for hung, ${s1Probes.hedges} requests hedged`);
     if (only15) {
-      results[name] = { s1: s1m, s1AllRps, s5 };
+      results[name] = { s1: s1m, s1AllRps, s1Probes, s5 };
       continue;
     }
     const s3runs = s3.get(name)!;
     results[name] = {
       s1: s1m,
       s1AllRps,
+      s1Probes,
       s2: medianLoad(s2.get(name)!),
       s3: { mbPerSecond: median(s3runs.map((r) => r.mbPerSecond)), clientRssGrowthMiB: medianOrNull(s3runs.map((r) => r.growth)) },
       s4: medianLoad(s4.get(name)!),

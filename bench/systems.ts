@@ -109,3 +109,22 @@ export async function brokerPair(kind: 'ours' | 'snyk-broker' | 'floor', originU
   await waitReady(platform);
   return { name: options.name ?? kind, platform, client, server, stop: () => group.stopAll() };
 }
+
+/** Hung-tunnel counters of our server (probe misses and hedges); null for a server without them (snyk-broker, the floor, direct). */
+export async function probeCounters(system: System): Promise<{ probeMisses: number; hedges: number } | null> {
+  if (!system.server) return null;
+  try {
+    const res = await request(`${new URL(system.platform).origin}/metrics`, { headersTimeout: 5000, bodyTimeout: 5000 });
+    const text = await res.body.text();
+    if (res.statusCode !== 200 || !text.includes('broker_server_tunnel_probe_misses_total')) return null;
+    let probeMisses = 0;
+    let hedges = 0;
+    for (const line of text.split('\n')) {
+      if (line.startsWith('broker_server_tunnel_probe_misses_total ')) probeMisses += Number(line.split(' ').at(-1)) || 0;
+      if (line.startsWith('broker_server_relay_hedges_total{')) hedges += Number(line.split(' ').at(-1)) || 0;
+    }
+    return { probeMisses, hedges };
+  } catch {
+    return null;
+  }
+}

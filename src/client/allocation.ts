@@ -3,7 +3,7 @@ import type { Egress } from '../http/egress.js';
 import { backoffDelay, delay } from '../http/backoff.js';
 import { describeError } from '../http/errors.js';
 import type { Logger } from '../observability/logger.js';
-import { hashToken } from '../protocol/index.js';
+import { CLIENT_INSTANCE_HEADER, hashToken } from '../protocol/index.js';
 import type { Placement } from './tunnel.js';
 import { parseJson } from '../json.js';
 
@@ -12,12 +12,16 @@ export interface AllocatorOptions {
   logger: Logger;
   token: string;
   clientId: string;
+  /** This process among those sharing clientId (rolling updates): sent so a release applies to it alone. */
+  instanceId?: string;
   dispatcherBaseUrl: string;
   dispatcherUrlPrefix: string;
   clientLocation: string;
   wireVersion: string;
   /** The server used when the dispatcher does not name a server URL. */
   serverUrl: string;
+  /** Use a server_url from the dispatcher even when its host is not BROKER_SERVER_URL's (BROKER_CLIENT_TRUST_SERVER_URL). */
+  trustServerUrl?: boolean;
   /** Per-call timeout. */
   timeoutMs?: number;
   backoff?: { baseMs?: number; capMs?: number };
@@ -61,23 +65,35 @@ export function retryAfterDelay(retryAfterMs: number, capMs = 30_000, random: ()
 }
 
 /** Reads data.attributes.server_id (string or number) and the optional server_url. */
-export function parseAllocation(body: unknown, fallbackServerUrl: string): Placement {
+export function parseAllocation(body: unknown, fallbackServerUrl: string, options: { trustServerUrl?: boolean; onUntrusted?: (serverUrl: string) => void } = {}): Placement {
   const attrs = (body as { data?: { attributes?: Record<string, unknown> } } | null)?.data?.attributes;
   if (!attrs || typeof attrs !== 'object') throw new AllocationError('ALLOCATION_INVALID', 'dispatcher answer has no data.attributes');
   const id = attrs.server_id;
   if (id !== undefined && id !== null && typeof id !== 'string' && typeof id !== 'number') throw new AllocationError('ALLOCATION_INVALID', 'data.attributes.server_id is neither a string nor a number');
   let serverUrl = fallbackServerUrl;
   if (typeof attrs.server_url === 'string' && attrs.server_url) {
+    let u: URL;
     try {
-      const u = new URL(attrs.server_url);
+      u = new URL(attrs.server_url);
       if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
-      serverUrl = attrs.server_url.replace(/\/+$/, '');
     } catch {
       throw new AllocationError('ALLOCATION_INVALID', 'data.attributes.server_url is not an http(s) URL');
     }
+    // The token goes wherever the tunnel goes: only to the host the operator configured, unless told otherwise.
+    if (options.trustServerUrl || sameHost(u, fallbackServerUrl)) serverUrl = attrs.server_url.replace(/\/+$/, '');
+    else options.onUntrusted?.(u.origin);
   }
   const serverId = (id ?? undefined) as string | number | undefined;
   return serverUrl === fallbackServerUrl ? { serverUrl, serverId } : { serverUrl, serverId, fallbackUrl: fallbackServerUrl };
+}
+
+/** Same host name as BROKER_SERVER_URL (the port and scheme may differ: one operator, one name). */
+function sameHost(u: URL, configured: string): boolean {
+  try {
+    return u.hostname.toLowerCase() === new URL(configured).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -91,6 +107,7 @@ export function createAllocator(o: AllocatorOptions) {
   let current: Placement | undefined;
   let pending: Promise<Placement> | undefined;
   const timeoutMs = o.timeoutMs ?? 10_000;
+  const instance: Record<string, string> = o.instanceId ? { [CLIENT_INSTANCE_HEADER]: o.instanceId } : {};
 
   async function once(): Promise<Placement> {
     let res;
@@ -102,6 +119,7 @@ export function createAllocator(o: AllocatorOptions) {
           'snyk-request-id': randomUUID(),
           'x-broker-origin-ua': 'not-provided',
           'user-agent': `Snyk Broker Client ${o.wireVersion}`,
+          ...instance,
         },
         body: JSON.stringify({ data: { attributes: { deployment_location: o.clientLocation, broker_token_first_char: o.token.charAt(0) } } }),
         signal: AbortSignal.timeout(timeoutMs),
@@ -119,7 +137,14 @@ export function createAllocator(o: AllocatorOptions) {
     } catch {
       throw new AllocationError('ALLOCATION_INVALID', 'dispatcher answer is not JSON');
     }
-    return parseAllocation(body, o.serverUrl);
+    return parseAllocation(body, o.serverUrl, { trustServerUrl: o.trustServerUrl, onUntrusted });
+  }
+
+  let warnedUntrusted = false;
+  function onUntrusted(origin: string): void {
+    if (warnedUntrusted) return;
+    warnedUntrusted = true;
+    log.warn({ serverUrl: origin }, 'the dispatcher named a server URL on another host than BROKER_SERVER_URL; not used (set BROKER_CLIENT_TRUST_SERVER_URL=true to use it): connecting to BROKER_SERVER_URL with server_id');
   }
 
   async function allocate(signal: AbortSignal): Promise<Placement> {
@@ -177,7 +202,7 @@ export function createAllocator(o: AllocatorOptions) {
       try {
         const res = await o.egress.request(url, {
           method: 'DELETE',
-          headers: { 'snyk-request-id': randomUUID(), 'user-agent': `Snyk Broker Client ${o.wireVersion}` },
+          headers: { 'snyk-request-id': randomUUID(), 'user-agent': `Snyk Broker Client ${o.wireVersion}`, ...instance },
           signal: AbortSignal.timeout(5000),
         });
         await res.body.dump();

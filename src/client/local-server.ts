@@ -8,11 +8,13 @@ import { isUuid, maskToken, parseAckResponse, ProtocolError } from '../protocol/
 import { FAILURES, WEBHOOK_NO_CONNECTION } from '../protocol/failures.js';
 import { pipeline } from 'node:stream/promises';
 import type { RuleSet } from '../filters/index.js';
-import { redactUrl } from '../config/env.js';
 import type { ClientConfig } from '../config/client.js';
 import type { ClientMetrics } from './metrics.js';
 import type { PreflightCheck } from './preflight.js';
 import type { Tunnel } from './tunnel.js';
+import { runSystemcheck } from './systemcheck.js';
+
+export { maskCredential } from './systemcheck.js';
 
 export interface LocalServerDeps {
   config: ClientConfig;
@@ -23,6 +25,8 @@ export interface LocalServerDeps {
   publicRules: () => RuleSet;
   acceptDocument: () => unknown;
   isDraining: () => boolean;
+  /** The drain is closing the tunnels: webhooks are refused from now on (they could not finish). */
+  isClosing?: () => boolean;
   isReady: () => boolean;
   preflight: () => PreflightCheck[];
   /** Reloads the accept rules from the ACCEPT file (POST /filters). */
@@ -30,12 +34,6 @@ export interface LocalServerDeps {
 }
 
 const REQUEST_ID_HEADERS = ['x-akamai-request-id', 'x-request-id', 'snyk-request-id', 'x-github-delivery', 'x-gitlab-event-uuid'];
-
-/** `abc***xyz` as the real client shows credentials in /systemcheck. */
-export function maskCredential(value: string): string {
-  if (value.length <= 6) return '***';
-  return `${value.slice(0, 3)}***${value.slice(-3)}`;
-}
 
 /** Chooses the tunnel for a webhook: primary when open, else any open one. */
 export function pickTunnel(tunnels: readonly Tunnel[]): Tunnel | undefined {
@@ -63,41 +61,19 @@ export function createLocalHandler(deps: LocalServerDeps) {
   }
 
   async function systemcheck(res: ServerResponse): Promise<void> {
-    const v = config.validation;
-    if (!v) {
+    const validation = config.validation;
+    if (!validation) {
       sendJson(res, 200, [{ ok: true, message: 'BROKER_CLIENT_VALIDATION_URL is not set; nothing to validate' }]);
       return;
     }
-    const headers: Record<string, string> = { 'user-agent': `Snyk Broker client ${config.wireVersion}` };
-    let credential: string | undefined;
-    if (v.authorizationHeader) {
-      headers.authorization = v.authorizationHeader;
-      credential = v.authorizationHeader;
-    } else if (v.basicAuth) {
-      headers.authorization = `Basic ${Buffer.from(v.basicAuth).toString('base64')}`;
-      credential = v.basicAuth;
-    }
-    const result: Record<string, unknown> = {
-      brokerClientValidationUrl: redactUrl(v.url),
-      brokerClientValidationMethod: v.method,
-      brokerClientValidationTimeoutMs: v.timeoutMs,
-    };
-    if (credential) result.maskedCredentials = maskCredential(credential);
-    try {
-      const r = await deps.egress.request(v.url, { method: v.method as 'GET', headers, signal: AbortSignal.timeout(v.timeoutMs) });
-      await r.body.dump();
-      result.brokerClientValidationUrlStatusCode = r.statusCode;
-      result.ok = r.statusCode >= 200 && r.statusCode < 300;
-      if (!result.ok) result.error = `validation URL answered ${r.statusCode}`;
-    } catch (err) {
-      result.ok = false;
-      result.error = describeError(err);
-    }
-    sendJson(res, result.ok ? 200 : 500, [result]);
+    const { ok, results } = await runSystemcheck({ validation, egress: deps.egress, logger: log, wireVersion: config.wireVersion, insecureDownstream: config.insecureDownstream });
+    sendJson(res, ok ? 200 : 500, results);
   }
 
   async function webhook(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
-    if (deps.isDraining()) {
+    // While draining the Service may still route webhooks here (endpoint removal lags SIGTERM):
+    // relay them as long as a tunnel can carry them, refuse only once the tunnels are closing.
+    if (deps.isDraining() && (deps.isClosing?.() || !pickTunnel(deps.tunnels)?.channel)) {
       sendFailure(res, FAILURES.CLIENT_DRAINING, { ok: false, message: 'broker client is shutting down' }, { 'retry-after': '1' });
       return;
     }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
@@ -9,8 +10,9 @@ import { clientErrorHandler, closeServer, listen } from '../http/server-helpers.
 import { PARSER_FAILURES } from '../protocol/failures.js';
 import { createListener } from '../http/listener.js';
 import { createLogger, SecretScrubber, type Logger } from '../observability/logger.js';
-import { compileRules, loadAcceptFile, type AcceptFile, type RuleSet } from '../filters/index.js';
-import { hashToken } from '../protocol/index.js';
+import { compileRules, type AcceptFile, type RuleSet } from '../filters/index.js';
+import { loadAccept } from '../config/accept.js';
+import { CLIENT_INSTANCE_METADATA, hashToken } from '../protocol/index.js';
 import type { Program } from '../program.js';
 import { createAllocator, type Allocator } from './allocation.js';
 import { createLocalHandler } from './local-server.js';
@@ -20,12 +22,15 @@ import { createRelay } from './relay.js';
 import { createResponseWriter } from './response-writer.js';
 import { Tunnel, type Placement } from './tunnel.js';
 import { createProxyAgent } from './proxy-agent.js';
+import { createBodyUrlRewriter } from './res-body-url-sub.js';
+import { INSECURE_DOWNSTREAM_WARNING } from './insecure-downstream.js';
+import { unsupportedSnykVariables } from '../config/unsupported-snyk-vars.js';
 
 export interface ClientDeps {
   logger: Logger;
   egress: Egress;
   metrics?: ClientMetrics;
-  /** Variables for ${VAR} in accept rules when filters are reloaded (default process.env). */
+  /** Variables for ${VAR} in accept rules (default: the config's effective environment). */
   env?: Env;
   /** The logger's scrubber, so credentials of reloaded rules are redacted too. */
   scrubber?: SecretScrubber;
@@ -46,14 +51,18 @@ export interface BrokerClient extends Program {
 export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClient {
   const log = deps.logger;
   const metrics = deps.metrics ?? createClientMetrics();
-  const env = deps.env ?? process.env;
+  const env = deps.env ?? config.env;
   let accept: AcceptFile = config.accept;
   let privateRules: RuleSet = config.privateRules;
   let publicRules: RuleSet = config.publicRules;
   let draining = false;
+  /** Set when the drain is about to close the tunnels: from then on webhooks are refused. */
+  let closing = false;
   let preflightResults: PreflightCheck[] = [];
   let server: Server | undefined;
   const stopSignal = new AbortController();
+  // Pods of one replica share BROKER_CLIENT_ID during a rolling update: this names the process.
+  const instanceId = randomUUID();
 
   const allocator: Allocator | undefined = config.haMode
     ? createAllocator({
@@ -61,11 +70,13 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
         logger: log,
         token: config.token,
         clientId: config.clientId,
+        instanceId,
         dispatcherBaseUrl: config.dispatcherBaseUrl,
         dispatcherUrlPrefix: config.dispatcherUrlPrefix,
         clientLocation: config.clientLocation,
         wireVersion: config.wireVersion,
         serverUrl: config.serverUrl,
+        trustServerUrl: config.trustServerUrl,
         onOutcome: (outcome) => metrics.allocations.inc({ outcome }),
       })
     : undefined;
@@ -84,12 +95,15 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
     vars: env,
     reloadFilters: () => reloadFilters(),
     tunnelAnswers: config.tunnelAnswers,
+    insecureDownstream: config.insecureDownstream,
+    bodyUrlRewriter: config.resBodyUrlSub ? createBodyUrlRewriter(config.resBodyUrlSub, config.token) : undefined,
+    logBodies: config.logEnableBody,
   });
 
   async function reloadFilters(): Promise<void> {
-    const next = await loadAcceptFile(config.acceptPath);
-    const nextPrivate = compileRules(next.private, env, `ACCEPT file ${config.acceptPath} (private rules)`);
-    const nextPublic = compileRules(next.public, env, `ACCEPT file ${config.acceptPath} (public rules)`);
+    const { accept: next } = await loadAccept(config.acceptSource, env);
+    const nextPrivate = compileRules(next.private, env, `accept rules ${config.acceptPath} (private rules)`);
+    const nextPublic = compileRules(next.public, env, `accept rules ${config.acceptPath} (public rules)`);
     // New rules may reference new credentials: scrub them before anything can log them.
     deps.scrubber?.add(...nextPrivate.secrets(), ...nextPublic.secrets());
     accept = next;
@@ -103,13 +117,13 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
     version: config.wireVersion,
     haMode: config.haMode,
     debugMode: config.logLevel === 'debug',
-    bodyLogMode: false,
+    bodyLogMode: config.logEnableBody,
     credPooling: Object.keys(env).some((k) => k.endsWith('_POOL')),
     privateCa: Boolean(env.NODE_EXTRA_CA_CERTS || env.CA_CERT),
     tlsReject: !config.rejectUnauthorized,
     proxy: config.proxy,
     customAccept: config.customAccept,
-    insecureDownstream: false,
+    insecureDownstream: config.insecureDownstream,
     universalBroker: false,
   };
 
@@ -138,6 +152,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
           // ha-broker/1 lets our server recognise our client (drain with server-close + 4001).
           capabilities: ['post-streams', CLIENT_CAPABILITY],
           clientId: config.clientId,
+          [CLIENT_INSTANCE_METADATA]: instanceId,
           identifier: hashToken(config.token),
           ...(config.preflightEnabled && preflightResults.length > 0 ? { preflightChecks: preflightResults } : {}),
           version: config.wireVersion,
@@ -168,6 +183,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
     publicRules: () => publicRules,
     acceptDocument: () => accept,
     isDraining: () => draining,
+    isClosing: () => closing,
     isReady,
     preflight: () => preflightResults,
     reloadFilters,
@@ -190,6 +206,11 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
     preflight: () => preflightResults,
     async start() {
       log.info({ enabled: config.haMode }, 'checking for HA mode');
+      for (const { variable, reason } of unsupportedSnykVariables(env)) log.warn({ variable, reason }, `${variable} is a snyk-broker variable that ha-broker does not implement; ignored`);
+      if (config.insecureDownstream) log.warn({}, INSECURE_DOWNSTREAM_WARNING);
+      if (config.resBodyUrlSub) log.info({ url: config.resBodyUrlSub }, 'RES_BODY_URL_SUB: rewriting this URL in JSON answers to point through the broker');
+      if (config.logEnableBody) log.info({ logLevel: config.logLevel }, 'LOG_ENABLE_BODY: relayed request and response bodies are logged at debug level');
+      if (config.disableSnippets) log.info({ snippets: true }, 'Disabling snippets rules for Code/Git.');
       if (config.preflightEnabled) {
         // Never blocks the start: results land in /health/checks and later identifies.
         void runPreflightChecks(config, deps.egress).then((results) => {
@@ -211,7 +232,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
       // Refused requests (oversized head, malformed or ambiguous framing) get a status with x-broker-failure.
       server.on('clientError', clientErrorHandler(PARSER_FAILURES));
       const port = await listen(server, config.port, deps.host);
-      log.info({ port, clientId: config.clientId, serverUrl: config.serverUrl, haMode: config.haMode, version: config.wireVersion }, 'broker client listening');
+      log.info({ port, clientId: config.clientId, instanceId, serverUrl: config.serverUrl, haMode: config.haMode, version: config.wireVersion }, 'broker client listening');
       for (const t of tunnels) t.start();
       return { port };
     },
@@ -237,6 +258,9 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
         await waitUntil(() => local.webhooksInflight === 0 && tunnels.every((t) => t.ackInflight === 0), deadline);
         const settled = await relay.settle(Math.max(0, deadline - Date.now()));
         if (!settled) log.warn({ inflight: relay.inflight }, 'drain grace period over with relays still in flight');
+        // Webhooks accepted during the drain still need their tunnel: refuse new ones, let those finish.
+        closing = true;
+        await waitUntil(() => local.webhooksInflight === 0, deadline);
         stopSignal.abort();
         await Promise.all(tunnels.map((t) => t.close()));
         if (allocator) await allocator.release();
@@ -273,7 +297,8 @@ export async function startClient(env: Env): Promise<Program> {
   const { logger, scrubber } = makeLogging(config);
   const egress = await makeEgress(config);
   // A plain copy: rules resolve ${VAR}s per request, and process.env lookups are slow native calls.
-  const client = createClient(config, { logger, egress, env: env === process.env ? { ...env } : env, scrubber });
+  for (const note of config.startNotes) logger[note.level](note.fields ?? {}, note.message);
+  const client = createClient(config, { logger, egress, env: config.env, scrubber });
   await client.start();
   return {
     async stop(reason) {

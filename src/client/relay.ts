@@ -3,16 +3,21 @@ import type { Readable } from 'node:stream';
 import type { Egress } from '../http/egress.js';
 import { delay, waitAtMost } from '../http/backoff.js';
 import { classifyEgressError, describeError, errorCodes, EgressError, explainCertificateError, neverConnected } from '../http/errors.js';
-import { HOP_BY_HOP } from '../http/server-helpers.js';
+import { FAILURE_HEADER, HOP_BY_HOP } from '../http/server-helpers.js';
+import { FAILURES } from '../protocol/failures.js';
 import type { Logger } from '../observability/logger.js';
 import { isUuid, parseRelayRequest, TUNNEL_ANSWERS_CAPABILITY, type RelayRequest, type Reply, type ResponseHead } from '../protocol/index.js';
-import type { RuleSet } from '../filters/index.js';
+import { VariableResolver, type RuleSet } from '../filters/index.js';
 import type { ResponseWriter } from './response-writer.js';
 import { discardBody } from './response-writer.js';
 import type { Tunnel } from './tunnel.js';
 import type { ClientMetrics } from './metrics.js';
 import { isOn } from '../config/env.js';
 import { parseJson } from '../json.js';
+import { pipeline } from 'node:stream';
+import { toInsecure } from './insecure-downstream.js';
+import type { BodyUrlRewriter } from './res-body-url-sub.js';
+import { BodyLogTap, bodyForLog } from './body-log.js';
 
 export interface RelayOptions {
   rules: () => RuleSet;
@@ -32,6 +37,12 @@ export interface RelayOptions {
   connectRetryDelayMs?: number;
   /** Small answers go back over the tunnel when our server offers it (BROKER_CLIENT_TUNNEL_ANSWERS); default on. */
   tunnelAnswers?: boolean;
+  /** INSECURE_DOWNSTREAM: origins are called over plain http. */
+  insecureDownstream?: boolean;
+  /** RES_BODY_URL_SUB: rewrites package URLs in JSON answers. */
+  bodyUrlRewriter?: BodyUrlRewriter;
+  /** LOG_ENABLE_BODY: request and response bodies go into debug lines. */
+  logBodies?: boolean;
 }
 
 /** Origin answers up to this size (by content-length) are read whole: posted in one write. */
@@ -88,9 +99,9 @@ export function stripContext(url: string): { url: string; contextId?: string } {
 
 const VAR_REF = /\$\{([^}]*)\}/g;
 
-function substituteVars(value: string, vars: Record<string, string | undefined>): string {
-  // Same semantics as the real client (unset → empty), except the broker token never leaves.
-  return value.replace(VAR_REF, (_, name: string) => (name === 'BROKER_TOKEN' ? '' : (vars[name] ?? vars[`${name}_POOL`]?.split(',')[0] ?? '')));
+function substituteVars(value: string, vars: VariableResolver): string {
+  // Same semantics as the real client (unset → empty, a pool gives its next value), except the broker token never leaves.
+  return value.replace(VAR_REF, (_, name: string) => (name === 'BROKER_TOKEN' ? '' : (vars.get(name) ?? '')));
 }
 
 const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
@@ -113,7 +124,7 @@ function setPath(obj: unknown, path: string, value: unknown): void {
  * `BROKER_VAR_SUB`, headers named in `x-broker-var-sub` — e.g. a webhook URL built from
  * `${BROKER_CLIENT_URL}` when Snyk creates an SCM webhook.
  */
-export function applyVarSubstitution(req: RelayRequest, vars: Record<string, string | undefined>): RelayRequest {
+export function applyVarSubstitution(req: RelayRequest, vars: Record<string, string | undefined>, resolver: VariableResolver = new VariableResolver(vars)): RelayRequest {
   let out = req;
   if (req.body !== undefined && req.body.length > 0 && !isOn(vars.DISABLE_BODY_VARS_SUBSTITUTION)) {
     let parsed: unknown;
@@ -127,7 +138,7 @@ export function applyVarSubstitution(req: RelayRequest, vars: Record<string, str
       for (const path of paths) {
         if (typeof path !== 'string') continue;
         const value = getPath(parsed, path);
-        if (typeof value === 'string') setPath(parsed, path, substituteVars(value, vars));
+        if (typeof value === 'string') setPath(parsed, path, substituteVars(value, resolver));
       }
       delete (parsed as { BROKER_VAR_SUB?: unknown }).BROKER_VAR_SUB;
       out = { ...out, body: Buffer.from(JSON.stringify(parsed)) };
@@ -139,7 +150,7 @@ export function applyVarSubstitution(req: RelayRequest, vars: Record<string, str
     for (const raw of names.split(',')) {
       const name = raw.trim().toLowerCase();
       const value = headers[name];
-      if (typeof value === 'string') headers[name] = substituteVars(value, vars);
+      if (typeof value === 'string') headers[name] = substituteVars(value, resolver);
     }
     out = { ...out, headers };
   }
@@ -160,6 +171,16 @@ export function originHeaders(req: RelayRequest, requestId: string, authorizatio
   out['x-request-id'] ??= requestId;
   if (authorization) out.authorization = authorization;
   return out;
+}
+
+function requestBodyFields(body: Buffer | string | undefined): Record<string, unknown> {
+  const { body: text, ...rest } = bodyForLog(body);
+  return { requestBody: text, ...rest };
+}
+
+function responseBodyFields(body: Buffer): Record<string, unknown> {
+  const { body: text, ...rest } = bodyForLog(body);
+  return { responseBody: text, ...rest };
 }
 
 interface Answer {
@@ -188,6 +209,8 @@ export function createRelay(opts: RelayOptions) {
   const inflight = new Set<Promise<void>>();
   const connectRetries = opts.connectRetries ?? 3;
   const connectRetryDelayMs = opts.connectRetryDelayMs ?? 500;
+  const vars = opts.vars ?? {};
+  const varsResolver = new VariableResolver(vars);
 
   async function callOrigin(target: string, method: string, headers: Record<string, string | string[]>, body: Buffer | string | undefined) {
     const url = new URL(target);
@@ -221,39 +244,56 @@ export function createRelay(opts: RelayOptions) {
       log.warn({ requestId, method: req.method, url: req.url, reason: result.reason }, 'blocked a request from the broker server (no private accept rule matches)');
       return brokerError(401, 'FILTER_BLOCKED', 'blocked', { reason: '[Websocket Flow][Blocked Request] Does not match any accept rule', url: req.url });
     }
+    if (result.unsetOriginVariables) {
+      const names = result.unsetOriginVariables.join(', ');
+      log.warn({ requestId, url: req.url, unsetVariables: result.unsetOriginVariables }, 'matching private rule has an empty origin: its variables are unset');
+      const unset = FAILURES.ORIGIN_VARIABLE_UNSET;
+      const answer = brokerError(unset.status, unset.code, `the matching accept rule's origin needs ${names}, which ${result.unsetOriginVariables.length === 1 ? 'is' : 'are'} not set on the broker client`);
+      answer.head.headers![FAILURE_HEADER] = `${unset.reason}: ${names}`;
+      return answer;
+    }
     if (!result.targetUrl) {
       log.warn({ requestId, url: req.url }, 'matching private rule has no origin');
       return brokerError(502, 'DOWNSTREAM_ERROR', 'matching accept rule has no origin');
     }
-    req = applyVarSubstitution(req, opts.vars ?? {});
+    // Pools rotate as in the rule's origin: the view the match used, or the relay's own rotation.
+    req = applyVarSubstitution(req, vars, result.variables ?? varsResolver);
     const headers = originHeaders(req, requestId, result.authorization, opts.wireVersion, opts.removeXForwardedHeaders);
+    if (opts.logBodies) log.debug({ requestId, method: req.method, url: req.url, ...requestBodyFields(req.body) }, 'relaying request body');
     let res;
     try {
-      res = await callOrigin(result.targetUrl, req.method, headers, req.body);
+      res = await callOrigin(opts.insecureDownstream ? toInsecure(result.targetUrl) : result.targetUrl, req.method, headers, req.body);
     } catch (err) {
       const e = classifyEgressError(err);
       log.warn({ requestId, method: req.method, url: req.url, code: e.code, err: e.message }, 'origin call failed');
       return brokerError(e.status, e.code, e.message);
     }
-    const resHeaders: Record<string, string | string[]> = {};
+    let resHeaders: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) resHeaders[k] = v as string | string[];
+    let body: Buffer | Readable = res.body;
+    if (opts.logBodies) {
+      const fields = { requestId, method: req.method, url: req.url, status: res.statusCode };
+      if (Buffer.isBuffer(body)) log.debug({ ...fields, ...responseBodyFields(body) }, 'origin answer body');
+      else body = pipeline(body, new BodyLogTap(log, fields), () => undefined);
+    }
+    if (opts.bodyUrlRewriter?.applies(resHeaders)) ({ headers: resHeaders, body } = opts.bodyUrlRewriter.rewrite(resHeaders, body));
     const errorType = errorTypeForStatus(res.statusCode);
     const head: ResponseHead = errorType ? { status: res.statusCode, headers: resHeaders, errorType } : { status: res.statusCode, headers: resHeaders };
     log.debug({ requestId, method: req.method, url: req.url, status: res.statusCode }, 'origin answered');
-    if (!forAck) return { head, body: res.body };
+    if (!forAck) return { head, body };
     // One ack is one message: the body is buffered, with a cap.
-    if (Buffer.isBuffer(res.body)) {
-      if (res.body.length <= opts.maxAckResponseBytes) return { head, body: res.body };
+    if (Buffer.isBuffer(body)) {
+      if (body.length <= opts.maxAckResponseBytes) return { head, body };
       log.warn({ requestId, url: req.url, limit: opts.maxAckResponseBytes }, 'origin answer too large for an ack');
       return brokerError(502, 'BODY_TOO_LARGE', `response exceeds ${opts.maxAckResponseBytes} bytes`);
     }
     const chunks: Buffer[] = [];
     let size = 0;
     try {
-      for await (const chunk of res.body) {
+      for await (const chunk of body) {
         size += (chunk as Buffer).length;
         if (size > opts.maxAckResponseBytes) {
-          discardBody(res.body);
+          discardBody(body);
           log.warn({ requestId, url: req.url, limit: opts.maxAckResponseBytes }, 'origin answer too large for an ack');
           return brokerError(502, 'BODY_TOO_LARGE', `response exceeds ${opts.maxAckResponseBytes} bytes`);
         }

@@ -2,14 +2,33 @@
 export const CLIENT_ENV_HELP = `
 Environment (Snyk Broker names; existing deployments work unchanged):
   BROKER_TOKEN                   (required) the broker token; never logged
-  BROKER_SERVER_URL              (required) broker server base URL, http(s)
+  BROKER_SERVER_URL              broker server base URL, http(s) (default https://broker.snyk.io,
+                                 Snyk's US server, as in Snyk's images)
+  BROKER_SCM_TYPE                SCM preset: Snyk's accept template and .env defaults for github-com,
+                                 github-enterprise, github-server-app, gitlab, bitbucket-server,
+                                 bitbucket-server-bearer-auth, azure-repos, jira, jira-bearer-auth,
+                                 artifactory, nexus, nexus2 or apprisk (an explicit ACCEPT wins)
   BROKER_CLIENT_URL              externally reachable URL of this client (preflight, \${BROKER_CLIENT_URL})
   BROKER_CLIENT_ID               stable client id (default: a random UUID per process)
   PORT                           local HTTP port for webhooks and health (default 7341)
   HTTPS_CERT / HTTPS_KEY         serve the local port over HTTPS with this cert/key (files)
-  ACCEPT                         accept rules file (default accept.json in the working directory)
-  <VAR>, <VAR>_POOL              values for \${VAR} in accept rules (a missing one stops the start)
-  BROKER_HA_MODE_ENABLED         true/yes: ask the dispatcher which server to use (default false)
+  ACCEPT                         accept rules file (default: the preset's template, else accept.json
+                                 in the working directory)
+  <VAR>, <VAR>_POOL              values for \${VAR} in accept rules (an unset one is empty, as in
+                                 snyk-broker: one warning at start; a rule left with no origin
+                                 answers 502). \$VAR in any variable's value is expanded, and a .env
+                                 file in the working directory is read (the environment wins); a
+                                 _POOL (comma-separated) wins over <VAR> and rotates per request
+  ACCEPT_CODE / ACCEPT_GIT       Snyk's rule injection into the default accept rules (preset or
+  ACCEPT_IAC                     ACCEPT=accept.json, never a custom file): any value but "false"
+  ACCEPT_LARGE_MANIFESTS         turns it on; ACCEPT_IAC lists extensions (tf,yaml,yml,json,tpl).
+  ACCEPT_APPRISK / ACCEPT_ESSENTIALS   ACCEPT_APPRISK, ACCEPT_ESSENTIALS and ACCEPT_CUSTOM_PR_TEMPLATES
+  ACCEPT_CUSTOM_PR_TEMPLATES     add nothing: their rules are not in the snyk-broker package
+  BROKER_HA_MODE_ENABLED         true/yes: ask the dispatcher which server to use (default false);
+                                 tunnels go to BROKER_SERVER_URL with ?server_id=<the allocated server>
+  BROKER_CLIENT_TRUST_SERVER_URL true: in HA mode, connect to a server_url the dispatcher names even
+                                 when its host is not BROKER_SERVER_URL's (default false: such a URL
+                                 is ignored, the token only goes to the host configured here)
   API_BASE_URL                   Snyk API base URL: dispatcher (first choice in HA mode) and the
                                  webhook fallback when no tunnel is open
   BROKER_DISPATCHER_BASE_URL     dispatcher base URL (when API_BASE_URL is unset)
@@ -38,13 +57,26 @@ Environment (Snyk Broker names; existing deployments work unchanged):
   BROKER_SYSTEMCHECK_PATH        (default /systemcheck)
   BROKER_CLIENT_VALIDATION_URL   URL probed by /systemcheck
   BROKER_CLIENT_VALIDATION_METHOD            (default GET)
-  BROKER_CLIENT_VALIDATION_AUTHORIZATION_HEADER   Authorization header for the probe
-  BROKER_CLIENT_VALIDATION_BASIC_AUTH        user:password for the probe
+  BROKER_CLIENT_VALIDATION_AUTHORIZATION_HEADER   Authorization header for the probe ($VAR naming
+                                 a <VAR>_POOL: one probe per pool value)
+  BROKER_CLIENT_VALIDATION_BASIC_AUTH        user:password for the probe (same $VAR pools)
+  BROKER_CLIENT_VALIDATION_AUTHORIZATION_HEADER_POOL / BROKER_CLIENT_VALIDATION_BASIC_AUTH_POOL
+                                 comma-separated credentials: /systemcheck checks and reports each
   BROKER_CLIENT_VALIDATION_TIMEOUT_MS        (default 5000)
   REMOVE_X_FORWARDED_HEADERS     drop x-forwarded-* headers toward origins (default false)
   DISABLE_BODY_VARS_SUBSTITUTION / DISABLE_HEADER_VARS_SUBSTITUTION
                                  true: ignore BROKER_VAR_SUB / x-broker-var-sub (default false)
   BROKER_VERSION                 version announced to the server (default 5.22.14+ha-broker.<version>)
+  INSECURE_DOWNSTREAM            true: call origins and the /systemcheck URL over plain http, even
+                                 when they say https (hosts under .snyk.io excepted) (default false)
+  RES_BODY_URL_SUB               Artifactory/Nexus URL (e.g. https://nexus.example.com/repository):
+                                 rewritten in JSON answers to point through the broker (npm)
+  LOG_ENABLE_BODY                true: log relayed request and response bodies at debug level,
+                                 credentials masked (default false)
+  DISABLE_SNIPPETS               true: leave the Snyk Code snippets rule out of the rules
+                                 ACCEPT_CODE injects (default false)
+  Snyk variables ha-broker does not implement (Universal Broker, Code Agent, Container Registry
+  Agent, commit signing, ...) get one warning each at start.
 
 Endpoints (PORT): /healthcheck, /systemcheck, /health/checks[/<id>], /livez, /readyz, /metrics,
   GET|POST /filters; anything else is relayed to the broker server when a public rule allows it.

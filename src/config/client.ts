@@ -1,14 +1,18 @@
-import { resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from './env.js';
 import { ConfigError } from './errors.js';
-import { compileRules, FilterError, loadAcceptFile, type AcceptFile, type RuleSet } from '../filters/index.js';
+import { compileRules, FilterError, type AcceptFile, type RuleSet } from '../filters/index.js';
+import { loadAccept } from './accept.js';
+import { resolveClientEnv, type AcceptSource } from './client-env.js';
+import type { ScmType } from './presets.js';
 import { VERSION } from '../version.js';
 import { checkCaBundle, checkEgressVariables, readTlsFiles, type TlsFiles } from './files.js';
+import { readDownstreamOptions, type DownstreamOptions } from './client-downstream.js';
+import { validationCredentials, type ValidationCredential } from './validation-credentials.js';
 
 export type TunnelRole = 'primary' | 'secondary';
 
-export interface ClientConfig {
+export interface ClientConfig extends DownstreamOptions {
   token: string;
   /** BROKER_SERVER_URL without a trailing slash. */
   serverUrl: string;
@@ -19,12 +23,22 @@ export interface ClientConfig {
   /** HTTPS_CERT / HTTPS_KEY (PEM, already read and checked): serve the local port with TLS. */
   tls?: TlsFiles;
   acceptPath: string;
+  /** Where the accept rules come from (a preset's template or a file) and whether ACCEPT_* rules are injected. */
+  acceptSource: AcceptSource;
+  /** BROKER_SCM_TYPE, when a preset is in use. */
+  scmType?: ScmType;
+  /** The effective environment (preset defaults < ./.env < process environment, `$VAR`s expanded). */
+  env: Env;
+  /** Things to say once at start (unset variables, dropped defaults, injected rules). */
+  startNotes: { level: 'info' | 'warn'; message: string; fields?: Record<string, unknown> }[];
   /** True when ACCEPT names a file of the user's (not the default accept.json). */
   customAccept: boolean;
   accept: AcceptFile;
   privateRules: RuleSet;
   publicRules: RuleSet;
   haMode: boolean;
+  /** HA mode: use a dispatcher's server_url on another host than BROKER_SERVER_URL's (off: the token goes only where configured). */
+  trustServerUrl: boolean;
   dispatcherBaseUrl: string;
   dispatcherUrlPrefix: string;
   clientLocation: string;
@@ -60,6 +74,10 @@ export interface ClientConfig {
     method: string;
     authorizationHeader?: string;
     basicAuth?: string;
+    /** Every credential /systemcheck checks (pools: one each), in order. */
+    credentials: ValidationCredential[];
+    /** BITBUCKET_PAT set: a 2xx proves the credential only with an x-ausername header (Bitbucket answers 200 to a bad PAT). */
+    bitbucketPat: boolean;
     timeoutMs: number;
   };
   /** Every secret value known at start, for the log scrubber. */
@@ -71,6 +89,9 @@ export interface ClientConfig {
  * and needs ≥ 4.209.0 for the service channel (semver, `local` exempt); build metadata keeps
  * our own version visible without affecting those comparisons.
  */
+/** Snyk's US broker server, the default of Snyk's images and of ours. */
+export const DEFAULT_SERVER_URL = 'https://broker.snyk.io';
+
 export const DEFAULT_WIRE_VERSION = `5.22.14+ha-broker.${VERSION}`;
 
 function userinfoOf(value: string | undefined): string[] {
@@ -87,15 +108,27 @@ function userinfoOf(value: string | undefined): string[] {
  * Reads the client configuration from the environment (Snyk's variable names) and loads the
  * accept rules. Every problem is collected and thrown as one ConfigError (exit code 2).
  */
-export async function loadClientConfig(env: Env): Promise<ClientConfig> {
+export async function loadClientConfig(processEnv: Env, opts: { cwd?: string } = {}): Promise<ClientConfig> {
+  const resolved = await resolveClientEnv(processEnv, opts.cwd);
+  const env = resolved.env;
+  const startNotes: ClientConfig['startNotes'] = [];
+  if (resolved.scmType) startNotes.push({ level: 'info', message: `SCM preset ${resolved.scmType}: Snyk's accept template and .env defaults`, fields: { scmType: resolved.scmType, accept: resolved.accept.path } });
+  if (resolved.scmType === 'github-server-app') {
+    startNotes.push({ level: 'warn', message: "github-server-app: Snyk's GitHub App token plugin is not implemented; requests go to GitHub without a credential unless the accept rules carry one" });
+  }
+  if (resolved.dotenvPath) startNotes.push({ level: 'info', message: 'read variables from .env (the environment wins)', fields: { path: resolved.dotenvPath } });
+  for (const d of resolved.droppedDefaults) {
+    startNotes.push({ level: 'warn', message: `preset default ${d.name} left unset: it refers to ${d.missing.map((m) => '$' + m).join(', ')}, which ${d.missing.length === 1 ? 'is' : 'are'} not set` });
+  }
   const r = new EnvReader(env);
   const token = r.required('BROKER_TOKEN', 'the broker token from Snyk');
-  const serverUrlRaw = r.required('BROKER_SERVER_URL', 'e.g. https://broker.snyk.io');
+  const serverUrlRaw = r.string('BROKER_SERVER_URL', DEFAULT_SERVER_URL);
   const serverUrl = r.url('BROKER_SERVER_URL', serverUrlRaw);
   const clientUrlRaw = r.string('BROKER_CLIENT_URL');
   const clientUrl = r.url('BROKER_CLIENT_URL', clientUrlRaw);
   const port = r.port('PORT', 7341);
   const haMode = r.bool('BROKER_HA_MODE_ENABLED', false);
+  const trustServerUrl = r.bool('BROKER_CLIENT_TRUST_SERVER_URL', false);
   const apiBaseRaw = r.string('API_BASE_URL');
   const dispatcherRaw = r.string('BROKER_DISPATCHER_BASE_URL');
   r.url('API_BASE_URL', apiBaseRaw);
@@ -127,6 +160,8 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
   const tlsReject = r.string('NODE_TLS_REJECT_UNAUTHORIZED') !== '0';
 
   const transport = r.enumOf('BROKER_CLIENT_TRANSPORT', ['websocket', 'polling'] as const, 'websocket');
+  const downstream = readDownstreamOptions(r);
+  const credentials = validationCredentials(env);
   // Checked here (used elsewhere) so a typo stops the start with exit 2 instead of failing later.
   await checkCaBundle(r, 'CA_CERT');
   await checkEgressVariables(r);
@@ -137,11 +172,14 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
   }
   r.enumOf('BROKER_CLIENT_VALIDATION_METHOD', ['get', 'head', 'post', 'put', 'patch', 'delete', 'options'] as const, 'get');
 
-  const acceptRaw = r.string('ACCEPT', 'accept.json');
-  const acceptPath = resolve(acceptRaw);
+  const acceptSource = resolved.accept;
+  const acceptPath = acceptSource.path;
+  const acceptWhere = acceptSource.fromPreset ? `BROKER_SCM_TYPE=${resolved.scmType} accept template` : `ACCEPT file ${acceptPath}`;
   let accept: AcceptFile | undefined;
   try {
-    accept = await loadAcceptFile(acceptPath);
+    const loaded = await loadAccept(acceptSource, env);
+    accept = loaded.accept;
+    startNotes.push(...loaded.notes);
   } catch (err) {
     if (err instanceof FilterError) r.problem(`ACCEPT: ${err.message}`);
     else throw err;
@@ -151,7 +189,7 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
   if (accept) {
     for (const side of ['private', 'public'] as const) {
       try {
-        const set = compileRules(accept[side], env, `ACCEPT file ${acceptPath} (${side} rules)`);
+        const set = compileRules(accept[side], env, `${acceptWhere} (${side} rules)`);
         if (side === 'private') privateRules = set;
         else publicRules = set;
       } catch (err) {
@@ -162,6 +200,16 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
   }
   r.done();
   if (!privateRules || !publicRules || !accept) throw new ConfigError(['ACCEPT could not be loaded']);
+  const unset = new Map<string, number>();
+  for (const set of [privateRules, publicRules]) for (const u of set.unsetVariables()) unset.set(u.name, (unset.get(u.name) ?? 0) + u.rules);
+  if (unset.size > 0) {
+    const list = [...unset].map(([name, rules]) => `${name} (${rules} rule${rules === 1 ? '' : 's'})`).join(', ');
+    startNotes.push({
+      level: 'warn',
+      message: `accept rules use unset variables, which become empty as in snyk-broker: ${list}; a request matching a rule whose origin is left empty is answered 502`,
+      fields: { unsetVariables: Object.fromEntries(unset) },
+    });
+  }
 
   const dispatcherBaseUrl = (apiBaseRaw ?? dispatcherRaw ?? (/\/\/broker2?\./.test(serverUrlRaw) ? serverUrlRaw.replace(/\/\/broker2?\./, '//api.') : 'https://api.snyk.io')).replace(/\/+$/, '');
   const caFiles = [r.string('CA_CERT')].filter((x): x is string => Boolean(x));
@@ -181,9 +229,16 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
     validationAuth?.replace(/^\S+\s+/, '') ?? '',
     validationBasic ?? '',
     validationBasic ? Buffer.from(validationBasic).toString('base64') : '',
+    ...credentials.flatMap((c) => [c.authorization, c.raw, c.authorization.replace(/^\S+\s+/, '')]),
+    // Credentials by name (GITLAB_TOKEN goes in through header substitution, not a rule's origin).
+    ...Object.entries(env)
+      .filter(([k]) => /(TOKEN|PASSWORD|_PAT|SECRET|BASIC_AUTH)(_POOL)?$/.test(k) && k !== 'BROKER_TOKEN')
+      .flatMap(([k, v]) => (k.endsWith('_POOL') ? (v ?? '').split(',').map((x) => x.trim()) : [v ?? '']))
+      .filter((v) => v.length >= 4),
   ].filter((s) => s.length > 0);
 
   return {
+    ...downstream,
     token,
     serverUrl: serverUrl!.toString().replace(/\/+$/, ''),
     clientUrl: clientUrl ? clientUrlRaw!.replace(/\/+$/, '') : undefined,
@@ -191,11 +246,16 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
     port,
     tls,
     acceptPath,
-    customAccept: acceptRaw !== 'accept.json',
+    acceptSource,
+    scmType: resolved.scmType,
+    env,
+    startNotes,
+    customAccept: !acceptSource.inject,
     accept,
     privateRules,
     publicRules,
     haMode,
+    trustServerUrl,
     dispatcherBaseUrl,
     dispatcherUrlPrefix: prefix.replace(/\/+$/, ''),
     clientLocation: r.string('BROKER_CLIENT_LOCATION', 'snyk-broker-client'),
@@ -227,6 +287,8 @@ export async function loadClientConfig(env: Env): Promise<ClientConfig> {
           method: r.string('BROKER_CLIENT_VALIDATION_METHOD', 'GET').toUpperCase(),
           authorizationHeader: validationAuth,
           basicAuth: validationBasic,
+          credentials,
+          bitbucketPat: Boolean(r.string('BITBUCKET_PAT')),
           timeoutMs: base.validationTimeoutMs,
         }
       : undefined,

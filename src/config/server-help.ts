@@ -19,10 +19,23 @@ Environment (Snyk Broker names where they exist):
   BROKER_SERVER_ID                   server id towards the dispatcher (default: HOSTNAME after its last "-",
                                      so pod broker-server-2 is 2; "0" when HOSTNAME is unset)
   HOSTNAME                           host name; health_check_link is http://$HOSTNAME/healthcheck
-  BROKER_SERVER_PEER_URL             URL peers use to reach this server (default http://$HOSTNAME:$PORT)
+  BROKER_SERVER_PEER_URL             URL peers use to reach this server (default http://$HOSTNAME:$PORT);
+                                     internal: never handed to clients
+  BROKER_SERVER_PUBLIC_URL           URL clients may use to reach this very server (a per-server ingress);
+                                     the dispatcher hands it to HA clients as server_url (default unset:
+                                     clients connect to their BROKER_SERVER_URL with server_id and the
+                                     servers route the tunnel here; a client uses a server_url on another
+                                     host only with BROKER_CLIENT_TRUST_SERVER_URL=true)
   SOCKET_PING_INTERVAL               engine.io ping interval, ms (default 25000)
   SOCKET_PING_TIMEOUT                engine.io pong deadline, ms (default 20000)
   SOCKET_MAX_RESPONSE_LENGTH         largest tunnel message, bytes (default 22020096)
+  BROKER_SERVER_PROBE_DELAY_MS       a tunnel with requests waiting and silent this long gets a probe (an extra
+                                     ping); a forward to a peer server waiting this long probes the peer's
+                                     /livez, ms (default 300)
+  BROKER_SERVER_PROBE_TIMEOUT_MS     a probe unanswered this long: the tunnel (peer) is taken for hung, gets no
+                                     new requests, and every GET/HEAD/OPTIONS on it that has sent nothing to
+                                     the platform yet is sent again on a responsive connection of the token
+                                     (hedging; first answer wins; POSTs are never sent twice), ms (default 600)
   BROKER_SERVER_REQUEST_TIMEOUT_MS   platform request: wait for the client's answer, ms; then 504 (default 60000)
   BROKER_SERVER_DRAIN_GRACE_MS       SIGTERM: time for in-flight relays to finish, ms (default 25000)
   BROKER_SERVER_BODY_LIMIT           largest platform request body, bytes; larger gets 413 (default 10485760)

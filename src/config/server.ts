@@ -31,8 +31,17 @@ export interface ServerConfig {
   healthCheckLink: string;
   /** Where peers (and the dispatcher) reach this server directly. */
   peerUrl: string;
+  /**
+   * BROKER_SERVER_PUBLIC_URL: where clients reach this very server (a per-pod ingress). Unset:
+   * clients connect through their BROKER_SERVER_URL with server_id and are routed here.
+   */
+  publicUrl?: string;
   pingIntervalMs: number;
   pingTimeoutMs: number;
+  /** A tunnel (or peer server) with requests waiting and silent this long is probed. */
+  probeDelayMs: number;
+  /** A probe unanswered this long: the tunnel (peer) is taken for hung and idempotent requests on it are hedged. */
+  probeTimeoutMs: number;
   /** engine.io maxPayload and our frame cap (SOCKET_MAX_RESPONSE_LENGTH). */
   maxFrameBytes: number;
   /** How long a platform request waits for the client's answer to start. */
@@ -99,9 +108,13 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
   const tls = await readTlsFiles(r);
   const peerRaw = r.string('BROKER_SERVER_PEER_URL') ?? `${tls ? 'https' : 'http'}://${hostForLinks}:${port}`;
   r.url('BROKER_SERVER_PEER_URL', peerRaw);
+  const publicRaw = r.string('BROKER_SERVER_PUBLIC_URL');
+  const publicUrl = r.url('BROKER_SERVER_PUBLIC_URL', publicRaw);
 
   const pingIntervalMs = r.int('SOCKET_PING_INTERVAL', 25_000, { min: 100, max: 600_000 });
   const pingTimeoutMs = r.int('SOCKET_PING_TIMEOUT', 20_000, { min: 100, max: 600_000 });
+  const probeDelayMs = r.int('BROKER_SERVER_PROBE_DELAY_MS', 300, { min: 50, max: 600_000 });
+  const probeTimeoutMs = r.int('BROKER_SERVER_PROBE_TIMEOUT_MS', 600, { min: 50, max: 600_000 });
   const maxFrameBytes = r.int('SOCKET_MAX_RESPONSE_LENGTH', 22_020_096, { min: 1024, max: 1024 * 1024 * 1024 });
   const requestTimeoutMs = r.int('BROKER_SERVER_REQUEST_TIMEOUT_MS', 60_000, { min: 100 });
   const drainGraceMs = r.int('BROKER_SERVER_DRAIN_GRACE_MS', 25_000, { min: 0 });
@@ -134,6 +147,10 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
       const accept = await loadAcceptFile(acceptPath);
       publicRules = compileRules(accept.public, env, `ACCEPT file ${acceptPath} (public rules)`);
       privateRules = compileRules(accept.private, env, `ACCEPT file ${acceptPath} (private rules)`);
+      // The server keeps refusing unset variables at start (the client follows snyk-broker's
+      // empty-string semantics for Snyk's templates; a server's rules are the operator's own).
+      const unset = [...new Set([...publicRules.unsetVariables(), ...privateRules.unsetVariables()].map((u) => u.name))];
+      if (unset.length > 0) r.problem(`ACCEPT: ACCEPT file ${acceptPath} uses ${unset.map((m) => '${' + m + '}').join(', ')} but ${unset.length === 1 ? 'it is' : 'they are'} not set in the environment`);
     } catch (err) {
       if (err instanceof FilterError) r.problem(`ACCEPT: ${err.message}`);
       else throw err;
@@ -158,8 +175,11 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
     serverId,
     healthCheckLink: `http://${hostForLinks}/healthcheck`,
     peerUrl: peerRaw.replace(/\/+$/, ''),
+    publicUrl: publicUrl ? publicRaw!.replace(/\/+$/, '') : undefined,
     pingIntervalMs,
     pingTimeoutMs,
+    probeDelayMs,
+    probeTimeoutMs,
     maxFrameBytes,
     requestTimeoutMs,
     drainGraceMs,

@@ -229,8 +229,8 @@ export class Allocator {
     }
   }
 
-  /** A client asks for its server (client-facing POST). */
-  async allocate(hashedToken: string, clientId: string): Promise<AllocationResult> {
+  /** A client asks for its server (client-facing POST); `instance` names the asking process (our header). */
+  async allocate(hashedToken: string, clientId: string, instance?: string): Promise<AllocationResult> {
     const v = await this.#view();
     const now = v.now;
     const candidates = v.candidates();
@@ -243,6 +243,8 @@ export class Allocator {
       if (a) {
         // Pruned already if not held: this client keeps its slot.
         const live = v.clientLive(s, clientId);
+        if (instance !== undefined) a.instance = instance;
+        else delete a.instance;
         if (v.isCandidate(a.serverId)) {
           a.grantedAt = now;
           if (!live) a.holdUntil = Math.max(a.holdUntil ?? 0, now + this.config.connectGraceMs);
@@ -267,7 +269,7 @@ export class Allocator {
         return [{ kind: 'refused', code: 'WARMING_UP', held, max: this.config.maxClientsPerToken, retryAfterSeconds: Math.max(1, Math.min(secs, this.config.retryAfterSeconds)) }, pruned];
       }
       const target = chooseServer(hashedToken, candidates, v.usage(s, clientId))!;
-      s.allocations[clientId] = { serverId: target, grantedAt: now, holdUntil: now + this.config.connectGraceMs };
+      s.allocations[clientId] = { serverId: target, grantedAt: now, holdUntil: now + this.config.connectGraceMs, ...(instance !== undefined ? { instance } : {}) };
       delete s.released[clientId];
       return [{ kind: 'granted', server: v.servers.get(target)!, created: true, moved: false }, true];
     });
@@ -314,20 +316,36 @@ export class Allocator {
     return Math.max(1, Math.min(this.config.retryAfterSeconds, Math.ceil((soonest - v.now) / 1000)));
   }
 
-  /** A client gives its slot back (client-facing DELETE, sent on SIGTERM). */
-  async release(hashedToken: string, clientId: string): Promise<boolean> {
+  /**
+   * A client gives its slot back (client-facing DELETE, sent on SIGTERM). With `instance` (our
+   * header) the release is ignored while another process of the same client id holds the slot:
+   * it asked for it since, or it has live tunnels (the old pod of a rolling update leaving).
+   */
+  async release(hashedToken: string, clientId: string, instance?: string): Promise<boolean> {
     const v = await this.#view();
+    let kept = false;
     const released = await this.#updateToken(hashedToken, (s) => {
+      kept = false;
       const pruned = v.prune(s);
       const had = clientId in s.allocations;
       const hasConnections = v.connectionsOf(s, clientId).length > 0;
       if (!had && !hasConnections) return [false, pruned];
+      if (instance !== undefined) {
+        const a = s.allocations[clientId];
+        const twinAsked = a?.instance !== undefined && a.instance !== instance;
+        const twinLive = v.connectionsOf(s, clientId).some((c) => c.instance !== undefined && c.instance !== instance && v.connLive(c));
+        if (twinAsked || twinLive) {
+          kept = true;
+          return [false, pruned];
+        }
+      }
       delete s.allocations[clientId];
       // Its tunnels may still be draining; their reports must not re-take the slot.
       s.released[clientId] = v.now;
       return [had, true];
     });
-    this.#log.info({ tokenHash: tokenLabel(hashedToken), clientId, released }, 'allocation released');
+    if (kept) this.#log.info({ tokenHash: tokenLabel(hashedToken), clientId, instance }, 'release ignored: another process with this client id holds the slot (rolling update)');
+    else this.#log.info({ tokenHash: tokenLabel(hashedToken), clientId, released }, 'allocation released');
     return released;
   }
 
@@ -336,12 +354,14 @@ export class Allocator {
    * server already holds tunnels: if we did not know it, it was running before us. Resolves
    * true when this store had no registration of it (we restarted empty, or it is new).
    */
-  async registerServer(id: string, attrs: { peerUrl?: string; healthCheckLink?: string; openTunnels?: number }): Promise<boolean> {
+  async registerServer(id: string, attrs: { peerUrl?: string; publicUrl?: string; healthCheckLink?: string; openTunnels?: number }): Promise<boolean> {
     const now = this.#clock();
     const known = (await this.#store.getServers()).find((s) => s.id === id)?.registeredAt !== undefined;
     const discoveredAt = (attrs.openTunnels ?? 0) > 0 ? now : 0;
-    await this.#store.patchServer(id, { lastSeen: now, lastReport: now, registeredAt: now, peerUrl: attrs.peerUrl, healthCheckLink: attrs.healthCheckLink }, ['stoppingSince', 'downSince'], { firstSeen: now, discoveredAt });
-    this.#log.info({ serverId: id, peerUrl: attrs.peerUrl }, 'server registered');
+    // A public URL the operator removed is forgotten at the next registration.
+    const unset: Array<'stoppingSince' | 'downSince' | 'publicUrl'> = attrs.publicUrl ? ['stoppingSince', 'downSince'] : ['stoppingSince', 'downSince', 'publicUrl'];
+    await this.#store.patchServer(id, { lastSeen: now, lastReport: now, registeredAt: now, peerUrl: attrs.peerUrl, publicUrl: attrs.publicUrl, healthCheckLink: attrs.healthCheckLink }, unset, { firstSeen: now, discoveredAt });
+    this.#log.info({ serverId: id, peerUrl: attrs.peerUrl, publicUrl: attrs.publicUrl }, 'server registered');
     return !known;
   }
 
@@ -377,12 +397,14 @@ export class Allocator {
    * dispatcher restarted with an empty store, or the server started first): the API then asks
    * it to register again, so its peer URL and connections come back at once.
    */
-  async reportConnection(serverId: string, hashedToken: string, clientId: string, event: ConnectionEvent, role?: string, peerUrl?: string): Promise<boolean> {
+  async reportConnection(serverId: string, hashedToken: string, clientId: string, event: ConnectionEvent, role?: string, peerUrl?: string, instance?: string): Promise<boolean> {
     await this.touchServer(serverId, peerUrl);
     const v = await this.#view();
     const unregistered = v.servers.get(serverId)?.registeredAt === undefined;
     const now = v.now;
-    const key = connectionKey(serverId, clientId);
+    // Tunnels are counted per client process when the server names it, so the old pod's
+    // disconnects during a rolling update leave its replacement's tunnels (same id) listed.
+    const key = connectionKey(serverId, clientId, instance);
     const roleKey = role ?? '';
     await this.#updateToken(hashedToken, (s) => {
       let changed = v.prune(s);
@@ -407,7 +429,7 @@ export class Allocator {
         }
         return [undefined, true];
       }
-      const c = (s.connections[key] ??= { serverId, clientId, roles: {}, firstSeen: now, lastSeen: now });
+      const c = (s.connections[key] ??= { serverId, clientId, ...(instance !== undefined ? { instance } : {}), roles: {}, firstSeen: now, lastSeen: now });
       if (event === 'client-connected') {
         // Without roles we count; capped at the two tunnels a client opens, so a report the
         // server retried after a lost answer cannot keep a dead client alive.
@@ -473,7 +495,14 @@ export class Allocator {
         entry = { serverId: c.serverId, peerUrl: srv?.peerUrl, status: v.serverStatus(srv), connections: [] };
         byServer.set(c.serverId, entry);
       }
-      entry.connections.push({ clientId: c.clientId, roles: Object.keys(c.roles).filter((r) => r !== ''), tunnels: tunnelCount(c), lastSeen: c.lastSeen });
+      const roles = Object.keys(c.roles).filter((r) => r !== '');
+      // One entry per client id (its processes' or tunnels' records summed).
+      const same = entry.connections.find((x) => x.clientId === c.clientId);
+      if (same) {
+        same.roles = [...new Set([...same.roles, ...roles])];
+        same.tunnels += tunnelCount(c);
+        same.lastSeen = Math.max(same.lastSeen, c.lastSeen);
+      } else entry.connections.push({ clientId: c.clientId, roles, tunnels: tunnelCount(c), lastSeen: c.lastSeen });
     }
     const allocations = Object.entries(s.allocations)
       .filter(([clientId, a]) => v.held(s, clientId, a))

@@ -8,6 +8,7 @@ import { tokenLabel } from './allocator.js';
 import type { DispatcherMetrics } from './metrics.js';
 import { StoreError } from './store.js';
 import { parseJson } from '../json.js';
+import { CLIENT_INSTANCE_HEADER, CLIENT_INSTANCE_QUERY, parseClientInstance } from '../protocol/index.js';
 
 export interface ApiOptions {
   allocator: Allocator;
@@ -163,19 +164,23 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
   async function allocation(req: IncomingMessage, res: ServerResponse, rawToken: string, rawClient: string): Promise<void> {
     const hashedToken = segment(rawToken, FAILURES.INVALID_HASHED_TOKEN, 'hashed token', HASHED_TOKEN).toLowerCase();
     const clientId = segment(rawClient, FAILURES.INVALID_CLIENT_ID, 'client id', CLIENT_ID);
+    // Our client names its process (rolling updates run two with one id); Snyk's sends nothing.
+    const instance = parseClientInstance(req.headers[CLIENT_INSTANCE_HEADER]);
     if (req.method === 'DELETE') {
       req.resume();
-      if (await allocator.release(hashedToken, clientId)) metrics.releases.inc();
+      if (await allocator.release(hashedToken, clientId, instance)) metrics.releases.inc();
       send(res, 204, undefined);
       return;
     }
     if (req.method !== 'POST') throw methodNotAllowed(['POST', 'DELETE']);
     const attrs = attributesOf(await readJson(req));
-    const r = await allocator.allocate(hashedToken, clientId);
+    const r = await allocator.allocate(hashedToken, clientId, instance);
     if (r.kind === 'granted') {
       metrics.allocations.inc({ result: r.created ? 'created' : r.moved ? 'moved' : 'renewed' });
       const attributes: Record<string, string> = { server_id: r.server.id };
-      if (r.server.peerUrl) attributes.server_url = r.server.peerUrl;
+      // Only a URL the server's operator published for clients: the internal peer URL may not
+      // resolve from a client's network, or resolve to another host that would get the token.
+      if (r.server.publicUrl) attributes.server_url = r.server.publicUrl;
       if (r.created) {
         log.debug({ tokenHash: tokenLabel(hashedToken), clientId, location: attrs.deployment_location }, 'new client');
       }
@@ -236,14 +241,15 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
         if (req.method === 'POST') {
           const attrs = attributesOf(await readJson(req));
           const peerUrl = optionalHttpUrl(attrs.peer_url, 'peer_url');
+          const publicUrl = optionalHttpUrl(attrs.public_url, 'public_url');
           const healthCheckLink = typeof attrs.health_check_link === 'string' ? attrs.health_check_link : undefined;
           const openTunnels = typeof attrs.open_tunnels === 'number' && Number.isFinite(attrs.open_tunnels) ? attrs.open_tunnels : undefined;
-          const unknown = await allocator.registerServer(serverId, { peerUrl, healthCheckLink, openTunnels });
+          const unknown = await allocator.registerServer(serverId, { peerUrl, publicUrl, healthCheckLink, openTunnels });
           metrics.serverReports.inc({ event: 'server-starting' });
           // A server we did not know that already holds tunnels (we restarted empty): the hint asks
           // it to announce them now rather than one per ping (~25 s), so allocations converge at once.
           const hint: Record<string, string> = unknown && (openTunnels ?? 0) > 0 ? { [REGISTER_HINT_HEADER]: 'true' } : {};
-          send(res, 200, { jsonapi: { version: '1.0' }, data: { id: serverId, type: 'broker_server', attributes: { peer_url: peerUrl } } }, hint);
+          send(res, 200, { jsonapi: { version: '1.0' }, data: { id: serverId, type: 'broker_server', attributes: { peer_url: peerUrl, ...(publicUrl ? { public_url: publicUrl } : {}) } } }, hint);
           return;
         }
         if (req.method === 'DELETE') {
@@ -282,7 +288,8 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
             if (!(err instanceof ApiError)) throw err;
           }
         }
-        const unregistered = await allocator.reportConnection(serverId, hashedToken, clientIdRaw, event, role, peerUrl);
+        const instance = parseClientInstance(query.get(CLIENT_INSTANCE_QUERY) ?? undefined);
+        const unregistered = await allocator.reportConnection(serverId, hashedToken, clientIdRaw, event, role, peerUrl, instance);
         metrics.serverReports.inc({ event });
         log.debug({ serverId, tokenHash: tokenLabel(hashedToken), clientId: clientIdRaw, event, role }, 'server report');
         // A server we only know from reports is asked to register again (server-starting with

@@ -57,6 +57,7 @@ export function toServerRecord(id: string, fields: Record<string, string | numbe
   return {
     id,
     peerUrl: str('peerUrl'),
+    publicUrl: str('publicUrl'),
     healthCheckLink: str('healthCheckLink'),
     firstSeen: num('firstSeen') ?? num('registeredAt') ?? num('lastSeen') ?? 0,
     registeredAt: num('registeredAt'),

@@ -3,6 +3,11 @@ export interface ServerRecord {
   id: string;
   /** URL at which peers and our clients reach this server directly (our servers report it). */
   peerUrl?: string;
+  /**
+   * The server's own public URL (BROKER_SERVER_PUBLIC_URL), handed to clients as server_url.
+   * Unset (the default): clients connect to their BROKER_SERVER_URL with server_id.
+   */
+  publicUrl?: string;
   /** As sent by the server (the real server's link has no port; informational only). */
   healthCheckLink?: string;
   /** First time this store heard of the server (registration or any report). */
@@ -40,12 +45,16 @@ export interface Allocation {
   holdUntil?: number;
   /** Created from a server's connection report rather than an allocation request. */
   reported?: boolean;
+  /** The client process (instance id) that last asked for it; a release from another one is ignored. */
+  instance?: string;
 }
 
 /** The tunnels one client id holds on one server for a token. */
 export interface ConnectionRecord {
   serverId: string;
   clientId: string;
+  /** The client process the tunnels belong to, when the server says (two pods share a client id during a rollout). */
+  instance?: string;
   /** Open tunnels by role; '' counts tunnels reported without a role (the real server sends none). */
   roles: Record<string, number>;
   firstSeen: number;
@@ -55,7 +64,7 @@ export interface ConnectionRecord {
 /** Everything about one hashed token; read and written as one value so decisions are atomic. */
 export interface TokenState {
   allocations: Record<string, Allocation>;
-  /** Keyed by `${serverId} ${clientId}`. */
+  /** Keyed by `${serverId} ${clientId}`, plus ` ${instance}` when the server reports one. */
   connections: Record<string, ConnectionRecord>;
   /** Client ids that released their slot (DELETE): their lingering tunnels do not re-take one. */
   released: Record<string, number>;
@@ -69,8 +78,8 @@ export function isEmptyTokenState(s: TokenState): boolean {
   return Object.keys(s.allocations).length === 0 && Object.keys(s.connections).length === 0 && Object.keys(s.released).length === 0;
 }
 
-export function connectionKey(serverId: string, clientId: string): string {
-  return `${serverId} ${clientId}`;
+export function connectionKey(serverId: string, clientId: string, instance?: string): string {
+  return instance === undefined ? `${serverId} ${clientId}` : `${serverId} ${clientId} ${instance}`;
 }
 
 export function tunnelCount(c: ConnectionRecord): number {

@@ -8,6 +8,8 @@ export function authorizationFor(auth: RuleAuth): string | undefined {
     case 'token':
       return auth.token ? `token ${auth.token}` : undefined;
     case 'basic':
+      // snyk-broker: a `token` is the whole "user:password" text (Azure Repos' PAT form), encoded as is.
+      if (auth.token !== undefined) return `Basic ${Buffer.from(auth.token).toString('base64')}`;
       return `Basic ${Buffer.from(`${auth.username ?? ''}:${auth.password ?? ''}`).toString('base64')}`;
     case 'raw':
       return auth.token;

@@ -5,3 +5,4 @@ export { RuleSet, compileRules } from './rule-set.js';
 export { isSafePath, splitUrl, compilePathPattern } from './path-pattern.js';
 export { VariableResolver, variablesIn, type Vars } from './variables.js';
 export { authorizationFor, splitOrigin } from './credentials.js';
+export { injectAcceptRules, type InjectNote, type InjectVars } from './inject.js';

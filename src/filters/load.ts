@@ -7,8 +7,11 @@ const METHODS = new Set(['get', 'head', 'post', 'put', 'patch', 'delete', 'optio
 
 function checkRule(rule: unknown, where: string): AcceptRule {
   if (!rule || typeof rule !== 'object' || Array.isArray(rule)) throw new FilterError('ACCEPT_INVALID', `${where} is not an object`);
-  const r = rule as Record<string, unknown>;
-  if (typeof r.path !== 'string' || !r.path.startsWith('/')) throw new FilterError('ACCEPT_INVALID', `${where}.path must be a string starting with "/"`);
+  const r = { ...(rule as Record<string, unknown>) };
+  // snyk-broker reads a missing path as '' and prefixes '/' to a path without one (Azure Repos' template has such paths).
+  if (r.path === undefined) r.path = '/';
+  if (typeof r.path !== 'string') throw new FilterError('ACCEPT_INVALID', `${where}.path must be a string`);
+  if (!r.path.startsWith('/')) r.path = `/${r.path}`;
   if (r.method !== undefined && (typeof r.method !== 'string' || !METHODS.has(r.method.toLowerCase()))) {
     throw new FilterError('ACCEPT_INVALID', `${where}.method ${JSON.stringify(r.method)} is not an HTTP method or "any"`);
   }

@@ -15,6 +15,10 @@ interface CompiledRule {
 
 const BLOCKED_REASON = 'Request does not match any accept rule, blocking HTTP request';
 
+function ruleTemplates(r: AcceptRule): string[] {
+  return [r.origin, r.auth?.token, r.auth?.username, r.auth?.password].filter((t): t is string => typeof t === 'string');
+}
+
 function parseJsonBody(body: Buffer | string | undefined): unknown {
   if (body === undefined || body.length === 0) return undefined;
   try {
@@ -33,8 +37,6 @@ export class RuleSet {
   constructor(rules: AcceptRule[], vars: Vars = {}, where = 'accept rules') {
     this.rules = rules;
     this.#vars = new VariableResolver(vars);
-    const templates = rules.flatMap((r) => [r.origin, r.auth?.token, r.auth?.username, r.auth?.password].filter((t): t is string => typeof t === 'string'));
-    this.#vars.requireAll(templates, where);
     this.#compiled = rules.map((rule, i) => {
       try {
         return { rule, method: (rule.method ?? 'get').toLowerCase(), path: compilePathPattern(rule.path), checks: compileChecks(rule.valid) };
@@ -42,13 +44,16 @@ export class RuleSet {
         throw new FilterError('ACCEPT_INVALID', `${where}[${i}]: ${(err as Error).message}`, { cause: err });
       }
     });
-    // An origin that is not a URL (with any value its variables can take) would fail every request it matches: refuse it now.
+    // An origin that is not a URL (with any value its variables can take) would fail every request
+    // it matches: refuse it now, unless an unset variable (which becomes '', as in snyk-broker) is
+    // why; such a rule answers 502 naming the variable when it matches.
     rules.forEach((rule, i) => {
       if (rule.origin === undefined) return;
       for (const origin of this.#vars.variants(rule.origin)) {
         try {
           splitOrigin(origin);
         } catch {
+          if (this.#vars.unsetIn([rule.origin]).length > 0) continue;
           const shown = variablesIn(rule.origin).length ? `${JSON.stringify(rule.origin)} (with its variables filled in)` : JSON.stringify(rule.origin);
           throw new FilterError('ACCEPT_INVALID', `${where}[${i}].origin ${shown} is not a URL`);
         }
@@ -56,10 +61,39 @@ export class RuleSet {
     });
   }
 
+  /** Each variable the rules use (origin or auth) that is unset, with how many rules use it. */
+  unsetVariables(): { name: string; rules: number }[] {
+    const counts = new Map<string, number>();
+    for (const r of this.rules) {
+      for (const name of this.#vars.unsetIn(ruleTemplates(r))) counts.set(name, (counts.get(name) ?? 0) + 1);
+    }
+    return [...counts].map(([name, rules]) => ({ name, rules }));
+  }
+
   /** Every credential value the rules can inject, for log scrubbing. */
   secrets(): string[] {
     const names = this.rules.flatMap((r) => [r.origin, r.auth?.token, r.auth?.password].filter((t): t is string => typeof t === 'string').flatMap(variablesIn));
-    return [...new Set(names)].flatMap((n) => this.#vars.allValues(n));
+    return [...new Set(names)].flatMap((n) => this.#vars.allValues(n)).concat(this.#basicSecrets());
+  }
+
+  /** The base64 of every basic credential the rules can send: it reveals the password as well. */
+  #basicSecrets(): string[] {
+    const texts: string[] = [];
+    for (const r of this.rules) {
+      for (const origin of r.origin === undefined ? [] : this.#vars.variants(r.origin)) {
+        try {
+          const a = splitOrigin(origin).authorization;
+          if (a?.startsWith('Basic ')) texts.push(Buffer.from(a.slice(6), 'base64').toString('utf8'));
+        } catch {
+          // not a URL: refused when the rules were compiled
+        }
+      }
+      if (r.auth?.scheme?.toLowerCase() === 'basic') {
+        texts.push(...this.#vars.variants(`${r.auth.username ?? ''}:${r.auth.password ?? ''}`));
+        if (r.auth.token !== undefined) texts.push(...this.#vars.variants(r.auth.token));
+      }
+    }
+    return texts.filter((t) => t.length > 1).map((t) => Buffer.from(t).toString('base64'));
   }
 
   #candidates(method: string, path: string): CompiledRule[] {
@@ -87,18 +121,27 @@ export class RuleSet {
   }
 
   #allow(rule: AcceptRule, url: string): FilterResult {
-    if (rule.origin === undefined) return { allowed: true, rule };
-    const { base, authorization: fromOrigin } = splitOrigin(this.#vars.substitute(rule.origin));
+    // One view per request: a pooled credential takes one value for the whole request.
+    const vars = this.#vars.forRequest();
+    if (rule.origin === undefined) return { allowed: true, rule, variables: vars };
+    let split: ReturnType<typeof splitOrigin>;
+    try {
+      split = splitOrigin(vars.substitute(rule.origin));
+    } catch {
+      // Only reachable through unset variables (other bad origins are refused at load).
+      return { allowed: true, rule, variables: vars, unsetOriginVariables: this.#vars.unsetIn([rule.origin]) };
+    }
+    const { base, authorization: fromOrigin } = split;
     const auth = rule.auth
       ? authorizationFor({
           ...rule.auth,
-          token: rule.auth.token === undefined ? undefined : this.#vars.substitute(rule.auth.token),
-          username: rule.auth.username === undefined ? undefined : this.#vars.substitute(rule.auth.username),
-          password: rule.auth.password === undefined ? undefined : this.#vars.substitute(rule.auth.password),
+          token: rule.auth.token === undefined ? undefined : vars.substitute(rule.auth.token),
+          username: rule.auth.username === undefined ? undefined : vars.substitute(rule.auth.username),
+          password: rule.auth.password === undefined ? undefined : vars.substitute(rule.auth.password),
         })
       : undefined;
     // A fragment is never sent to an origin; keeping it would only carry text past the path checks.
-    return { allowed: true, rule, targetUrl: base + url.split('#', 1)[0]!, authorization: auth ?? fromOrigin };
+    return { allowed: true, rule, targetUrl: base + url.split('#', 1)[0]!, authorization: auth ?? fromOrigin, variables: vars };
   }
 }
 

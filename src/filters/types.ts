@@ -1,3 +1,5 @@
+import type { VariableResolver } from './variables.js';
+
 /** One entry of a rule's `valid` list (Snyk's accept.json format). */
 export type ValidEntry =
   | { path: string; value: unknown }
@@ -43,5 +45,9 @@ export type FilterResult =
       targetUrl?: string;
       /** The credential to send as the Authorization header, from `auth` or the origin's userinfo. */
       authorization?: string;
+      /** The variables as this request saw them (pooled ones pinned): BROKER_VAR_SUB / x-broker-var-sub use the same. */
+      variables?: VariableResolver;
+      /** Set when the rule's origin is not a URL because these variables are unset (answer 502). */
+      unsetOriginVariables?: string[];
     }
   | { allowed: false; reason: string };

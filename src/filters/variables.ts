@@ -1,5 +1,3 @@
-import { FilterError } from './errors.js';
-
 export type Vars = Record<string, string | undefined>;
 
 const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
@@ -9,13 +7,37 @@ export function variablesIn(template: string): string[] {
   return [...template.matchAll(VAR)].map((m) => m[1]!);
 }
 
+type Pools = Map<string, { values: string[]; next: number }>;
+
 /**
- * Resolves ${VAR} from the environment. `VAR_POOL` (comma-separated) rotates values per call,
- * as Snyk's credential pooling does, when VAR itself is unset.
+ * Resolves ${VAR} from the environment. `VAR_POOL` (comma-separated) rotates values round-robin,
+ * as Snyk's credential pooling does; like Snyk's client, a set pool wins over VAR itself.
  */
 export class VariableResolver {
-  readonly #pools = new Map<string, { values: string[]; next: number }>();
-  constructor(private readonly vars: Vars) {}
+  readonly #pools: Pools;
+  /** Set on a per-request view: the value each pooled variable took for this request. */
+  readonly #pinned: Map<string, string> | undefined;
+  constructor(
+    private readonly vars: Vars,
+    shared?: { pools: Pools; pinned: Map<string, string> },
+  ) {
+    this.#pools = shared?.pools ?? new Map();
+    this.#pinned = shared?.pinned;
+  }
+
+  /**
+   * A view for one request: each pooled variable takes its next value on first use and keeps it
+   * for the rest of the request (origin, auth and BROKER_VAR_SUB agree, as in Snyk's client);
+   * the rotation itself is shared with this resolver.
+   */
+  forRequest(): VariableResolver {
+    return new VariableResolver(this.vars, { pools: this.#pools, pinned: new Map() });
+  }
+
+  /** The value of one variable (a pooled one takes its next value, pinned in a request view). */
+  get(name: string): string | undefined {
+    return this.#value(name, true);
+  }
 
   has(name: string): boolean {
     return this.#value(name, false) !== undefined;
@@ -23,37 +45,33 @@ export class VariableResolver {
 
   /** Every value a variable can take (for the log scrubber). */
   allValues(name: string): string[] {
+    // A plain value beside a pool is never sent, but it is still a secret to scrub.
     const direct = this.vars[name];
-    if (direct !== undefined && direct !== '') return [direct];
-    return this.#pool(name)?.values ?? [];
+    return [...(this.#pool(name)?.values ?? []), ...(direct !== undefined && direct !== '' ? [direct] : [])];
   }
 
-  /** The template with its variables filled in; `_POOL` variables take their next value unless `rotate` is false. */
+  /**
+   * The template with its variables filled in; `_POOL` variables take their next value unless
+   * `rotate` is false. An unset variable becomes '' (snyk-broker's semantics).
+   */
   substitute(template: string, rotate = true): string {
-    return template.replace(VAR, (_, name: string) => {
-      const v = this.#value(name, rotate);
-      if (v === undefined) throw new FilterError('MISSING_VARIABLE', `variable ${name} is not set`);
-      return v;
-    });
+    return template.replace(VAR, (_, name: string) => this.#value(name, rotate) ?? '');
   }
 
   /** Every text the template can become: each value of each of its variables in turn, the others at their first value. */
   variants(template: string): string[] {
     const out = new Set([this.substitute(template, false)]);
     for (const name of new Set(variablesIn(template))) {
-      for (const value of this.allValues(name)) {
+      for (const value of this.#pool(name)?.values ?? this.allValues(name)) {
         out.add(template.replace(VAR, (_, n: string) => (n === name ? value : (this.#value(n, false) ?? ''))));
       }
     }
     return [...out];
   }
 
-  /** Throws one error naming every variable the templates need but the environment lacks. */
-  requireAll(templates: string[], where: string): void {
-    const missing = [...new Set(templates.flatMap(variablesIn))].filter((n) => !this.has(n));
-    if (missing.length > 0) {
-      throw new FilterError('MISSING_VARIABLE', `${where} uses ${missing.map((m) => '${' + m + '}').join(', ')} but ${missing.length === 1 ? 'it is' : 'they are'} not set in the environment`);
-    }
+  /** The variables of the templates that the environment lacks (they substitute as ''). */
+  unsetIn(templates: string[]): string[] {
+    return [...new Set(templates.flatMap(variablesIn))].filter((n) => !this.has(n));
   }
 
   #pool(name: string) {
@@ -68,12 +86,18 @@ export class VariableResolver {
   }
 
   #value(name: string, rotate: boolean): string | undefined {
-    const direct = this.vars[name];
-    if (direct !== undefined && direct !== '') return direct;
     const pool = this.#pool(name);
-    if (!pool) return undefined;
+    if (!pool) {
+      const direct = this.vars[name];
+      return direct !== undefined && direct !== '' ? direct : undefined;
+    }
+    const pinned = this.#pinned?.get(name);
+    if (pinned !== undefined) return pinned;
     const v = pool.values[pool.next % pool.values.length]!;
-    if (rotate) pool.next++;
+    if (rotate) {
+      pool.next = (pool.next + 1) % pool.values.length;
+      this.#pinned?.set(name, v);
+    }
     return v;
   }
 }

@@ -66,7 +66,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       level: options.level ?? 'info',
       base: { pid: process.pid },
       redact: { paths: REDACTED_PATHS, censor: '[REDACTED]' },
-      hooks: scrubber ? { streamWrite: (line: string) => scrubber.scrub(line) } : undefined,
+      // pino reads hooks.logMethod: an explicit `hooks: undefined` would break every log call.
+      ...(scrubber ? { hooks: { streamWrite: (line: string) => scrubber.scrub(line) } } : {}),
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },

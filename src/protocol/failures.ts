@@ -79,12 +79,13 @@ export const FAILURES = table({
   FRAME_TOO_LARGE: { reason: 'frame-too-large', status: 413, from: ['server'], retry: NO, meaning: 'a long-polling tunnel upload declared above `SOCKET_MAX_RESPONSE_LENGTH`' },
 
   // Broker client: webhooks and the local endpoints.
-  CLIENT_DRAINING: { reason: 'client-draining', status: 503, from: ['client'], retry: ELSEWHERE, meaning: 'with `Retry-After: 1`: the client is shutting down (webhooks and `/readyz`); another replica may take the webhook' },
+  CLIENT_DRAINING: { reason: 'client-draining', status: 503, from: ['client'], retry: ELSEWHERE, meaning: 'with `Retry-After: 1`: the client is shutting down: `/readyz`, and webhooks once its tunnels are closing (until then they are still relayed); another replica may take the webhook' },
   NOT_READY: { reason: 'not-ready', status: 503, from: ['client'], retry: LATER, meaning: '`/readyz` while no tunnel is ready' },
   WEBHOOK_TIMEOUT: { reason: 'webhook-timeout', status: 504, from: ['client'], retry: NO, meaning: "the server did not ack a webhook in time; it may have been delivered" },
   BAD_ANSWER: { reason: 'bad-answer', status: 502, from: ['client'], retry: NO, meaning: "the server's ack to a webhook was not a valid answer" },
   API_FALLBACK_FAILED: { reason: 'api-fallback-failed', status: 502, from: ['client'], retry: NO, meaning: 'no tunnel was open and posting the webhook straight to `API_BASE_URL` failed' },
   UNKNOWN_CHECK: { reason: 'unknown-check', status: 404, from: ['client'], retry: NO, meaning: '`/health/checks/<id>` for an id that does not exist' },
+  ORIGIN_VARIABLE_UNSET: { reason: 'origin-variable-unset', status: 502, from: ['client'], retry: NO, meaning: "the matching private accept rule's origin is empty because its `${VAR}`s are not set on the client; the header names them after the reason (`origin-variable-unset: GIT_CLIENT_URL`), as does the body (code `ORIGIN_VARIABLE_UNSET`)" },
   FILTERS_RELOAD_FAILED: { reason: 'filters-reload-failed', status: 500, from: ['client'], retry: NO, meaning: '`POST /filters` with accept rules that would not pass the start-up checks; the old rules stay' },
 
   // Dispatcher: the allocation API and the servers' /internal API (JSON:API errors; `code` is this entry's code).

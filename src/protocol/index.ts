@@ -7,3 +7,4 @@ export * from './response-stream.js';
 export * from './request-event.js';
 export * from './token.js';
 export * from './tunnel-answer.js';
+export * from './client-instance.js';

@@ -20,6 +20,11 @@ export interface ClientIdentity {
   /** Lowercase token from the identify payload (never logged). */
   token: string;
   clientId: string;
+  /**
+   * Which process among those sharing clientId (our client's metadata; else this tunnel's own
+   * label), so the dispatcher tells an old pod's tunnels from its replacement's.
+   */
+  instance: string;
   role: string;
   version: string;
   capabilities: string[];
@@ -31,6 +36,8 @@ export interface ClientIdentity {
 /** Something that waits on this connection and must hear when the tunnel goes away. */
 export interface TunnelWaiter {
   onTunnelClosed(connection: Connection): void;
+  /** The tunnel missed its probe (client hung, or its path silent): what waits may go elsewhere. */
+  onTunnelUnresponsive?(connection: Connection): void;
 }
 
 export interface ConnectionHooks {
@@ -137,11 +144,24 @@ export class Connection {
   }
 
   /**
+   * This server itself did not run for `ms` (a stalled event loop, a starved CPU): a probe
+   * outstanding meanwhile gets that time back, since its answer may be sitting unread.
+   */
+  postponeProbe(ms: number): void {
+    if (this.probedAt > 0 && this.lastSeenAt < this.probedAt) this.#probeDeadline += ms;
+  }
+
+  /**
    * The last probe went unanswered past its deadline: the client is hung (e.g. SIGSTOP), not
    * dead, so the heartbeat has not closed the tunnel yet. It gets no new requests meanwhile.
    */
   unresponsive(now = Date.now()): boolean {
     return this.probedAt > 0 && this.lastSeenAt < this.probedAt && now > this.#probeDeadline;
+  }
+
+  /** Tells everything waiting on this tunnel that it missed its probe (once per missed probe: the caller tracks it). */
+  reportUnresponsive(): void {
+    for (const w of [...this.#waiters]) w.onTunnelUnresponsive?.(this);
   }
 
   receive(text: string, now = Date.now()): void {

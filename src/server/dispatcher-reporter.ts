@@ -3,7 +3,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Egress } from '../http/egress.js';
 import { describeError } from '../http/errors.js';
 import { delay, waitAtMost } from '../http/backoff.js';
-import { hashToken } from '../protocol/index.js';
+import { CLIENT_INSTANCE_QUERY, hashToken, parseClientInstance } from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
 
 export interface DispatcherReporterConfig {
@@ -12,6 +12,8 @@ export interface DispatcherReporterConfig {
   serverId: string;
   healthCheckLink: string;
   peerUrl: string;
+  /** BROKER_SERVER_PUBLIC_URL: sent as public_url, the dispatcher hands it to clients as server_url. */
+  publicUrl?: string;
   internalSecret?: string;
   /** Per attempt (the real server: 2500 ms). */
   timeoutMs?: number;
@@ -37,9 +39,9 @@ export const REGISTER_HINT_HEADER = 'x-broker-dispatcher-register';
 export interface DispatcherReporter {
   /** Registers, then keeps re-registering every registerIntervalMs until serverStopping/close. */
   serverStarting(): void;
-  clientConnected(token: string, clientId: string, clientVersion: string, role?: string): void;
-  clientPinged(token: string, clientId: string, clientVersion: string, latencyMs: number, role?: string): void;
-  clientDisconnected(token: string, clientId: string, role?: string): void;
+  clientConnected(token: string, clientId: string, clientVersion: string, role?: string, instance?: string): void;
+  clientPinged(token: string, clientId: string, clientVersion: string, latencyMs: number, role?: string, instance?: string): void;
+  clientDisconnected(token: string, clientId: string, role?: string, instance?: string): void;
   /** Queued behind nothing: sent at once, resolves when done (or given up). */
   serverStopping(): Promise<void>;
   /** Waits (bounded) for queued reports, then stops. */
@@ -164,9 +166,16 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
   }
 
   const connectionPath = (token: string) => `/connections/${hashToken(token)}`;
-  const attributes = (extra: Record<string, string | number> = {}) => ({ data: { attributes: { health_check_link: config.healthCheckLink, peer_url: config.peerUrl, ...extra } } });
+  const attributes = (extra: Record<string, string | number> = {}) => ({
+    data: { attributes: { health_check_link: config.healthCheckLink, peer_url: config.peerUrl, ...(config.publicUrl ? { public_url: config.publicUrl } : {}), ...extra } },
+  });
   /** connection_role (our extra) lets the dispatcher count a client's tunnels exactly even when a report is retried. */
   const roleQuery = (role: string | undefined): Record<string, string> => (role && /^[A-Za-z0-9_-]{1,32}$/.test(role) ? { connection_role: role } : {});
+  /** broker_client_instance (our extra): which of the processes sharing a client id the tunnel belongs to. */
+  const instanceQuery = (instance: string | undefined): Record<string, string> => {
+    const v = parseClientInstance(instance);
+    return v ? { [CLIENT_INSTANCE_QUERY]: v } : {};
+  };
 
   /** Queues a registration unless one is already waiting (a dead dispatcher must not pile them up). */
   function register(): boolean {
@@ -204,26 +213,26 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
         registerTimer.unref();
       }
     },
-    clientConnected(token, clientId, clientVersion, role) {
+    clientConnected(token, clientId, clientVersion, role, instance) {
       enqueue(`${token}:${clientId}`, {
         event: 'client-connected',
         method: 'POST',
         path: connectionPath(token),
-        query: { broker_client_id: clientId, ...roleQuery(role), request_type: 'client-connected' },
+        query: { broker_client_id: clientId, ...roleQuery(role), ...instanceQuery(instance), request_type: 'client-connected' },
         body: attributes({ broker_client_version: clientVersion }),
       });
     },
-    clientPinged(token, clientId, clientVersion, latencyMs, role) {
+    clientPinged(token, clientId, clientVersion, latencyMs, role, instance) {
       enqueue(`${token}:${clientId}`, {
         event: 'client-pinged',
         method: 'POST',
         path: connectionPath(token),
-        query: { broker_client_id: clientId, ...roleQuery(role), latency: String(Math.max(0, Math.round(latencyMs))), request_type: 'client-pinged' },
+        query: { broker_client_id: clientId, ...roleQuery(role), ...instanceQuery(instance), latency: String(Math.max(0, Math.round(latencyMs))), request_type: 'client-pinged' },
         body: attributes({ broker_client_version: clientVersion }),
       });
     },
-    clientDisconnected(token, clientId, role) {
-      enqueue(`${token}:${clientId}`, { event: 'client-disconnected', method: 'DELETE', path: connectionPath(token), query: { broker_client_id: clientId, ...roleQuery(role) } });
+    clientDisconnected(token, clientId, role, instance) {
+      enqueue(`${token}:${clientId}`, { event: 'client-disconnected', method: 'DELETE', path: connectionPath(token), query: { broker_client_id: clientId, ...roleQuery(role), ...instanceQuery(instance) } });
     },
     async serverStopping() {
       stoppingSent = true;

@@ -9,6 +9,8 @@ export interface ServerMetrics {
   relayed: Counter<'connection'>;
   relayOutcomes: Counter<'outcome'>;
   relayRetries: Counter<'reason'>;
+  relayHedges: Counter<'target'>;
+  probeMisses: Counter;
   relayLatency: Histogram<'variant'>;
   bytes: Counter<'direction'>;
   inFlight: Gauge;
@@ -25,6 +27,17 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
     relayed: new Counter({ name: 'broker_server_relayed_requests_total', help: 'Platform requests sent over each connection (<clientId>:<role>)', labelNames: ['connection'], registers: [registry] }),
     relayOutcomes: new Counter({ name: 'broker_server_relay_outcomes_total', help: 'Platform requests by outcome', labelNames: ['outcome'], registers: [registry] }),
     relayRetries: new Counter({ name: 'broker_server_relay_retries_total', help: 'Relays moved to another connection, by reason', labelNames: ['reason'], registers: [registry] }),
+    relayHedges: new Counter({
+      name: 'broker_server_relay_hedges_total',
+      help: 'Idempotent requests sent again because the tunnel (target=tunnel) or peer server (target=peer) carrying them stopped answering probes',
+      labelNames: ['target'],
+      registers: [registry],
+    }),
+    probeMisses: new Counter({
+      name: 'broker_server_tunnel_probe_misses_total',
+      help: 'Busy tunnels that did not answer a probe in time and were taken for hung (a healthy client never should)',
+      registers: [registry],
+    }),
     relayLatency: new Histogram({
       name: 'broker_server_relay_latency_seconds',
       help: 'Time from a platform request to the start of the answer (head)',

@@ -10,7 +10,14 @@ import { answerHeaders } from './platform-request.js';
 import { FAILURES, peerMayRetryElsewhere, RETRY_ELSEWHERE_HEADER } from '../protocol/failures.js';
 
 /** 'unavailable' says why (for the platform's error message when no target could take the request). */
-export type ForwardOutcome = { outcome: 'answered' } | { outcome: 'unavailable'; why: string };
+export type ForwardOutcome = { outcome: 'answered' } | { outcome: 'unavailable'; why: string; hedged?: boolean };
+
+/** Hedging of an idempotent forward: while no answer has started, the peer is probed every `afterMs`; a failed probe abandons it. */
+export interface ForwardHedge {
+  afterMs: number;
+  /** false: the peer is hung or unreachable. */
+  probe(): Promise<boolean>;
+}
 
 const ANSWERED: ForwardOutcome = { outcome: 'answered' };
 
@@ -23,7 +30,7 @@ export async function forwardToPeer(
   peer: PeerRoute,
   req: IncomingMessage,
   res: ServerResponse,
-  init: { rawUrl: string; body?: Buffer; requestId: string; selfServerId: string; timeoutMs: number; idempotent: boolean; internalSecret?: string },
+  init: { rawUrl: string; body?: Buffer; requestId: string; selfServerId: string; timeoutMs: number; idempotent: boolean; internalSecret?: string; hedge?: ForwardHedge },
   deps: { egress: Egress; logger: Logger },
 ): Promise<ForwardOutcome> {
   const headers: Record<string, string | string[]> = {};
@@ -36,6 +43,27 @@ export async function forwardToPeer(
   // The peer refuses a forwarded request without it (when BROKER_INTERNAL_SECRET is set there).
   if (init.internalSecret) headers[INTERNAL_SECRET_HEADER] = init.internalSecret;
   let answer;
+  // A hung peer (SIGSTOP, a starved node) holds the request without answering or closing: an
+  // idempotent one is abandoned once the peer misses a probe, and goes to the next target. The
+  // peer, when it wakes, finds the connection closed and drops its late answer.
+  const abandon = new AbortController();
+  let hung = false;
+  let hedgeTimer: NodeJS.Timeout | undefined;
+  let waiting = true;
+  const hedge = init.idempotent ? init.hedge : undefined;
+  const scheduleProbe = () => {
+    if (!hedge) return;
+    hedgeTimer = setTimeout(() => {
+      void hedge.probe().then((alive) => {
+        if (!waiting) return;
+        if (alive) return scheduleProbe();
+        hung = true;
+        abandon.abort();
+      });
+    }, hedge.afterMs);
+    hedgeTimer.unref?.();
+  };
+  scheduleProbe();
   try {
     // Bounded until the answer starts (the peer answers 504 itself first); the body streams as long as it flows.
     answer = await deps.egress.request(`${peer.peerUrl}${init.rawUrl}`, {
@@ -43,8 +71,17 @@ export async function forwardToPeer(
       headers,
       body: init.body,
       headersTimeout: init.timeoutMs,
+      ...(hedge ? { signal: abandon.signal } : {}),
     });
+    waiting = false;
+    clearTimeout(hedgeTimer);
   } catch (err) {
+    waiting = false;
+    clearTimeout(hedgeTimer);
+    if (hung) {
+      deps.logger.info({ requestId: init.requestId, peer: peer.serverId }, 'peer server missed its probe while holding an idempotent request (hung?); sending it to another target (hedge)');
+      return { outcome: 'unavailable', why: `server ${peer.serverId}: did not answer its liveness probe`, hedged: true };
+    }
     // Never connected: the request never reached the peer, so another target may take it.
     if (neverConnected(err) || init.idempotent) {
       deps.logger.warn({ requestId: init.requestId, peer: peer.serverId, error: describeError(err) }, 'peer server failed before answering; trying another target');

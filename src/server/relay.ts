@@ -25,7 +25,12 @@ export type AttemptOutcome =
   | { kind: 'dropped'; detail: string }
   | { kind: 'failed'; failure: Failure; message: string }
   | { kind: 'timeout' }
-  | { kind: 'platform-gone' };
+  | { kind: 'platform-gone' }
+  /**
+   * The tunnel missed its probe while this idempotent request waited and nothing had reached the
+   * platform: it goes again elsewhere (hedging). A late answer to this attempt is refused.
+   */
+  | { kind: 'hedged' };
 
 /** streamingID → the attempt waiting for that POST /response-data. */
 export class PendingAnswers {
@@ -85,6 +90,8 @@ export interface PlatformRelayInit {
    * a peer server holding tunnels of the token.
    */
   fallback?: () => Promise<FallbackResult>;
+  /** Whether `fallback` has somewhere to go now (a peer holds tunnels of the token): a hung tunnel's requests may be hedged there. */
+  fallbackAvailable?: () => boolean;
 }
 
 /** Whether the fallback answered the platform; if not, why (it ends up in the 502's message). */
@@ -111,6 +118,8 @@ export class PlatformRelay {
   #platformGone = false;
   #retriedAfterSend = false;
   #headSent = false;
+  /** Connections already tried by this request. */
+  readonly #exclude = new Set<Connection>();
   readonly done: Promise<void>;
 
   constructor(
@@ -174,9 +183,28 @@ export class PlatformRelay {
     }
   }
 
+  /**
+   * May the request waiting on `attempt` go again elsewhere because its tunnel missed a probe?
+   * Only an idempotent request, before any byte reached the platform, and only when somewhere
+   * else can take it now: a responsive connection of another client here, a peer holding tunnels
+   * of the token, or the forwarding server (a forwarded request). Otherwise it keeps waiting: the
+   * client may yet answer.
+   */
+  mayHedge(attempt: RelayAttempt): boolean {
+    if (!this.init.idempotent || this.#headSent || this.#platformGone || this.#timedOut || this.#current !== attempt) return false;
+    if (this.init.hasAlternative) return true;
+    const now = Date.now();
+    const clientId = attempt.connection.identity?.clientId;
+    for (const c of this.deps.pool.members(this.init.token)) {
+      if (c === attempt.connection || this.#exclude.has(c) || (clientId !== undefined && c.identity?.clientId === clientId)) continue;
+      if (this.deps.pool.isSelectable(c, now)) return true;
+    }
+    return !this.#fallbackTried && this.init.fallback !== undefined && (this.init.fallbackAvailable?.() ?? false);
+  }
+
   async #loop(): Promise<string> {
     const { pool, metrics, logger } = this.deps;
-    const exclude = new Set<Connection>();
+    const exclude = this.#exclude;
     /** Clients whose tunnel just failed us: their other tunnel likely shares the fate (a dead process), so others go first. */
     const suspectClients = new Set<string>();
     let first = true;
@@ -211,7 +239,7 @@ export class PlatformRelay {
       const connection = selection.connection;
       exclude.add(connection);
       const outcome = await this.#attempt(connection);
-      if ((outcome.kind === 'not-sent' || outcome.kind === 'dropped') && connection.identity) suspectClients.add(connection.identity.clientId);
+      if ((outcome.kind === 'not-sent' || outcome.kind === 'dropped' || outcome.kind === 'hedged') && connection.identity) suspectClients.add(connection.identity.clientId);
       switch (outcome.kind) {
         case 'answered':
           return 'answered';
@@ -223,6 +251,10 @@ export class PlatformRelay {
         case 'failed':
           this.#fail(outcome.failure, outcome.message);
           return outcome.failure.reason;
+        case 'hedged':
+          metrics.relayHedges.inc({ target: 'tunnel' });
+          logger.info({ requestId: this.init.requestId, connection: connection.id, method: this.init.request.method }, 'tunnel missed its probe; sending the idempotent request again elsewhere (hedge)');
+          continue;
         case 'not-sent':
           metrics.relayRetries.inc({ reason: 'not-sent' });
           logger.debug({ requestId: this.init.requestId, connection: connection.id }, 'tunnel closed before the request was sent; trying another connection');
@@ -447,6 +479,12 @@ export class RelayAttempt implements TunnelWaiter {
     this.deps.metrics.bytes.inc({ direction: 'response' }, body.length);
     this.relay.res.end(body);
     this.settle({ kind: 'answered' });
+  }
+
+  onTunnelUnresponsive(): void {
+    // An answer already on its way (its upload started) is not raced.
+    if (this.#settled || this.#answering || !this.relay.mayHedge(this)) return;
+    this.settle({ kind: 'hedged' });
   }
 
   onTunnelClosed(): void {

@@ -21,6 +21,7 @@ import { createTunnels, tunnelTokenOf } from './tunnels.js';
 import { createWebhookForwarder } from './webhooks.js';
 import { createPeerRouting, type PeerRouting } from './peer-routing.js';
 import { forwardToPeer } from './peer-forward.js';
+import { createPeerLiveness } from './peer-liveness.js';
 import { forwardHttpRequest, forwardUpgrade, FORWARDED_HEADER } from '../http/forward.js';
 import { EgressError } from '../http/errors.js';
 import { answerOwner, routeTunnelRequest } from './tunnel-routing.js';
@@ -82,6 +83,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
             serverId: config.serverId,
             healthCheckLink: config.healthCheckLink,
             peerUrl: config.peerUrl,
+            publicUrl: config.publicUrl,
             internalSecret: config.internalSecret,
             registerIntervalMs: config.registerIntervalMs,
           },
@@ -112,6 +114,8 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     config.peerRouting && config.dispatcherUrl
       ? createPeerRouting({ dispatcherUrl: config.dispatcherUrl, internalSecret: config.internalSecret, selfServerId: config.serverId, refreshMs: config.routingRefreshMs }, { egress, logger })
       : undefined;
+  /** Probes of peers holding a forwarded request too long: a hung one is hedged (see peer-forward.ts). */
+  const liveness = routing ? createPeerLiveness({ timeoutMs: config.probeTimeoutMs }, { egress }) : undefined;
   let draining = false;
   let started = false;
   let boundPort = 0;
@@ -161,16 +165,22 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     /** Tries the peers in `targets` until one answers ('local' entries stop the walk when `stopAtLocal`); why each could not. */
     const forwardInOrder = async (targets: Array<'local' | PeerRoute>, stopAtLocal: boolean): Promise<FallbackResult> => {
       const why: string[] = [];
-      for (const target of targets) {
+      // A peer that just missed a probe (hung?) goes last: this server and the others first.
+      const now = Date.now();
+      const suspect = (t: 'local' | PeerRoute) => t !== 'local' && liveness !== undefined && liveness.isSuspect(t.serverId, now);
+      const ordered = [...targets.filter((t) => !suspect(t)), ...targets.filter(suspect)];
+      for (const target of ordered) {
         if (target === 'local') {
           if (stopAtLocal) break;
           continue;
         }
-        const forwarding = forwardToPeer(target, req, res, { rawUrl, body, requestId, selfServerId: config.serverId, timeoutMs: config.requestTimeoutMs + 10_000, idempotent: IDEMPOTENT_METHODS.has(method), internalSecret: config.internalSecret }, { egress, logger });
+        const hedge = liveness ? { afterMs: config.probeDelayMs, probe: () => liveness.probe(target) } : undefined;
+        const forwarding = forwardToPeer(target, req, res, { rawUrl, body, requestId, selfServerId: config.serverId, timeoutMs: config.requestTimeoutMs + 10_000, idempotent: IDEMPOTENT_METHODS.has(method), internalSecret: config.internalSecret, hedge }, { egress, logger });
         forwards.add(forwarding);
         const result = await forwarding.finally(() => forwards.delete(forwarding));
         metrics.peerForwards.inc({ outcome: result.outcome });
         if (result.outcome === 'answered') return { answered: true };
+        if (result.hedged) metrics.relayHedges.inc({ target: 'peer' });
         why.push(result.why);
       }
       return { answered: false, why: why.length ? `peers tried: ${why.join('; ')}` : 'no peer holds a tunnel of this token' };
@@ -191,6 +201,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       idempotent: IDEMPOTENT_METHODS.has(method),
       hasAlternative: forwarded,
       // The local tunnel dropped and no other is left here (a client just died): a peer's tunnels take it.
+      fallbackAvailable: routing && !forwarded ? () => routing.peersFor(parsed.token).length > 0 : undefined,
       fallback:
         routing && !forwarded
           ? async () => {

@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Server as EngineServer, type Socket as EngineSocket } from 'engine.io';
 import type { Logger, SecretScrubber } from '../observability/logger.js';
-import { decodeTunnelAnswer, encodeServerClose, hashToken, maskToken, tunnelAnswerStreamingID } from '../protocol/index.js';
+import { CLIENT_INSTANCE_METADATA, decodeTunnelAnswer, encodeServerClose, hashToken, maskToken, parseClientInstance, tunnelAnswerStreamingID } from '../protocol/index.js';
 import { describeError } from '../http/errors.js';
 import { waitAtMost } from '../http/backoff.js';
 import { refuseBody } from '../http/server-helpers.js';
@@ -22,6 +23,10 @@ export interface TunnelsConfig {
   pingTimeoutMs: number;
   maxFrameBytes: number;
   handshakeTimeoutMs: number;
+  /** A busy tunnel silent this long is probed (an extra ping). */
+  probeDelayMs: number;
+  /** A probe unanswered this long: the tunnel is unresponsive (no new requests, idempotent ones on it hedged). */
+  probeTimeoutMs: number;
   minimalSupportedVersion: string;
   minimalRecommendedVersion: string;
   /** When set, engine.io session ids name this server (see tunnel-routing.ts). */
@@ -114,12 +119,14 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     (engine as unknown as { generateId: () => string }).generateId = () => createSessionId(serverId);
   }
   const live = new Set<Connection>();
+  /** Per-process prefix of the per-tunnel instance labels (a restarted server must not reuse them). */
+  const tunnelTag = `t${randomBytes(4).toString('hex')}`;
   let drainReason: string | undefined;
   /** Silent this long → the tunnel is dropped (Primus' server timeout is 35 s with 25 s pings). */
   const silenceLimitMs = config.pingIntervalMs + 10_000;
   /** A tunnel with relays in flight and silent this long is probed; unanswered this long, it is passed over. */
-  const probeAfterMs = Math.min(2000, config.pingIntervalMs);
-  const probeTimeoutMs = Math.min(3000, config.pingTimeoutMs);
+  const probeAfterMs = config.probeDelayMs;
+  const probeTimeoutMs = config.probeTimeoutMs;
 
   const updateGauge = (token: string) => {
     const ready = pool.members(token).filter((c) => c.state === 'ready').length;
@@ -176,6 +183,9 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       conn.identity = {
         token,
         clientId: typeof metadata.clientId === 'string' && metadata.clientId ? metadata.clientId : (conn.headerClientId ?? `conn${conn.seq}`),
+        // A client without an instance id (Snyk's) is told apart per tunnel: its primary and
+        // secondary are then two records at the dispatcher, which counts them all the same.
+        instance: parseClientInstance(metadata[CLIENT_INSTANCE_METADATA]) ?? `${tunnelTag}.${conn.seq}`,
         role: typeof metadata.role === 'string' && metadata.role ? metadata.role : (conn.headerRole ?? 'primary'),
         version,
         capabilities,
@@ -186,7 +196,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       pool.add(token, conn);
       conn.state = 'ready';
       updateGauge(token);
-      dispatcher.clientConnected(token, conn.identity.clientId, version, conn.identity.role);
+      dispatcher.clientConnected(token, conn.identity.clientId, version, conn.identity.role, conn.identity.instance);
       if (drainReason !== undefined) {
         // Handshook just before the drain began: send it on its way like the others.
         conn.drain();
@@ -242,7 +252,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       if (!conn.identity || conn.terminating) return;
       const sent = Number(timestamp);
       const latency = Number.isFinite(sent) ? Date.now() - sent : 0;
-      dispatcher.clientPinged(conn.identity.token, conn.identity.clientId, conn.identity.version, latency, conn.identity.role);
+      dispatcher.clientPinged(conn.identity.token, conn.identity.clientId, conn.identity.version, latency, conn.identity.role, conn.identity.instance);
     },
     onBadFrame(conn, err) {
       metrics.badFrames.inc();
@@ -278,7 +288,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
       updateGauge(identity.token);
       // Per-connection series go with their connection (unless a twin with the same id is live).
       if (![...live].some((c) => c.id === conn.id)) metrics.relayed.remove({ connection: conn.id });
-      dispatcher.clientDisconnected(identity.token, identity.clientId, identity.role);
+      dispatcher.clientDisconnected(identity.token, identity.clientId, identity.role, identity.instance);
       logger.info({ connection: conn.id, maskedToken: maskToken(identity.token), reason, remaining }, 'client connection closed');
     },
   };
@@ -312,8 +322,15 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     logger.debug({ code: e.code, message: e.message }, 'tunnel handshake refused');
   });
 
+  // Often enough that a hang is noticed within about probe delay + probe timeout.
+  const sweepMs = Math.min(1000, Math.max(50, Math.floor(Math.min(config.pingIntervalMs / 5, config.probeDelayMs / 3, config.probeTimeoutMs / 3))));
+  let lastSweep = Date.now();
   const sweeper = setInterval(() => {
     const now = Date.now();
+    // A sweep this late means this process did not run for a while: no tunnel is judged on that time.
+    const stalled = now - lastSweep - sweepMs;
+    lastSweep = now;
+    if (stalled > sweepMs) for (const conn of live) conn.postponeProbe(stalled);
     for (const conn of live) {
       if (conn.state === 'connecting' && now - conn.openedAt > config.handshakeTimeoutMs) {
         logger.warn({ connection: conn.id }, 'tunnel did not identify in time; closing');
@@ -329,12 +346,14 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
         conn.probe(probeTimeoutMs, now);
         if (conn.unresponsive(now) && conn.loggedProbeAt !== conn.probedAt) {
           conn.loggedProbeAt = conn.probedAt;
-          logger.warn({ connection: conn.id, silentMs: conn.silentFor(now), inFlight: conn.inFlight }, 'tunnel did not answer a probe while busy (client hung?); no new requests go to it until it does');
+          metrics.probeMisses.inc();
+          logger.warn({ connection: conn.id, silentMs: conn.silentFor(now), inFlight: conn.inFlight }, 'tunnel did not answer a probe while busy (client hung?); no new requests go to it until it does, idempotent ones on it go elsewhere');
+          conn.reportUnresponsive();
         }
       }
     }
     pool.sweep(now);
-  }, Math.min(1000, Math.max(100, Math.floor(config.pingIntervalMs / 5))));
+  }, sweepMs);
   sweeper.unref();
 
   return {
@@ -358,7 +377,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     reannounce(): void {
       for (const conn of live) {
         if (conn.identity && (conn.state === 'ready' || conn.state === 'draining') && !conn.terminating) {
-          dispatcher.clientConnected(conn.identity.token, conn.identity.clientId, conn.identity.version, conn.identity.role);
+          dispatcher.clientConnected(conn.identity.token, conn.identity.clientId, conn.identity.version, conn.identity.role, conn.identity.instance);
         }
       }
     },

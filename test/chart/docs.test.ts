@@ -13,13 +13,25 @@ interface SchemaNode {
   description?: string;
   properties?: Record<string, SchemaNode>;
   additionalProperties?: boolean | SchemaNode;
+  /** snyk-broker-helm values this chart refuses or that have no effect: typed, not in values.yaml. */
+  'x-snyk-broker-helm'?: 'refused' | 'no effect';
+}
+
+/** snyk-broker-helm values the schema accepts only to refuse them or to say they do nothing, with their paths. */
+function snykOnly(schema: SchemaNode, prefix = ''): { path: string; node: SchemaNode }[] {
+  const out: { path: string; node: SchemaNode }[] = [];
+  for (const [key, node] of Object.entries(schema.properties ?? {})) {
+    if (node['x-snyk-broker-helm']) out.push({ path: `${prefix}${key}`, node });
+    else if (node.properties) out.push(...snykOnly(node, `${prefix}${key}.`));
+  }
+  return out;
 }
 
 /** Chart-owned objects (closed schemas) are walked into; everything else is one documented value. */
 function leaves(schema: SchemaNode, values: Record<string, unknown>, prefix = ''): { path: string; value: unknown; node: SchemaNode }[] {
   const out: { path: string; value: unknown; node: SchemaNode }[] = [];
   for (const [key, node] of Object.entries(schema.properties ?? {})) {
-    if (key === 'global') continue;
+    if (key === 'global' || node['x-snyk-broker-helm']) continue;
     const path = `${prefix}${key}`;
     const value = values?.[key];
     if (node.additionalProperties === false && node.properties) {
@@ -64,6 +76,22 @@ test('the schema covers every value of values.yaml, with a description, and noth
     assert.ok(l.node.type || (l.node as Record<string, unknown>).oneOf, `schema entry ${l.path} has no type`);
   }
   assert.equal(schema.additionalProperties, false, 'unknown top-level values must be rejected');
+});
+
+test('every snyk-broker-helm value the chart refuses or ignores is typed, says why, and is listed in the README', async () => {
+  const { schema, readme } = await load();
+  const marked = snykOnly(schema);
+  assert.ok(marked.length >= 20, `only ${marked.length} marked values`);
+  const start = readme.indexOf('\n## snyk-broker-helm values this chart refuses or ignores\n');
+  assert.ok(start >= 0, 'README has no section on refused snyk-broker-helm values');
+  const end = readme.indexOf('\n## ', start + 1);
+  const section = readme.slice(start, end < 0 ? undefined : end);
+  for (const { path, node } of marked) {
+    assert.ok(node.description && /snyk-broker-helm/.test(node.description), `${path}: the description must say what it was in snyk-broker-helm`);
+    if (node['x-snyk-broker-helm'] === 'refused') assert.match(node.description!, /fails the install|install fails/, `${path}: must say that it fails the install`);
+    else assert.match(node.description!, /no effect/, `${path}: must say it has no effect`);
+    assert.ok(section.includes(`\`${path}\``), `README section lacks ${path}`);
+  }
 });
 
 test('the README lists every value with its default and meaning', async () => {

@@ -97,13 +97,15 @@ export interface RenderOptions {
   /** --set-file key=path pairs. */
   setFile?: Record<string, string>;
   extraArgs?: string[];
+  /** Chart directory (default: the repository's chart). */
+  chart?: string;
 }
 
 export const DEFAULT_RELEASE = 'rel';
 export const DEFAULT_NAMESPACE = 'brokers';
 
 export function templateArgs(o: RenderOptions = {}): string[] {
-  const args = ['template', o.release ?? DEFAULT_RELEASE, chartDir, '--namespace', o.namespace ?? DEFAULT_NAMESPACE];
+  const args = ['template', o.release ?? DEFAULT_RELEASE, o.chart ?? chartDir, '--namespace', o.namespace ?? DEFAULT_NAMESPACE];
   for (const f of o.valuesFiles ?? []) args.push('-f', f.startsWith('/') ? f : join(chartDir, f));
   for (const [k, v] of Object.entries(o.set ?? {})) args.push('--set', `${k}=${v}`);
   for (const [k, v] of Object.entries(o.setString ?? {})) args.push('--set-string', `${k}=${v}`);

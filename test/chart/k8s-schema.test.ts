@@ -20,6 +20,13 @@ test('the chart has the ci value sets users and ct rely on', () => {
     'eu-region-values.yaml',
     'proxy-ca-values.yaml',
     'existing-secret-values.yaml',
+    'snyk-github-com-values.yaml',
+    'snyk-github-com-ha-values.yaml',
+    'snyk-gitlab-values.yaml',
+    'snyk-bitbucket-server-values.yaml',
+    'snyk-azure-repos-values.yaml',
+    'snyk-nexus-values.yaml',
+    'snyk-all-keys-values.yaml',
   ]) {
     assert.ok(ciValues.includes(f), `charts/ha-broker/ci/${f} is missing`);
   }
@@ -65,7 +72,29 @@ test('every ci/*-values.yaml renders objects valid against the Kubernetes API sc
     })),
   );
   const kinds = new Set(all.map((o) => o.kind));
-  for (const k of ['Deployment', 'Service', 'Secret', 'ConfigMap', 'ServiceAccount', 'PodDisruptionBudget', 'ServiceMonitor', 'Pod']) {
+  // snyk-broker-helm's branches no ci set turns on: HTTPS with a chart-made TLS Secret, extra pod and container
+  // fields, extra objects, OpenShift security contexts.
+  all.push(
+    ...(await render({
+      valuesFiles: ['ci/snyk-github-com-values.yaml'],
+      setString: {
+        httpsCert: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----',
+        httpsKey: '-----BEGIN PRIVATE KEY-----\nMC4C\n-----END PRIVATE KEY-----',
+      },
+      set: {
+        'extraPodSpecs.hostAliases[0].ip': '10.0.0.1',
+        'extraPodSpecs.hostAliases[0].hostnames[0]': 'git.example.internal',
+        'extraContainerSpecs.workingDir': '/tmp',
+        'extraObjects[0].apiVersion': 'v1',
+        'extraObjects[0].kind': 'ConfigMap',
+        'extraObjects[0].metadata.name': 'extra',
+        'extraObjects[0].data.a': 'b',
+        openshift: true,
+        'brokerLivenessProbe.enabled': false,
+      },
+    })),
+  );
+  for (const k of ['Deployment', 'Service', 'Secret', 'ConfigMap', 'ServiceAccount', 'PodDisruptionBudget', 'ServiceMonitor', 'Pod', 'Ingress']) {
     assert.ok(kinds.has(k), `no ${k} was validated`);
   }
   const errors = await validateObjects(all);

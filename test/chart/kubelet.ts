@@ -97,6 +97,11 @@ export interface PodPlan {
   livenessPath: string;
   terminationGracePeriodSeconds: number;
   labels: Record<string, string>;
+  /**
+   * The container's preStop hook as a local command (exec: argv mapped like the container's
+   * command; sleep: `{ sleepSeconds }`), or undefined when there is none.
+   */
+  preStop?: { command: string; args: string[] } | { sleepSeconds: number };
 }
 
 /** Replaces every `host:port` key of dns by its value (longest names first). */
@@ -202,6 +207,17 @@ export async function planPod(
     return get.path as string;
   };
 
+  const hook = (c.lifecycle as Record<string, any> | undefined)?.preStop as Record<string, any> | undefined;
+  let preStop: PodPlan['preStop'];
+  if (hook?.exec) {
+    const [hc, ...hargs] = hook.exec.command as string[];
+    preStop = { command: hc === 'node' ? process.execPath : toHost(hc!), args: hargs.map(toHost) };
+  } else if (hook?.sleep) {
+    preStop = { sleepSeconds: Number(hook.sleep.seconds) };
+  } else if (hook) {
+    throw new Error(`${workload.metadata.name}: only exec and sleep preStop hooks are supported here`);
+  }
+
   return {
     name: workload.metadata.name,
     command,
@@ -213,5 +229,6 @@ export async function planPod(
     livenessPath: probePath(c.livenessProbe, 'liveness'),
     terminationGracePeriodSeconds: Number(spec.terminationGracePeriodSeconds ?? 30),
     labels: (workload.kind === 'Pod' ? workload.metadata.labels : workload.spec.template.metadata.labels) ?? {},
+    ...(preStop ? { preStop } : {}),
   };
 }

@@ -160,6 +160,16 @@ describe('NOTES.txt', () => {
     assert.match(text, /dispatcher https:\/\/api\.snyk\.io/);
   });
 
+  test("a snyk-broker-helm values file: names the Service and the SCM template, and says Snyk's image is replaced", async () => {
+    const text = await notes('snyk-all-keys-values.yaml');
+    assert.match(text, /Service: +github-com-broker-service-rel:8000/);
+    assert.match(text, /SCM type: +github-com \(Snyk's github-com accept template\)/);
+    assert.match(text, /image\.repository is Snyk's image \(snyk\/broker\); this chart runs its own/);
+    const own = await notes('default-values.yaml');
+    assert.match(own, /SCM type: +github-com \(your accept rules\)/);
+    assert.doesNotMatch(own, /Snyk's image/);
+  });
+
   test('HA off: says how to turn it on', async () => {
     const text = await notes('default-values.yaml');
     assert.match(text, /--set highAvailabilityMode\.enabled=true/);

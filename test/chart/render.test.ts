@@ -24,6 +24,8 @@ import {
 } from './helm.js';
 
 const FULL = `${DEFAULT_RELEASE}-ha-broker`;
+/** The shared (or single) Service: snyk-broker-helm's name, "<scmType>-broker-service-<release>". */
+const SHARED = `github-com-broker-service-${DEFAULT_RELEASE}`;
 const TOKEN = '9d3a7c2e-5b1f-4e8a-a6d4-0c2b9f7e1a35';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const base = { valuesFiles: ['ci/default-values.yaml'] };
@@ -34,8 +36,8 @@ const ha = (n: number, set: Record<string, string | number | boolean> = {}) => (
 
 const clients = (objs: K8sObject[]) => ofKind(objs, 'Deployment');
 
-function sharedUrl(release = DEFAULT_RELEASE, ns = DEFAULT_NAMESPACE, port = 7341): string {
-  return `http://${release}-ha-broker.${ns}.svc.cluster.local:${port}`;
+function sharedUrl(release = DEFAULT_RELEASE, ns = DEFAULT_NAMESPACE, port = 8000): string {
+  return `http://github-com-broker-service-${release}.${ns}.svc.cluster.local:${port}`;
 }
 
 describe('high availability off (default)', () => {
@@ -47,7 +49,7 @@ describe('high availability off (default)', () => {
     assert.equal(deps[0]!.spec.replicas, 1);
     const svcs = ofKind(objs, 'Service');
     assert.equal(svcs.length, 1);
-    assert.equal(svcs[0]!.metadata.name, FULL);
+    assert.equal(svcs[0]!.metadata.name, SHARED);
     assert.ok(selects(svcs[0]!.spec.selector, podLabelsOf(deps[0]!)), 'the Service does not select the pod');
     assert.equal(ofKind(objs, 'PodDisruptionBudget').length, 0);
     assert.equal(envValue(deps[0]!, 'BROKER_HA_MODE_ENABLED'), 'false');
@@ -81,7 +83,7 @@ describe('high availability on', () => {
 
     const svcs = ofKind(objs, 'Service');
     assert.equal(svcs.length, 4);
-    const shared = byName(objs, 'Service', FULL);
+    const shared = byName(objs, 'Service', SHARED);
     assert.deepEqual(
       deps.filter((d) => selects(shared.spec.selector, podLabelsOf(d))).map((d) => d.metadata.name),
       deps.map((d) => d.metadata.name),
@@ -195,9 +197,9 @@ describe('regions and URLs', () => {
   });
 
   test('brokerClientUrl is one value for all replicas, default or given', async () => {
-    const objs = await render({ ...ha(3, { 'service.port': 8000, clusterDomain: 'corp.local' }), namespace: 'scm' });
+    const objs = await render({ ...ha(3, { 'service.port': 7341, clusterDomain: 'corp.local' }), namespace: 'scm' });
     for (const d of clients(objs)) {
-      assert.equal(envValue(d, 'BROKER_CLIENT_URL'), `http://${FULL}.scm.svc.corp.local:8000`);
+      assert.equal(envValue(d, 'BROKER_CLIENT_URL'), `http://${SHARED}.scm.svc.corp.local:7341`);
     }
     const given = await render(ha(3, { brokerClientUrl: 'https://broker.example.com' }));
     for (const d of clients(given)) assert.equal(envValue(d, 'BROKER_CLIENT_URL'), 'https://broker.example.com');
@@ -254,9 +256,12 @@ describe('token, accept.json, CA, proxy and env', () => {
     }
   });
 
-  test('a missing token or accept.json fails with a clear message', async () => {
+  test('a missing token, or no accept file and no SCM credential, fails with a clear message', async () => {
     assert.match(await renderError({ set: { 'accept.private[0].method': 'GET' } }), /brokerToken is required \(or set existingSecret/);
-    assert.match(await renderError({ set: { brokerToken: TOKEN } }), /accept \(the accept\.json rules, inline\) or existingConfigMap is required/);
+    assert.match(
+      await renderError({ set: { brokerToken: TOKEN } }),
+      /scmType github-com needs scmToken .*GITHUB_TOKEN \(with no accept file the chart runs Snyk's github-com template/,
+    );
   });
 
   test('accept.json is mounted from the ConfigMap and ACCEPT points at it (object or JSON string)', async () => {
@@ -318,7 +323,7 @@ describe('token, accept.json, CA, proxy and env', () => {
     assert.equal(envValue(d, 'LOG_LEVEL'), 'trace');
     assert.equal(envValue(d, 'BROKER_CLIENT_LOCATION'), 'dc-1');
     assert.equal(envValue(d, 'BROKER_CLIENT_DRAIN_GRACE_MS'), '40000');
-    assert.equal(podSpecOf(d).terminationGracePeriodSeconds, 50);
+    assert.equal(podSpecOf(d).terminationGracePeriodSeconds, 55, 'preStop 5 + drain 40 + 10');
     const names = envOf(d).map((e) => e.name);
     assert.equal(new Set(names).size, names.length, `duplicate env names: ${names.join(',')}`);
     assert.equal(envValue(clients(await render(base))[0]!, 'PREFLIGHT_CHECKS_ENABLED'), 'true');
@@ -330,8 +335,9 @@ describe('token, accept.json, CA, proxy and env', () => {
     const a = await ann({});
     const b = await ann({ brokerToken: '11111111-2222-4333-8444-555555555555' });
     const c = await ann({ 'accept.public[0].path': '/webhook/gitlab/*' });
-    const e = await ann({ caCert: 'x' });
-    const f = await ann({ caCert: 'y' });
+    const pem = (body: string) => `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----`;
+    const e = await ann({ caCert: pem('eA==') });
+    const f = await ann({ caCert: pem('eQ==') });
     assert.ok(a['checksum/secret'] && a['checksum/accept']);
     assert.notEqual(a['checksum/secret'], b['checksum/secret']);
     assert.equal(a['checksum/accept'], b['checksum/accept']);
@@ -406,15 +412,28 @@ describe('secure and operable defaults', () => {
     }
   });
 
-  test('terminationGracePeriodSeconds is above the drain grace; a lower value is refused', async () => {
+  test('terminationGracePeriodSeconds is above the preStop sleep plus the drain grace; a lower value is refused', async () => {
     const d = clients(await render(base))[0]!;
     const drainS = Number(envValue(d, 'BROKER_CLIENT_DRAIN_GRACE_MS')) / 1000;
     assert.equal(drainS, 25);
-    assert.ok(podSpecOf(d).terminationGracePeriodSeconds > drainS);
+    assert.equal(podSpecOf(d).terminationGracePeriodSeconds, 40, 'preStop 5 + drain 25 + 10');
     assert.match(
       await renderError({ ...base, set: { terminationGracePeriodSeconds: 20 } }),
-      /terminationGracePeriodSeconds \(20\) must be greater than drainGraceSeconds \(25\)/,
+      /terminationGracePeriodSeconds \(20\) must be greater than drainGraceSeconds \(25\) plus preStopSleepSeconds \(5\)/,
     );
+    assert.match(await renderError({ ...base, set: { terminationGracePeriodSeconds: 30 } }), /must be greater than drainGraceSeconds \(25\) plus preStopSleepSeconds \(5\)/);
+    assert.equal(podSpecOf(clients(await render({ ...base, set: { terminationGracePeriodSeconds: 31 } }))[0]!).terminationGracePeriodSeconds, 31);
+  });
+
+  test('preStop: a terminating pod serves on for preStopSleepSeconds (node, the image has no sleep); 0 renders no hook', async () => {
+    const c = containerOf(clients(await render(base))[0]!);
+    assert.deepEqual(c.lifecycle, { preStop: { exec: { command: ['node', '-e', 'setTimeout(() => {}, 5000)'] } } });
+    const c12 = containerOf(clients(await render({ ...base, set: { preStopSleepSeconds: 12 } }))[0]!);
+    assert.deepEqual(c12.lifecycle.preStop.exec.command, ['node', '-e', 'setTimeout(() => {}, 12000)']);
+    const d0 = clients(await render({ ...base, set: { preStopSleepSeconds: 0 } }))[0]!;
+    assert.equal(containerOf(d0).lifecycle, undefined);
+    assert.equal(podSpecOf(d0).terminationGracePeriodSeconds, 35);
+    assert.match(await renderError({ ...base, set: { preStopSleepSeconds: -1 } }), /preStopSleepSeconds/);
   });
 
   test('rolling update keeps each replica up: a new pod starts before the old one stops', async () => {
@@ -486,7 +505,7 @@ describe('secure and operable defaults', () => {
     assert.equal(ofKind(await render(ha(3)), 'ServiceMonitor').length, 0, 'off by default');
     for (const [opts, expected] of [
       [ha(3, { 'serviceMonitor.enabled': true }), [`${FULL}-0`, `${FULL}-1`, `${FULL}-2`]],
-      [{ ...base, set: { 'serviceMonitor.enabled': true } }, [FULL]],
+      [{ ...base, set: { 'serviceMonitor.enabled': true } }, [SHARED]],
     ] as const) {
       const objs = await render(opts);
       const sm = byName(objs, 'ServiceMonitor', FULL);

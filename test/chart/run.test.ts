@@ -22,6 +22,8 @@ const CLI = join(repoRoot, 'dist', 'cli.js');
 const NS = 'brokers';
 const RELEASE = 'rel';
 const FULL = `${RELEASE}-ha-broker`;
+/** The shared Service: snyk-broker-helm's name, "<scmType>-broker-service-<release>". */
+const SHARED = `github-com-broker-service-${RELEASE}`;
 const TOKEN = randomUUID();
 const HASHED = createHash('sha256').update(TOKEN).digest('hex');
 // External names the values use; the "cluster DNS" below routes them to local ports.
@@ -209,7 +211,7 @@ describe('the rendered HA chart, run as processes', { timeout: 240_000 }, () => 
     const started: { plan: PodPlan; proc: Proc }[] = [];
     for (const d of deployments) started.push(await startPod(d, render3, ports.get(d.metadata.name)));
     await Promise.all(started.map((p) => waitReady(p)));
-    shared.endpoints = endpointsOf(ofKind(render3, 'Service').find((s) => s.metadata.name === FULL)!);
+    shared.endpoints = endpointsOf(ofKind(render3, 'Service').find((s) => s.metadata.name === SHARED)!);
     assert.equal(shared.endpoints.length, 3);
 
     for (const pod of started) {
@@ -292,7 +294,7 @@ describe('the rendered HA chart, run as processes', { timeout: 240_000 }, () => 
       await waitFor('traffic before the change', () => results.filter((r) => r.ok).length >= 40, 30_000, 20);
       // Apply the diff: the Deployment's pod is terminated (SIGTERM, then SIGKILL after the grace
       // period) and leaves the endpoints of the shared Service; its own Service is deleted.
-      const sharedSvc = render2.find((o) => o.kind === 'Service' && o.metadata.name === FULL)!;
+      const sharedSvc = render2.find((o) => o.kind === 'Service' && o.metadata.name === SHARED)!;
       victim.proc.signal('SIGTERM');
       shared.endpoints = endpointsOf(sharedSvc).filter((p) => p !== victim.plan.hostPort);
       const graceMs = victim.plan.terminationGracePeriodSeconds * 1000;
@@ -311,7 +313,7 @@ describe('the rendered HA chart, run as processes', { timeout: 240_000 }, () => 
     const survivors = new Set(clientPids());
     assert.equal(survivors.size, 2);
     for (const r of results.slice(-20)) if (r.pid !== undefined) assert.ok(survivors.has(r.pid), 'a request was served by the removed replica after it exited');
-    assert.deepEqual(shared.endpoints.sort(), endpointsOf(render2.find((o) => o.kind === 'Service' && o.metadata.name === FULL)!).sort());
+    assert.deepEqual(shared.endpoints.sort(), endpointsOf(render2.find((o) => o.kind === 'Service' && o.metadata.name === SHARED)!).sort());
   });
 
   test('helm upgrade back to 3: replica 2 returns with the same client id and gets its allocation back', async () => {
@@ -327,7 +329,7 @@ describe('the rendered HA chart, run as processes', { timeout: 240_000 }, () => 
     const last = alloc[alloc.length - 1]!;
     assert.ok(last.status >= 200 && last.status < 300, `allocation answered ${last.status}: ${last.responseBody}`);
     assert.equal((JSON.parse(last.responseBody) as any).data.attributes.server_id, '0');
-    shared.endpoints = endpointsOf(again.find((o) => o.kind === 'Service' && o.metadata.name === FULL)!);
+    shared.endpoints = endpointsOf(again.find((o) => o.kind === 'Service' && o.metadata.name === SHARED)!);
     assert.equal(shared.endpoints.length, 3);
   });
 });

@@ -66,6 +66,14 @@ const TABLE: Record<Program, Record<string, Entry>> = {
     BROKER_TOKEN: { value: ' ' },
     BROKER_SERVER_URL: URL_BAD,
     BROKER_CLIENT_URL: { value: 'ftp://client' },
+    BROKER_SCM_TYPE: { value: 'subversion' },
+    ACCEPT_CODE: { untyped: "Snyk's switch: any value but false is on" },
+    ACCEPT_GIT: { untyped: "Snyk's switch: any value but false is on" },
+    ACCEPT_IAC: { untyped: 'extensions; unknown ones are skipped with a warning, as in snyk-broker' },
+    ACCEPT_LARGE_MANIFESTS: { untyped: "Snyk's switch: any value but false is on" },
+    ACCEPT_APPRISK: { untyped: "Snyk's switch: any value but false is on" },
+    ACCEPT_ESSENTIALS: { untyped: "Snyk's switch: any value but false is on" },
+    ACCEPT_CUSTOM_PR_TEMPLATES: { untyped: "Snyk's switch: any value but false is on" },
     BROKER_CLIENT_ID: { value: 'has spaces in it' },
     BROKER_HA_MODE_ENABLED: BOOL,
     API_BASE_URL: URL_BAD,
@@ -92,9 +100,16 @@ const TABLE: Record<Program, Record<string, Entry>> = {
     BROKER_CLIENT_VALIDATION_TIMEOUT_MS: INT,
     REMOVE_X_FORWARDED_HEADERS: BOOL,
     BROKER_CLIENT_TUNNEL_ANSWERS: BOOL,
+    BROKER_CLIENT_TRUST_SERVER_URL: BOOL,
     DISABLE_BODY_VARS_SUBSTITUTION: BOOL,
     DISABLE_HEADER_VARS_SUBSTITUTION: BOOL,
     BROKER_VERSION: { untyped: 'a free version label announced to the server' },
+    BROKER_CLIENT_VALIDATION_AUTHORIZATION_HEADER_POOL: { untyped: 'a free list of header values' },
+    BROKER_CLIENT_VALIDATION_BASIC_AUTH_POOL: { untyped: 'a free list of user:password' },
+    INSECURE_DOWNSTREAM: BOOL,
+    RES_BODY_URL_SUB: { value: 'ftp://nexus.example.com/repository' },
+    LOG_ENABLE_BODY: BOOL,
+    DISABLE_SNIPPETS: BOOL,
   },
   server: {
     ...COMMON,
@@ -108,6 +123,9 @@ const TABLE: Record<Program, Record<string, Entry>> = {
     BROKER_SERVER_ID: { value: 'id with spaces' },
     HOSTNAME: { value: 'pod-with a space', names: 'HOSTNAME' },
     BROKER_SERVER_PEER_URL: URL_BAD,
+    BROKER_SERVER_PUBLIC_URL: URL_BAD,
+    BROKER_SERVER_PROBE_DELAY_MS: INT,
+    BROKER_SERVER_PROBE_TIMEOUT_MS: INT,
     SOCKET_PING_TIMEOUT: INT,
     BROKER_SERVER_REQUEST_TIMEOUT_MS: INT,
     BROKER_SERVER_HEADERS_TIMEOUT_MS: { value: '50' },
@@ -271,7 +289,8 @@ test('malformed accept files, unreadable files and a lone HTTPS_CERT: exit 2 nam
   const f = (name: string, content: string) => writeFile(join(files.dir, name), content).then(() => join(files.dir, name));
   const badJson = await f('bad-json.json', '{"private": [ {"method": "GET", ');
   const wrongShape = await f('wrong-shape.json', JSON.stringify({ private: { method: 'GET', path: '/*' }, public: [] }));
-  const noPath = await f('no-path.json', JSON.stringify({ private: [{ method: 'GET', origin: 'http://o' }], public: [] }));
+  // A missing path is '/' and a path without a leading '/' gets one, as in snyk-broker; a non-string path is refused.
+  const noPath = await f('no-path.json', JSON.stringify({ private: [{ method: 'GET', path: 42, origin: 'http://o' }], public: [] }));
   const notAnObject = await f('array.json', JSON.stringify([1, 2, 3]));
   const badOrigin = await f('bad-origin.json', JSON.stringify({ private: [{ method: 'GET', path: '/*', origin: 'http://not a host' }], public: [] }));
   const directory = join(files.dir, 'a-directory.json');
@@ -281,7 +300,7 @@ test('malformed accept files, unreadable files and a lone HTTPS_CERT: exit 2 nam
     cases.push(
       { what: 'ACCEPT with bad JSON', program, env: { ACCEPT: badJson }, mentions: /ACCEPT.*(JSON|json)/ },
       { what: 'ACCEPT with private as an object', program, env: { ACCEPT: wrongShape }, mentions: /ACCEPT.*private/ },
-      { what: 'ACCEPT with a rule without path', program, env: { ACCEPT: noPath }, mentions: /ACCEPT.*path/ },
+      { what: 'ACCEPT with a rule whose path is not a string', program, env: { ACCEPT: noPath }, mentions: /ACCEPT.*path/ },
       { what: 'ACCEPT holding an array', program, env: { ACCEPT: notAnObject }, mentions: /ACCEPT/ },
       { what: 'ACCEPT with an origin that is not a URL', program, env: { ACCEPT: badOrigin }, mentions: /ACCEPT.*origin .* is not a URL/ },
       { what: 'ACCEPT naming a directory', program, env: { ACCEPT: directory }, mentions: /ACCEPT/ },

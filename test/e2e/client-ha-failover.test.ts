@@ -1,6 +1,7 @@
-// HA with our own processes: dispatcher + two servers + one HA client. The client is allocated,
-// connects to the server the dispatcher names, and when that server drains (SIGTERM) it goes
-// back to the dispatcher and ends up on the other server.
+// HA with our own processes: dispatcher + two servers behind one balancer + one HA client. The
+// client is allocated, connects through the balancer (BROKER_SERVER_URL) with the server_id the
+// dispatcher names and lands on that server, and when that server drains (SIGTERM) it goes back
+// to the dispatcher and ends up on the other server.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -10,6 +11,7 @@ import { startOrigin, type Origin } from '../support/origin.js';
 import { writeAcceptFile } from '../support/client-harness.js';
 import { waitFor } from '../support/wait.js';
 import { httpStatus } from '../support/http-status.js';
+import { startBalancer, type Balancer } from '../../src/demo/balancer.js';
 
 const group = new ProcessGroup();
 const token = randomUUID();
@@ -17,6 +19,7 @@ let origin: Origin;
 const servers: Array<{ id: string; port: number; proc: RunningProcess }> = [];
 let client: RunningProcess;
 let clientPort: number;
+let balancer: Balancer;
 
 function logLines(proc: RunningProcess): Array<Record<string, unknown>> {
   return proc
@@ -51,11 +54,12 @@ before(async () => {
     servers.push({ id, port, proc });
     await waitFor(`server ${id} up`, async () => (await httpStatus(`http://127.0.0.1:${port}/healthcheck`)) === 200, { timeoutMs: 30_000 });
   }
+  balancer = await startBalancer(servers.map((s) => s.port));
   clientPort = await freePort();
   client = group.broker('client', 'client', {
     BROKER_TOKEN: token,
-    // The dispatcher's server_url decides; this one is only the fallback.
-    BROKER_SERVER_URL: `http://127.0.0.1:${servers[0]!.port}`,
+    // The shared URL; server_id (from the dispatcher) decides which server holds the tunnel.
+    BROKER_SERVER_URL: `http://127.0.0.1:${balancer.port}`,
     BROKER_HA_MODE_ENABLED: 'true',
     BROKER_DISPATCHER_BASE_URL: `http://127.0.0.1:${dispatcherPort}`,
     PORT: String(clientPort),
@@ -71,6 +75,7 @@ after(async () => {
     assert.ok(!group.allOutput().includes(token), 'token in process output');
   } finally {
     await group.stopAll();
+    await balancer?.close();
     await origin?.close();
   }
 });
@@ -89,7 +94,9 @@ test('the client connects where the dispatcher says, with the HA log lines', asy
   const lines = logLines(client);
   assert.ok(lines.some((e) => e.msg === 'checking for HA mode' && e.enabled === true && e.level === 'info'));
   const connecting = lines.find((e) => e.msg === 'broker client is connecting to broker server');
-  assert.equal(connecting?.url, `http://127.0.0.1:${s.port}/?server_id=${s.id}&connection_role=primary`);
+  // No server_url from the dispatcher (no BROKER_SERVER_PUBLIC_URL): the shared URL with server_id.
+  assert.equal(connecting?.url, `http://127.0.0.1:${balancer.port}/?server_id=${s.id}&connection_role=primary`);
+  await waitFor('both tunnels on the allocated server', async () => (await httpStatus(`http://127.0.0.1:${s.port}/connection-status/${token}`)) === 200, { timeoutMs: 30_000 });
   await waitFor('relay via the allocated server', async () => (await httpStatus(`http://127.0.0.1:${s.port}/broker/${token}/echo/ha`)) === 200, { timeoutMs: 30_000 });
 });
 
@@ -97,6 +104,7 @@ test('when its server drains, the client is re-allocated to the other one', asyn
   const first = allocatedServer();
   const other = servers.find((x) => x !== first)!;
   assert.equal(await first.proc.stop(), 0);
+  balancer.setBackends([other.port]);
   await waitFor('re-allocated to the other server', () => logLines(client).filter((e) => e.msg === 'received server id').at(-1)?.serverId === other.id, { timeoutMs: 60_000, intervalMs: 200 });
   await waitFor('relay via the other server', async () => (await httpStatus(`http://127.0.0.1:${other.port}/broker/${token}/echo/after`)) === 200, { timeoutMs: 60_000, intervalMs: 300 });
   const seen = origin.seen.filter((x) => x.url === '/echo/after');

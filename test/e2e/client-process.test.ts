@@ -31,11 +31,14 @@ test('a missing required variable exits 2 naming it', async () => {
   assert.match(p.output(), /BROKER_SERVER_URL must be a URL/);
 });
 
-test('a missing accept variable exits 2 naming it', async () => {
-  const accept = await writeAcceptFile({ private: [{ path: '/*', origin: '${GITHUB_API}' }], public: [] });
-  const p = group.broker('client-novar', 'client', { BROKER_TOKEN: token, BROKER_SERVER_URL: 'http://127.0.0.1:1', ACCEPT: accept });
-  assert.equal(await p.exited, 2);
-  assert.match(p.output(), /\$\{GITHUB_API\}/);
+test('an unset accept variable is empty as in snyk-broker: the client starts and warns once, naming it and its rule count', async () => {
+  const accept = await writeAcceptFile({ private: [{ path: '/*', origin: '${GITHUB_API}' }, { path: '/x', origin: 'https://${GITHUB_API}/v3' }], public: [] });
+  const p = group.broker('client-novar', 'client', { BROKER_TOKEN: token, BROKER_SERVER_URL: 'http://127.0.0.1:1', ACCEPT: accept, PORT: '0', PREFLIGHT_CHECKS_ENABLED: 'false' });
+  await p.waitForOutput('broker client listening', 30_000);
+  const warnings = p.output().split('\n').filter((l) => l.includes('unset variables'));
+  assert.equal(warnings.length, 1, p.output());
+  assert.match(warnings[0]!, /GITHUB_API \(2 rules\)/);
+  assert.equal(await p.stop(), 0);
 });
 
 test('client --help lists every variable with defaults', async () => {

@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import { clusterForFile, describeFailures } from '../support/ha-cluster.js';
 import { waitFor } from '../support/wait.js';
 
-const cluster = clusterForFile({ servers: 3 }, 4);
+// The balancer runs in the test process, on the path of every tunnel: on a loaded machine its
+// stalls look like hung clients to the probe (300 + 600 ms), and hedged GETs would reach the
+// origin twice (this test counts them exactly). The probe is as patient as it used to be here.
+const cluster = clusterForFile({ servers: 3, serverEnv: { BROKER_SERVER_PROBE_DELAY_MS: '2000', BROKER_SERVER_PROBE_TIMEOUT_MS: '3000' } }, 4);
 
 test('4 clients on one token: 4 allocations covering all 3 servers', async () => {
   const view = await waitFor('4 connected allocations and 8 tunnels at the dispatcher', async () => {

@@ -162,8 +162,8 @@ test('error paths and status endpoints of all three programs', async () => {
   assert.match(unusable.body, /origin .* is not a URL/);
   const stillServed = await call('relay after the refused reload (old rules)', `${server}/broker/${token}/gh/x`);
   assert.equal(stillServed.status, 200, stillServed.body);
-  // A reload with a malformed accept file: refused, the old rules stay.
-  await writeFile(clientAccept, JSON.stringify({ private: [{ method: 'GET', origin: 'http://gh:${ORIGIN_PASSWORD}@127.0.0.1' }], public: [] }));
+  // A reload with a malformed accept file (a path that is not a string; a missing one is '/', as in snyk-broker): refused, the old rules stay.
+  await writeFile(clientAccept, JSON.stringify({ private: [{ method: 'GET', path: 42, origin: 'http://gh:${ORIGIN_PASSWORD}@127.0.0.1' }], public: [] }));
   const reload = await call('client filters reload with a malformed accept file', `${local}/filters`, { method: 'POST' });
   assert.equal(reload.status, 500, reload.body);
 

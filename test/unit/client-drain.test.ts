@@ -1,16 +1,18 @@
-// Drain on stop: readiness drops, webhooks are refused, in-flight relays (streamed and acked)
-// finish, then the tunnels close.
+// Drain on stop: readiness drops, webhooks are still relayed while the tunnels are open (the
+// Service may route them here until endpoints are updated) and refused once they close,
+// in-flight relays (streamed and acked) finish, then the tunnels close.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import { FakeBrokerServer } from '../support/fake-broker-server.js';
+import { encodeAck } from '../../src/protocol/index.js';
 import { startTestClient } from '../support/client-harness.js';
 import { startOrigin } from '../support/origin.js';
 import { waitFor } from '../support/wait.js';
 import { FAILURES } from '../../src/protocol/failures.js';
 
-test('stop drains: not ready, webhooks 503, in-flight relays complete, tunnels closed', async (t) => {
+test('stop drains: not ready, webhooks relayed while a tunnel is open and 503 after, in-flight relays complete, tunnels closed', async (t) => {
   const fake = await new FakeBrokerServer().start();
   const origin = await startOrigin();
   const token = randomUUID();
@@ -39,9 +41,20 @@ test('stop drains: not ready, webhooks 503, in-flight relays complete, tunnels c
   assert.equal(notReady.statusCode, 503);
   assert.equal(notReady.headers['x-broker-failure'], FAILURES.CLIENT_DRAINING.reason);
   await notReady.body.dump();
-  const hook = await request(`${tc.url}/webhook/x`, { method: 'POST', body: '{}' });
-  assert.equal(hook.statusCode, 503);
-  assert.equal(hook.headers['x-broker-failure'], FAILURES.CLIENT_DRAINING.reason);
+  // A webhook during the drain still goes over the (open) tunnel; the fake server answers it.
+  const hookAnswered = waitFor('the webhook over the tunnel', () => {
+    for (const c of fake.open()) {
+      const m = c.messages.find((x) => x.kind === 'event' && x.name === 'request' && x.id !== undefined && (x.args[0] as { url?: string }).url === '/webhook/during-drain');
+      if (m && m.kind === 'event') {
+        fake.sendRaw(c, `4${encodeAck(m.id!, [{ status: 202, headers: { 'content-type': 'application/json' }, body: '{"ok":true}' }])}`);
+        return true;
+      }
+    }
+    return false;
+  });
+  const hook = await request(`${tc.url}/webhook/during-drain`, { method: 'POST', body: '{}' });
+  await hookAnswered;
+  assert.equal(hook.statusCode, 202, 'a webhook during the drain is relayed while the tunnels are open');
   await hook.body.dump();
 
   const isTerminate = (m: (typeof conn.messages)[number]) => m.kind === 'event' && m.name === 'terminate' && (m.args[0] as { signal?: string }).signal === 'SIGTERM';

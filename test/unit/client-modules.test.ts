@@ -125,7 +125,13 @@ test('placement query and tunnel url follow the real client (number 0 omitted, "
 
 test('allocation answers: server_id string or number, optional server_url, errors', () => {
   assert.deepEqual(parseAllocation({ data: { attributes: { server_id: '0' } } }, 'http://s'), { serverUrl: 'http://s', serverId: '0' });
-  assert.deepEqual(parseAllocation({ data: { attributes: { server_id: 4, server_url: 'http://pod-4:7341/' } } }, 'http://s'), { serverUrl: 'http://pod-4:7341', serverId: 4, fallbackUrl: 'http://s' });
+  // Another host than BROKER_SERVER_URL's: ignored (the token goes only where configured) unless trusted.
+  const untrusted: string[] = [];
+  assert.deepEqual(parseAllocation({ data: { attributes: { server_id: 4, server_url: 'http://pod-4:7341/' } } }, 'http://s', { onUntrusted: (u) => untrusted.push(u) }), { serverUrl: 'http://s', serverId: 4 });
+  assert.deepEqual(untrusted, ['http://pod-4:7341']);
+  assert.deepEqual(parseAllocation({ data: { attributes: { server_id: 4, server_url: 'http://pod-4:7341/' } } }, 'http://s', { trustServerUrl: true }), { serverUrl: 'http://pod-4:7341', serverId: 4, fallbackUrl: 'http://s' });
+  // The same host name (another port or scheme) is the operator's own: used.
+  assert.deepEqual(parseAllocation({ data: { attributes: { server_id: 6, server_url: 'https://S:8443/' } } }, 'http://s'), { serverUrl: 'https://S:8443', serverId: 6, fallbackUrl: 'http://s' });
   assert.deepEqual(parseAllocation({ data: { attributes: { server_id: 5, server_url: 'http://s' } } }, 'http://s'), { serverUrl: 'http://s', serverId: 5 });
   assert.throws(() => parseAllocation({ data: {} }, 'http://s'), /data.attributes/);
   assert.throws(() => parseAllocation({ data: { attributes: { server_id: {} } } }, 'http://s'), /server_id/);

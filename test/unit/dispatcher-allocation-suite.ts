@@ -142,6 +142,46 @@ export function allocationSuite(name: string, makeStore: () => Promise<StoreHand
       assert.equal((await a.allocate(TOKEN, 'c6')).kind, 'refused');
     });
 
+    it('rolling update: the old pod (same client id, other instance) leaving keeps the new pod’s slot and tunnels', async () => {
+      await servers3();
+      const placed = new Map<string, string>();
+      for (const c of ['c1', 'c2', 'c3', 'c4']) {
+        const id = granted(await a.allocate(TOKEN, c, `${c}-old`)).server.id;
+        placed.set(c, id);
+        for (const role of ['primary', 'secondary']) await a.reportConnection(id, TOKEN, c, 'client-connected', role, undefined, `${c}-old`);
+      }
+      // c1's replacement starts (same id, new instance), connects, then the old pod leaves.
+      const s1 = placed.get('c1')!;
+      const again = granted(await a.allocate(TOKEN, 'c1', 'c1-new'));
+      assert.equal(again.created, false, 'the replacement takes the same slot');
+      for (const role of ['primary', 'secondary']) await a.reportConnection(again.server.id, TOKEN, 'c1', 'client-connected', role, undefined, 'c1-new');
+      let view = await a.tokenConnections(TOKEN);
+      assert.equal(view.servers.flatMap((s) => s.connections).filter((c) => c.clientId === 'c1').reduce((n, c) => n + c.tunnels, 0), 4, 'both pods’ tunnels counted, one entry per server');
+      for (const role of ['primary', 'secondary']) await a.reportConnection(s1, TOKEN, 'c1', 'client-disconnected', role, undefined, 'c1-old');
+      assert.equal(await a.release(TOKEN, 'c1', 'c1-old'), false, 'the old instance’s release is ignored');
+      view = await a.tokenConnections(TOKEN);
+      assert.deepEqual(view.allocations.find((x) => x.clientId === 'c1'), { clientId: 'c1', serverId: again.server.id, connected: true });
+      assert.equal(view.servers.flatMap((s) => s.connections).filter((c) => c.clientId === 'c1').reduce((n, c) => n + c.tunnels, 0), 2);
+      now += 60_000;
+      assert.equal((await a.allocate(TOKEN, 'c5')).kind, 'refused', 'no 5th client takes the slot');
+      // Released by the instance that holds it (scale-down): freed at once.
+      assert.equal(await a.release(TOKEN, 'c1', 'c1-new'), true);
+      assert.equal(granted(await a.allocate(TOKEN, 'c5')).created, true);
+    });
+
+    it('rolling update: the old pod’s release is ignored once the new one asked, even before it connected', async () => {
+      await servers3();
+      const id = granted(await a.allocate(TOKEN, 'c1', 'old')).server.id;
+      await a.reportConnection(id, TOKEN, 'c1', 'client-connected', 'primary', undefined, 'old');
+      granted(await a.allocate(TOKEN, 'c1', 'new'));
+      await a.reportConnection(id, TOKEN, 'c1', 'client-disconnected', 'primary', undefined, 'old');
+      assert.equal(await a.release(TOKEN, 'c1', 'old'), false);
+      assert.equal((await a.tokenConnections(TOKEN)).allocations.length, 1, 'held for the new pod to connect');
+      // Without an instance (Snyk's client never sends one) a release applies to the client id, as before.
+      assert.equal(await a.release(TOKEN, 'c1'), true);
+      assert.equal((await a.tokenConnections(TOKEN)).allocations.length, 0);
+    });
+
     it('a killed client keeps its slot for the lease only; Retry-After tells the waiter when it frees', async () => {
       await servers3();
       for (const [i, c] of ['c1', 'c2', 'c3', 'c4'].entries()) {

@@ -48,11 +48,13 @@ describe('dispatcher HTTP API (in process)', () => {
     assert.equal(wrong.status, 401);
   });
 
-  it('registers servers, answers JSON:API allocations with server_id and server_url, refuses the 5th with 429', async () => {
+  it('registers servers, answers JSON:API allocations with server_id (server_url only for a public URL), refuses the 5th with 429', async () => {
     for (const id of ['0', '1', '2']) {
+      // Server 2 published a public URL; the others only an internal peer URL, never handed to clients.
+      const publicUrl = id === '2' ? { public_url: 'https://broker-2.example.com/' } : {};
       const res = await internal(`/internal/brokerservers/${id}?version=2022-12-02%7Eexperimental`, {
         method: 'POST',
-        body: JSON.stringify({ data: { attributes: { health_check_link: `http://broker-server-${id}/healthcheck`, peer_url: `http://10.0.0.${id}:7341/` } } }),
+        body: JSON.stringify({ data: { attributes: { health_check_link: `http://broker-server-${id}/healthcheck`, peer_url: `http://10.0.0.${id}:7341/`, ...publicUrl } } }),
       });
       assert.equal(res.status, 200);
     }
@@ -67,12 +69,12 @@ describe('dispatcher HTTP API (in process)', () => {
       const res = await allocate(c);
       assert.equal(res.status, 201);
       assert.match(res.headers.get('content-type')!, /^application\/vnd\.api\+json/);
-      const body = (await res.json()) as { jsonapi: unknown; data: { id: string; type: string; attributes: { server_id: string; server_url: string } } };
+      const body = (await res.json()) as { jsonapi: unknown; data: { id: string; type: string; attributes: { server_id: string; server_url?: string } } };
       assert.deepEqual(body.jsonapi, { version: '1.0' });
       assert.equal(body.data.id, c);
       assert.equal(body.data.type, 'broker_connection');
       assert.equal(typeof body.data.attributes.server_id, 'string');
-      assert.equal(body.data.attributes.server_url, `http://10.0.0.${body.data.attributes.server_id}:7341`);
+      assert.equal(body.data.attributes.server_url, body.data.attributes.server_id === '2' ? 'https://broker-2.example.com' : undefined);
       ids.add(body.data.attributes.server_id);
     }
     assert.equal(ids.size, 3);
@@ -138,6 +140,36 @@ describe('dispatcher HTTP API (in process)', () => {
     const rel = await fetch(`${base()}/hidden/broker/${HASHED}/connections/c3?version=2022-12-01%7Eexperimental`, { method: 'DELETE' });
     assert.equal(rel.status, 204);
     assert.equal((await allocate('c6')).status, 201);
+  });
+
+  it('rolling update: x-broker-client-instance and broker_client_instance keep the old pod from freeing the new one’s slot', async () => {
+    const allocateAs = (clientId: string, instance: string, method = 'POST') =>
+      fetch(`${base()}/hidden/broker/${HASHED}/connections/${clientId}?version=2022-12-01%7Eexperimental`, {
+        method,
+        headers: { 'content-type': 'application/vnd.api+json', 'x-broker-client-instance': instance },
+        ...(method === 'POST' ? { body: JSON.stringify({ data: { attributes: { deployment_location: 'snyk-broker-client' } } }) } : {}),
+      });
+    // The token is full (4 clients); c6's old pod is connected, its replacement starts.
+    const sid = ((await (await allocateAs('c6', 'old')).json()) as { data: { attributes: { server_id: string } } }).data.attributes.server_id;
+    const report = (instance: string, role: string, method: 'POST' | 'DELETE') =>
+      internal(`/internal/brokerservers/${sid}/connections/${HASHED}?broker_client_id=c6&connection_role=${role}&broker_client_instance=${instance}${method === 'POST' ? '&request_type=client-connected' : ''}&version=2022-12-02%7Eexperimental`, { method });
+    for (const role of ['primary', 'secondary']) assert.equal((await report('old', role, 'POST')).status, 200);
+    assert.equal((await allocateAs('c6', 'new')).status, 200);
+    for (const role of ['primary', 'secondary']) assert.equal((await report('new', role, 'POST')).status, 200);
+    // The old pod leaves: its tunnels close, it releases.
+    for (const role of ['primary', 'secondary']) assert.equal((await report('old', role, 'DELETE')).status, 204);
+    assert.equal((await allocateAs('c6', 'old', 'DELETE')).status, 204);
+    assert.equal((await allocate('c7')).status, 429, 'the slot stays with the new pod');
+    const lookup = (await (await internal(`/internal/tokens/${HASHED}/connections`)).json()) as {
+      data: { attributes: { servers: Array<{ connections: Array<{ client_id: string; tunnels: number }> }>; allocations: Array<{ client_id: string; connected: boolean }> } };
+    };
+    assert.deepEqual(lookup.data.attributes.servers.flatMap((s) => s.connections).filter((c) => c.client_id === 'c6').map((c) => c.tunnels), [2]);
+    assert.equal(lookup.data.attributes.allocations.find((a) => a.client_id === 'c6')?.connected, true);
+    // The new pod's own release (scale-down) frees it; an unusable header is ignored, not an error.
+    for (const role of ['primary', 'secondary']) await report('new', role, 'DELETE');
+    assert.equal((await allocateAs('c6', 'new', 'DELETE')).status, 204);
+    assert.equal((await allocate('c7')).status, 201);
+    assert.equal((await allocateAs('c8', 'bad instance/"')).status, 429);
   });
 
   it('server-stopping: the server gets no new clients', async () => {

@@ -61,7 +61,7 @@ describe('redis store specifics', () => {
       await store.patchServer('0', { lastSeen: 9 }, [], { firstSeen: 9, stoppingSince: 9 });
       await store.patchServer('0', {}, ['stoppingSince']);
       assert.deepEqual(await store.getServers(), [
-        { id: '0', peerUrl: 'http://s0:1', healthCheckLink: undefined, firstSeen: 5, registeredAt: undefined, lastSeen: 9, lastReport: undefined, discoveredAt: undefined, stoppingSince: undefined, downSince: undefined },
+        { id: '0', peerUrl: 'http://s0:1', publicUrl: undefined, healthCheckLink: undefined, firstSeen: 5, registeredAt: undefined, lastSeen: 9, lastReport: undefined, discoveredAt: undefined, stoppingSince: undefined, downSince: undefined },
       ]);
       await store.deleteServer('0');
       assert.deepEqual(await store.getServers(), []);

@@ -49,7 +49,7 @@ test('path traversal is blocked raw, percent-encoded, double-encoded and behind 
   assert.ok(!r.allowed && /path traversal/.test(r.reason));
 });
 
-test('${VAR} substitution in origin and auth; missing variables are named at compile time', () => {
+test('${VAR} substitution in origin and auth; unset variables become empty and are reported', () => {
   const rules: AcceptRule[] = [
     { method: 'GET', path: '/bearer/*', origin: '${ORIGIN}', auth: { scheme: 'bearer', token: '${TOK}' } },
     { method: 'GET', path: '/basic/*', origin: '${ORIGIN}', auth: { scheme: 'basic', username: 'u', password: '${PASS}' } },
@@ -68,8 +68,23 @@ test('${VAR} substitution in origin and auth; missing variables are named at com
   assert.ok(ub.allowed && !ub.targetUrl!.includes('bob') && ub.authorization === `Basic ${Buffer.from('bob:p@ss').toString('base64')}`);
   const ns = set.match(GET('/noscheme/x'));
   assert.ok(ns.allowed && ns.targetUrl === 'https://ghe.internal/noscheme/x');
-  assert.deepEqual(new Set(set.secrets()), new Set(['http://127.0.0.1:9', 'secret-token', 'p@ss', 'ghe.internal']));
-  assert.throws(() => new RuleSet(rules, { ORIGIN: 'x' }), (e: unknown) => e instanceof FilterError && e.code === 'MISSING_VARIABLE' && /\$\{TOK\}/.test(e.message) && /\$\{PASS\}/.test(e.message));
+  // Basic credentials also in base64 (a logged Authorization header would reveal the password).
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  assert.deepEqual(new Set(set.secrets()), new Set(['http://127.0.0.1:9', 'secret-token', 'p@ss', 'ghe.internal', b64('u:p@ss'), b64('bob:p@ss')]));
+  // snyk-broker's semantics: an unset ${VAR} is '' (no refusal at start); the unset ones are counted per rule.
+  const partial = new RuleSet(rules, { ORIGIN: 'http://127.0.0.1:9' });
+  assert.deepEqual(partial.unsetVariables().sort((a, b) => a.name.localeCompare(b.name)), [
+    { name: 'HOST', rules: 1 },
+    { name: 'PASS', rules: 2 },
+    { name: 'TOK', rules: 2 },
+  ]);
+  const empty = partial.match(GET('/bearer/x'));
+  assert.ok(empty.allowed && empty.targetUrl === 'http://127.0.0.1:9/bearer/x' && empty.authorization === undefined);
+  const noHost = partial.match(GET('/noscheme/x'));
+  assert.ok(noHost.allowed && noHost.targetUrl === undefined);
+  assert.deepEqual(noHost.allowed && noHost.unsetOriginVariables, ['HOST']);
+  // An origin that is no URL even with its variables set is still refused at load.
+  assert.throws(() => new RuleSet([{ path: '/x', origin: 'http://a b/${HOST}' }], { HOST: 'h' }), (e: unknown) => e instanceof FilterError && e.code === 'ACCEPT_INVALID');
 });
 
 test('credential pools rotate per request', () => {
@@ -109,7 +124,10 @@ test('valid checks: body values are compared (not just present), regexes, query 
 test('accept files: shape errors name the file and the rule; unreadable files are typed', async () => {
   assert.throws(() => parseAcceptJson('{', 'a.json'), (e: unknown) => e instanceof FilterError && e.code === 'ACCEPT_INVALID' && e.message.startsWith('a.json is not valid JSON'));
   assert.throws(() => parseAcceptJson('{"private":{}}', 'a.json'), /"private" must be an array/);
-  assert.throws(() => parseAcceptJson('{"private":[{"path":"x"}]}', 'a.json'), /private\[0\]\.path/);
+  assert.throws(() => parseAcceptJson('{"private":[{"path":7}]}', 'a.json'), /private\[0\]\.path/);
+  // As snyk-broker: a path without its leading '/' gets one (Azure Repos' template), a missing one is '/'.
+  const lenient = parseAcceptJson('{"private":[{"path":"_apis/git/repositories"},{"method":"GET"}]}', 'a.json');
+  assert.deepEqual(lenient.private.map((r) => r.path), ['/_apis/git/repositories', '/']);
   assert.throws(() => parseAcceptJson('{"public":[{"path":"/x","method":"FETCH"}]}', 'a.json'), /public\[0\]\.method/);
   assert.throws(() => parseAcceptJson('{"public":[{"path":"/x","valid":[{"path":"a","regex":"("}]}]}', 'a.json'), /regex/);
   const dir = await mkdtemp(join(tmpdir(), 'accept-'));

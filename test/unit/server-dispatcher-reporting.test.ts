@@ -61,7 +61,10 @@ test('reports server-starting, client-connected, client-pinged, client-disconnec
   const connPath = `/internal/brokerservers/3/connections/${hashToken(T)}`;
   const connected = await waitFor('client-connected', () => d.calls.find((c) => c.url.startsWith(connPath) && c.url.includes('request_type=client-connected')));
   assert.equal(connected.method, 'POST');
-  assert.equal(connected.url, `${connPath}?broker_client_id=client-1&connection_role=primary&request_type=client-connected&${version}`);
+  // A client without an instance id (Snyk's) gets a per-tunnel one, the same in every report of the tunnel.
+  const instance = new URL(connected.url, 'http://x').searchParams.get('broker_client_instance') ?? '';
+  assert.match(instance, /^t[0-9a-f]{8}\.\d+$/);
+  assert.equal(connected.url, `${connPath}?broker_client_id=client-1&connection_role=primary&broker_client_instance=${instance}&request_type=client-connected&${version}`);
   assert.deepEqual(JSON.parse(connected.body), {
     data: { attributes: { health_check_link: 'http://broker-server-3/healthcheck', peer_url: 'http://broker-server-3.broker-server:7341', broker_client_version: '4.190.0' } },
   });
@@ -70,12 +73,22 @@ test('reports server-starting, client-connected, client-pinged, client-disconnec
   const pinged = await waitFor('client-pinged', () => d.calls.find((c) => c.url.includes('request_type=client-pinged')));
   const latency = Number(new URL(pinged.url, 'http://x').searchParams.get('latency'));
   assert.ok(latency >= 40 && latency < 5000, `latency ${latency}`);
-  assert.match(pinged.url, new RegExp(`^${connPath}\\?broker_client_id=client-1&connection_role=primary&latency=\\d+&request_type=client-pinged&${version}$`));
+  assert.match(pinged.url, new RegExp(`^${connPath}\\?broker_client_id=client-1&connection_role=primary&broker_client_instance=${instance.replace('.', '\\.')}&latency=\\d+&request_type=client-pinged&${version}$`));
 
   client.close();
   const gone = await waitFor('client-disconnected', () => d.calls.find((c) => c.method === 'DELETE' && c.url.startsWith(connPath)));
-  assert.equal(gone.url, `${connPath}?broker_client_id=client-1&connection_role=primary&${version}`);
+  assert.equal(gone.url, `${connPath}?broker_client_id=client-1&connection_role=primary&broker_client_instance=${instance}&${version}`);
   assert.equal(gone.body, '');
+
+  // Our client names its process (instanceId): that is the instance of every report of its tunnels.
+  const ours = new FakeTunnelClient(s.url, T, { clientId: 'client-2', instanceId: 'proc-b', version: '4.190.0' });
+  cleanups.push(() => ours.close());
+  await ours.opened;
+  const oursConnected = await waitFor('client-connected of client-2', () => d.calls.find((c) => c.url.includes('broker_client_id=client-2') && c.url.includes('request_type=client-connected')));
+  assert.equal(oursConnected.url, `${connPath}?broker_client_id=client-2&connection_role=primary&broker_client_instance=proc-b&request_type=client-connected&${version}`);
+  ours.close();
+  const oursGone = await waitFor('client-disconnected of client-2', () => d.calls.find((c) => c.method === 'DELETE' && c.url.includes('broker_client_id=client-2')));
+  assert.equal(oursGone.url, `${connPath}?broker_client_id=client-2&connection_role=primary&broker_client_instance=proc-b&${version}`);
 
   await s.stop();
   const stopping = d.calls.find((c) => c.method === 'DELETE' && c.url === `/internal/brokerservers/3?${version}`);

@@ -53,3 +53,14 @@ test('the pool passes over an unresponsive connection, and takes it when nothing
   // A caller with somewhere else to go (a forwarded request: its forwarder tries the next target) is told not-ready.
   assert.equal(pool.select('t', new Set([other]), 5000, false).kind, 'not-ready');
 });
+
+test('a probe outstanding while the server itself was stalled gets that time back', () => {
+  const c = connection({ n: 0 });
+  assert.equal(c.probe(600, 1000), true);
+  c.postponeProbe(2000);
+  assert.equal(c.unresponsive(3000), false, 'the server did not run for 2 s of it');
+  assert.equal(c.unresponsive(3601), true);
+  c.touch(3700);
+  c.postponeProbe(5000);
+  assert.equal(c.unresponsive(4000), false, 'answered: nothing to postpone');
+});

@@ -1,0 +1,80 @@
+import type { Env } from './env.js';
+
+/**
+ * Variables snyk-broker 5.22.14's client reads (its config keys and `process.env` reads) that
+ * ha-broker does not implement. Each one set gets one warning at start naming it and saying why,
+ * instead of being ignored silently. `ACCEPT_*` rule injection and the variables our client
+ * reads are not listed.
+ */
+export interface UnsupportedVariable {
+  /** A variable name, or a prefix ending in `_` that covers a family of names. */
+  name: string;
+  reason: string;
+}
+
+const UNIVERSAL = "Snyk's Universal Broker is not implemented: ha-broker runs the classic broker (one token, one accept file)";
+const CODE_AGENT = "used only by Snyk's Code Agent (a separate, deprecated image); ha-broker relays Snyk Code with ACCEPT_CODE";
+const CRA = "used only by Snyk's Container Registry Agent, a separate image; ha-broker does not replace it";
+const COMMIT_SIGNING = 'commit signing (snyk-broker signs commits Snyk creates through the GitHub API) is not implemented; commits are relayed unsigned';
+const WORKLOAD = 'custom workload modules of snyk-broker are not supported';
+
+export const UNSUPPORTED_SNYK_VARIABLES: readonly UnsupportedVariable[] = [
+  { name: 'UNIVERSAL_BROKER_ENABLED', reason: UNIVERSAL },
+  { name: 'UNIVERSAL_BROKER_GA', reason: UNIVERSAL },
+  { name: 'BROKER_CLIENT_CONFIG', reason: UNIVERSAL },
+  { name: 'BROKER_CLIENT_CONFIGURATION', reason: UNIVERSAL },
+  { name: 'BROKER_CLIENT_CONFIGURATION_', reason: UNIVERSAL },
+  { name: 'BROKER_DOWNSTREAM_TYPE_', reason: UNIVERSAL },
+  { name: 'CLIENT_ID', reason: UNIVERSAL },
+  { name: 'CLIENT_SECRET', reason: UNIVERSAL },
+  { name: 'DEPLOYMENT_ID', reason: UNIVERSAL },
+  { name: 'SKIP_REMOTE_CONFIG', reason: UNIVERSAL },
+  { name: 'REMOTE_CONFIG_POLLING_MODE', reason: UNIVERSAL },
+  { name: 'NO_UNIVERSAL_FILE', reason: UNIVERSAL },
+  { name: 'AUTH_EXPIRATION_OVERRIDE', reason: UNIVERSAL },
+  { name: 'SERVICE_ENV', reason: 'snyk-broker config files (config.<SERVICE_ENV>.json) are not read; ha-broker is configured by environment only' },
+  { name: 'GIT_CLIENT_URL', reason: `${CODE_AGENT}; accept rules that name \${GIT_CLIENT_URL} still get its value` },
+  { name: 'DISABLE_CODE_AGENT_PREFLIGHT_CHECK', reason: CODE_AGENT },
+  { name: 'CR_AGENT_URL', reason: CRA },
+  { name: 'CR_TYPE', reason: CRA },
+  { name: 'CR_BASE', reason: CRA },
+  { name: 'CR_USERNAME', reason: CRA },
+  { name: 'CR_PASSWORD', reason: CRA },
+  { name: 'CR_TOKEN', reason: CRA },
+  { name: 'CR_ROLE_ARN', reason: CRA },
+  { name: 'CR_EXTERNAL_ID', reason: CRA },
+  { name: 'CR_REGION', reason: CRA },
+  { name: 'CRA_COMPATIBLE_TYPES', reason: CRA },
+  { name: 'GPG_PRIVATE_KEY', reason: COMMIT_SIGNING },
+  { name: 'GPG_PASSPHRASE', reason: COMMIT_SIGNING },
+  { name: 'GIT_COMMITTER_NAME', reason: COMMIT_SIGNING },
+  { name: 'GIT_COMMITTER_EMAIL', reason: COMMIT_SIGNING },
+  { name: 'CLIENT_WORKLOAD_MODULE_PATH', reason: WORKLOAD },
+  { name: 'CLIENT_WORKLOAD_NAME', reason: WORKLOAD },
+  { name: 'REMOTE_WORKLOAD_MODULE_PATH', reason: WORKLOAD },
+  { name: 'REMOTE_WORKLOAD_NAME', reason: WORKLOAD },
+  { name: 'LOG_INFO_VERBOSE', reason: 'not implemented: origin answer headers are not added to log lines (LOG_LEVEL=debug logs each relayed request)' },
+  { name: 'MAX_RETRY', reason: 'not implemented: a refused origin connection is retried 3 times, 500 ms apart; other failures are not retried (a replay could repeat a write)' },
+  { name: 'BROKER_WEBSERVER_REQUEST_TIMEOUT', reason: 'not implemented: the local web server allows 600000 ms per request (snyk-broker\'s default)' },
+  { name: 'IPV6_CONNECTIVITY_CHECK_ENABLED', reason: 'not needed: there is no IPv6 probe; connections try IPv6 and IPv4 addresses in turn (Node\'s happy eyeballs)' },
+  { name: 'BROKER_CLIENT_URL_TLS_TERMINATED', reason: 'not needed: the preflight check does not probe an https BROKER_CLIENT_URL, so there is nothing to skip' },
+  { name: 'OTEL_ENDPOINT', reason: 'OpenTelemetry export is not implemented; metrics are served on /metrics (Prometheus)' },
+  { name: 'OTEL_EXPORT_INTERVAL_MS', reason: 'OpenTelemetry export is not implemented; metrics are served on /metrics (Prometheus)' },
+];
+
+function matches(entry: UnsupportedVariable, name: string): boolean {
+  return entry.name.endsWith('_') ? name.startsWith(entry.name) : name === entry.name;
+}
+
+/** The unsupported Snyk variables set (non-empty) in `env`, each once, sorted by name. */
+export function unsupportedSnykVariables(env: Env): Array<{ variable: string; reason: string }> {
+  const out: Array<{ variable: string; reason: string }> = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined || value.trim() === '') continue;
+    // snyk-broker also reads each variable with a SNYK_ prefix.
+    const bare = name.startsWith('SNYK_') ? name.slice(5) : name;
+    const entry = UNSUPPORTED_SNYK_VARIABLES.find((e) => matches(e, bare));
+    if (entry) out.push({ variable: name, reason: entry.reason });
+  }
+  return out.sort((a, b) => a.variable.localeCompare(b.variable));
+}
