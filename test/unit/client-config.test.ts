@@ -1,21 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadClientConfig } from '../../src/config/client.js';
-import { ConfigError } from '../../src/config/errors.js';
+import { configProblems } from '../support/config-problems.js';
 import { writeAcceptFile } from '../support/client-harness.js';
 
 const TOKEN = 'b9460892-5397-48f1-8697-488769ae3797';
 const rules = { private: [{ method: 'GET', path: '/*', origin: 'https://${GH_USER}:${GH_PASS}@${GH_HOST}', auth: undefined }], public: [{ method: 'POST', path: '/webhook/*' }] };
 
-async function problems(env: Record<string, string>): Promise<string[]> {
-  try {
-    await loadClientConfig(env);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `not a ConfigError: ${err}`);
-    return err.problems;
-  }
-  assert.fail('no ConfigError');
-}
+const problems = (env: Record<string, string>) => configProblems(loadClientConfig, env);
 
 test('a valid environment gives the documented defaults', async () => {
   const accept = await writeAcceptFile(rules);

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadClientConfig } from '../../src/config/client.js';
-import { ConfigError } from '../../src/config/errors.js';
+import { configProblems } from '../support/config-problems.js';
 import { expandPooled, validationCredentials } from '../../src/config/validation-credentials.js';
 import { unsupportedSnykVariables, UNSUPPORTED_SNYK_VARIABLES } from '../../src/config/unsupported-snyk-vars.js';
 import { toInsecure } from '../../src/client/insecure-downstream.js';
@@ -17,15 +17,7 @@ async function base(): Promise<Record<string, string>> {
   return { BROKER_TOKEN: TOKEN, BROKER_SERVER_URL: 'https://broker.example.com', ACCEPT: await writeAcceptFile({ private: [], public: [] }) };
 }
 
-async function problems(env: Record<string, string>): Promise<string[]> {
-  try {
-    await loadClientConfig(env);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `not a ConfigError: ${err}`);
-    return err.problems;
-  }
-  assert.fail('no ConfigError');
-}
+const problems = (env: Record<string, string>) => configProblems(loadClientConfig, env);
 
 test('defaults: all four off', async () => {
   const c = await loadClientConfig(await base());

@@ -1,18 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadDispatcherConfig } from '../../src/config/dispatcher.js';
-import { ConfigError } from '../../src/config/errors.js';
+import { configProblems } from '../support/config-problems.js';
 import { DISPATCHER_ENV_HELP } from '../../src/config/dispatcher-help.js';
 
-async function problems(env: Record<string, string>): Promise<string[]> {
-  try {
-    await loadDispatcherConfig(env);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError);
-    return err.problems;
-  }
-  assert.fail('expected a ConfigError');
-}
+const problems = (env: Record<string, string>) => configProblems(loadDispatcherConfig, env);
 
 describe('dispatcher config', () => {
   it('has the documented defaults', async () => {

@@ -5,36 +5,17 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { request as httpRequest } from 'node:http';
 import { encodeResponseHead, encodeTunnelAnswer } from '../../src/protocol/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { FakeTunnelClient, postResponseData, type ScriptedRequest } from '../support/fake-tunnel-client.js';
 import { startInProcessServer, type InProcessServer } from '../support/in-process-server.js';
 import { waitFor } from '../support/wait.js';
+import { platform } from '../support/platform-request.js';
 
 const T = 'c9460892-5397-48f1-8697-488769ae3797';
 /** Short probes so a hang is found within ~300 ms here. */
 const PROBES = { BROKER_SERVER_PROBE_DELAY_MS: '100', BROKER_SERVER_PROBE_TIMEOUT_MS: '150' };
 const OURS = { capabilities: ['post-streams', 'ha-broker/1'] };
-
-interface PlatformAnswer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-function platform(url: string, options: { method?: string; body?: string } = {}): Promise<PlatformAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: options.method ?? 'GET', headers: options.body ? { 'content-type': 'application/json' } : {} }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
 
 const servers: InProcessServer[] = [];
 const clients: FakeTunnelClient[] = [];
@@ -132,7 +113,7 @@ for (const answerBy of ['post', 'tunnel'] as const) {
 test('a POST on a tunnel that misses its probe is never sent twice: it waits for its client', async () => {
   const { s, fakes } = await setup({}, 2, OURS);
   for (const f of fakes) f.answerPings = false;
-  const waiting = platform(`${s.url}/broker/${T}/issues`, { method: 'POST', body: '{"id":"once"}' });
+  const waiting = platform(`${s.url}/broker/${T}/issues`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"id":"once"}' });
   const hung = await receiverOf(fakes);
   const other = fakes.find((f) => f !== hung)!;
   // Long enough for several probes to go unanswered.

@@ -5,28 +5,10 @@ import { encodeResponseHead, encodeTunnelAnswer, TUNNEL_ANSWERS_CAPABILITY } fro
 import { FakeTunnelClient, postResponseData } from '../support/fake-tunnel-client.js';
 import { startInProcessServer, type InProcessServer } from '../support/in-process-server.js';
 import { waitFor } from '../support/wait.js';
+import { platform, type PlatformAnswer } from '../support/platform-request.js';
 import { FAILURES } from '../../src/protocol/failures.js';
 
 const T = 'b9460892-5397-48f1-8697-488769ae3797';
-
-interface PlatformAnswer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-function platform(url: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<PlatformAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: options.method ?? 'GET', headers: options.headers }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
 
 const servers: InProcessServer[] = [];
 const clients: FakeTunnelClient[] = [];
