@@ -124,7 +124,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
    */
   function drainTunnelsViaStoppingPeers(servers: ReadonlyMap<string, PeerServer>): void {
     for (const server of servers.values()) {
-      if (server.status === 'live' || server.serverId === config.serverId) continue;
+      if (server.status !== 'stopping' || server.serverId === config.serverId) continue;
       const count = tunnels.drainVia(server.serverId, 'peer-draining');
       if (count > 0) logger.info({ peer: server.serverId, status: server.status, tunnels: count }, 'peer server is stopping: draining the tunnels that pass through it');
     }
