@@ -50,7 +50,7 @@ interface RoutingDocument {
  * keeps a routing cache from the dispatcher (`GET /internal/connections`, one poll for all
  * tokens) and picks, per request, this server or a peer in proportion to their tunnels.
  */
-export function createPeerRouting(config: PeerRoutingConfig, deps: { egress: Egress; logger: Logger }) {
+export function createPeerRouting(config: PeerRoutingConfig, deps: { egress: Egress; logger: Logger; onServers?: (servers: ReadonlyMap<string, PeerServer>) => void }) {
   const { egress, logger } = deps;
   let routes = new Map<string, PeerRoute[]>();
   let servers = new Map<string, PeerServer>();
@@ -82,6 +82,7 @@ export function createPeerRouting(config: PeerRoutingConfig, deps: { egress: Egr
       next.set(s.id, { serverId: s.id, peerUrl: s.attributes.peer_url.replace(/\/+$/, ''), status: s.attributes.status });
     }
     servers = next;
+    deps.onServers?.(next);
   }
 
   /** Both lookups; each keeps its last known state when it fails. Concurrent callers share one refresh. */

@@ -112,12 +112,24 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
   const passingTunnels = new Set<Duplex>();
   const routing: PeerRouting | undefined =
     config.peerRouting && config.dispatcherUrl
-      ? createPeerRouting({ dispatcherUrl: config.dispatcherUrl, internalSecret: config.internalSecret, selfServerId: config.serverId, refreshMs: config.routingRefreshMs }, { egress, logger })
+      ? createPeerRouting({ dispatcherUrl: config.dispatcherUrl, internalSecret: config.internalSecret, selfServerId: config.serverId, refreshMs: config.routingRefreshMs }, { egress, logger, onServers: drainTunnelsViaStoppingPeers })
       : undefined;
   /** Probes of peers holding a forwarded request too long: a hung one is hedged (see peer-forward.ts). */
   const liveness = routing ? createPeerLiveness({ timeoutMs: config.probeTimeoutMs }, { egress }) : undefined;
   let draining = false;
   let started = false;
+
+  /**
+   * A peer that is stopping will soon cut the tunnels it pipes to us: drain them now, so their
+   * requests in flight finish and their clients reconnect (through the balancer) before the cut.
+   */
+  function drainTunnelsViaStoppingPeers(servers: ReadonlyMap<string, PeerServer>): void {
+    for (const server of servers.values()) {
+      if (server.status !== 'stopping' || server.serverId === config.serverId) continue;
+      const count = tunnels.drainVia(server.serverId, 'peer-draining');
+      if (count > 0) logger.info({ peer: server.serverId, status: server.status, tunnels: count }, 'peer server is stopping: draining the tunnels that pass through it');
+    }
+  }
   let boundPort = 0;
   let stopping: Promise<void> | undefined;
 
@@ -307,6 +319,8 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       tunnels.handleUpgrade(req, socket, head);
     };
     if (!target) return serveHere();
+    // A draining server pipes no new tunnel: it would have to cut it soon; the client retries elsewhere.
+    if (draining && !target.session) return refuse(FAILURES.SERVER_DRAINING);
     passingTunnels.add(socket);
     await forwardUpgrade(req, socket, head, target.peer.peerUrl, peerHopHeaders(config.serverId, config.internalSecret), {
       connectTimeoutMs: 3000,
@@ -480,7 +494,10 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     }
     await waitAtMost(stoppingReport, Math.max(1000, deadline - Date.now()));
     await tunnels.close(Math.min(1000, Math.max(100, deadline - Date.now())));
-    // Tunnels of peers that passed through here: their clients reconnect through the Service.
+    // Tunnels of peers that pass through here: their servers saw us stopping (routing refresh)
+    // and send their clients away once idle; wait for that, then cut whatever is left.
+    while (passingTunnels.size > 0 && Date.now() < deadline) await delay(Math.min(100, deadline - Date.now()));
+    if (passingTunnels.size > 0) logger.warn({ passing: passingTunnels.size }, 'drain grace period over; cutting tunnels of peers that pass through here');
     for (const socket of passingTunnels) socket.destroy();
     // Stop accepting first and let requests already on a connection finish (while draining they
     // are answered at once), so no caller sees a reset; whatever still lingers is then cut.

@@ -8,6 +8,7 @@ import { describeError } from '../http/errors.js';
 import { waitAtMost } from '../http/backoff.js';
 import { refuseBody } from '../http/server-helpers.js';
 import { FAILURES } from '../protocol/failures.js';
+import { FORWARDED_HEADER } from '../http/forward.js';
 import { createWriteBatcher, socketUnderWebSocket, type Corkable } from '../http/write-batch.js';
 import { Connection, type ConnectionHooks, type TunnelTransport } from './connection.js';
 import type { ConnectionPool } from './pool.js';
@@ -122,6 +123,8 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
   /** Per-process prefix of the per-tunnel instance labels (a restarted server must not reuse them). */
   const tunnelTag = `t${randomBytes(4).toString('hex')}`;
   let drainReason: string | undefined;
+  /** Tunnels a peer server forwarded here (x-broker-forwarded-by): tunnel → that peer's id. */
+  const viaPeer = new Map<Connection, string>();
   /** Silent this long → the tunnel is dropped (Primus' server timeout is 35 s with 25 s pings). */
   const silenceLimitMs = config.pingIntervalMs + 10_000;
   /** A tunnel with relays in flight and silent this long is probed; unanswered this long, it is passed over. */
@@ -305,6 +308,11 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     socket.on('flush', () => batchWrites(netSocketOf(socket)));
     const conn = new Connection(engineTransport(socket), token, headerOf(req, 'x-snyk-broker-client-id'), headerOf(req, 'x-snyk-broker-client-role'), hooks, config.maxFrameBytes);
     live.add(conn);
+    const forwardedBy = headerOf(req, FORWARDED_HEADER);
+    if (forwardedBy !== undefined) {
+      viaPeer.set(conn, forwardedBy);
+      void conn.whenClosed.then(() => viaPeer.delete(conn));
+    }
     socket.on('packet', () => conn.touch());
     socket.on('message', (data: unknown) => (typeof data === 'string' ? conn.receive(data) : conn.receiveBinary(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer))));
     socket.on('close', (reason: string, description?: unknown) => {
@@ -388,6 +396,22 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
         conn.drain();
         conn.sendAwayWhenIdle(reason);
       }
+    },
+    /**
+     * Drains the tunnels that pass through peer `peerId` (it is stopping): no new relays on them,
+     * and each is sent away once idle, so its client reconnects through the balancer to a live
+     * server before the peer cuts the piped socket. Returns how many were newly drained.
+     */
+    drainVia(peerId: string, reason: string): number {
+      let count = 0;
+      for (const [conn, by] of viaPeer) {
+        // Not yet handshaken tunnels are left for the next refresh (identification sets them ready).
+        if (by !== peerId || conn.state !== 'ready') continue;
+        conn.drain();
+        conn.sendAwayWhenIdle(reason);
+        count++;
+      }
+      return count;
     },
     /**
      * Closes every tunnel. Clients already sent away first get `graceMs` to take their

@@ -57,6 +57,22 @@ export async function startCountingOrigin(delayMs = 0): Promise<CountingOrigin> 
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
     };
+    if (delayMs > 0 && (req.url ?? '').includes('/stream/')) {
+      // A path with `/stream/`: headers at once, then the body in 10 pieces over delayMs (an
+      // answer that is mid-stream when something fails cannot be retried by anyone).
+      served.set(prefix, (served.get(prefix) ?? 0) + 1);
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      let piece = 0;
+      const timer = setInterval(() => {
+        res.write(`piece ${piece}\n`);
+        if (++piece === 10) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, delayMs / 10);
+      res.on('close', () => clearInterval(timer));
+      return;
+    }
     if (delayMs > 0) setTimeout(answer, delayMs);
     else answer();
   });
