@@ -22,6 +22,7 @@ import { parse as parseYaml } from 'yaml';
 import { chartDir, packageDir } from './deps.js';
 import { containerOf, ofKind, podSpecOf, render, type K8sObject } from './helm.js';
 import { resolveClientEnv } from '../../src/config/client-env.js';
+import { ensureSnykBrokerConfig } from '../support/snyk-broker.js';
 
 const execFileAsync = promisify(execFile);
 const TOKEN = '9d3a7c2e-5b1f-4e8a-a6d4-0c2b9f7e1a35';
@@ -288,6 +289,8 @@ function templateEnvFile(scmType: string): string {
  * .env (what Snyk's image does after `broker init <type>`): snyk-broker's loadBrokerConfig, run in a child.
  */
 async function afterDotenv(env: Record<string, string>, envFile: string): Promise<Record<string, string>> {
+  // snyk-broker's loader refuses to run without the config.default.json its npm tarball lacks.
+  await ensureSnykBrokerConfig();
   const dir = await mkdtemp(join(tmpdir(), 'ha-broker-dotenv-'));
   try {
     await copyFile(envFile, join(dir, '.env'));
