@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { encodeResponseHead, encodeTunnelAnswer } from '../../src/protocol/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { FakeTunnelClient, postResponseData, type ScriptedRequest } from '../support/fake-tunnel-client.js';
-import { startInProcessServer, type InProcessServer } from '../support/in-process-server.js';
+import { connectFakeClients, startInProcessServer, type InProcessServer } from '../support/in-process-server.js';
 import { waitFor } from '../support/wait.js';
 import { platform } from '../support/platform-request.js';
 
@@ -40,14 +40,7 @@ async function setup(env: Record<string, string>, clientCount: number, options: 
   const log = capture();
   const s = await startInProcessServer({ ...PROBES, ...env }, undefined, createLogger({ level: 'debug', destination: log.stream }));
   servers.push(s);
-  const fakes: FakeTunnelClient[] = [];
-  for (let i = 0; i < clientCount; i++) {
-    const c = new FakeTunnelClient(s.url, T, { clientId: `fake-${i}`, ...options });
-    clients.push(c);
-    fakes.push(c);
-    await c.opened;
-  }
-  await waitFor('connections ready', () => s.server.pool.members(T).filter((c) => c.state === 'ready').length === clientCount);
+  const fakes = await connectFakeClients(s, T, clientCount, options, clients);
   return { s, fakes, log };
 }
 

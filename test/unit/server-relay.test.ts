@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { encodeResponseHead, encodeTunnelAnswer, TUNNEL_ANSWERS_CAPABILITY } from '../../src/protocol/index.js';
 import { FakeTunnelClient, postResponseData } from '../support/fake-tunnel-client.js';
-import { startInProcessServer, type InProcessServer } from '../support/in-process-server.js';
+import { connectFakeClients, startInProcessServer, type InProcessServer } from '../support/in-process-server.js';
 import { waitFor } from '../support/wait.js';
 import { platform, type PlatformAnswer } from '../support/platform-request.js';
 import { FAILURES } from '../../src/protocol/failures.js';
@@ -20,14 +20,7 @@ after(async () => {
 async function setup(env: Record<string, string> = {}, clientCount = 1, options: ConstructorParameters<typeof FakeTunnelClient>[2] = {}) {
   const s = await startInProcessServer(env);
   servers.push(s);
-  const fakes: FakeTunnelClient[] = [];
-  for (let i = 0; i < clientCount; i++) {
-    const c = new FakeTunnelClient(s.url, T, { clientId: `fake-${i}`, ...options });
-    clients.push(c);
-    fakes.push(c);
-    await c.opened;
-  }
-  await waitFor('connections ready', () => s.server.pool.members(T).filter((c) => c.state === 'ready').length === clientCount);
+  const fakes = await connectFakeClients(s, T, clientCount, options, clients);
   return { s, fakes };
 }
 
