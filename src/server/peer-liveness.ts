@@ -1,4 +1,5 @@
 import type { Egress } from '../http/egress.js';
+import { TimedMarks } from './timed-marks.js';
 
 export interface PeerLivenessOptions {
   /** A probe (GET <peer>/livez) unanswered this long counts as failed. */
@@ -14,8 +15,8 @@ export interface PeerLivenessOptions {
  */
 export function createPeerLiveness(options: PeerLivenessOptions, deps: { egress: Egress }) {
   const inFlight = new Map<string, Promise<boolean>>();
-  const suspectUntil = new Map<string, number>();
   const suspectForMs = options.suspectForMs ?? 5000;
+  const suspects = new TimedMarks(suspectForMs);
 
   async function probeOnce(peerUrl: string): Promise<boolean> {
     try {
@@ -34,8 +35,8 @@ export function createPeerLiveness(options: PeerLivenessOptions, deps: { egress:
       if (!p) {
         p = probeOnce(peer.peerUrl).then((alive) => {
           inFlight.delete(peer.serverId);
-          if (alive) suspectUntil.delete(peer.serverId);
-          else suspectUntil.set(peer.serverId, Date.now() + suspectForMs);
+          if (alive) suspects.clear(peer.serverId);
+          else suspects.mark(peer.serverId);
           return alive;
         });
         inFlight.set(peer.serverId, p);
@@ -44,11 +45,7 @@ export function createPeerLiveness(options: PeerLivenessOptions, deps: { egress:
     },
     /** Failed its last probe recently: other targets go first. */
     isSuspect(serverId: string, now = Date.now()): boolean {
-      const until = suspectUntil.get(serverId);
-      if (until === undefined) return false;
-      if (now < until) return true;
-      suspectUntil.delete(serverId);
-      return false;
+      return suspects.has(serverId, now);
     },
   };
 }

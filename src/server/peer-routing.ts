@@ -3,6 +3,7 @@ import { describeError } from '../http/errors.js';
 import { waitAtMost } from '../http/backoff.js';
 import type { Logger } from '../observability/logger.js';
 import { hashToken } from '../protocol/index.js';
+import { TimedMarks } from './timed-marks.js';
 
 /** A peer server holding tunnels of a token, as the dispatcher's routing lookup reports it. */
 export interface PeerRoute {
@@ -54,7 +55,7 @@ export function createPeerRouting(config: PeerRoutingConfig, deps: { egress: Egr
   const { egress, logger } = deps;
   let routes = new Map<string, PeerRoute[]>();
   let servers = new Map<string, PeerServer>();
-  const unreachableUntil = new Map<string, number>();
+  const unreachable = new TimedMarks(UNREACHABLE_FOR_MS);
   let inFlight: Promise<void> | undefined;
   let lastMissRefresh = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -173,14 +174,10 @@ export function createPeerRouting(config: PeerRoutingConfig, deps: { egress: Egr
     },
     /** A peer that could not be reached is skipped for a while (tunnels and answers are served here meanwhile). */
     markUnreachable(serverId: string): void {
-      unreachableUntil.set(serverId, Date.now() + UNREACHABLE_FOR_MS);
+      unreachable.mark(serverId);
     },
     isUnreachable(serverId: string, now = Date.now()): boolean {
-      const until = unreachableUntil.get(serverId);
-      if (until === undefined) return false;
-      if (now < until) return true;
-      unreachableUntil.delete(serverId);
-      return false;
+      return unreachable.has(serverId, now);
     },
     peersFor(token: string): PeerRoute[] {
       return routes.get(hashToken(token)) ?? [];

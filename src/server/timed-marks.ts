@@ -1,0 +1,24 @@
+/**
+ * Server ids marked for a while (a peer that could not be reached, a peer that failed its
+ * liveness probe): a mark lapses on its own, and is dropped when it is read after that.
+ */
+export class TimedMarks {
+  readonly #until = new Map<string, number>();
+  constructor(private readonly forMs: number) {}
+
+  mark(id: string, now = Date.now()): void {
+    this.#until.set(id, now + this.forMs);
+  }
+
+  clear(id: string): void {
+    this.#until.delete(id);
+  }
+
+  has(id: string, now = Date.now()): boolean {
+    const until = this.#until.get(id);
+    if (until === undefined) return false;
+    if (now < until) return true;
+    this.#until.delete(id);
+    return false;
+  }
+}
