@@ -83,7 +83,7 @@ export function parseAllocation(body: unknown, fallbackServerUrl: string, option
     if (options.trustServerUrl || sameHost(u, fallbackServerUrl)) serverUrl = attrs.server_url.replace(/\/+$/, '');
     else options.onUntrusted?.(u.origin);
   }
-  const serverId = (id ?? undefined) as string | number | undefined;
+  const serverId = (id ?? undefined);
   return serverUrl === fallbackServerUrl ? { serverUrl, serverId } : { serverUrl, serverId, fallbackUrl: fallbackServerUrl };
 }
 

@@ -121,7 +121,7 @@ export function createLocalHandler(deps: LocalServerDeps) {
       // The real server computes Content-Length of a form-encoded body with TextEncoder, which
       // counts a binary body's comma-joined digits (the origin then waits for bytes that never
       // come); form bodies are text (ASCII by spec), so they travel as a UTF-8 string.
-      const contentType = String(headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      const contentType = String(headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
       const wireBody = contentType === 'application/x-www-form-urlencoded' ? body.toString('utf8') : body;
       const payload = { url, method, headers: relayHeaders, ...(body.length > 0 ? { body: wireBody } : {}), streamingID: '', requestId };
       let ackArgs: unknown[];
@@ -175,7 +175,7 @@ export function createLocalHandler(deps: LocalServerDeps) {
     try {
       const r = await deps.egress.request(target, { method: method as 'POST', headers: out, body: body.length > 0 ? body : undefined, signal: AbortSignal.timeout(config.webhookTimeoutMs) });
       const back: Record<string, string | string[]> = {};
-      for (const [k, v] of Object.entries(r.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) back[k] = v as string | string[];
+      for (const [k, v] of Object.entries(r.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) back[k] = v;
       res.writeHead(r.statusCode, back);
       await pipeline(r.body, res);
       metrics.requests.inc({ direction: 'webhook', status: `${Math.floor(r.statusCode / 100)}xx` });
@@ -189,7 +189,7 @@ export function createLocalHandler(deps: LocalServerDeps) {
 
   const handler: RequestListener = (req, res) => {
     const url = req.url ?? '/';
-    const path = url.split('?')[0]!;
+    const path = url.split('?')[0];
     const method = req.method ?? 'GET';
     const route = async () => {
       if (method === 'GET') {

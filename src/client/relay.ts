@@ -92,7 +92,7 @@ export function originError(err: unknown, url?: string): EgressError {
 /** `/ctx/<uuid>` at the start of the url is routing context, not part of the origin path. */
 export function stripContext(url: string): { url: string; contextId?: string } {
   const m = /^\/ctx\/([^/?#]+)(?=[/?#]|$)/.exec(url);
-  if (!m || !isUuid(m[1]!)) return { url };
+  if (!m || !isUuid(m[1])) return { url };
   const rest = url.slice(m[0].length);
   return { url: rest.startsWith('/') ? rest : `/${rest}`, contextId: m[1] };
 }
@@ -220,7 +220,7 @@ export function createRelay(opts: RelayOptions) {
         return await opts.egress.requestAnswer({
           origin: url.origin,
           path: `${url.pathname}${url.search}`,
-          method: method as 'GET',
+          method: method,
           headers,
           body: body === undefined || body.length === 0 ? undefined : body,
           bufferUpTo: SMALL_ANSWER_BYTES,
@@ -269,7 +269,7 @@ export function createRelay(opts: RelayOptions) {
       return brokerError(e.status, e.code, e.message);
     }
     let resHeaders: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) resHeaders[k] = v as string | string[];
+    for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) resHeaders[k] = v;
     let body: Buffer | Readable = res.body;
     if (opts.logBodies) {
       const fields = { requestId, method: req.method, url: req.url, status: res.statusCode };
@@ -434,7 +434,7 @@ export function createRelay(opts: RelayOptions) {
       reply({ status: 400, headers: {}, body: JSON.stringify({ ok: false, msg: (err as Error).message }) });
       return;
     }
-    const requestId = typeof req.headers['snyk-request-id'] === 'string' ? (req.headers['snyk-request-id'] as string) : randomUUID();
+    const requestId = typeof req.headers['snyk-request-id'] === 'string' ? (req.headers['snyk-request-id']) : randomUUID();
     const command = req.url.replace(/^\/+/, '').split('?')[0];
     if (command === 'filters/reload' && opts.reloadFilters) {
       try {

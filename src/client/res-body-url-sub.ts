@@ -57,7 +57,7 @@ export class UrlSubstitution {
       const i = buf.indexOf(needle, from);
       if (i < 0) break;
       let s = i;
-      while (s > pos && i - s < MAX_SCHEME_BYTES && isWordByte(buf[s - 1]!)) s--;
+      while (s > pos && i - s < MAX_SCHEME_BYTES && isWordByte(buf[s - 1])) s--;
       if (s === i) {
         from = i + 1; // no scheme before it: not a match
         continue;
@@ -81,7 +81,7 @@ export class UrlSubstitution {
     }
     // ...and the scheme in front of it, which is still part of a match to come.
     const limit = Math.max(pos, hold - MAX_SCHEME_BYTES);
-    while (hold > limit && isWordByte(buf[hold - 1]!)) hold--;
+    while (hold > limit && isWordByte(buf[hold - 1])) hold--;
     if (hold > pos) out.push(buf.subarray(pos, hold));
     return { out, rest: hold < buf.length ? Buffer.from(buf.subarray(hold)) : EMPTY };
   }
@@ -89,7 +89,7 @@ export class UrlSubstitution {
   /** A whole body at once. */
   rewrite(body: Buffer): Buffer {
     const { out } = this.step(body, true);
-    return out.length === 1 ? out[0]! : Buffer.concat(out);
+    return out.length === 1 ? out[0] : Buffer.concat(out);
   }
 }
 

@@ -9,10 +9,10 @@ export function parseDotenv(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   const lines = text.replace(/\r\n?/g, '\n').split('\n');
   for (let i = 0; i < lines.length; i++) {
-    const m = /^\s*(?:export\s+)?([\w.-]+)\s*(?:=|:\s)\s*(.*)$/.exec(lines[i]!);
+    const m = /^\s*(?:export\s+)?([\w.-]+)\s*(?:=|:\s)\s*(.*)$/.exec(lines[i]);
     if (!m) continue;
-    const key = m[1]!;
-    let rest = m[2]!;
+    const key = m[1];
+    let rest = m[2];
     const quote = rest[0];
     if (quote === '"' || quote === "'" || quote === '`') {
       // A quoted value may span lines.
@@ -45,7 +45,7 @@ const REF = /\\?\$([A-Za-z_][A-Za-z0-9_]*)/g;
 
 /** Names of the `$VAR`s a value refers to (an escaped `\$` is no reference). */
 export function dollarRefs(value: string): string[] {
-  return [...value.matchAll(REF)].filter((m) => !m[0].startsWith('\\')).map((m) => m[1]!);
+  return [...value.matchAll(REF)].filter((m) => !m[0].startsWith('\\')).map((m) => m[1]);
 }
 
 /**

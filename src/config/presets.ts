@@ -43,7 +43,7 @@ export function isPlaceholder(value: string): boolean {
 /** Where the templates are: dist/client-templates beside the compiled code (or the repository's dist/ from a test build). */
 export function templatesDir(): string {
   const candidates = [fileURLToPath(new URL('../client-templates/', import.meta.url)), fileURLToPath(new URL('../../../dist/client-templates/', import.meta.url))];
-  return candidates.find((d) => existsSync(join(d, 'github-com'))) ?? candidates[0]!;
+  return candidates.find((d) => existsSync(join(d, 'github-com'))) ?? candidates[0];
 }
 
 export interface Preset {

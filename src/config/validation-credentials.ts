@@ -20,7 +20,7 @@ function pool(value: string | undefined): string[] | undefined {
  */
 export function expandPooled(value: string, env: Env): string[] | undefined {
   const ref = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g;
-  const pooled = [...value.matchAll(ref)].map((m) => m[1] ?? m[2]!).find((n) => pool(env[`${n}_POOL`]));
+  const pooled = [...value.matchAll(ref)].map((m) => m[1] ?? m[2]).find((n) => pool(env[`${n}_POOL`]));
   if (pooled === undefined) return undefined;
   return pool(env[`${pooled}_POOL`])!.map((v) => value.replace(ref, (all, a?: string, b?: string) => {
     const name = (a ?? b)!;

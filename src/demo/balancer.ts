@@ -25,7 +25,7 @@ export async function startBalancer(backends: number[], port = 0, host = '127.0.
         client.destroy();
         return;
       }
-      const target = list[next++ % list.length]!;
+      const target = list[next++ % list.length];
       const upstream = connect(target, host);
       let connected = false;
       upstream.once('connect', () => {

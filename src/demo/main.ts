@@ -64,7 +64,7 @@ export async function runDemo(): Promise<void> {
     p.state = 'running';
     p.serverId = undefined;
     let partial = '';
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       p.log.write(d);
       const lines = (partial + d.toString()).split('\n');
       partial = lines.pop() ?? '';
@@ -78,7 +78,7 @@ export async function runDemo(): Promise<void> {
         }
       }
     });
-    child.stderr!.on('data', (d: Buffer) => p.log.write(d));
+    child.stderr.on('data', (d: Buffer) => p.log.write(d));
     child.on('exit', () => {
       if (p.state === 'running') p.state = 'exited';
     });
@@ -161,7 +161,7 @@ export async function runDemo(): Promise<void> {
   const tty = process.stdout.isTTY;
   let tick = 0;
   const render = async () => {
-    await Promise.all(clients.map((c, i) => probe(c, clientPorts[i]!)));
+    await Promise.all(clients.map((c, i) => probe(c, clientPorts[i])));
     const lines = [
       `ha-broker demo — token ${TOKEN.slice(0, 4)}-...-${TOKEN.slice(-4)}, logs in ${dir}`,
       `dispatcher :${dispatcherPort}   servers ${serverPorts.map((p, i) => `${i}:${p}`).join(' ')} behind balancer :${balancer.port}   origin :${origin.port}`,
@@ -225,7 +225,7 @@ export async function runDemo(): Promise<void> {
       }
       const n = Number(k);
       if (n >= 1 && n <= CLIENTS) {
-        const c = clients[n - 1]!;
+        const c = clients[n - 1];
         if (c.state === 'running') {
           c.state = 'killed';
           c.child?.kill('SIGKILL');

@@ -412,7 +412,7 @@ export class Allocator {
         const c = s.connections[key];
         if (!c) return [undefined, changed];
         if (role !== undefined && c.roles[role]) delete c.roles[role];
-        else if ((c.roles[''] ?? 0) > 0) c.roles['']! -= 1;
+        else if ((c.roles[''] ?? 0) > 0) c.roles[''] -= 1;
         else {
           const any = Object.keys(c.roles)[0];
           if (any !== undefined) delete c.roles[any];

@@ -94,7 +94,7 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown> |
   const text = buf.toString('utf8').trim();
   if (text === '') return undefined;
   try {
-    const v = parseJson(text) as unknown;
+    const v = parseJson(text);
     return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
   } catch {
     throw new ApiError(FAILURES.INVALID_BODY, 'Invalid body', 'request body is not JSON');
@@ -123,7 +123,7 @@ function optionalHttpUrl(value: unknown, name: string): string | undefined {
 
 /** The path for a log line, hashed tokens shortened to their label. */
 function shortPath(url: string | undefined): string {
-  return (url ?? '').split('?')[0]!.replace(/[0-9a-f]{64}/gi, (h) => `${h.slice(0, 8)}…`);
+  return (url ?? '').split('?')[0].replace(/[0-9a-f]{64}/gi, (h) => `${h.slice(0, 8)}…`);
 }
 
 function tokenResource(t: TokenConnections) {
@@ -236,7 +236,7 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
         });
         return;
       }
-      const serverId = segment(parts[2]!, FAILURES.INVALID_SERVER_ID, 'server id', SERVER_ID);
+      const serverId = segment(parts[2], FAILURES.INVALID_SERVER_ID, 'server id', SERVER_ID);
       if (parts.length === 3) {
         if (req.method === 'POST') {
           const attrs = attributesOf(await readJson(req));
@@ -262,7 +262,7 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
         throw methodNotAllowed(['POST', 'DELETE']);
       }
       if (parts.length === 5 && parts[3] === 'connections') {
-        const hashedToken = segment(parts[4]!, FAILURES.INVALID_HASHED_TOKEN, 'hashed token', HASHED_TOKEN).toLowerCase();
+        const hashedToken = segment(parts[4], FAILURES.INVALID_HASHED_TOKEN, 'hashed token', HASHED_TOKEN).toLowerCase();
         const clientIdRaw = query.get('broker_client_id');
         if (!clientIdRaw) throw new ApiError(FAILURES.MISSING_CLIENT_ID, 'Missing broker_client_id', 'query parameter broker_client_id is required');
         if (!CLIENT_ID.test(clientIdRaw)) throw new ApiError(FAILURES.INVALID_CLIENT_ID, 'Invalid broker_client_id', `broker_client_id must match ${CLIENT_ID.source}`);
@@ -303,7 +303,7 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
     // /internal/tokens/{hashedToken}/connections
     if (parts[1] === 'tokens' && parts.length === 4 && parts[3] === 'connections') {
       if (req.method !== 'GET') throw methodNotAllowed(['GET']);
-      const hashedToken = segment(parts[2]!, FAILURES.INVALID_HASHED_TOKEN, 'hashed token', HASHED_TOKEN).toLowerCase();
+      const hashedToken = segment(parts[2], FAILURES.INVALID_HASHED_TOKEN, 'hashed token', HASHED_TOKEN).toLowerCase();
       send(res, 200, { jsonapi: { version: '1.0' }, data: tokenResource(await allocator.tokenConnections(hashedToken)) });
       return;
     }
@@ -345,7 +345,7 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
     if (parts[0] === 'internal') return internal(req, res, parts, url.searchParams);
     const rest = parts.slice(prefixParts.length);
     if (prefixParts.every((p, i) => parts[i] === p) && rest.length === 3 && rest[1] === 'connections') {
-      return allocation(req, res, rest[0]!, rest[2]!);
+      return allocation(req, res, rest[0], rest[2]);
     }
     req.resume();
     throw new ApiError(FAILURES.NOT_FOUND, 'Not found', `no route for ${req.method} ${url.pathname}`);

@@ -94,7 +94,7 @@ export function createRedisStore(options: RedisStoreOptions): DispatcherStore {
         ids.forEach((id, i) => {
           const [err, fields] = res[i] ?? [];
           if (err) throw err;
-          if (fields && Object.keys(fields as object).length > 0) out.push(toServerRecord(id, fields as Record<string, string>));
+          if (fields && Object.keys(fields).length > 0) out.push(toServerRecord(id, fields as Record<string, string>));
         });
         return out;
       }),

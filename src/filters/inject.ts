@@ -50,8 +50,8 @@ function injectIac(rules: AcceptRule[], value: string, notes: InjectNote[]): voi
     }
     for (const ext of extensions) {
       const set = copy(base);
-      set[0]!.path = set[0]!.path.replace('txt', ext);
-      set[1]!.path = set[1]!.path.replace('txt', ext);
+      set[0].path = set[0].path.replace('txt', ext);
+      set[1].path = set[1].path.replace('txt', ext);
       rules.push(...set);
     }
   } else {

@@ -7,7 +7,7 @@ export function compilePathPattern(pattern: string): RegExp {
   let source = '';
   let i = 0;
   while (i < pattern.length) {
-    const ch = pattern[i]!;
+    const ch = pattern[i];
     if (ch === ':') {
       const m = /^:([A-Za-z0-9_]+)(\([^)]*\))?(\?)?/.exec(pattern.slice(i));
       if (m) {
@@ -37,7 +37,7 @@ export function compilePathPattern(pattern: string): RegExp {
 
 /** Splits a wire url into path and query, dropping any fragment. */
 export function splitUrl(url: string): { path: string; query: string } {
-  const noFragment = url.split('#', 1)[0]!;
+  const noFragment = url.split('#', 1)[0];
   const q = noFragment.indexOf('?');
   return q === -1 ? { path: noFragment, query: '' } : { path: noFragment.slice(0, q), query: noFragment.slice(q + 1) };
 }
@@ -60,7 +60,7 @@ function decodeLeniently(text: string): string {
  * with trailing dots or spaces (Windows/IIS), or a Unicode lookalike that NFKC folds to dots.
  */
 function isDotSegment(part: string): boolean {
-  const bare = part.normalize('NFKC').split(';', 1)[0]!;
+  const bare = part.normalize('NFKC').split(';', 1)[0];
   return /^[. ]+$/.test(bare) && bare.includes('.');
 }
 

@@ -141,7 +141,7 @@ export class RuleSet {
         })
       : undefined;
     // A fragment is never sent to an origin; keeping it would only carry text past the path checks.
-    return { allowed: true, rule, targetUrl: base + url.split('#', 1)[0]!, authorization: auth ?? fromOrigin, variables: vars };
+    return { allowed: true, rule, targetUrl: base + url.split('#', 1)[0], authorization: auth ?? fromOrigin, variables: vars };
   }
 }
 

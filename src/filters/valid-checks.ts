@@ -20,7 +20,7 @@ export function valuesAt(doc: unknown, path: string): unknown[] {
 export function globToRegExp(glob: string): RegExp {
   let src = '';
   for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
+    const c = glob[i];
     if (c === '*' && glob[i + 1] === '*') {
       src += '.*';
       i++;

@@ -4,7 +4,7 @@ const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 /** Names of the ${VAR}s a template uses. */
 export function variablesIn(template: string): string[] {
-  return [...template.matchAll(VAR)].map((m) => m[1]!);
+  return [...template.matchAll(VAR)].map((m) => m[1]);
 }
 
 type Pools = Map<string, { values: string[]; next: number }>;
@@ -93,7 +93,7 @@ export class VariableResolver {
     }
     const pinned = this.#pinned?.get(name);
     if (pinned !== undefined) return pinned;
-    const v = pool.values[pool.next % pool.values.length]!;
+    const v = pool.values[pool.next % pool.values.length];
     if (rotate) {
       pool.next = (pool.next + 1) % pool.values.length;
       this.#pinned?.set(name, v);

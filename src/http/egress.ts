@@ -115,7 +115,7 @@ function requestBuffered(dispatcher: Dispatcher, r: BufferedRequest): Promise<Bu
         return true;
       },
       onComplete() {
-        resolve({ statusCode, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
+        resolve({ statusCode, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) });
       },
       onError(err: Error) {
         reject(err);
@@ -123,7 +123,7 @@ function requestBuffered(dispatcher: Dispatcher, r: BufferedRequest): Promise<Bu
     };
     dispatcher.dispatch(
       { origin: r.origin, path: r.path, method: r.method, headers: r.headers, body: r.body, headersTimeout: r.timeoutMs, bodyTimeout: r.timeoutMs },
-      handler as unknown as Dispatcher.DispatchHandler,
+      handler,
     );
   });
 }
@@ -141,8 +141,8 @@ async function loadCa(files: string[]): Promise<string[] | undefined> {
 function parseRawHeaders(raw: Buffer[]): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1').toLowerCase();
-    const value = raw[i + 1]!.toString('latin1');
+    const name = raw[i].toString('latin1').toLowerCase();
+    const value = raw[i + 1].toString('latin1');
     const prev = Object.hasOwn(out, name) ? out[name] : undefined;
     if (prev === undefined) {
       // A header named __proto__ must stay a header, not set the object's prototype.
@@ -229,7 +229,7 @@ function requestAnswer(dispatcher: Dispatcher, r: AnswerRequest): Promise<Answer
       onComplete() {
         ended = true;
         clearTimeout(holdTimer);
-        if (chunks) resolve({ statusCode, headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
+        if (chunks) resolve({ statusCode, headers, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) });
         else stream?.push(null);
       },
       onError(err: Error) {
@@ -240,7 +240,7 @@ function requestAnswer(dispatcher: Dispatcher, r: AnswerRequest): Promise<Answer
         else reject(err);
       },
     };
-    dispatcher.dispatch({ origin: r.origin, path: r.path, method: r.method, headers: r.headers, body: r.body }, handler as unknown as Dispatcher.DispatchHandler);
+    dispatcher.dispatch({ origin: r.origin, path: r.path, method: r.method, headers: r.headers, body: r.body }, handler);
   });
 }
 
@@ -261,10 +261,10 @@ export async function createEgress(options: EgressOptions = {}): Promise<Egress>
     headersTimeout: options.headersTimeoutMs ?? 0,
     bodyTimeout: options.bodyTimeoutMs ?? 0,
     keepAliveTimeout: options.keepAliveTimeoutMs ?? 60_000,
-  } as ConstructorParameters<typeof EnvHttpProxyAgent>[0]);
+  });
   return {
     dispatcher,
-    request: (url, opts = {}) => request(url, { ...opts, dispatcher } as Parameters<typeof request>[1]),
+    request: (url, opts = {}) => request(url, { ...opts, dispatcher }),
     requestBuffered: (r) => requestBuffered(dispatcher, r),
     requestAnswer: (r) => requestAnswer(dispatcher, r),
     close: () => dispatcher.close(),

@@ -103,7 +103,7 @@ export function forwardUpgrade(
       const lines = [`${req.method} ${req.url} HTTP/1.1`];
       const raw = req.rawHeaders;
       for (let i = 0; i < raw.length; i += 2) {
-        const name = raw[i]!.toLowerCase();
+        const name = raw[i].toLowerCase();
         if (name === 'host') lines.push(`Host: ${target.host}`);
         else if (name !== INTERNAL_SECRET_HEADER && name !== FORWARDED_HEADER) lines.push(`${raw[i]}: ${raw[i + 1]}`);
       }

@@ -8,5 +8,5 @@ import { createServer as createHttpsServer } from 'node:https';
 export function createListener(tls: { cert: Buffer; key: Buffer } | undefined, handler: (req: IncomingMessage, res: ServerResponse) => void): Server {
   if (!tls) return createHttpServer(handler);
   // https.Server is an http.Server for everything used here (request, upgrade, clientError, timeouts).
-  return createHttpsServer({ cert: tls.cert, key: tls.key }, handler) as unknown as Server;
+  return createHttpsServer({ cert: tls.cert, key: tls.key }, handler);
 }

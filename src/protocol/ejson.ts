@@ -11,7 +11,7 @@ const RESERVED = new Set(['$binary', '$date', '$escape', '$type', '$value']);
 
 function isSpecialShape(o: Record<string, unknown>): boolean {
   const keys = Object.keys(o);
-  return keys.length === 1 && RESERVED.has(keys[0]!) || (keys.length === 2 && '$type' in o && '$value' in o);
+  return keys.length === 1 && RESERVED.has(keys[0]) || (keys.length === 2 && '$type' in o && '$value' in o);
 }
 
 /**
@@ -61,7 +61,7 @@ function fromWire(value: unknown, depth: number): unknown {
   const o = value as Record<string, unknown>;
   const keys = Object.keys(o);
   if (keys.length === 1) {
-    const key = keys[0]!;
+    const key = keys[0];
     if (key === '$binary') {
       if (typeof o.$binary !== 'string') throw new ProtocolError('BAD_EJSON', '$binary must be a base64 string');
       return Buffer.from(o.$binary, 'base64');
@@ -100,7 +100,7 @@ export function ejsonStringify(value: unknown): string {
   const parts = text.split(MARK_JSON);
   // A string of the value's own equal to the mark: the plain way, then.
   if (parts.length !== spliced.length + 1) return JSON.stringify(toWire(value));
-  let out = parts[0]!;
+  let out = parts[0];
   for (let i = 0; i < spliced.length; i++) out += `"${spliced[i]}"${parts[i + 1]}`;
   return out;
 }

@@ -97,7 +97,7 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
   async function send(call: Call): Promise<void> {
     const body = call.body === undefined ? undefined : JSON.stringify(call.body);
     for (let attempt = 0; attempt <= retryDelays.length; attempt++) {
-      if (attempt > 0) await delay(retryDelays[attempt - 1]!);
+      if (attempt > 0) await delay(retryDelays[attempt - 1]);
       if (call.event === 'server-starting' && stoppingSent) return;
       try {
         const headers: Record<string, string> = {
@@ -135,7 +135,7 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
 
   function pump(lane: number): void {
     if (running[lane] || closed) return;
-    const next = lanes[lane]!.shift();
+    const next = lanes[lane].shift();
     if (!next) return;
     queued--;
     running[lane] = send(next).finally(() => {
@@ -160,7 +160,7 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
       }
     }
     const lane = laneOf(key);
-    lanes[lane]!.push(call);
+    lanes[lane].push(call);
     queued++;
     pump(lane);
   }
@@ -240,7 +240,7 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
       // A registration still queued would undo the stop.
       for (const lane of lanes) {
         for (let i = lane.length - 1; i >= 0; i--) {
-          if (lane[i]!.event === 'server-starting') {
+          if (lane[i].event === 'server-starting') {
             lane.splice(i, 1);
             queued--;
           }
@@ -258,7 +258,7 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
       // gone and peers route to them; pings are moot now, so they are dropped.
       for (const lane of lanes) {
         for (let i = lane.length - 1; i >= 0; i--) {
-          if (lane[i]!.event === 'client-pinged') {
+          if (lane[i].event === 'client-pinged') {
             lane.splice(i, 1);
             queued--;
           }

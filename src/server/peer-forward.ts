@@ -103,7 +103,7 @@ export async function forwardToPeer(
     answer.body.destroy();
     return ANSWERED;
   }
-  const out = answerHeaders(answer.headers as Record<string, unknown>);
+  const out = answerHeaders(answer.headers);
   out['x-broker-served-by'] = peer.serverId;
   res.writeHead(answer.statusCode, out);
   await new Promise<void>((resolve) => {

@@ -199,7 +199,7 @@ export function createPeerRouting(config: PeerRoutingConfig, deps: { egress: Egr
       }
       for (const k of [...state.keys()]) if (!targets.some((t) => t.key === k)) state.delete(k);
       const total = targets.reduce((n, t) => n + t.weight, 0);
-      let best = targets[0]!;
+      let best = targets[0];
       for (const t of targets) {
         const cur = (state.get(t.key) ?? 0) + t.weight;
         state.set(t.key, cur);

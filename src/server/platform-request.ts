@@ -29,7 +29,7 @@ const CTX = /\/ctx\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 export function stripConnectionRole(query: string): string {
   if (!query) return '';
   const kept = query.split('&').filter((part) => {
-    const name = part.split('=', 1)[0]!;
+    const name = part.split('=', 1)[0];
     let decoded = name;
     try {
       decoded = decodeURIComponent(name.replace(/\+/g, ' '));
@@ -53,7 +53,7 @@ export function parseBrokerPath(rawUrl: string): BrokerPath | undefined {
   if (!m) return undefined;
   let token: string;
   try {
-    token = decodeURIComponent(m[1]!).toLowerCase();
+    token = decodeURIComponent(m[1]).toLowerCase();
   } catch {
     return undefined;
   }

@@ -129,7 +129,7 @@ export class ConnectionPool<C extends PoolMember> {
     // Round robin from the cursor over the connections tied (within the slack) for least busy.
     for (let k = 0; k < n; k++) {
       const index = (pool.cursor + k) % n;
-      const c = pool.members[index]!;
+      const c = pool.members[index];
       if (exclude.has(c) || c.inFlight > least + this.#slack || !selectable(c)) continue;
       pool.cursor = (index + 1) % n;
       return { kind: 'ok', connection: c };

@@ -473,7 +473,7 @@ export class RelayAttempt implements TunnelWaiter {
     const body = answer.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(answer.body) ? answer.body : Buffer.from(answer.body, 'utf8');
     const headers = { ...(answer.headers ?? {}) } as Record<string, unknown>;
     delete headers['content-length'];
-    if (!this.relay.writeHead({ status: answer.status, headers: { ...headers, 'content-length': String(body.length) } as Record<string, string> }, this.connection)) {
+    if (!this.relay.writeHead({ status: answer.status, headers: { ...headers, 'content-length': String(body.length) } }, this.connection)) {
       return this.settle({ kind: 'answered' });
     }
     this.deps.metrics.bytes.inc({ direction: 'response' }, body.length);

@@ -59,7 +59,7 @@ function serviceCapable(version: string | undefined, ours: boolean): boolean {
 }
 
 function pathOf(url: string | undefined): string {
-  return (url ?? '/').split('?', 1)[0]!;
+  return (url ?? '/').split('?', 1)[0];
 }
 
 function hasBody(req: IncomingMessage): boolean {
@@ -353,8 +353,8 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     let token: string;
     let streamingID: string;
     try {
-      token = decodeURIComponent(m[1]!).toLowerCase();
-      streamingID = decodeURIComponent(m[2]!);
+      token = decodeURIComponent(m[1]).toLowerCase();
+      streamingID = decodeURIComponent(m[2]);
     } catch {
       req.resume();
       return sendFailure(res, FAILURES.BAD_REQUEST, { message: 'undecodable path' });
@@ -427,7 +427,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     if (status) {
       let token = '';
       try {
-        token = decodeURIComponent(status[1]!).toLowerCase();
+        token = decodeURIComponent(status[1]).toLowerCase();
       } catch {
         // falls through to 404
       }

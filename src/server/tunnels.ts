@@ -47,11 +47,11 @@ export interface TunnelsDeps {
 
 /** `/primus/<token>/` (the trailing slash is engine.io-client's) → lowercase token. */
 export function tunnelTokenOf(rawUrl: string | undefined): string | undefined {
-  const path = (rawUrl ?? '').split('?', 1)[0]!;
+  const path = (rawUrl ?? '').split('?', 1)[0];
   const m = /^\/primus\/([^/]+)\/?$/.exec(path);
   if (!m) return undefined;
   try {
-    const token = decodeURIComponent(m[1]!).toLowerCase();
+    const token = decodeURIComponent(m[1]).toLowerCase();
     return token.length > 0 && token.length <= 256 ? token : undefined;
   } catch {
     return undefined;
@@ -259,7 +259,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     },
     onBadFrame(conn, err) {
       metrics.badFrames.inc();
-      logger.warn({ connection: conn.id, error: (err as Error).message }, 'undecodable tunnel message ignored');
+      logger.warn({ connection: conn.id, error: (err).message }, 'undecodable tunnel message ignored');
     },
     onAnswer(conn, frame) {
       let answer;

@@ -7,7 +7,7 @@ function parse(version: string): [number, number, number] | undefined {
 }
 
 function lessThan(a: [number, number, number], b: [number, number, number]): boolean {
-  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i]! < b[i]!;
+  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i] < b[i];
   return false;
 }
 

@@ -63,7 +63,7 @@ export function createWebhookForwarder(deps: WebhookForwarderDeps) {
     const ua = request.headers['user-agent'];
     headers['x-broker-token'] = token;
     headers['x-snyk-broker'] = maskToken(token);
-    if (requestId) headers['x-request-id'] = (request.headers['x-request-id'] as string | undefined) ?? requestId;
+    if (requestId) headers['x-request-id'] = (request.headers['x-request-id']) ?? requestId;
     headers['x-broker-origin-ua'] = typeof ua === 'string' ? ua : 'not-provided';
     headers['user-agent'] = `Snyk Broker Client ${VERSION}`;
     if (result.authorization) headers.authorization = result.authorization;
