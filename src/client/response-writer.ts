@@ -54,7 +54,7 @@ export function responseDataUrl(target: Pick<ResponseTarget, 'serverUrl' | 'serv
   const params = new URLSearchParams();
   if (target.serverId) params.set('server_id', String(target.serverId));
   params.set('connection_role', target.role);
-  return `${target.serverUrl.replace(/\/+$/, '')}/response-data/${encodeURIComponent(token)}/${encodeURIComponent(target.streamingID)}?${params}`;
+  return `${target.serverUrl.replace(/\/+$/, '')}/response-data/${encodeURIComponent(token)}/${encodeURIComponent(target.streamingID)}?${params.toString()}`;
 }
 
 /** Origin and path of a target's response-data URL, split once per server and role (not per answer). */
