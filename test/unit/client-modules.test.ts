@@ -15,7 +15,7 @@ import { parseAllocation, parseRetryAfter, allocationUrl } from '../../src/clien
 import { applyVarSubstitution, errorTypeForStatus, originHeaders, stripContext } from '../../src/client/relay.js';
 import { placementQuery, tunnelUrl } from '../../src/client/tunnel.js';
 import { bypassesProxy } from '../../src/client/proxy-agent.js';
-import { maskCredential } from '../../src/client/local-server.js';
+import { maskCredential } from '../../src/client/systemcheck.js';
 import { freePort } from '../support/ports.js';
 
 interface Upload {
