@@ -96,6 +96,95 @@ function sameHost(u: URL, configured: string): boolean {
   }
 }
 
+/** What every call to the dispatcher carries, settled once per allocator. */
+interface DispatcherCall {
+  o: AllocatorOptions;
+  url: string;
+  /** The instance header, when there is an instance id. */
+  instance: Record<string, string>;
+}
+
+/** One allocation request: the placement, or an AllocationError (with Retry-After when the dispatcher sent one). */
+async function askDispatcher({ o, url, instance }: DispatcherCall, timeoutMs: number, onUntrusted: (origin: string) => void): Promise<Placement> {
+  let res;
+  try {
+    res = await o.egress.request(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/vnd.api+json',
+        'snyk-request-id': randomUUID(),
+        'x-broker-origin-ua': 'not-provided',
+        'user-agent': `Snyk Broker Client ${o.wireVersion}`,
+        ...instance,
+      },
+      body: JSON.stringify({ data: { attributes: { deployment_location: o.clientLocation, broker_token_first_char: o.token.charAt(0) } } }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    throw new AllocationError('ALLOCATION_FAILED', `dispatcher unreachable: ${describeError(err)}`);
+  }
+  const text = await res.body.text();
+  if (res.statusCode === 429 || res.statusCode >= 300) {
+    throw new AllocationError('ALLOCATION_FAILED', `dispatcher answered ${res.statusCode}: ${text.slice(0, 200)}`, parseRetryAfter(res.headers['retry-after']));
+  }
+  let body: unknown;
+  try {
+    body = parseJson(text);
+  } catch {
+    throw new AllocationError('ALLOCATION_INVALID', 'dispatcher answer is not JSON');
+  }
+  return parseAllocation(body, o.serverUrl, { trustServerUrl: o.trustServerUrl, onUntrusted });
+}
+
+/** Asks until the dispatcher places us (or `signal` stops it), waiting between asks. */
+async function allocateWithRetry(o: AllocatorOptions, ask: () => Promise<Placement>, signal: AbortSignal): Promise<Placement> {
+  const log = o.logger;
+  // Only failures without Retry-After grow the backoff: a client told "come back in 2 s"
+  // (429 while a slot is taken, 503 while no server is live) must not drift to 30 s,
+  // or it misses the slot that frees while it sleeps.
+  let errorAttempt = 0;
+  for (let asks = 1; ; asks++) {
+    if (signal.aborted) throw new AllocationError('ALLOCATION_FAILED', 'stopped');
+    try {
+      const placement = await ask();
+      o.onOutcome?.('allocated');
+      log.info({ serverId: placement.serverId }, 'received server id');
+      return placement;
+    } catch (err) {
+      const e = err as AllocationError;
+      o.onOutcome?.(e.retryAfterMs !== undefined ? 'throttled' : 'failed');
+      const wait = e.retryAfterMs !== undefined ? retryAfterDelay(e.retryAfterMs, o.backoff?.capMs, o.random) : backoffDelay(errorAttempt++, { ...o.backoff, ...(o.random ? { random: o.random } : {}) });
+      log.warn({ attempt: asks, delayMs: wait, retryAfterMs: e.retryAfterMs, err: e.message }, 'dispatcher allocation failed; retrying');
+      await delay(wait, signal);
+    }
+  }
+}
+
+/** DELETE on the allocation URL; failures only logged (the dispatcher also expires it). */
+async function releaseAllocation({ o, url, instance }: DispatcherCall): Promise<void> {
+  try {
+    const res = await o.egress.request(url, {
+      method: 'DELETE',
+      headers: { 'snyk-request-id': randomUUID(), 'user-agent': `Snyk Broker Client ${o.wireVersion}`, ...instance },
+      signal: AbortSignal.timeout(5000),
+    });
+    await res.body.dump();
+    o.logger.info({ status: res.statusCode }, 'released the dispatcher allocation');
+  } catch (err) {
+    o.logger.warn({ err: describeError(err) }, 'could not release the dispatcher allocation');
+  }
+}
+
+/** The warning for a server URL on another host, logged the first time only. */
+function untrustedServerWarning(log: Logger): (origin: string) => void {
+  let warned = false;
+  return (origin) => {
+    if (warned) return;
+    warned = true;
+    log.warn({ serverUrl: origin }, 'the dispatcher named a server URL on another host than BROKER_SERVER_URL; not used (set BROKER_CLIENT_TRUST_SERVER_URL=true to use it): connecting to BROKER_SERVER_URL with server_id');
+  };
+}
+
 /**
  * HA mode: asks the dispatcher which broker server to use (protocol §6.2). Retries forever with
  * async jittered backoff (never blocking the event loop), honours Retry-After, and releases
@@ -103,81 +192,22 @@ function sameHost(u: URL, configured: string): boolean {
  */
 export function createAllocator(o: AllocatorOptions) {
   const log = o.logger;
-  const url = allocationUrl(o);
+  const call: DispatcherCall = { o, url: allocationUrl(o), instance: o.instanceId ? { [CLIENT_INSTANCE_HEADER]: o.instanceId } : {} };
+  const timeoutMs = o.timeoutMs ?? 10_000;
+  const onUntrusted = untrustedServerWarning(log);
+  const ask = () => askDispatcher(call, timeoutMs, onUntrusted);
   let current: Placement | undefined;
   let pending: Promise<Placement> | undefined;
-  const timeoutMs = o.timeoutMs ?? 10_000;
-  const instance: Record<string, string> = o.instanceId ? { [CLIENT_INSTANCE_HEADER]: o.instanceId } : {};
-
-  async function once(): Promise<Placement> {
-    let res;
-    try {
-      res = await o.egress.request(url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/vnd.api+json',
-          'snyk-request-id': randomUUID(),
-          'x-broker-origin-ua': 'not-provided',
-          'user-agent': `Snyk Broker Client ${o.wireVersion}`,
-          ...instance,
-        },
-        body: JSON.stringify({ data: { attributes: { deployment_location: o.clientLocation, broker_token_first_char: o.token.charAt(0) } } }),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (err) {
-      throw new AllocationError('ALLOCATION_FAILED', `dispatcher unreachable: ${describeError(err)}`);
-    }
-    const text = await res.body.text();
-    if (res.statusCode === 429 || res.statusCode >= 300) {
-      throw new AllocationError('ALLOCATION_FAILED', `dispatcher answered ${res.statusCode}: ${text.slice(0, 200)}`, parseRetryAfter(res.headers['retry-after']));
-    }
-    let body: unknown;
-    try {
-      body = parseJson(text);
-    } catch {
-      throw new AllocationError('ALLOCATION_INVALID', 'dispatcher answer is not JSON');
-    }
-    return parseAllocation(body, o.serverUrl, { trustServerUrl: o.trustServerUrl, onUntrusted });
-  }
-
-  let warnedUntrusted = false;
-  function onUntrusted(origin: string): void {
-    if (warnedUntrusted) return;
-    warnedUntrusted = true;
-    log.warn({ serverUrl: origin }, 'the dispatcher named a server URL on another host than BROKER_SERVER_URL; not used (set BROKER_CLIENT_TRUST_SERVER_URL=true to use it): connecting to BROKER_SERVER_URL with server_id');
-  }
-
-  async function allocate(signal: AbortSignal): Promise<Placement> {
-    // Only failures without Retry-After grow the backoff: a client told "come back in 2 s"
-    // (429 while a slot is taken, 503 while no server is live) must not drift to 30 s,
-    // or it misses the slot that frees while it sleeps.
-    let errorAttempt = 0;
-    for (let asks = 1; ; asks++) {
-      if (signal.aborted) throw new AllocationError('ALLOCATION_FAILED', 'stopped');
-      try {
-        const placement = await once();
-        o.onOutcome?.('allocated');
-        log.info({ serverId: placement.serverId }, 'received server id');
-        return placement;
-      } catch (err) {
-        const e = err as AllocationError;
-        o.onOutcome?.(e.retryAfterMs !== undefined ? 'throttled' : 'failed');
-        const wait = e.retryAfterMs !== undefined ? retryAfterDelay(e.retryAfterMs, o.backoff?.capMs, o.random) : backoffDelay(errorAttempt++, { ...o.backoff, ...(o.random ? { random: o.random } : {}) });
-        log.warn({ attempt: asks, delayMs: wait, retryAfterMs: e.retryAfterMs, err: e.message }, 'dispatcher allocation failed; retrying');
-        await delay(wait, signal);
-      }
-    }
-  }
 
   return {
-    url,
+    url: call.url,
     get current(): Placement | undefined {
       return current;
     },
     /** The current placement, asking the dispatcher first if there is none. Concurrent callers share one ask. */
     placement(signal: AbortSignal): Promise<Placement> {
       if (current) return Promise.resolve(current);
-      pending ??= allocate(signal).then(
+      pending ??= allocateWithRetry(o, ask, signal).then(
         (p) => {
           current = p;
           pending = undefined;
@@ -197,19 +227,8 @@ export function createAllocator(o: AllocatorOptions) {
       current = undefined;
       return true;
     },
-    /** DELETE on the allocation URL; failures only logged (the dispatcher also expires it). */
-    async release(): Promise<void> {
-      try {
-        const res = await o.egress.request(url, {
-          method: 'DELETE',
-          headers: { 'snyk-request-id': randomUUID(), 'user-agent': `Snyk Broker Client ${o.wireVersion}`, ...instance },
-          signal: AbortSignal.timeout(5000),
-        });
-        await res.body.dump();
-        log.info({ status: res.statusCode }, 'released the dispatcher allocation');
-      } catch (err) {
-        log.warn({ err: describeError(err) }, 'could not release the dispatcher allocation');
-      }
+    release(): Promise<void> {
+      return releaseAllocation(call);
     },
   };
 }

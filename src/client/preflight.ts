@@ -43,32 +43,38 @@ function clientUrlCheck(config: ClientConfig): PreflightCheck | undefined {
   return { ...base, status: 'passing', output: `BROKER_CLIENT_URL ${config.clientUrl} is a valid ${u.protocol.slice(0, -1)} URL` };
 }
 
+function tokenCheck(config: ClientConfig): PreflightCheck {
+  const valid = isUuid(config.token);
+  return {
+    id: 'broker-token-validation',
+    name: 'Broker Token Validation',
+    status: valid ? 'passing' : 'error',
+    output: valid ? 'BROKER_TOKEN is a UUID' : 'BROKER_TOKEN is not a UUID; Snyk broker tokens are UUIDs',
+  };
+}
+
+function acceptFileCheck(config: ClientConfig): PreflightCheck {
+  return {
+    id: 'accept-file-validation',
+    name: 'Accept File Validation',
+    status: 'passing',
+    output: `${config.acceptPath}: ${config.accept.private.length} private and ${config.accept.public.length} public rules`,
+  };
+}
+
 /**
  * Start-up checks (protocol §7.1): run in parallel, never throw; the results are logged and
  * sent in identify. `broker preflight` runs them alone.
  */
 export async function runPreflightChecks(config: ClientConfig, egress: Egress, { retryDelayMs = 500 } = {}): Promise<PreflightCheck[]> {
-  const checks: Array<Promise<PreflightCheck> | PreflightCheck | undefined> = [
-    httpCheck(egress, 'broker-server-status', 'Broker Server Healthcheck', `${config.serverUrl}/healthcheck`, { retryDelayMs }),
-    config.haMode
-      ? httpCheck(egress, 'rest-api-status', 'Dispatcher/API Reachability', `${config.dispatcherBaseUrl}/rest/openapi`, { retryDelayMs, reachableIsWarning: true })
-      : undefined,
-    clientUrlCheck(config),
-    {
-      id: 'broker-token-validation',
-      name: 'Broker Token Validation',
-      status: isUuid(config.token) ? 'passing' : 'error',
-      output: isUuid(config.token) ? 'BROKER_TOKEN is a UUID' : 'BROKER_TOKEN is not a UUID; Snyk broker tokens are UUIDs',
-    },
-    {
-      id: 'accept-file-validation',
-      name: 'Accept File Validation',
-      status: 'passing',
-      output: `${config.acceptPath}: ${config.accept.private.length} private and ${config.accept.public.length} public rules`,
-    },
-  ];
-  const results = await Promise.all(checks);
-  return results.filter((r): r is PreflightCheck => r !== undefined);
+  // Only the reachability checks wait on the network: they run in parallel, the local ones
+  // are plain values; the results keep this order (network first).
+  const reachability = [httpCheck(egress, 'broker-server-status', 'Broker Server Healthcheck', `${config.serverUrl}/healthcheck`, { retryDelayMs })];
+  if (config.haMode) {
+    reachability.push(httpCheck(egress, 'rest-api-status', 'Dispatcher/API Reachability', `${config.dispatcherBaseUrl}/rest/openapi`, { retryDelayMs, reachableIsWarning: true }));
+  }
+  const local = [clientUrlCheck(config), tokenCheck(config), acceptFileCheck(config)].filter((r): r is PreflightCheck => r !== undefined);
+  return [...(await Promise.all(reachability)), ...local];
 }
 
 /** A readable summary through the logger: one line overall, one per non-passing check. */

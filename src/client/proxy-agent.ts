@@ -49,7 +49,7 @@ export class ConnectProxyAgent extends Agent {
       if (!this.secure) return callback(null, socket);
       const tls = tlsConnect({ ...this.tlsOptions, socket, servername: options.servername ?? options.host });
       tls.once('secureConnect', () => callback(null, tls));
-      tls.once('error', (err) => callback(err));
+      tls.once('error', (err: Error) => callback(err));
     });
     req.once('error', (err) => callback(err));
     req.end();

@@ -1,9 +1,11 @@
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { replayBody, type Egress } from '../http/egress.js';
 import { delay } from '../http/backoff.js';
 import { describeError, networkFailureCode } from '../http/errors.js';
 import type { Logger } from '../observability/logger.js';
 import { encodeResponseHead, encodeTunnelAnswer, RESPONSE_STREAM_CONTENT_TYPE, type ResponseHead } from '../protocol/index.js';
+import { declaresSmallBody, inMemoryAnswer, readAll, StreamedAnswer } from './answer-body.js';
+import { createUrlPartsCache, responseDataUrl } from './response-data-url.js';
 
 export interface ResponseTarget {
   /** Base URL of the server holding the waiting platform request (the tunnel's server). */
@@ -49,61 +51,30 @@ export class ResponseUploadError extends Error {
   }
 }
 
-/** The URL of `POST /response-data/<token>/<streamingID>?[server_id=..&]connection_role=..`. */
-export function responseDataUrl(target: Pick<ResponseTarget, 'serverUrl' | 'serverId' | 'role' | 'streamingID'>, token: string): string {
-  const params = new URLSearchParams();
-  if (target.serverId) params.set('server_id', String(target.serverId));
-  params.set('connection_role', target.role);
-  return `${target.serverUrl.replace(/\/+$/, '')}/response-data/${encodeURIComponent(token)}/${encodeURIComponent(target.streamingID)}?${params}`;
-}
-
-/** Origin and path of a target's response-data URL, split once per server and role (not per answer). */
-interface UrlParts {
-  origin: string;
-  /** Path up to the encoded streamingID. */
-  prefix: string;
-  /** `?...` */
-  query: string;
-}
-
-const STREAMING_ID_SLOT = 'x';
-
-function urlParts(target: Pick<ResponseTarget, 'serverUrl' | 'serverId' | 'role'>, token: string): UrlParts {
-  const url = new URL(responseDataUrl({ ...target, streamingID: STREAMING_ID_SLOT }, token));
-  return { origin: url.origin, prefix: url.pathname.slice(0, -STREAMING_ID_SLOT.length), query: url.search };
-}
-
 /** The server's answer to an upload is a short JSON: anything longer is not a broker server. */
 const MAX_UPLOAD_ANSWER_BYTES = 64 * 1024;
 
-/** Answers up to this size (by their content-length) are read whole and posted in one write. */
-const SMALL_BODY_BYTES = 64 * 1024;
+/** Request headers echoed on the upload, as the real client does. */
+const ECHOED_HEADERS = ['snyk-acting-org-public-id', 'snyk-acting-group-public-id', 'snyk-product-line', 'snyk-flow-name'];
 
-function headerValue(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
+function uploadHeaders(target: ResponseTarget, wireVersion: string, attempt: number, retryErrors: readonly string[]): Record<string, string> {
+  const headers: Record<string, string> = {
+    'content-type': RESPONSE_STREAM_CONTENT_TYPE,
+    'snyk-request-id': target.requestId,
+    'user-agent': `Snyk Broker client ${wireVersion}`,
+    'x-broker-client-version': wireVersion,
+    'snyk-broker-retry-count': String(attempt),
+  };
+  if (retryErrors.length > 0) headers['snyk-broker-retry-errors'] = retryErrors.join(',');
+  for (const name of ECHOED_HEADERS) {
+    const v = target.requestHeaders[name];
+    if (typeof v === 'string') headers[name] = v;
+  }
+  return headers;
 }
 
-/**
- * Reads a body whose content-length is small and known (undici fails a body longer than its
- * content-length, so this stays bounded); keeps what was read and any error.
- */
-function readAll(body: Readable): Promise<{ chunks: Buffer[]; error?: unknown }> {
-  // Plain events, not an async iterator: this runs once per relayed request.
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let done = false;
-    const finish = (error?: unknown) => {
-      if (done) return;
-      done = true;
-      body.off('data', onData);
-      resolve(error === undefined ? { chunks } : { chunks, error });
-    };
-    const onData = (chunk: Buffer | string) => chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-    body.on('data', onData);
-    body.once('end', () => finish());
-    body.once('error', (err) => finish(err ?? new Error('body failed')));
-    body.once('close', () => finish(body.readableEnded ? undefined : new Error('body closed before its end')));
-  });
+function refusedUpload(statusCode: number, answer: string): ResponseUploadError {
+  return new ResponseUploadError(`broker server answered ${statusCode} to response-data: ${answer}`);
 }
 
 /**
@@ -115,18 +86,21 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
   const retries = opts.retries ?? 3;
   const retryDelayMs = opts.retryDelayMs ?? 500;
   const log = opts.logger;
-  const parts = new Map<string, UrlParts>();
+  const partsFor = createUrlPartsCache(opts.token);
 
-  function partsFor(target: ResponseTarget): UrlParts {
-    const key = `${target.serverUrl}\n${target.serverId ?? ''}\n${target.role}`;
-    let p = parts.get(key);
-    if (!p) {
-      p = urlParts(target, opts.token);
-      // Placements change rarely; a bound keeps a long-lived client from collecting stale ones.
-      if (parts.size >= 64) parts.clear();
-      parts.set(key, p);
-    }
-    return p;
+  /** One buffer (head + body) POSTed in one write. */
+  function postWhole(target: ResponseTarget, headers: Record<string, string>, whole: Buffer) {
+    const p = partsFor(target);
+    return opts.egress.requestBuffered({
+      origin: p.origin,
+      path: `${p.prefix}${encodeURIComponent(target.streamingID)}${p.query}`,
+      method: 'POST',
+      headers,
+      body: whole,
+      // Sent in one write, so the bound is on the server's answer (head, then body).
+      timeoutMs: opts.postTimeoutMs,
+      maxResponseBytes: MAX_UPLOAD_ANSWER_BYTES,
+    });
   }
 
   async function send(target: ResponseTarget, head: ResponseHead, body?: Readable | Buffer | string): Promise<{ bytes: number; via: 'tunnel' | 'response-data' }> {
@@ -134,88 +108,44 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
     const retryErrors: string[] = [];
     // A small answer (the egress reads those whole) goes as one buffer (head + body): one write
     // on the socket instead of a chunked stream of three, same bytes on the wire. Larger ones
-    // keep streaming with backpressure.
-    let whole: Buffer | undefined;
-    if (body === undefined) whole = headBytes;
-    else if (typeof body === 'string' || Buffer.isBuffer(body)) whole = Buffer.concat([headBytes, Buffer.from(body)]);
+    // keep streaming with backpressure. `answer`: that one buffer, or the origin body to stream.
+    let answer: Buffer | Readable;
+    if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) answer = inMemoryAnswer(headBytes, body);
+    else if (!declaresSmallBody(head)) answer = body;
     else {
-      const declared = Number(headerValue(head.headers?.['content-length']));
-      if (Number.isInteger(declared) && declared >= 0 && declared <= SMALL_BODY_BYTES) {
-        const read = await readAll(body);
-        if (read.error === undefined) whole = Buffer.concat([headBytes, ...read.chunks]);
-        else body = replayBody(read.chunks, read.error);
-      }
+      const read = await readAll(body);
+      if (read.error === undefined) answer = Buffer.concat([headBytes, ...read.chunks]);
+      // What was read is streamed again, then the error (and the replay is what a failure discards).
+      else answer = body = replayBody(read.chunks, read.error);
     }
-    if (whole !== undefined && target.overTunnel && (await target.overTunnel(encodeTunnelAnswer(target.streamingID, whole)))) {
-      return { bytes: whole.length - headBytes.length, via: 'tunnel' };
+    if (Buffer.isBuffer(answer) && target.overTunnel && (await target.overTunnel(encodeTunnelAnswer(target.streamingID, answer)))) {
+      return { bytes: answer.length - headBytes.length, via: 'tunnel' };
     }
     for (let attempt = 0; ; attempt++) {
-      let bodyStarted = false;
-      let bytes = 0;
-      async function* stream(): AsyncGenerator<Buffer> {
-        yield headBytes;
-        if (body === undefined) return;
-        bodyStarted = true;
-        if (typeof body === 'string' || Buffer.isBuffer(body)) {
-          const buf = Buffer.from(body);
-          bytes += buf.length;
-          yield buf;
-          return;
-        }
-        for await (const chunk of body) {
-          const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
-          bytes += buf.length;
-          yield buf;
-        }
-      }
-      const headers: Record<string, string> = {
-        'content-type': RESPONSE_STREAM_CONTENT_TYPE,
-        'snyk-request-id': target.requestId,
-        'user-agent': `Snyk Broker client ${opts.wireVersion}`,
-        'x-broker-client-version': opts.wireVersion,
-        'snyk-broker-retry-count': String(attempt),
-      };
-      if (retryErrors.length > 0) headers['snyk-broker-retry-errors'] = retryErrors.join(',');
-      for (const name of ['snyk-acting-org-public-id', 'snyk-acting-group-public-id', 'snyk-product-line', 'snyk-flow-name']) {
-        const v = target.requestHeaders[name];
-        if (typeof v === 'string') headers[name] = v;
-      }
+      const headers = uploadHeaders(target, opts.wireVersion, attempt, retryErrors);
+      let streamed: StreamedAnswer | undefined;
       try {
-        if (whole !== undefined) {
+        if (Buffer.isBuffer(answer)) {
           // A whole answer can be sent again as it is: a second copy of an answer already taken
           // is refused by the server (unknown stream), so connection errors are retried as for
           // an upload that had not started.
-          bytes = whole.length - headBytes.length;
-          const p = partsFor(target);
-          const res = await opts.egress.requestBuffered({
-            origin: p.origin,
-            path: `${p.prefix}${encodeURIComponent(target.streamingID)}${p.query}`,
-            method: 'POST',
-            headers,
-            body: whole,
-            // Sent in one write, so the bound is on the server's answer (head, then body).
-            timeoutMs: opts.postTimeoutMs,
-            maxResponseBytes: MAX_UPLOAD_ANSWER_BYTES,
-          });
-          if (res.statusCode < 200 || res.statusCode >= 300) {
-            throw new ResponseUploadError(`broker server answered ${res.statusCode} to response-data: ${res.body.toString('utf8', 0, 200)}`);
-          }
-          return { bytes, via: 'response-data' };
+          const res = await postWhole(target, headers, answer);
+          if (res.statusCode < 200 || res.statusCode >= 300) throw refusedUpload(res.statusCode, res.body.toString('utf8', 0, 200));
+          return { bytes: answer.length - headBytes.length, via: 'response-data' };
         }
+        streamed = new StreamedAnswer(headBytes, answer);
         const res = await opts.egress.request(responseDataUrl(target, opts.token), {
           method: 'POST',
           headers,
-          body: Readable.from(stream(), { objectMode: false }),
+          body: streamed.readable(),
           signal: AbortSignal.timeout(opts.postTimeoutMs),
         });
         const text = await res.body.text();
-        if (res.statusCode < 200 || res.statusCode >= 300) {
-          throw new ResponseUploadError(`broker server answered ${res.statusCode} to response-data: ${text.slice(0, 200)}`);
-        }
-        return { bytes, via: 'response-data' };
+        if (res.statusCode < 200 || res.statusCode >= 300) throw refusedUpload(res.statusCode, text.slice(0, 200));
+        return { bytes: streamed.bytes, via: 'response-data' };
       } catch (err) {
         // A connection that failed before any body byte left: sent again (the contract retries these).
-        const retryable = bodyStarted ? undefined : networkFailureCode(err);
+        const retryable = streamed?.bodyStarted ? undefined : networkFailureCode(err);
         if (retryable !== undefined && attempt < retries) {
           retryErrors.push(retryable);
           log.warn({ streamingID: target.streamingID, attempt: attempt + 1, err: describeError(err) }, 'response-data upload failed to connect; retrying');

@@ -9,12 +9,13 @@ import { createEgress } from '../../src/http/egress.js';
 import { listen, closeServer } from '../../src/http/server-helpers.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { decodeTunnelAnswer, readResponseHead } from '../../src/protocol/index.js';
-import { createResponseWriter, responseDataUrl, ResponseUploadError } from '../../src/client/response-writer.js';
+import { createResponseWriter, ResponseUploadError } from '../../src/client/response-writer.js';
+import { responseDataUrl } from '../../src/client/response-data-url.js';
 import { parseAllocation, parseRetryAfter, allocationUrl } from '../../src/client/allocation.js';
 import { applyVarSubstitution, errorTypeForStatus, originHeaders, stripContext } from '../../src/client/relay.js';
 import { placementQuery, tunnelUrl } from '../../src/client/tunnel.js';
 import { bypassesProxy } from '../../src/client/proxy-agent.js';
-import { maskCredential } from '../../src/client/local-server.js';
+import { maskCredential } from '../../src/client/systemcheck.js';
 import { freePort } from '../support/ports.js';
 
 interface Upload {
