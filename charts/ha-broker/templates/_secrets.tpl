@@ -1,0 +1,95 @@
+{{/*
+The objects a broker client reads its token, accept rules, CA and TLS certificate from: the chart's Secret or
+ConfigMap or an existing one (name and key), whether each is there, the CA's PEM text, and the checksums that
+roll the pods when one changes.
+*/}}
+
+{{/*
+The broker token's Secret and key: brokerTokenSecret (snyk-broker-helm) or existingSecret, snyk-broker-helm's default
+Secret with useExternalSecrets, else the chart's Secret.
+*/}}
+{{- define "ha-broker.secretName" -}}
+{{- if .Values.brokerTokenSecret.name }}{{ .Values.brokerTokenSecret.name }}
+{{- else if .Values.existingSecret }}{{ .Values.existingSecret }}
+{{- else if .Values.useExternalSecrets }}{{ printf "%s-broker-token%s" (include "ha-broker.scmType" .) (include "ha-broker.snykSuffix" .) }}
+{{- else }}{{ include "ha-broker.fullname" . }}{{ end }}
+{{- end }}
+
+{{- define "ha-broker.secretTokenKey" -}}
+{{- if .Values.brokerTokenSecret.name }}{{ .Values.brokerTokenSecret.key | default (printf "%s-broker-token-key" (include "ha-broker.scmType" .)) }}
+{{- else if .Values.existingSecret }}{{ .Values.existingSecretTokenKey }}
+{{- else if .Values.useExternalSecrets }}{{ printf "%s-broker-token-key" (include "ha-broker.scmType" .) }}
+{{- else }}BROKER_TOKEN{{ end }}
+{{- end }}
+
+{{- define "ha-broker.chartHoldsToken" -}}
+{{- if not (or .Values.brokerTokenSecret.name .Values.existingSecret .Values.useExternalSecrets) }}true{{ end }}
+{{- end }}
+
+{{- define "ha-broker.acceptConfigMapName" -}}
+{{- .Values.existingConfigMap | default (include "ha-broker.suffixedName" (dict "root" . "suffix" "accept")) }}
+{{- end }}
+
+{{- define "ha-broker.acceptKey" -}}
+{{- if .Values.existingConfigMap }}{{ .Values.existingConfigMapKey }}{{ else }}accept.json{{ end }}
+{{- end }}
+
+{{- define "ha-broker.hasAccept" -}}
+{{- include "ha-broker.customAccept" . }}
+{{- end }}
+
+{{- define "ha-broker.caSecretName" -}}
+{{- .Values.existingCaCertSecret | default .Values.caCertFileSecret.name | default (include "ha-broker.suffixedName" (dict "root" . "suffix" "ca")) }}
+{{- end }}
+
+{{- define "ha-broker.caKey" -}}
+{{- if .Values.existingCaCertSecret }}{{ .Values.existingCaCertSecretKey }}
+{{- else if .Values.caCertFileSecret.name }}{{ .Values.caCertFileSecret.key | default "cacert" }}
+{{- else }}ca.pem{{ end }}
+{{- end }}
+
+{{- define "ha-broker.hasCa" -}}
+{{- if or .Values.caCert .Values.caCertFile .Values.existingCaCertSecret .Values.caCertFileSecret.name }}true{{ end }}
+{{- end }}
+
+{{/*
+PEM text of the CA bundle the chart stores: caCert (PEM or a chart file name, as in snyk-broker-helm) or caCertFile.
+*/}}
+{{- define "ha-broker.caPem" -}}
+{{- if and .Values.caCert .Values.caCertFile }}
+{{- fail "give caCert or caCertFile, not both" }}
+{{- end }}
+{{- if .Values.caCert }}
+{{- include "ha-broker.pemValue" (dict "root" . "name" "caCert" "value" .Values.caCert "kind" "CERTIFICATE") }}
+{{- else if .Values.caCertFile }}
+{{- include "ha-broker.pemValue" (dict "root" . "name" "caCertFile" "value" .Values.caCertFile "kind" "CERTIFICATE") }}
+{{- end }}
+{{- end }}
+
+{{- define "ha-broker.tlsSecretName" -}}
+{{- .Values.httpsSecret.name | default (include "ha-broker.suffixedName" (dict "root" . "suffix" "tls")) }}
+{{- end }}
+
+{{- define "ha-broker.hasTlsCert" -}}
+{{- if or .Values.httpsSecret.name (and .Values.httpsCert .Values.httpsKey) }}true{{ end }}
+{{- end }}
+
+{{/*
+Checksum annotations: a changed token, accept file or CA rolls the pods.
+*/}}
+{{- define "ha-broker.checksums" -}}
+checksum/secret: {{ printf "%s/%s\n%s" (include "ha-broker.secretName" .) (include "ha-broker.secretTokenKey" .) (include (print .Template.BasePath "/secret.yaml") .) | sha256sum }}
+{{- if .Values.existingConfigMap }}
+checksum/accept: {{ printf "existing:%s/%s" .Values.existingConfigMap .Values.existingConfigMapKey | sha256sum }}
+{{- else if include "ha-broker.hasAccept" . }}
+checksum/accept: {{ include (print .Template.BasePath "/configmap-accept.yaml") . | sha256sum }}
+{{- end }}
+{{- if or .Values.existingCaCertSecret .Values.caCertFileSecret.name }}
+checksum/ca: {{ printf "existing:%s/%s" (include "ha-broker.caSecretName" .) (include "ha-broker.caKey" .) | sha256sum }}
+{{- else if include "ha-broker.hasCa" . }}
+checksum/ca: {{ include (print .Template.BasePath "/secret-ca.yaml") . | sha256sum }}
+{{- end }}
+{{- if and .Values.httpsCert .Values.httpsKey (not .Values.httpsSecret.name) }}
+checksum/tls: {{ include (print .Template.BasePath "/secret-tls.yaml") . | sha256sum }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,68 @@
+{{/*
+Volumes of a broker client pod and their mounts: /tmp, and the accept file, CA and TLS certificate when
+the client has them (see _secrets.tpl), then extraVolumes/extraVolumeMounts.
+*/}}
+
+{{/*
+Volume mounts of a broker client container.
+*/}}
+{{- define "ha-broker.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+{{- if include "ha-broker.hasAccept" . }}
+- name: accept
+  mountPath: /etc/ha-broker/accept
+  readOnly: true
+{{- end }}
+{{- if include "ha-broker.hasCa" . }}
+- name: ca
+  mountPath: /etc/ha-broker/ca
+  readOnly: true
+{{- end }}
+{{- if include "ha-broker.hasTlsCert" . }}
+- name: tls
+  mountPath: /etc/ha-broker/tls
+  readOnly: true
+{{- end }}
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Volumes of a broker client pod.
+*/}}
+{{- define "ha-broker.volumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 256Mi
+{{- if include "ha-broker.hasAccept" . }}
+- name: accept
+  configMap:
+    name: {{ include "ha-broker.acceptConfigMapName" . }}
+    items:
+      - key: {{ include "ha-broker.acceptKey" . }}
+        path: accept.json
+{{- end }}
+{{- if include "ha-broker.hasCa" . }}
+- name: ca
+  secret:
+    secretName: {{ include "ha-broker.caSecretName" . }}
+    items:
+      - key: {{ include "ha-broker.caKey" . }}
+        path: ca.pem
+{{- end }}
+{{- if include "ha-broker.hasTlsCert" . }}
+- name: tls
+  secret:
+    secretName: {{ include "ha-broker.tlsSecretName" . }}
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+{{- end }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
