@@ -1,53 +1,24 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createStreamingId } from './tunnel-routing.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform, pipeline } from 'node:stream';
-import { parseAckResponse, readResponseHead, ProtocolError, type RelayRequest, type ResponseHead } from '../protocol/index.js';
+import type { RelayRequest, ResponseHead } from '../protocol/index.js';
 import { describeError } from '../http/errors.js';
-import { sendFailure, sendJson } from '../http/server-helpers.js';
+import { sendFailure } from '../http/server-helpers.js';
 import { FAILURES, RETRY_ELSEWHERE_HEADER, type Failure } from '../protocol/failures.js';
 import type { Logger } from '../observability/logger.js';
-import type { Connection, TunnelWaiter } from './connection.js';
-import type { ConnectionPool } from './pool.js';
+import type { Connection } from './connection.js';
+import type { ConnectionPool, Selection } from './pool.js';
 import type { ServerMetrics } from './metrics.js';
 import { answerHeaders } from './platform-request.js';
+import type { PendingAnswers } from './pending-answers.js';
+import { RelayAttempt, type AttemptOutcome } from './relay-attempt.js';
+import { otherClientSelectable, waitForReconnect, withClients } from './retry-targets.js';
 
-export const UNKNOWN_STREAM_MESSAGE = 'Unable to find request matching streaming id.';
-
-/** How an attempt on one connection ended. */
-export type AttemptOutcome =
-  /** The platform got (or is getting) its answer; nothing more to do. */
-  | { kind: 'answered' }
-  /** The tunnel went away before the request left: any other connection may take it. */
-  | { kind: 'not-sent' }
-  /** The request left, then the tunnel (or the answer upload) died before a byte reached the platform. */
-  | { kind: 'dropped'; detail: string }
-  | { kind: 'failed'; failure: Failure; message: string }
-  | { kind: 'timeout' }
-  | { kind: 'platform-gone' }
-  /**
-   * The tunnel missed its probe while this idempotent request waited and nothing had reached the
-   * platform: it goes again elsewhere (hedging). A late answer to this attempt is refused.
-   */
-  | { kind: 'hedged' };
-
-/** streamingID → the attempt waiting for that POST /response-data. */
-export class PendingAnswers {
-  readonly #byId = new Map<string, RelayAttempt>();
-  add(attempt: RelayAttempt): void {
-    this.#byId.set(attempt.streamingID, attempt);
-  }
-  delete(attempt: RelayAttempt): void {
-    if (this.#byId.get(attempt.streamingID) === attempt) this.#byId.delete(attempt.streamingID);
-  }
-  get(streamingID: string): RelayAttempt | undefined {
-    return this.#byId.get(streamingID);
-  }
-  get size(): number {
-    return this.#byId.size;
-  }
-}
+// The relay's mechanisms, composed by PlatformRelay: tracking of waiting attempts, one attempt
+// on one connection, answer intake, and where a retry may go.
+export { PendingAnswers } from './pending-answers.js';
+export { RelayAttempt, type AttemptOutcome } from './relay-attempt.js';
+export { UNKNOWN_STREAM_MESSAGE } from './answer-intake.js';
 
 export interface RelayDeps {
   pool: ConnectionPool<Connection>;
@@ -97,13 +68,9 @@ export interface PlatformRelayInit {
 /** Whether the fallback answered the platform; if not, why (it ends up in the 502's message). */
 export type FallbackResult = { answered: true } | { answered: false; why: string };
 
-function countingTransform(onBytes: (n: number) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      onBytes(chunk.length);
-      cb(null, chunk);
-    },
-  });
+/** The attempt lost its tunnel (or gave up on it): that client's other tunnels are suspect too. */
+function lostTunnel(outcome: AttemptOutcome): boolean {
+  return outcome.kind === 'not-sent' || outcome.kind === 'dropped' || outcome.kind === 'hedged';
 }
 
 /**
@@ -193,12 +160,7 @@ export class PlatformRelay {
   mayHedge(attempt: RelayAttempt): boolean {
     if (!this.init.idempotent || this.#headSent || this.#platformGone || this.#timedOut || this.#current !== attempt) return false;
     if (this.init.hasAlternative) return true;
-    const now = Date.now();
-    const clientId = attempt.connection.identity?.clientId;
-    for (const c of this.deps.pool.members(this.init.token)) {
-      if (c === attempt.connection || this.#exclude.has(c) || (clientId !== undefined && c.identity?.clientId === clientId)) continue;
-      if (this.deps.pool.isSelectable(c, now)) return true;
-    }
+    if (otherClientSelectable(this.deps.pool, this.init.token, attempt.connection, this.#exclude)) return true;
     return !this.#fallbackTried && this.init.fallback !== undefined && (this.init.fallbackAvailable?.() ?? false);
   }
 
@@ -210,26 +172,16 @@ export class PlatformRelay {
     let first = true;
     for (;;) {
       if (this.#platformGone) return 'platform-gone';
-      if (this.#timedOut) {
-        this.#fail(FAILURES.RESPONSE_TIMEOUT, this.#timeoutMessage());
-        return 'timeout';
-      }
+      if (this.#timedOut) return this.#failTimeout();
       const orUnresponsive = !this.init.hasAlternative;
-      let selection = pool.select(this.init.token, suspectClients.size ? this.#withClients(exclude, suspectClients) : exclude, Date.now(), orUnresponsive);
+      let selection = pool.select(this.init.token, this.#passOver(exclude, suspectClients), Date.now(), orUnresponsive);
       if (selection.kind !== 'ok' && suspectClients.size) {
         // Only the failed client's other tunnel is left here (likely dead too): a peer's tunnels go first.
         if (await this.#tryFallback()) return 'peer';
         selection = pool.select(this.init.token, exclude, Date.now(), orUnresponsive);
       }
       if (selection.kind !== 'ok') {
-        if (first) {
-          if (selection.kind === 'no-connection') {
-            this.#failRaw(FAILURES.NO_CONNECTION, { ok: false });
-            return FAILURES.NO_CONNECTION.reason;
-          }
-          this.#failRaw(FAILURES.CONNECTION_NOT_READY, { ok: false }, { 'retry-after': '1' });
-          return 'not-ready';
-        }
+        if (first) return this.#refuse(selection.kind);
         // Only reached after a not-sent attempt or a dropped idempotent one: trying elsewhere is safe.
         const ended = await this.#elsewhere('the tunnel carrying this request closed and no other connection could take it', exclude);
         if (ended !== undefined) return ended;
@@ -239,15 +191,14 @@ export class PlatformRelay {
       const connection = selection.connection;
       exclude.add(connection);
       const outcome = await this.#attempt(connection);
-      if ((outcome.kind === 'not-sent' || outcome.kind === 'dropped' || outcome.kind === 'hedged') && connection.identity) suspectClients.add(connection.identity.clientId);
+      if (lostTunnel(outcome) && connection.identity) suspectClients.add(connection.identity.clientId);
       switch (outcome.kind) {
         case 'answered':
           return 'answered';
         case 'platform-gone':
           return 'platform-gone';
         case 'timeout':
-          this.#fail(FAILURES.RESPONSE_TIMEOUT, this.#timeoutMessage());
-          return 'timeout';
+          return this.#failTimeout();
         case 'failed':
           this.#fail(outcome.failure, outcome.message);
           return outcome.failure.reason;
@@ -277,6 +228,26 @@ export class PlatformRelay {
           return FAILURES.TUNNEL_CLOSED.reason;
       }
     }
+  }
+
+  /** No connection could take the request at its first try: 404 when the token has none, else 503 to come back. */
+  #refuse(kind: Exclude<Selection<Connection>['kind'], 'ok'>): string {
+    if (kind === 'no-connection') {
+      this.#failRaw(FAILURES.NO_CONNECTION, { ok: false });
+      return FAILURES.NO_CONNECTION.reason;
+    }
+    this.#failRaw(FAILURES.CONNECTION_NOT_READY, { ok: false }, { 'retry-after': '1' });
+    return 'not-ready';
+  }
+
+  /** What the next selection passes over: the connections tried, and those of clients that just failed us. */
+  #passOver(exclude: ReadonlySet<Connection>, suspectClients: ReadonlySet<string>): ReadonlySet<Connection> {
+    return suspectClients.size ? withClients(this.deps.pool, this.init.token, exclude, suspectClients) : exclude;
+  }
+
+  #failTimeout(): string {
+    this.#fail(FAILURES.RESPONSE_TIMEOUT, this.#timeoutMessage());
+    return 'timeout';
   }
 
   #fallbackTried = false;
@@ -322,28 +293,11 @@ export class PlatformRelay {
    * instead of failing now. A request forwarded by a peer does not wait: that server has other
    * targets to try.
    */
-  async #awaitReconnect(exclude: ReadonlySet<Connection>): Promise<boolean> {
+  #awaitReconnect(exclude: ReadonlySet<Connection>): Promise<boolean> | false {
     const wait = this.deps.reconnectWaitMs ?? 0;
     if (this.#reconnectWaited || wait <= 0 || !this.init.idempotent || this.init.hasAlternative) return false;
     this.#reconnectWaited = true;
-    const waitStarted = Date.now();
-    const deadline = Math.min(waitStarted + wait, this.startedAt + this.deps.requestTimeoutMs);
-    while (Date.now() < deadline && !this.#platformGone && !this.#timedOut) {
-      // The pool has no events; a rare path, so a short poll with a deadline is enough.
-      await sleep(100, undefined, { ref: false });
-      if (this.deps.pool.select(this.init.token, exclude, Date.now(), false).kind === 'ok') {
-        this.deps.metrics.relayRetries.inc({ reason: 'reconnected' });
-        this.deps.logger.info({ requestId: this.init.requestId, waitedMs: Date.now() - waitStarted }, 'the broker client reconnected; retrying the idempotent request');
-        return true;
-      }
-    }
-    return false;
-  }
-
-  #withClients(exclude: ReadonlySet<Connection>, clientIds: ReadonlySet<string>): Set<Connection> {
-    const out = new Set(exclude);
-    for (const c of this.deps.pool.members(this.init.token)) if (c.identity && clientIds.has(c.identity.clientId)) out.add(c);
-    return out;
+    return waitForReconnect(this, this.deps, exclude, wait);
   }
 
   #failRaw(failure: Failure, body: unknown, headers: Record<string, string> = {}): void {
@@ -402,247 +356,5 @@ export class PlatformRelay {
       sendFailure(this.res, FAILURES.BAD_RESPONSE, { ok: false, message: 'the broker client answered with invalid headers' }, { 'snyk-request-id': this.init.requestId });
       return false;
     }
-  }
-}
-
-/** One try of a PlatformRelay on one connection. */
-export class RelayAttempt implements TunnelWaiter {
-  #sent = false;
-  #answering = false;
-  #settled = false;
-  #resolve!: (o: AttemptOutcome) => void;
-  readonly outcome: Promise<AttemptOutcome>;
-  #answerUpload: IncomingMessage | undefined;
-  #graceTimer: NodeJS.Timeout | undefined;
-
-  constructor(
-    readonly relay: PlatformRelay,
-    readonly connection: Connection,
-    readonly streamingID: string,
-    private readonly deps: RelayDeps,
-  ) {
-    this.outcome = new Promise((r) => (this.#resolve = r));
-  }
-
-  get token(): string {
-    return this.relay.init.token;
-  }
-
-  settle(outcome: AttemptOutcome): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    clearTimeout(this.#graceTimer);
-    this.#resolve(outcome);
-  }
-
-  get settled(): boolean {
-    return this.#settled;
-  }
-
-  send(): void {
-    const payload: RelayRequest = { ...this.relay.init.request, streamingID: this.streamingID };
-    try {
-      this.connection.sendEvent('request', [payload], () => (this.#sent = true));
-    } catch {
-      this.settle({ kind: 'not-sent' });
-    }
-  }
-
-  async sendWithAck(): Promise<void> {
-    if (this.connection.state === 'closed') return this.settle({ kind: 'not-sent' });
-    const payload: RelayRequest = { ...this.relay.init.request, streamingID: '' };
-    this.#sent = true;
-    let args: unknown[];
-    try {
-      args = await this.connection.channel.call(this.relay.init.eventName ?? 'request', [payload]);
-    } catch (err) {
-      if (this.#settled) return;
-      return this.settle({ kind: 'dropped', detail: describeError(err) });
-    }
-    if (this.#settled) return;
-    if (this.relay.platformGone) return this.settle({ kind: 'platform-gone' });
-    let answer;
-    try {
-      answer = parseAckResponse(args[0]);
-    } catch (err) {
-      return this.settle({ kind: 'failed', failure: FAILURES.BAD_RESPONSE, message: `invalid answer from the broker client: ${(err as Error).message}` });
-    }
-    if (answer.status < 100 || answer.status > 599) {
-      return this.settle({ kind: 'failed', failure: FAILURES.BAD_RESPONSE, message: 'invalid answer status from the broker client' });
-    }
-    const body = answer.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(answer.body) ? answer.body : Buffer.from(answer.body, 'utf8');
-    const headers = { ...(answer.headers ?? {}) } as Record<string, unknown>;
-    delete headers['content-length'];
-    if (!this.relay.writeHead({ status: answer.status, headers: { ...headers, 'content-length': String(body.length) } }, this.connection)) {
-      return this.settle({ kind: 'answered' });
-    }
-    this.deps.metrics.bytes.inc({ direction: 'response' }, body.length);
-    this.relay.res.end(body);
-    this.settle({ kind: 'answered' });
-  }
-
-  onTunnelUnresponsive(): void {
-    // An answer already on its way (its upload started) is not raced.
-    if (this.#settled || this.#answering || !this.relay.mayHedge(this)) return;
-    this.settle({ kind: 'hedged' });
-  }
-
-  onTunnelClosed(): void {
-    // Once the answer upload started, it travels over HTTP and no longer needs the tunnel.
-    if (this.#answering) return;
-    if (!this.#sent) return this.settle({ kind: 'not-sent' });
-    const dropped: AttemptOutcome = { kind: 'dropped', detail: `tunnel closed: ${this.connection.closeReason ?? 'closed'}` };
-    const grace = this.deps.answerGraceMs ?? 5000;
-    // Retryable requests move on at once; an ack can no longer arrive; others give a live client a moment to upload.
-    if (this.relay.canRetry || this.streamingID === '' || grace <= 0) return this.settle(dropped);
-    this.#graceTimer = setTimeout(() => {
-      if (!this.#answering) this.settle(dropped);
-    }, grace);
-    this.#graceTimer.unref?.();
-  }
-
-  /** Timeout or platform gone: stop waiting, and stop any upload that is still in its head. */
-  abort(kind: 'timeout' | 'platform-gone'): void {
-    if (this.relay.committed) return; // streaming: the pipeline handles a platform that leaves
-    this.#answerUpload?.destroy();
-    this.settle({ kind });
-  }
-
-  /** A complete answer that came over the tunnel (our client only). False when the attempt no longer waits. */
-  takeWholeAnswer(head: ResponseHead, body: Buffer): boolean {
-    if (this.#settled || this.#answering) return false;
-    this.#answering = true;
-    this.connection.detach(this);
-    this.#answerWhole(head, body);
-    return true;
-  }
-
-  /** An answer for this attempt arrived but could not be read. */
-  failAnswer(message: string): void {
-    if (this.#settled || this.#answering) return;
-    this.settle({ kind: 'failed', failure: FAILURES.BAD_RESPONSE, message });
-  }
-
-  #answerWhole(head: ResponseHead, body: Buffer): void {
-    if (this.relay.writeHead(head, this.connection)) {
-      this.deps.metrics.bytes.inc({ direction: 'response' }, body.length);
-      this.relay.res.end(body);
-    }
-    this.settle({ kind: 'answered' });
-  }
-
-  /** Takes the POST /response-data upload for this attempt. False when the attempt no longer waits. */
-  takeAnswer(upload: IncomingMessage, uploadRes: ServerResponse): boolean {
-    if (this.#settled || this.#answering) return false;
-    this.#answering = true;
-    this.#answerUpload = upload;
-    this.connection.detach(this);
-    void this.#consume(upload, uploadRes);
-    return true;
-  }
-
-  async #consume(upload: IncomingMessage, uploadRes: ServerResponse): Promise<void> {
-    const { metrics, logger } = this.deps;
-    const relay = this.relay;
-    let head: ResponseHead;
-    try {
-      head = await readResponseHead(upload);
-    } catch (err) {
-      const code = err instanceof ProtocolError ? err.code : 'RESPONSE_HEAD_INVALID';
-      const message = (err as Error).message;
-      logger.warn({ requestId: relay.init.requestId, connection: this.connection.id, code, error: message }, 'invalid response-data stream from the broker client');
-      if (!uploadRes.headersSent && !uploadRes.destroyed) {
-        sendJson(uploadRes, 400, { message: `Invalid response stream: ${message}` });
-        upload.resume();
-      }
-      if (this.#settled) return;
-      return this.settle({ kind: 'failed', failure: FAILURES.BAD_RESPONSE, message: `the broker client sent an invalid answer: ${message}` });
-    }
-    if (this.#settled) {
-      // Timed out or the platform left while the head was on its way.
-      if (!uploadRes.headersSent) sendJson(uploadRes, 500, { message: UNKNOWN_STREAM_MESSAGE });
-      upload.resume();
-      return;
-    }
-    const hold = relay.canRetry && this.deps.retryBufferBytes > 0;
-    let held: Buffer[] = [];
-    // Without a retry buffer the head still waits for the first body byte (at most
-    // retryBufferMs): an upload cut before any body byte then gets the platform a clean 502
-    // instead of a connection closed without a status line.
-    {
-      const result = await this.#hold(upload, held, hold ? this.deps.retryBufferBytes : 0);
-      if (this.#settled) return;
-      if (result === 'aborted') {
-        upload.destroy();
-        return this.settle({ kind: 'dropped', detail: 'answer upload aborted' });
-      }
-      if (result === 'end') {
-        const body = Buffer.concat(held);
-        held = [];
-        this.#answerWhole(head, body);
-        sendJson(uploadRes, 200, {});
-        return;
-      }
-    }
-    if (!relay.writeHead(head, this.connection)) {
-      upload.destroy();
-      return this.settle({ kind: 'answered' });
-    }
-    this.settle({ kind: 'answered' });
-    for (const chunk of held) {
-      metrics.bytes.inc({ direction: 'response' }, chunk.length);
-      relay.res.write(chunk);
-    }
-    held = [];
-    pipeline(
-      upload,
-      countingTransform((n) => metrics.bytes.inc({ direction: 'response' }, n)),
-      relay.res,
-      (err) => {
-        if (err) {
-          logger.warn({ requestId: relay.init.requestId, connection: this.connection.id, error: describeError(err) }, 'answer stream broke off');
-          relay.res.destroy();
-          if (!uploadRes.headersSent && !uploadRes.destroyed) sendJson(uploadRes, 500, { message: 'answer stream broke off' });
-          return;
-        }
-        sendJson(uploadRes, 200, {});
-      },
-    );
-  }
-
-  /** Holds the first bytes of an idempotent answer: until it ends, exceeds the buffer, or takes too long. */
-  #hold(upload: IncomingMessage, held: Buffer[], limit: number): Promise<'end' | 'full' | 'slow' | 'aborted'> {
-    const maxMs = this.deps.retryBufferMs ?? 200;
-    return new Promise((resolve) => {
-      let size = 0;
-      let finished = false;
-      const finish = (r: 'end' | 'full' | 'slow' | 'aborted') => {
-        if (finished) return;
-        finished = true;
-        clearTimeout(timer);
-        upload.off('data', onData);
-        upload.off('end', onEnd);
-        upload.off('error', onAbort);
-        upload.off('close', onClose);
-        if (r === 'full' || r === 'slow') upload.pause();
-        resolve(r);
-      };
-      const onData = (chunk: Buffer) => {
-        held.push(chunk);
-        size += chunk.length;
-        if (size > limit) finish('full');
-      };
-      const onEnd = () => finish('end');
-      const onAbort = () => finish('aborted');
-      const onClose = () => {
-        if (!upload.readableEnded) finish('aborted');
-      };
-      const timer = setTimeout(() => finish('slow'), maxMs);
-      upload.on('data', onData);
-      upload.on('end', onEnd);
-      upload.on('error', onAbort);
-      upload.on('close', onClose);
-      if (this.#settled) finish('aborted');
-    });
   }
 }

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { Server as EngineServer, type Socket as EngineSocket } from 'engine.io';
 import WebSocket from 'ws';
 import { createWriteBatcher, socketUnderWebSocket } from '../../src/http/write-batch.js';
-import { netSocketOf } from '../../src/server/tunnels.js';
+import { netSocketOf } from '../../src/server/engine-transport.js';
 
 const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { answerHeaders, parseBrokerPath, relayHeaders, requestIdOf, stripConnectionRole } from '../../src/server/platform-request.js';
 import { checkClientVersion } from '../../src/server/version-gate.js';
-import { tunnelTokenOf } from '../../src/server/tunnels.js';
+import { tunnelTokenOf } from '../../src/server/tunnel-accept.js';
 
 const T = 'b9460892-5397-48f1-8697-488769ae3797';
 

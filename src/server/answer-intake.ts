@@ -1,0 +1,168 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, pipeline } from 'node:stream';
+import { parseAckResponse, readResponseHead, ProtocolError, type ResponseHead } from '../protocol/index.js';
+import { describeError } from '../http/errors.js';
+import { sendJson } from '../http/server-helpers.js';
+import { FAILURES } from '../protocol/failures.js';
+import type { Logger } from '../observability/logger.js';
+import type { ServerMetrics } from './metrics.js';
+import type { RelayDeps } from './relay.js';
+import type { RelayAttempt } from './relay-attempt.js';
+
+/*
+ * Answer intake: how the broker client's answer to one attempt reaches the platform, whether it
+ * came in the ack, whole over the tunnel, or as a POST /response-data upload streamed through.
+ */
+
+export const UNKNOWN_STREAM_MESSAGE = 'Unable to find request matching streaming id.';
+
+type HoldResult = 'end' | 'full' | 'slow' | 'aborted';
+
+function countingTransform(onBytes: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      onBytes(chunk.length);
+      cb(null, chunk);
+    },
+  });
+}
+
+/** Writes a complete answer to the platform; the attempt is answered either way. */
+export function answerWhole(attempt: RelayAttempt, metrics: ServerMetrics, head: ResponseHead, body: Buffer): void {
+  if (attempt.relay.writeHead(head, attempt.connection)) {
+    metrics.bytes.inc({ direction: 'response' }, body.length);
+    attempt.relay.res.end(body);
+  }
+  attempt.settle({ kind: 'answered' });
+}
+
+/** The answer the client put in its ack (`args` of the ack): checked, then written whole. */
+export function answerFromAck(attempt: RelayAttempt, metrics: ServerMetrics, args: unknown[]): void {
+  let answer;
+  try {
+    answer = parseAckResponse(args[0]);
+  } catch (err) {
+    return attempt.settle({ kind: 'failed', failure: FAILURES.BAD_RESPONSE, message: `invalid answer from the broker client: ${(err as Error).message}` });
+  }
+  if (answer.status < 100 || answer.status > 599) {
+    return attempt.settle({ kind: 'failed', failure: FAILURES.BAD_RESPONSE, message: 'invalid answer status from the broker client' });
+  }
+  const body = answer.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(answer.body) ? answer.body : Buffer.from(answer.body, 'utf8');
+  const headers = { ...(answer.headers ?? {}) } as Record<string, unknown>;
+  delete headers['content-length'];
+  answerWhole(attempt, metrics, { status: answer.status, headers: { ...headers, 'content-length': String(body.length) } }, body);
+}
+
+/** Takes a POST /response-data upload through to the platform: its head, then (held or not) its body. */
+export async function consumeUpload(attempt: RelayAttempt, deps: RelayDeps, upload: IncomingMessage, uploadRes: ServerResponse): Promise<void> {
+  const relay = attempt.relay;
+  let head: ResponseHead;
+  try {
+    head = await readResponseHead(upload);
+  } catch (err) {
+    return refuseUpload(attempt, deps.logger, err, upload, uploadRes);
+  }
+  if (attempt.settled) {
+    // Timed out or the platform left while the head was on its way.
+    if (!uploadRes.headersSent) sendJson(uploadRes, 500, { message: UNKNOWN_STREAM_MESSAGE });
+    upload.resume();
+    return;
+  }
+  const hold = relay.canRetry && deps.retryBufferBytes > 0;
+  const held: Buffer[] = [];
+  // Without a retry buffer the head still waits for the first body byte (at most
+  // retryBufferMs): an upload cut before any body byte then gets the platform a clean 502
+  // instead of a connection closed without a status line.
+  {
+    const result = await holdFirstBytes(attempt, upload, held, hold ? deps.retryBufferBytes : 0, deps.retryBufferMs ?? 200);
+    if (attempt.settled) return;
+    if (result === 'aborted') {
+      upload.destroy();
+      return attempt.settle({ kind: 'dropped', detail: 'answer upload aborted' });
+    }
+    if (result === 'end') {
+      const body = Buffer.concat(held);
+      answerWhole(attempt, deps.metrics, head, body);
+      sendJson(uploadRes, 200, {});
+      return;
+    }
+  }
+  if (!relay.writeHead(head, attempt.connection)) {
+    upload.destroy();
+    return attempt.settle({ kind: 'answered' });
+  }
+  attempt.settle({ kind: 'answered' });
+  streamAnswer(attempt, deps, held, upload, uploadRes);
+}
+
+/** The upload's head could not be read: the client hears 400, the attempt fails. */
+function refuseUpload(attempt: RelayAttempt, logger: Logger, err: unknown, upload: IncomingMessage, uploadRes: ServerResponse): void {
+  const code = err instanceof ProtocolError ? err.code : 'RESPONSE_HEAD_INVALID';
+  const message = (err as Error).message;
+  logger.warn({ requestId: attempt.relay.init.requestId, connection: attempt.connection.id, code, error: message }, 'invalid response-data stream from the broker client');
+  if (!uploadRes.headersSent && !uploadRes.destroyed) {
+    sendJson(uploadRes, 400, { message: `Invalid response stream: ${message}` });
+    upload.resume();
+  }
+  if (attempt.settled) return;
+  return attempt.settle({ kind: 'failed', failure: FAILURES.BAD_RESPONSE, message: `the broker client sent an invalid answer: ${message}` });
+}
+
+/** The head is out: what was held goes first, then the rest of the upload streams through. */
+function streamAnswer(attempt: RelayAttempt, deps: RelayDeps, held: Buffer[], upload: IncomingMessage, uploadRes: ServerResponse): void {
+  const { metrics, logger } = deps;
+  const relay = attempt.relay;
+  for (const chunk of held) {
+    metrics.bytes.inc({ direction: 'response' }, chunk.length);
+    relay.res.write(chunk);
+  }
+  pipeline(
+    upload,
+    countingTransform((n) => metrics.bytes.inc({ direction: 'response' }, n)),
+    relay.res,
+    (err) => {
+      if (err) {
+        logger.warn({ requestId: relay.init.requestId, connection: attempt.connection.id, error: describeError(err) }, 'answer stream broke off');
+        relay.res.destroy();
+        if (!uploadRes.headersSent && !uploadRes.destroyed) sendJson(uploadRes, 500, { message: 'answer stream broke off' });
+        return;
+      }
+      sendJson(uploadRes, 200, {});
+    },
+  );
+}
+
+/** Holds the first bytes of an idempotent answer: until it ends, exceeds the buffer, or takes too long. */
+function holdFirstBytes(attempt: RelayAttempt, upload: IncomingMessage, held: Buffer[], limit: number, maxMs: number): Promise<HoldResult> {
+  return new Promise((resolve) => {
+    let size = 0;
+    let finished = false;
+    const finish = (r: HoldResult) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      upload.off('data', onData);
+      upload.off('end', onEnd);
+      upload.off('error', onAbort);
+      upload.off('close', onClose);
+      if (r === 'full' || r === 'slow') upload.pause();
+      resolve(r);
+    };
+    const onData = (chunk: Buffer) => {
+      held.push(chunk);
+      size += chunk.length;
+      if (size > limit) finish('full');
+    };
+    const onEnd = () => finish('end');
+    const onAbort = () => finish('aborted');
+    const onClose = () => {
+      if (!upload.readableEnded) finish('aborted');
+    };
+    const timer = setTimeout(() => finish('slow'), maxMs);
+    upload.on('data', onData);
+    upload.on('end', onEnd);
+    upload.on('error', onAbort);
+    upload.on('close', onClose);
+    if (attempt.settled) finish('aborted');
+  });
+}
