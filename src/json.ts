@@ -30,6 +30,16 @@ const MAX_DEPTH = 1_000;
 
 type Container = { array: unknown[] } | { object: Record<string, unknown>; key: string };
 
+const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+
+/** Returned by a step that has not finished the document. */
+const MORE: unique symbol = Symbol('more');
+
+function setKey(o: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(o, key, { value, writable: true, enumerable: true, configurable: true });
+  else o[key] = value;
+}
+
 /**
  * A strict JSON reader with the native parser's results: same values, key order, last
  * duplicate wins, `__proto__` an own property. Iterative, so deep nesting cannot overflow the stack.
@@ -37,113 +47,128 @@ type Container = { array: unknown[] } | { object: Record<string, unknown>; key: 
  * not touch (it is in how object keys are looked up).
  */
 export function parseStrict(text: string): unknown {
-  let i = 0;
-  const stack: Container[] = [];
-  const fail = (what: string): never => {
-    throw new SyntaxError(`${what} in JSON at position ${i}`);
-  };
-  const skipSpace = (): void => {
-    for (;;) {
-      const c = text.charCodeAt(i);
-      if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) i++;
-      else return;
-    }
-  };
-  const readString = (): string => {
-    const start = i; // at the opening quote
-    let escaped = false;
-    for (i++; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      if (c === 0x22) {
-        i++;
-        return escaped ? (JSON.parse(text.slice(start, i)) as string) : text.slice(start + 1, i - 1);
-      }
-      if (c === 0x5c) {
-        escaped = true;
-        i++;
-      } else if (c < 0x20) fail('Bad control character in string literal');
-    }
-    return fail('Unterminated string');
-  };
-  const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
-  const readScalar = (): unknown => {
-    const c = text[i];
-    if (c === '"') return readString();
-    for (const [word, value] of [['true', true], ['false', false], ['null', null]] as const) {
-      if (text.startsWith(word, i)) {
-        i += word.length;
-        return value;
-      }
-    }
-    NUMBER.lastIndex = i;
-    const m = NUMBER.exec(text);
-    if (m === null) return fail(i >= text.length ? 'Unexpected end' : `Unexpected token ${JSON.stringify(c)}`);
-    i += m[0].length;
-    return Number(m[0]);
-  };
-  const setKey = (o: Record<string, unknown>, key: string, value: unknown): void => {
-    if (key === '__proto__') Object.defineProperty(o, key, { value, writable: true, enumerable: true, configurable: true });
-    else o[key] = value;
-  };
-  const readKey = (): string => {
-    skipSpace();
-    if (text[i] !== '"') fail('Expected property name');
-    const key = readString();
-    skipSpace();
-    if (text[i] !== ':') fail("Expected ':' after property name");
-    i++;
-    return key;
-  };
+  return new StrictJsonReader(text).read();
+}
 
-  let value: unknown;
-  for (;;) {
-    // Read one value; containers are pushed and their first member read on the next turn.
-    skipSpace();
-    const c = text[i];
-    if (c === '[' || c === '{') {
-      if (stack.length >= MAX_DEPTH) fail('Nesting too deep');
-      i++;
-      skipSpace();
-      if (c === '[') {
-        if (text[i] === ']') {
-          i++;
-          value = [];
-        } else {
-          stack.push({ array: [] });
-          continue;
-        }
-      } else if (text[i] === '}') {
-        i++;
-        value = {};
-      } else {
-        stack.push({ object: {}, key: readKey() });
-        continue;
-      }
-    } else value = readScalar();
+class StrictJsonReader {
+  private i = 0;
+  private readonly stack: Container[] = [];
+  constructor(private readonly text: string) {}
 
-    // Hand the value to its container; close every container that ends here.
+  read(): unknown {
     for (;;) {
-      const top = stack.at(-1);
+      // Read one value; containers are pushed and their first member read on the next turn.
+      this.skipSpace();
+      const c = this.text[this.i];
+      const value = c === '[' || c === '{' ? this.open(c) : this.readScalar();
+      if (value === MORE) continue;
+      const result = this.hand(value);
+      if (result !== MORE) return result;
+    }
+  }
+
+  /** At `[` or `{`: an empty container is the value; otherwise it is pushed (MORE). */
+  private open(c: '[' | '{'): unknown {
+    if (this.stack.length >= MAX_DEPTH) this.fail('Nesting too deep');
+    this.i++;
+    this.skipSpace();
+    if (c === '[') {
+      if (this.text[this.i] !== ']') {
+        this.stack.push({ array: [] });
+        return MORE;
+      }
+      this.i++;
+      return [];
+    }
+    if (this.text[this.i] !== '}') {
+      this.stack.push({ object: {}, key: this.readKey() });
+      return MORE;
+    }
+    this.i++;
+    return {};
+  }
+
+  /** Hands the value to its container and closes every container that ends here: the document when the last one closes. */
+  private hand(value: unknown): unknown {
+    const text = this.text;
+    for (;;) {
+      const top = this.stack.at(-1);
       if (top === undefined) {
-        skipSpace();
-        if (i < text.length) fail(`Unexpected non-whitespace character after JSON`);
+        this.skipSpace();
+        if (this.i < text.length) this.fail(`Unexpected non-whitespace character after JSON`);
         return value;
       }
       if ('array' in top) top.array.push(value);
       else setKey(top.object, top.key, value);
-      skipSpace();
-      const sep = text[i++];
+      this.skipSpace();
+      const sep = text[this.i++];
       if (sep === ',') {
-        if ('object' in top) top.key = readKey();
-        break;
+        if ('object' in top) top.key = this.readKey();
+        return MORE;
       }
       if (sep === ('array' in top ? ']' : '}')) {
-        stack.pop();
+        this.stack.pop();
         value = 'array' in top ? top.array : top.object;
         continue;
       }
-      i--;
-      fail(i >= text.length ? 'Unexpected end of JSON input' : `Unexpected token ${JSON.stringify(text[i])}`);
+      this.i--;
+      this.fail(this.i >= text.length ? 'Unexpected end of JSON input' : `Unexpected token ${JSON.stringify(text[this.i])}`);
     }
+  }
+
+  private fail(what: string): never {
+    throw new SyntaxError(`${what} in JSON at position ${this.i}`);
+  }
+
+  private skipSpace(): void {
+    for (;;) {
+      const c = this.text.charCodeAt(this.i);
+      if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) this.i++;
+      else return;
+    }
+  }
+
+  private readString(): string {
+    const text = this.text;
+    const start = this.i; // at the opening quote
+    let escaped = false;
+    for (this.i++; this.i < text.length; this.i++) {
+      const c = text.charCodeAt(this.i);
+      if (c === 0x22) {
+        this.i++;
+        return escaped ? (JSON.parse(text.slice(start, this.i)) as string) : text.slice(start + 1, this.i - 1);
+      }
+      if (c === 0x5c) {
+        escaped = true;
+        this.i++;
+      } else if (c < 0x20) this.fail('Bad control character in string literal');
+    }
+    return this.fail('Unterminated string');
+  }
+
+  private readScalar(): unknown {
+    const c = this.text[this.i];
+    if (c === '"') return this.readString();
+    for (const [word, value] of [['true', true], ['false', false], ['null', null]] as const) {
+      if (this.text.startsWith(word, this.i)) {
+        this.i += word.length;
+        return value;
+      }
+    }
+    NUMBER.lastIndex = this.i;
+    const m = NUMBER.exec(this.text);
+    if (m === null) return this.fail(this.i >= this.text.length ? 'Unexpected end' : `Unexpected token ${JSON.stringify(c)}`);
+    this.i += m[0].length;
+    return Number(m[0]);
+  }
+
+  private readKey(): string {
+    this.skipSpace();
+    if (this.text[this.i] !== '"') this.fail('Expected property name');
+    const key = this.readString();
+    this.skipSpace();
+    if (this.text[this.i] !== ':') this.fail("Expected ':' after property name");
+    this.i++;
+    return key;
   }
 }

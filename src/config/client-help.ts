@@ -16,7 +16,7 @@ Environment (Snyk Broker names; existing deployments work unchanged):
                                  in the working directory)
   <VAR>, <VAR>_POOL              values for \${VAR} in accept rules (an unset one is empty, as in
                                  snyk-broker: one warning at start; a rule left with no origin
-                                 answers 502). \$VAR in any variable's value is expanded, and a .env
+                                 answers 502). $VAR in any variable's value is expanded, and a .env
                                  file in the working directory is read (the environment wins); a
                                  _POOL (comma-separated) wins over <VAR> and rotates per request
   ACCEPT_CODE / ACCEPT_GIT       Snyk's rule injection into the default accept rules (preset or

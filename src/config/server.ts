@@ -81,6 +81,67 @@ export function serverIdFromHostname(hostname: string | undefined): string {
 
 const SEMVER = /^\d+\.\d+\.\d+$/;
 
+type ServerTuning = Pick<
+  ServerConfig,
+  | 'pingIntervalMs' | 'pingTimeoutMs' | 'probeDelayMs' | 'probeTimeoutMs' | 'maxFrameBytes' | 'requestTimeoutMs'
+  | 'drainGraceMs' | 'bodyLimitBytes' | 'webhookTimeoutMs' | 'handshakeTimeoutMs' | 'headersTimeoutMs'
+  | 'answerGraceMs' | 'reconnectWaitMs' | 'retryBufferBytes' | 'minimalSupportedVersion' | 'minimalRecommendedVersion'
+>;
+
+/** The server's timings, sizes and client version bounds, checked against each other. */
+function readServerTuning(r: EnvReader): ServerTuning {
+  const t: ServerTuning = {
+    pingIntervalMs: r.int('SOCKET_PING_INTERVAL', 25_000, { min: 100, max: 600_000 }),
+    pingTimeoutMs: r.int('SOCKET_PING_TIMEOUT', 20_000, { min: 100, max: 600_000 }),
+    probeDelayMs: r.int('BROKER_SERVER_PROBE_DELAY_MS', 300, { min: 50, max: 600_000 }),
+    probeTimeoutMs: r.int('BROKER_SERVER_PROBE_TIMEOUT_MS', 600, { min: 50, max: 600_000 }),
+    maxFrameBytes: r.int('SOCKET_MAX_RESPONSE_LENGTH', 22_020_096, { min: 1024, max: 1024 * 1024 * 1024 }),
+    requestTimeoutMs: r.int('BROKER_SERVER_REQUEST_TIMEOUT_MS', 60_000, { min: 100 }),
+    drainGraceMs: r.int('BROKER_SERVER_DRAIN_GRACE_MS', 25_000, { min: 0 }),
+    bodyLimitBytes: r.int('BROKER_SERVER_BODY_LIMIT', 10 * 1024 * 1024, { min: 1024 }),
+    webhookTimeoutMs: r.int('BROKER_SERVER_WEBHOOK_TIMEOUT_MS', 60_000, { min: 100 }),
+    handshakeTimeoutMs: r.int('BROKER_CONNECTION_HANDSHAKE_TTL_MS', 30_000, { min: 100 }),
+    headersTimeoutMs: r.int('BROKER_SERVER_HEADERS_TIMEOUT_MS', 60_000, { min: 100, max: 600_000 }),
+    answerGraceMs: r.int('BROKER_SERVER_ANSWER_GRACE_MS', 5000, { min: 0, max: 600_000 }),
+    reconnectWaitMs: r.int('BROKER_SERVER_RECONNECT_WAIT_MS', 5000, { min: 0, max: 600_000 }),
+    retryBufferBytes: r.int('BROKER_SERVER_RETRY_BUFFER_BYTES', 64 * 1024, { min: 0, max: 64 * 1024 * 1024 }),
+    minimalSupportedVersion: r.string('MINIMAL_SUPPORTED_BROKER_VERSION', '4.100.0'),
+    minimalRecommendedVersion: r.string('MINIMAL_RECOMMENDED_BROKER_VERSION', '4.182.0'),
+  };
+  for (const [name, v] of [['MINIMAL_SUPPORTED_BROKER_VERSION', t.minimalSupportedVersion], ['MINIMAL_RECOMMENDED_BROKER_VERSION', t.minimalRecommendedVersion]] as const) {
+    if (!SEMVER.test(v)) r.problem(`${name} must be a version like 4.100.0, got ${JSON.stringify(v)}`);
+  }
+  // The body travels base64-encoded inside one tunnel message, next to the headers.
+  if (Math.ceil(t.bodyLimitBytes / 3) * 4 + 64 * 1024 > t.maxFrameBytes) {
+    r.problem(`BROKER_SERVER_BODY_LIMIT (${t.bodyLimitBytes}) is too large for SOCKET_MAX_RESPONSE_LENGTH (${t.maxFrameBytes}): the body travels base64-encoded inside one tunnel message, so it must stay below about 3/4 of it`);
+  }
+  return t;
+}
+
+type ServerRules = Pick<ServerConfig, 'acceptPath' | 'publicRules' | 'privateRules'>;
+
+/** The ACCEPT file's rules when ACCEPT is set; a problem in them becomes one of the reader's problems. */
+async function loadServerRules(r: EnvReader, env: Env): Promise<ServerRules> {
+  const acceptRaw = r.string('ACCEPT');
+  if (acceptRaw === undefined) return { acceptPath: undefined, publicRules: undefined, privateRules: undefined };
+  const acceptPath = resolve(acceptRaw);
+  let publicRules: RuleSet | undefined;
+  let privateRules: RuleSet | undefined;
+  try {
+    const accept = await loadAcceptFile(acceptPath);
+    publicRules = compileRules(accept.public, env, `ACCEPT file ${acceptPath} (public rules)`);
+    privateRules = compileRules(accept.private, env, `ACCEPT file ${acceptPath} (private rules)`);
+    // The server keeps refusing unset variables at start (the client follows snyk-broker's
+    // empty-string semantics for Snyk's templates; a server's rules are the operator's own).
+    const unset = [...new Set([...publicRules.unsetVariables(), ...privateRules.unsetVariables()].map((u) => u.name))];
+    if (unset.length > 0) r.problem(`ACCEPT: ACCEPT file ${acceptPath} uses ${unset.map((m) => '${' + m + '}').join(', ')} but ${unset.length === 1 ? 'it is' : 'they are'} not set in the environment`);
+  } catch (err) {
+    if (err instanceof FilterError) r.problem(`ACCEPT: ${err.message}`);
+    else throw err;
+  }
+  return { acceptPath, publicRules, privateRules };
+}
+
 /**
  * Reads the server configuration from the environment (Snyk's names where they exist) and
  * loads ACCEPT when set. Every problem is collected into one ConfigError (exit code 2).
@@ -111,61 +172,18 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
   const publicRaw = r.string('BROKER_SERVER_PUBLIC_URL');
   const publicUrl = r.url('BROKER_SERVER_PUBLIC_URL', publicRaw);
 
-  const pingIntervalMs = r.int('SOCKET_PING_INTERVAL', 25_000, { min: 100, max: 600_000 });
-  const pingTimeoutMs = r.int('SOCKET_PING_TIMEOUT', 20_000, { min: 100, max: 600_000 });
-  const probeDelayMs = r.int('BROKER_SERVER_PROBE_DELAY_MS', 300, { min: 50, max: 600_000 });
-  const probeTimeoutMs = r.int('BROKER_SERVER_PROBE_TIMEOUT_MS', 600, { min: 50, max: 600_000 });
-  const maxFrameBytes = r.int('SOCKET_MAX_RESPONSE_LENGTH', 22_020_096, { min: 1024, max: 1024 * 1024 * 1024 });
-  const requestTimeoutMs = r.int('BROKER_SERVER_REQUEST_TIMEOUT_MS', 60_000, { min: 100 });
-  const drainGraceMs = r.int('BROKER_SERVER_DRAIN_GRACE_MS', 25_000, { min: 0 });
-  const bodyLimitBytes = r.int('BROKER_SERVER_BODY_LIMIT', 10 * 1024 * 1024, { min: 1024 });
-  const webhookTimeoutMs = r.int('BROKER_SERVER_WEBHOOK_TIMEOUT_MS', 60_000, { min: 100 });
-  const handshakeTimeoutMs = r.int('BROKER_CONNECTION_HANDSHAKE_TTL_MS', 30_000, { min: 100 });
-  const headersTimeoutMs = r.int('BROKER_SERVER_HEADERS_TIMEOUT_MS', 60_000, { min: 100, max: 600_000 });
-  const answerGraceMs = r.int('BROKER_SERVER_ANSWER_GRACE_MS', 5000, { min: 0, max: 600_000 });
-  const reconnectWaitMs = r.int('BROKER_SERVER_RECONNECT_WAIT_MS', 5000, { min: 0, max: 600_000 });
-  const retryBufferBytes = r.int('BROKER_SERVER_RETRY_BUFFER_BYTES', 64 * 1024, { min: 0, max: 64 * 1024 * 1024 });
-  const minimalSupportedVersion = r.string('MINIMAL_SUPPORTED_BROKER_VERSION', '4.100.0');
-  const minimalRecommendedVersion = r.string('MINIMAL_RECOMMENDED_BROKER_VERSION', '4.182.0');
-  for (const [name, v] of [['MINIMAL_SUPPORTED_BROKER_VERSION', minimalSupportedVersion], ['MINIMAL_RECOMMENDED_BROKER_VERSION', minimalRecommendedVersion]] as const) {
-    if (!SEMVER.test(v)) r.problem(`${name} must be a version like 4.100.0, got ${JSON.stringify(v)}`);
-  }
-  // The body travels base64-encoded inside one tunnel message, next to the headers.
-  if (Math.ceil(bodyLimitBytes / 3) * 4 + 64 * 1024 > maxFrameBytes) {
-    r.problem(`BROKER_SERVER_BODY_LIMIT (${bodyLimitBytes}) is too large for SOCKET_MAX_RESPONSE_LENGTH (${maxFrameBytes}): the body travels base64-encoded inside one tunnel message, so it must stay below about 3/4 of it`);
-  }
-
+  const tuning = readServerTuning(r);
   await checkEgressVariables(r);
-
-  const acceptRaw = r.string('ACCEPT');
-  let acceptPath: string | undefined;
-  let publicRules: RuleSet | undefined;
-  let privateRules: RuleSet | undefined;
-  if (acceptRaw !== undefined) {
-    acceptPath = resolve(acceptRaw);
-    try {
-      const accept = await loadAcceptFile(acceptPath);
-      publicRules = compileRules(accept.public, env, `ACCEPT file ${acceptPath} (public rules)`);
-      privateRules = compileRules(accept.private, env, `ACCEPT file ${acceptPath} (private rules)`);
-      // The server keeps refusing unset variables at start (the client follows snyk-broker's
-      // empty-string semantics for Snyk's templates; a server's rules are the operator's own).
-      const unset = [...new Set([...publicRules.unsetVariables(), ...privateRules.unsetVariables()].map((u) => u.name))];
-      if (unset.length > 0) r.problem(`ACCEPT: ACCEPT file ${acceptPath} uses ${unset.map((m) => '${' + m + '}').join(', ')} but ${unset.length === 1 ? 'it is' : 'they are'} not set in the environment`);
-    } catch (err) {
-      if (err instanceof FilterError) r.problem(`ACCEPT: ${err.message}`);
-      else throw err;
-    }
-  }
+  const rules = await loadServerRules(r, env);
   r.done();
 
-  const secrets = [internalSecret ?? '', ...(publicRules?.secrets() ?? []), ...(privateRules?.secrets() ?? [])].filter((s) => s.length > 0);
+  const secrets = [internalSecret ?? '', ...(rules.publicRules?.secrets() ?? []), ...(rules.privateRules?.secrets() ?? [])].filter((s) => s.length > 0);
   return {
+    ...tuning,
+    ...rules,
     port,
     host,
     tls,
-    acceptPath,
-    publicRules,
-    privateRules,
     dispatcherUrl: dispatcherUrl ? dispatcherRaw!.replace(/\/+$/, '') : undefined,
     dispatcherVersion,
     peerRouting: peerRouting && dispatcherUrl !== undefined,
@@ -176,23 +194,7 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
     healthCheckLink: `http://${hostForLinks}/healthcheck`,
     peerUrl: peerRaw.replace(/\/+$/, ''),
     publicUrl: publicUrl ? publicRaw!.replace(/\/+$/, '') : undefined,
-    pingIntervalMs,
-    pingTimeoutMs,
-    probeDelayMs,
-    probeTimeoutMs,
-    maxFrameBytes,
-    requestTimeoutMs,
-    drainGraceMs,
-    bodyLimitBytes,
-    webhookResponseLimitBytes: maxFrameBytes,
-    webhookTimeoutMs,
-    handshakeTimeoutMs,
-    headersTimeoutMs,
-    retryBufferBytes,
-    answerGraceMs,
-    reconnectWaitMs,
-    minimalSupportedVersion,
-    minimalRecommendedVersion,
+    webhookResponseLimitBytes: tuning.maxFrameBytes,
     logLevel,
     secrets,
   };

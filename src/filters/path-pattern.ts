@@ -65,6 +65,7 @@ function isDotSegment(part: string): boolean {
 }
 
 /** Controls are stripped by URL parsers (tab, CR, LF) or cut paths short (NUL): never in a path. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point of this check
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /**

@@ -8,7 +8,8 @@ export type ValidEntry =
   | { header: string; values: string[] };
 
 export interface RuleAuth {
-  scheme: 'bearer' | 'token' | 'basic' | 'raw' | string;
+  /** The known schemes stay as editor hints; `string & {}` keeps any other name allowed. */
+  scheme: 'bearer' | 'token' | 'basic' | 'raw' | (string & {});
   token?: string;
   username?: string;
   password?: string;

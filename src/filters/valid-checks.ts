@@ -7,7 +7,7 @@ export function valuesAt(doc: unknown, path: string): unknown[] {
     const next: unknown[] = [];
     for (const v of current) {
       if (v === null || typeof v !== 'object') continue;
-      if (key === '*') next.push(...(Array.isArray(v) ? v : Object.values(v)));
+      if (key === '*') next.push(...((Array.isArray(v) ? v : Object.values(v)) as unknown[]));
       else if (Object.prototype.hasOwnProperty.call(v, key)) next.push((v as Record<string, unknown>)[key]);
     }
     current = next;

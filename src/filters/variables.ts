@@ -21,7 +21,7 @@ export class VariableResolver {
     private readonly vars: Vars,
     shared?: { pools: Pools; pinned: Map<string, string> },
   ) {
-    this.#pools = shared?.pools ?? new Map();
+    this.#pools = shared?.pools ?? (new Map() as Pools);
     this.#pinned = shared?.pinned;
   }
 

@@ -17,6 +17,6 @@ const INSTANCE_ID = /^[A-Za-z0-9._~:-]{1,128}$/;
 
 /** The instance id when `value` is a usable one, else undefined (an odd value never fails a call). */
 export function parseClientInstance(value: unknown): string | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
+  const v: unknown = Array.isArray(value) ? (value as unknown[])[0] : value;
   return typeof v === 'string' && INSTANCE_ID.test(v) ? v : undefined;
 }

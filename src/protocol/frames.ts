@@ -47,7 +47,7 @@ export function decodeTunnelMessage(text: string, maxBytes = DEFAULT_MAX_FRAME_B
     throw new ProtocolError('BAD_EMITTER_PACKET', 'emitter packet id is not an integer');
   }
   if (packet.type === EMITTER_EVENT) {
-    const [name, ...args] = packet.data;
+    const [name, ...args] = packet.data as unknown[];
     if (typeof name !== 'string' || name.length === 0) {
       throw new ProtocolError('BAD_EMITTER_PACKET', 'emitter event has no name');
     }

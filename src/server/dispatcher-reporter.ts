@@ -1,10 +1,17 @@
-import { randomUUID } from 'node:crypto';
 import type { Logger } from '../observability/logger.js';
 import type { Egress } from '../http/egress.js';
-import { describeError } from '../http/errors.js';
-import { delay, waitAtMost } from '../http/backoff.js';
-import { CLIENT_INSTANCE_QUERY, hashToken, parseClientInstance } from '../protocol/index.js';
+import { waitAtMost } from '../http/backoff.js';
 import type { ServerMetrics } from './metrics.js';
+import {
+  clientConnectedCall,
+  clientDisconnectedCall,
+  clientPingedCall,
+  serverStartingCall,
+  serverStoppingCall,
+  type DispatcherEvent,
+} from './dispatcher-report-calls.js';
+import { createDispatcherSender } from './dispatcher-report-sender.js';
+import { DispatcherReportQueue } from './dispatcher-report-queue.js';
 
 export interface DispatcherReporterConfig {
   dispatcherUrl: string;
@@ -32,9 +39,6 @@ export interface DispatcherReporterHooks {
   reannounce?: () => void;
 }
 
-/** Answer header of our dispatcher asking a server it only knows from reports to register again. */
-export const REGISTER_HINT_HEADER = 'x-broker-dispatcher-register';
-
 /** The server → dispatcher calls of protocol.md §6.4. Fire and forget: never on the request path. */
 export interface DispatcherReporter {
   /** Registers, then keeps re-registering every registerIntervalMs until serverStopping/close. */
@@ -59,151 +63,62 @@ export function noopDispatcherReporter(): DispatcherReporter {
   };
 }
 
-type EventName = 'server-starting' | 'client-connected' | 'client-pinged' | 'client-disconnected' | 'server-stopping';
-
-interface Call {
-  event: EventName;
-  method: 'POST' | 'DELETE';
-  path: string;
-  query: Record<string, string>;
-  body?: unknown;
+/** `fn`, except that a call within `ms` of the last one that ran is skipped. */
+function atMostEvery(ms: number, fn: () => void): () => void {
+  let lastAt = -Infinity;
+  return () => {
+    const now = Date.now();
+    if (now - lastAt < ms) return;
+    lastAt = now;
+    fn();
+  };
 }
 
-const LANES = 4;
-
 export function createDispatcherReporter(config: DispatcherReporterConfig, deps: { egress: Egress; logger: Logger; metrics: ServerMetrics } & DispatcherReporterHooks): DispatcherReporter {
-  const { egress, logger, metrics } = deps;
+  const { logger, metrics } = deps;
   const registerIntervalMs = config.registerIntervalMs ?? 15_000;
   let registerTimer: NodeJS.Timeout | undefined;
   /** No registration after server-stopping: re-registering would put a draining server back into placement. */
   let stoppingSent = false;
-  const timeoutMs = config.timeoutMs ?? 2500;
-  const retryDelays = config.retryDelaysMs ?? [200, 400, 800];
-  const maxQueued = config.maxQueued ?? 1000;
-  const base = `${config.dispatcherUrl}/internal/brokerservers/${encodeURIComponent(config.serverId)}`;
-  const lanes: Call[][] = Array.from({ length: LANES }, () => []);
-  const running: Array<Promise<void> | undefined> = Array.from({ length: LANES }, () => undefined);
-  let queued = 0;
-  let closed = false;
-  /** While closing, queued reports still go out but no new ones are taken. */
-  let closing = false;
-
-  function url(call: Call): string {
-    // `version` goes last, as the real server sends it.
-    const params = new URLSearchParams({ ...call.query, version: config.dispatcherVersion });
-    return `${base}${call.path}?${params.toString().replace(/~/g, '%7E')}`;
-  }
-
-  async function send(call: Call): Promise<void> {
-    const body = call.body === undefined ? undefined : JSON.stringify(call.body);
-    for (let attempt = 0; attempt <= retryDelays.length; attempt++) {
-      if (attempt > 0) await delay(retryDelays[attempt - 1]);
-      if (call.event === 'server-starting' && stoppingSent) return;
-      try {
-        const headers: Record<string, string> = {
-          accept: 'application/json, text/plain, */*',
-          'content-type': 'application/vnd.api+json',
-          'snyk-request-id': randomUUID(),
-          'user-agent': 'ha-broker-server',
-        };
-        if (config.internalSecret) headers['x-broker-internal-secret'] = config.internalSecret;
-        const res = await egress.request(url(call), { method: call.method, headers, body, signal: AbortSignal.timeout(timeoutMs) });
-        await res.body.dump().catch(() => undefined);
-        if (res.headers[REGISTER_HINT_HEADER] === 'true') {
-          // On a registration: the dispatcher did not know us (it restarted empty), announce the open tunnels now.
-          if (call.event === 'server-starting') reannounce();
-          else if (call.event !== 'server-stopping') onRegisterHint();
-        }
-        if (res.statusCode >= 200 && res.statusCode < 300) {
-          metrics.dispatcherCalls.inc({ event: call.event, outcome: 'ok' });
-          return;
-        }
-        logger.warn({ event: call.event, status: res.statusCode, attempt }, 'dispatcher answered with an error status');
-      } catch (err) {
-        logger.warn({ event: call.event, attempt, error: describeError(err) }, 'dispatcher call failed');
-      }
-    }
-    metrics.dispatcherCalls.inc({ event: call.event, outcome: 'failed' });
-    logger.error({ event: call.event }, 'dispatcher call given up after retries');
-  }
-
-  function laneOf(key: string): number {
-    let h = 0;
-    for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) | 0;
-    return Math.abs(h) % LANES;
-  }
-
-  function pump(lane: number): void {
-    if (running[lane] || closed) return;
-    const next = lanes[lane].shift();
-    if (!next) return;
-    queued--;
-    running[lane] = send(next).finally(() => {
-      running[lane] = undefined;
-      pump(lane);
-    });
-  }
-
-  /** Events of one connection share a lane, so connected/disconnected keep their order. */
-  function enqueue(key: string, call: Call): void {
-    if (closed || closing) return;
-    if (queued >= maxQueued) {
-      // Drop the oldest ping anywhere; if none, drop this report.
-      const lane = lanes.find((l) => l.some((c) => c.event === 'client-pinged'));
-      if (lane) {
-        lane.splice(lane.findIndex((c) => c.event === 'client-pinged'), 1);
-        queued--;
-      } else {
-        metrics.dispatcherCalls.inc({ event: call.event, outcome: 'dropped' });
-        logger.warn({ event: call.event }, 'dispatcher report queue full; report dropped');
-        return;
-      }
-    }
-    const lane = laneOf(key);
-    lanes[lane].push(call);
-    queued++;
-    pump(lane);
-  }
-
-  const connectionPath = (token: string) => `/connections/${hashToken(token)}`;
-  const attributes = (extra: Record<string, string | number> = {}) => ({
-    data: { attributes: { health_check_link: config.healthCheckLink, peer_url: config.peerUrl, ...(config.publicUrl ? { public_url: config.publicUrl } : {}), ...extra } },
+  const send = createDispatcherSender(
+    {
+      base: `${config.dispatcherUrl}/internal/brokerservers/${encodeURIComponent(config.serverId)}`,
+      dispatcherVersion: config.dispatcherVersion,
+      internalSecret: config.internalSecret,
+      timeoutMs: config.timeoutMs ?? 2500,
+      retryDelays: config.retryDelaysMs ?? [200, 400, 800],
+      stopping: () => stoppingSent,
+      onRegisterHint: (event: DispatcherEvent) => {
+        // On a registration: the dispatcher did not know us (it restarted empty), announce the open tunnels now.
+        if (event === 'server-starting') reannounce();
+        else if (event !== 'server-stopping') onRegisterHint();
+      },
+    },
+    deps,
+  );
+  const queue = new DispatcherReportQueue(send, {
+    maxQueued: config.maxQueued ?? 1000,
+    dropped: (call) => {
+      metrics.dispatcherCalls.inc({ event: call.event, outcome: 'dropped' });
+      logger.warn({ event: call.event }, 'dispatcher report queue full; report dropped');
+    },
   });
-  /** connection_role (our extra) lets the dispatcher count a client's tunnels exactly even when a report is retried. */
-  const roleQuery = (role: string | undefined): Record<string, string> => (role && /^[A-Za-z0-9_-]{1,32}$/.test(role) ? { connection_role: role } : {});
-  /** broker_client_instance (our extra): which of the processes sharing a client id the tunnel belongs to. */
-  const instanceQuery = (instance: string | undefined): Record<string, string> => {
-    const v = parseClientInstance(instance);
-    return v ? { [CLIENT_INSTANCE_QUERY]: v } : {};
-  };
 
   /** Queues a registration unless one is already waiting (a dead dispatcher must not pile them up). */
   function register(): boolean {
-    if (stoppingSent || closed) return false;
-    if (lanes.some((l) => l.some((c) => c.event === 'server-starting'))) return false;
-    const openTunnels = deps.openTunnels?.() ?? 0;
-    enqueue('server', { event: 'server-starting', method: 'POST', path: '', query: {}, body: attributes({ open_tunnels: openTunnels }) });
+    if (stoppingSent || queue.closed) return false;
+    if (queue.has('server-starting')) return false;
+    queue.enqueue('server', serverStartingCall(config, deps.openTunnels?.() ?? 0));
     return true;
   }
 
-  let lastHintAt = -Infinity;
-  function onRegisterHint(): void {
-    // Every report from an unknown server carries the hint until it registered: act once per few seconds.
-    const now = Date.now();
-    if (now - lastHintAt < 5000) return;
-    lastHintAt = now;
+  // Every report from an unknown server carries the hint until it registered: act once per few seconds.
+  const onRegisterHint = atMostEvery(5000, () => {
     logger.info('the dispatcher does not know this server; registering again');
     if (register()) reannounce();
-  }
-
-  let lastReannounceAt = -Infinity;
+  });
   /** At most once per few seconds: a report hint and the registration's answer may both ask. */
-  function reannounce(): void {
-    const now = Date.now();
-    if (now - lastReannounceAt < 5000) return;
-    lastReannounceAt = now;
-    deps.reannounce?.();
-  }
+  const reannounce = atMostEvery(5000, () => deps.reannounce?.());
 
   return {
     serverStarting() {
@@ -214,63 +129,31 @@ export function createDispatcherReporter(config: DispatcherReporterConfig, deps:
       }
     },
     clientConnected(token, clientId, clientVersion, role, instance) {
-      enqueue(`${token}:${clientId}`, {
-        event: 'client-connected',
-        method: 'POST',
-        path: connectionPath(token),
-        query: { broker_client_id: clientId, ...roleQuery(role), ...instanceQuery(instance), request_type: 'client-connected' },
-        body: attributes({ broker_client_version: clientVersion }),
-      });
+      queue.enqueue(`${token}:${clientId}`, clientConnectedCall(config, token, clientId, clientVersion, role, instance));
     },
     clientPinged(token, clientId, clientVersion, latencyMs, role, instance) {
-      enqueue(`${token}:${clientId}`, {
-        event: 'client-pinged',
-        method: 'POST',
-        path: connectionPath(token),
-        query: { broker_client_id: clientId, ...roleQuery(role), ...instanceQuery(instance), latency: String(Math.max(0, Math.round(latencyMs))), request_type: 'client-pinged' },
-        body: attributes({ broker_client_version: clientVersion }),
-      });
+      queue.enqueue(`${token}:${clientId}`, clientPingedCall(config, token, clientId, clientVersion, latencyMs, role, instance));
     },
     clientDisconnected(token, clientId, role, instance) {
-      enqueue(`${token}:${clientId}`, { event: 'client-disconnected', method: 'DELETE', path: connectionPath(token), query: { broker_client_id: clientId, ...roleQuery(role), ...instanceQuery(instance) } });
+      queue.enqueue(`${token}:${clientId}`, clientDisconnectedCall(token, clientId, role, instance));
     },
     async serverStopping() {
       stoppingSent = true;
       clearInterval(registerTimer);
       // A registration still queued would undo the stop.
-      for (const lane of lanes) {
-        for (let i = lane.length - 1; i >= 0; i--) {
-          if (lane[i].event === 'server-starting') {
-            lane.splice(i, 1);
-            queued--;
-          }
-        }
-      }
+      queue.remove('server-starting');
       // Let a registration already on the wire land first (bounded), so the stop is the last word.
-      const inFlightRegistration = running[laneOf('server')];
+      const inFlightRegistration = queue.inFlight('server');
       if (inFlightRegistration) await waitAtMost(inFlightRegistration, 1000);
-      await send({ event: 'server-stopping', method: 'DELETE', path: '', query: {} });
+      await send(serverStoppingCall());
     },
     async close(waitMs = 5000) {
       clearInterval(registerTimer);
-      closing = true;
+      queue.stopTaking();
       // Queued disconnects must still reach the dispatcher, or it keeps listing tunnels that are
       // gone and peers route to them; pings are moot now, so they are dropped.
-      for (const lane of lanes) {
-        for (let i = lane.length - 1; i >= 0; i--) {
-          if (lane[i].event === 'client-pinged') {
-            lane.splice(i, 1);
-            queued--;
-          }
-        }
-      }
-      lanes.forEach((_, lane) => pump(lane));
-      const flushed = (async () => {
-        // Each finished call pumps its lane's next one, so wait until nothing runs any more.
-        while (running.some(Boolean)) await Promise.all(running.filter(Boolean));
-      })();
-      await waitAtMost(flushed, waitMs);
-      closed = true;
+      queue.remove('client-pinged');
+      await queue.flush(waitMs);
     },
   };
 }
