@@ -1,6 +1,6 @@
 import { Counter, Gauge, type Registry } from '../observability/metrics.js';
 import type { Allocator } from './allocator.js';
-import { tokenLabel } from './allocator.js';
+import { tokenLabel } from './types.js';
 
 export interface DispatcherMetrics {
   readonly registry: Registry;

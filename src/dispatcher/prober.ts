@@ -23,7 +23,7 @@ export function createProber(o: ProberOptions): { round(): Promise<void> } {
 
   async function probe(id: string, peerUrl: string): Promise<void> {
     let ok = false;
-    let reason = '';
+    let reason: string;
     try {
       const res = await o.egress.request(`${peerUrl}/healthcheck`, { method: 'GET', signal: AbortSignal.timeout(o.timeoutMs) });
       ok = res.statusCode >= 200 && res.statusCode < 300;

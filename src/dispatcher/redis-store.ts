@@ -34,10 +34,8 @@ export interface RedisStoreOptions {
   commandTimeoutMs?: number;
 }
 
-/** The shared store for several dispatcher replicas (ioredis). */
-export function createRedisStore(options: RedisStoreOptions): DispatcherStore {
-  const log = options.logger ?? silentLogger();
-  const p = options.keyPrefix;
+/** The client, logging once when Redis becomes unreachable and once when it is back. */
+function connectRedis(options: RedisStoreOptions, log: Logger): Redis {
   const redis = new Redis(options.url, {
     maxRetriesPerRequest: 1,
     connectTimeout: 5_000,
@@ -55,6 +53,14 @@ export function createRedisStore(options: RedisStoreOptions): DispatcherStore {
     if (!healthy) log.info('redis reachable again');
     healthy = true;
   });
+  return redis;
+}
+
+/** The shared store for several dispatcher replicas (ioredis). */
+export function createRedisStore(options: RedisStoreOptions): DispatcherStore {
+  const log = options.logger ?? silentLogger();
+  const p = options.keyPrefix;
+  const redis = connectRedis(options, log);
 
   const serverKey = (id: string) => `${p}server:${id}`;
   const serversKey = `${p}servers`;

@@ -87,3 +87,8 @@ export function tunnelCount(c: ConnectionRecord): number {
   for (const v of Object.values(c.roles)) n += v;
   return n;
 }
+
+/** Short, non-reversible label for logs and metrics: the first 8 hex chars of the hashed token. */
+export function tokenLabel(hashedToken: string): string {
+  return hashedToken.slice(0, 8);
+}

@@ -3,7 +3,8 @@
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { Allocator, type AllocationResult, type AllocatorConfig } from '../../src/dispatcher/allocator.js';
+import { Allocator, type AllocatorConfig } from '../../src/dispatcher/allocator.js';
+import type { AllocationResult } from '../../src/dispatcher/allocation-policy.js';
 import { rankServers } from '../../src/dispatcher/placement.js';
 import type { DispatcherStore } from '../../src/dispatcher/store.js';
 
