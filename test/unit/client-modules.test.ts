@@ -12,7 +12,9 @@ import { decodeTunnelAnswer, readResponseHead } from '../../src/protocol/index.j
 import { createResponseWriter, ResponseUploadError } from '../../src/client/response-writer.js';
 import { responseDataUrl } from '../../src/client/response-data-url.js';
 import { parseAllocation, parseRetryAfter, allocationUrl } from '../../src/client/allocation.js';
-import { applyVarSubstitution, errorTypeForStatus, originHeaders, stripContext } from '../../src/client/relay.js';
+import { applyVarSubstitution } from '../../src/client/var-substitution.js';
+import { originHeaders, stripContext } from '../../src/client/origin-request.js';
+import { errorTypeForStatus } from '../../src/client/origin-egress.js';
 import { placementQuery, tunnelUrl } from '../../src/client/tunnel.js';
 import { bypassesProxy } from '../../src/client/proxy-agent.js';
 import { maskCredential } from '../../src/client/systemcheck.js';

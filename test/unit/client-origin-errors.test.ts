@@ -3,7 +3,7 @@
 // connecting is DOWNSTREAM_ERROR (issue 6 fault suite found resets reported as unreachable).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { originError } from '../../src/client/relay.js';
+import { originError } from '../../src/client/origin-egress.js';
 
 function sysError(code: string, message = code): Error {
   return Object.assign(new Error(message), { code });

@@ -1,0 +1,74 @@
+import type { Readable } from 'node:stream';
+import type { Egress } from '../http/egress.js';
+import type { Logger } from '../observability/logger.js';
+import type { ResponseHead } from '../protocol/index.js';
+import { VariableResolver, type RuleSet } from '../filters/index.js';
+import type { ResponseWriter } from './response-writer.js';
+import type { ClientMetrics } from './metrics.js';
+import type { BodyUrlRewriter } from './res-body-url-sub.js';
+import type { OriginCaller } from './origin-egress.js';
+
+export interface RelayOptions {
+  rules: () => RuleSet;
+  egress: Egress;
+  writer: ResponseWriter;
+  logger: Logger;
+  metrics: ClientMetrics;
+  wireVersion: string;
+  maxAckResponseBytes: number;
+  removeXForwardedHeaders: boolean;
+  /** Values for `BROKER_VAR_SUB` / `x-broker-var-sub` substitution (the client's environment). */
+  vars?: Record<string, string | undefined>;
+  /** Reloads the accept rules (service command filters/reload). */
+  reloadFilters?: () => Promise<void>;
+  /** Origin connect refusals are retried this many times (nothing was sent yet). */
+  connectRetries?: number;
+  connectRetryDelayMs?: number;
+  /** Small answers go back over the tunnel when our server offers it (BROKER_CLIENT_TUNNEL_ANSWERS); default on. */
+  tunnelAnswers?: boolean;
+  /** INSECURE_DOWNSTREAM: origins are called over plain http. */
+  insecureDownstream?: boolean;
+  /** RES_BODY_URL_SUB: rewrites package URLs in JSON answers. */
+  bodyUrlRewriter?: BodyUrlRewriter;
+  /** LOG_ENABLE_BODY: request and response bodies go into debug lines. */
+  logBodies?: boolean;
+}
+
+/** One relay's options with their defaults resolved, built once and passed to every step of a request. */
+export interface RelayContext extends OriginCaller {
+  readonly opts: RelayOptions;
+  readonly log: Logger;
+  readonly vars: Record<string, string | undefined>;
+  readonly varsResolver: VariableResolver;
+}
+
+export function relayContext(opts: RelayOptions): RelayContext {
+  const vars = opts.vars ?? {};
+  return {
+    opts,
+    log: opts.logger,
+    egress: opts.egress,
+    connectRetries: opts.connectRetries ?? 3,
+    connectRetryDelayMs: opts.connectRetryDelayMs ?? 500,
+    vars,
+    varsResolver: new VariableResolver(vars),
+  };
+}
+
+/** What goes back to the broker server for a relayed request. */
+export interface Answer {
+  head: ResponseHead;
+  body?: Readable | Buffer | string;
+}
+
+/** An answer with its body whole, never a stream: what an ack carries (one message). */
+export interface WholeAnswer extends Answer {
+  body?: Buffer | string;
+}
+
+export function brokerError(status: number, code: string, message: string, extra: Record<string, unknown> = {}): WholeAnswer {
+  return {
+    head: { status, errorType: code, headers: { 'content-type': 'application/json' } },
+    body: JSON.stringify({ code, message, ...extra }),
+  };
+}

@@ -1,0 +1,35 @@
+import { FAILURE_HEADER } from '../http/server-helpers.js';
+import { FAILURES } from '../protocol/failures.js';
+import type { RelayRequest } from '../protocol/index.js';
+import type { FilterResult } from '../filters/index.js';
+import { brokerError, type RelayContext, type WholeAnswer } from './relay-context.js';
+
+/** A request a private accept rule lets through, with the origin to call. */
+export type Authorized = Extract<FilterResult, { allowed: true }> & { targetUrl: string };
+
+/**
+ * Matches a request from the broker server against the private accept rules: the match (its
+ * origin, credential and variables), or the refusal to answer with.
+ */
+export function authorize(ctx: RelayContext, req: RelayRequest, requestId: string): Authorized | WholeAnswer {
+  const log = ctx.log;
+  const rules = ctx.opts.rules();
+  const result = rules.match({ method: req.method, url: req.url, headers: req.headers, body: req.body });
+  if (!result.allowed) {
+    log.warn({ requestId, method: req.method, url: req.url, reason: result.reason }, 'blocked a request from the broker server (no private accept rule matches)');
+    return brokerError(401, 'FILTER_BLOCKED', 'blocked', { reason: '[Websocket Flow][Blocked Request] Does not match any accept rule', url: req.url });
+  }
+  if (result.unsetOriginVariables) {
+    const names = result.unsetOriginVariables.join(', ');
+    log.warn({ requestId, url: req.url, unsetVariables: result.unsetOriginVariables }, 'matching private rule has an empty origin: its variables are unset');
+    const unset = FAILURES.ORIGIN_VARIABLE_UNSET;
+    const answer = brokerError(unset.status, unset.code, `the matching accept rule's origin needs ${names}, which ${result.unsetOriginVariables.length === 1 ? 'is' : 'are'} not set on the broker client`);
+    answer.head.headers![FAILURE_HEADER] = `${unset.reason}: ${names}`;
+    return answer;
+  }
+  if (!result.targetUrl) {
+    log.warn({ requestId, url: req.url }, 'matching private rule has no origin');
+    return brokerError(502, 'DOWNSTREAM_ERROR', 'matching accept rule has no origin');
+  }
+  return result as Authorized;
+}
