@@ -36,16 +36,18 @@ export function serversFrom(body: unknown): Map<string, PeerServer> {
 }
 
 /** Token hash → the live peers (not this server) holding its tunnels, from `GET /internal/connections`. */
-export function routesFrom(body: unknown, selfServerId: string): Map<string, PeerRoute[]> {
+export function routesFrom(body: unknown, selfServerId: string, withTunnels?: Set<string>): Map<string, PeerRoute[]> {
   const doc = body as RoutingDocument;
   const next = new Map<string, PeerRoute[]>();
   for (const token of doc.data ?? []) {
     if (typeof token.id !== 'string') continue;
     const peers: PeerRoute[] = [];
     for (const s of token.attributes?.servers ?? []) {
-      if (typeof s.server_id !== 'string' || s.server_id === selfServerId) continue;
-      if (typeof s.peer_url !== 'string' || s.status !== 'live') continue;
+      if (typeof s.server_id !== 'string') continue;
       const tunnels = (s.connections ?? []).reduce((n, c) => n + (typeof c.tunnels === 'number' ? c.tunnels : 1), 0);
+      // Tunnels anywhere, even on this server or a draining one: the token's clients are around.
+      if (tunnels > 0) withTunnels?.add(token.id);
+      if (s.server_id === selfServerId || typeof s.peer_url !== 'string' || s.status !== 'live') continue;
       if (tunnels > 0) peers.push({ serverId: s.server_id, peerUrl: s.peer_url.replace(/\/+$/, ''), tunnels });
     }
     if (peers.length > 0) next.set(token.id, peers);

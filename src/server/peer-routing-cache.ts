@@ -2,12 +2,15 @@ import type { Egress } from '../http/egress.js';
 import { describeError } from '../http/errors.js';
 import { waitAtMost } from '../http/backoff.js';
 import type { Logger } from '../observability/logger.js';
+import { TimedMarks } from './timed-marks.js';
 import { getDispatcherJson, routesFrom, serversFrom } from './peer-lookups.js';
 import type { PeerRoute, PeerRoutingConfig, PeerServer } from './peer-routing.js';
 
 /** A lookup miss refreshes the cache at most this often, and waits for it at most this long. */
 const MISS_REFRESH_EVERY_MS = 1000;
 const MISS_WAIT_MS = 1000;
+/** A token whose tunnels the dispatcher listed this recently is "in motion" when none is found (see hadTunnelsLately). */
+const LATELY_MS = 10_000;
 
 /**
  * The dispatcher's routing and server lists, polled every refreshMs (one poll for all tokens)
@@ -16,6 +19,7 @@ const MISS_WAIT_MS = 1000;
 export class PeerRoutingCache {
   #routes = new Map<string, PeerRoute[]>();
   #servers = new Map<string, PeerServer>();
+  readonly #lately = new TimedMarks(LATELY_MS);
   #inFlight: Promise<void> | undefined;
   #lastMissRefresh = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -34,6 +38,15 @@ export class PeerRoutingCache {
   /** The peers of a token hash, as last looked up. */
   routes(tokenHash: string): PeerRoute[] | undefined {
     return this.#routes.get(tokenHash);
+  }
+
+  /**
+   * Whether the dispatcher listed tunnels of the token (on any server, draining ones too) in
+   * the last LATELY_MS: a token with none now is moving (a server draining, its clients
+   * reconnecting elsewhere), not gone.
+   */
+  hadTunnelsLately(tokenHash: string): boolean {
+    return this.#lately.has(tokenHash);
   }
 
   server(serverId: string): PeerServer | undefined {
@@ -81,7 +94,11 @@ export class PeerRoutingCache {
   async #refreshRoutes(): Promise<void> {
     const { logger } = this.deps;
     try {
-      this.#routes = routesFrom(await getDispatcherJson(this.deps.egress, this.config, '/internal/connections'), this.config.selfServerId);
+      const withTunnels = new Set<string>();
+      this.#routes = routesFrom(await getDispatcherJson(this.deps.egress, this.config, '/internal/connections'), this.config.selfServerId, withTunnels);
+      const now = Date.now();
+      this.#lately.sweep(now);
+      for (const hash of withTunnels) this.#lately.mark(hash, now);
       if (this.#failing) logger.info('routing lookup from the dispatcher works again');
       this.#failing = false;
     } catch (err) {

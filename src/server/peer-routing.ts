@@ -81,6 +81,10 @@ export function createPeerRouting(config: PeerRoutingConfig, deps: { egress: Egr
     isUnreachable(serverId: string, now = Date.now()): boolean {
       return unreachable.has(serverId, now);
     },
+    /** See PeerRoutingCache.hadTunnelsLately: no tunnel of the token now is worth a short wait rather than a 404. */
+    tunnelsMoving(token: string): boolean {
+      return cache.hadTunnelsLately(hashToken(token));
+    },
     peersFor(token: string): PeerRoute[] {
       return cache.routes(hashToken(token)) ?? [];
     },

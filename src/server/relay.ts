@@ -12,7 +12,7 @@ import type { ServerMetrics } from './metrics.js';
 import { answerHeaders } from './platform-request.js';
 import type { PendingAnswers } from './pending-answers.js';
 import { RelayAttempt, type AttemptOutcome } from './relay-attempt.js';
-import { otherClientSelectable, waitForReconnect, withClients } from './retry-targets.js';
+import { otherClientSelectable, waitForMovingTunnels, waitForReconnect, withClients } from './retry-targets.js';
 
 // The relay's mechanisms, composed by PlatformRelay: tracking of waiting attempts, one attempt
 // on one connection, answer intake, and where a retry may go.
@@ -63,6 +63,8 @@ export interface PlatformRelayInit {
   fallback?: () => Promise<FallbackResult>;
   /** Whether `fallback` has somewhere to go now (a peer holds tunnels of the token): a hung tunnel's requests may be hedged there. */
   fallbackAvailable?: () => boolean;
+  /** Whether the token had tunnels in the cluster lately (see PeerRouting.tunnelsMoving): none now is worth a wait, not a 404. */
+  tunnelsMoving?: () => boolean;
 }
 
 /** Whether the fallback answered the platform; if not, why (it ends up in the 502's message). */
@@ -181,7 +183,12 @@ export class PlatformRelay {
         selection = pool.select(this.init.token, exclude, Date.now(), orUnresponsive);
       }
       if (selection.kind !== 'ok') {
-        if (first) return this.#refuse(selection.kind);
+        if (first) {
+          const waited = await this.#awaitMovingTunnels(selection.kind);
+          if (waited === 'peer') return 'peer';
+          if (waited === 'again') continue;
+          return this.#refuse(selection.kind);
+        }
         // Only reached after a not-sent attempt or a dropped idempotent one: trying elsewhere is safe.
         const ended = await this.#elsewhere('the tunnel carrying this request closed and no other connection could take it', exclude);
         if (ended !== undefined) return ended;
@@ -285,6 +292,20 @@ export class PlatformRelay {
   }
 
   #reconnectWaited = false;
+  #movingWaited = false;
+
+  /**
+   * No connection here at the first try, but the token had tunnels lately: a server is draining
+   * and its clients reconnect, here or at a peer, within a second or so. Nothing was sent yet,
+   * so any request may wait for them, once and within reconnectWaitMs, instead of a 404. A
+   * request forwarded by a peer does not wait: that server has other targets to try.
+   */
+  async #awaitMovingTunnels(kind: Exclude<Selection<Connection>['kind'], 'ok'>): Promise<'peer' | 'again' | undefined> {
+    const wait = this.deps.reconnectWaitMs ?? 0;
+    if (this.#movingWaited || kind === 'not-ready' || wait <= 0 || this.init.hasAlternative || !this.init.tunnelsMoving?.()) return undefined;
+    this.#movingWaited = true;
+    return (await waitForMovingTunnels(this, this.deps, wait)) ?? 'again';
+  }
 
   /**
    * Every connection of the token here failed this idempotent request and no peer took it. A

@@ -45,3 +45,29 @@ export async function waitForReconnect(relay: PlatformRelay, deps: RelayDeps, ex
   }
   return false;
 }
+
+/** How often a wait for a moving token's tunnels asks the peers again (their lookup refreshes at most once a second). */
+const PEERS_AGAIN_MS = 250;
+
+/**
+ * Waits up to `waitMs` (and within the request's timeout) for the token's tunnels to show up
+ * here or at a peer; 'peer' when a peer answered the platform, 'again' when a connection here
+ * can take the request, undefined when none came.
+ */
+export async function waitForMovingTunnels(relay: PlatformRelay, deps: RelayDeps, waitMs: number): Promise<'peer' | 'again' | undefined> {
+  const waitStarted = Date.now();
+  const deadline = Math.min(waitStarted + waitMs, relay.startedAt + deps.requestTimeoutMs);
+  let peersAskedAt = waitStarted;
+  while (Date.now() < deadline && !relay.platformGone && !relay.timedOut) {
+    await sleep(100, undefined, { ref: false });
+    if (deps.pool.select(relay.init.token, new Set(), Date.now(), false).kind === 'ok') {
+      deps.logger.info({ requestId: relay.init.requestId, waitedMs: Date.now() - waitStarted }, 'the token had no tunnel here for a moment (its clients were moving); relaying the request now');
+      return 'again';
+    }
+    if (relay.init.fallback && Date.now() - peersAskedAt >= PEERS_AGAIN_MS) {
+      peersAskedAt = Date.now();
+      if ((await relay.init.fallback()).answered) return 'peer';
+    }
+  }
+  return undefined;
+}

@@ -214,6 +214,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       hasAlternative: forwarded,
       // The local tunnel dropped and no other is left here (a client just died): a peer's tunnels take it.
       fallbackAvailable: routing && !forwarded ? () => routing.peersFor(parsed.token).length > 0 : undefined,
+      tunnelsMoving: routing && !forwarded ? () => routing.tunnelsMoving(parsed.token) : undefined,
       fallback:
         routing && !forwarded
           ? async () => {

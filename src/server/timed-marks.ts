@@ -1,6 +1,7 @@
 /**
- * Server ids marked for a while (a peer that could not be reached, a peer that failed its
- * liveness probe): a mark lapses on its own, and is dropped when it is read after that.
+ * Ids marked for a while (a peer that could not be reached, a peer that failed its liveness
+ * probe, a token seen with tunnels): a mark lapses on its own, and is dropped when it is read
+ * or swept after that.
  */
 export class TimedMarks {
   readonly #until = new Map<string, number>();
@@ -20,5 +21,10 @@ export class TimedMarks {
     if (now < until) return true;
     this.#until.delete(id);
     return false;
+  }
+
+  /** Drops the lapsed marks (for ids that may never be read again). */
+  sweep(now = Date.now()): void {
+    for (const [id, until] of this.#until) if (now >= until) this.#until.delete(id);
   }
 }

@@ -91,3 +91,24 @@ test('a flood of unknown tokens costs one shared lookup, not one per request (mi
   await Promise.all(unknown.map((t) => routing.peersForOnMiss(`${t}-again`)));
   assert.ok(seen.filter((s) => s.url === '/internal/connections').length <= 2);
 });
+
+test('a token the dispatcher listed with tunnels anywhere (this server, a draining one) is "moving" for a while after they are gone; an unknown one is not', async () => {
+  const mine = 'c0000000-0000-4000-8000-000000000001';
+  const draining = 'c0000000-0000-4000-8000-000000000002';
+  const doc: { data: unknown[] } = {
+    data: [
+      { id: hashToken(mine), attributes: { servers: [{ server_id: 'a', peer_url: 'http://a:1', status: 'live', connections: [{ tunnels: 2 }] }] } },
+      { id: hashToken(draining), attributes: { servers: [{ server_id: 'c', peer_url: 'http://c:1', status: 'stopping', connections: [{ tunnels: 1 }] }] } },
+    ],
+  };
+  const { routing } = await routingAgainst(doc);
+  await routing.refresh();
+  assert.deepEqual(routing.peersFor(draining), [], 'a draining server is no route');
+  assert.equal(routing.tunnelsMoving(mine), true);
+  assert.equal(routing.tunnelsMoving(draining), true);
+  assert.equal(routing.tunnelsMoving(T), false, 'never listed');
+  // The next lookup lists none (the draining server's clients are reconnecting): still moving.
+  doc.data = [];
+  await routing.refresh();
+  assert.equal(routing.tunnelsMoving(draining), true);
+});
