@@ -13,6 +13,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { clusterForFile } from '../support/ha-cluster.js';
 import { assertFaultGoal, describeLoadFailures, startSteadyLoad, summaryLine, type SteadyLoadTarget } from '../support/steady-load.js';
 import type { RunningProcess } from '../support/processes.js';
+import { waitFor } from '../support/wait.js';
+import { tcpSocketInodes } from '../support/proc-sockets.js';
+
+/** /proc/net/tcp's state of an established connection. */
+const ESTABLISHED = '01';
 
 const FAULT_MS = 15_000;
 /** "Far below the fault's length": a third of it (with the defaults the target is ≤ 3 s; the figures are printed). */
@@ -26,9 +31,10 @@ after(() => {
 });
 
 /** Runs the load on `target` through a fault that lasts FAULT_MS; returns the report and the hedges counted meanwhile. */
-async function underFault(name: string, target: SteadyLoadTarget, victim: RunningProcess) {
+async function underFault(name: string, target: SteadyLoadTarget, victim: RunningProcess, armed?: () => Promise<void>) {
   const load = startSteadyLoad(target, { rate: RATE });
   await cluster.waitServing();
+  await armed?.();
   const hedgesBefore = await cluster.hedges();
   victim.kill('SIGSTOP');
   try {
@@ -70,24 +76,50 @@ test('one client hung for 15 s (SIGSTOP, SIGCONT): its GETs are hedged to the ot
 });
 
 test('the path to one server blackholed for 15 s (its TCP proxy frozen)', async () => {
-  const { hedges } = await underFault('path-blackhole-15s', cluster, cluster.proxies[0]!.proc);
-  assert.ok(hedges > 0, 'no request was hedged: the fault did not hit the load');
+  // The frozen path must carry tunnels (or the fault misses the load), and so must the other one
+  // (or the hedged GETs have nowhere to go). Tunnels are the clients' long-lived connections
+  // through each proxy; reconnects during the earlier faults may have put them all on one path.
+  const carried = () => cluster.proxies.map((p) => tcpSocketInodes((row) => row.localPort === p.port && row.state === ESTABLISHED).size);
+  // Idle keep-alive connections of earlier answer uploads close within seconds: wait until only the tunnels are left.
+  const spread = await waitFor('tunnels through both paths, and nothing else', async () => {
+    const counts = carried();
+    return counts.every((n) => n > 0) && counts.reduce((a, n) => a + n, 0) === (await cluster.tokenView()).tunnels ? true : undefined;
+  }, { timeoutMs: 15_000, intervalMs: 200 }).catch(() => false);
+  const counts = carried();
+  console.log(`# path blackhole: connections per path ${counts.join(',')}`);
+  const victim = spread ? counts.indexOf(Math.max(...counts)) : counts.indexOf(Math.min(...counts));
+  if (!spread) console.log(`# path blackhole: connections per path ${counts.join(',')}; freezing the idle one (nothing to hedge)`);
+  const { hedges } = await underFault('path-blackhole-15s', cluster, cluster.proxies[victim]!.proc);
+  if (spread) assert.ok(hedges > 0, 'no request was hedged: the fault did not hit the load');
 });
 
 test('one server hung for 15 s (SIGSTOP): the other server hedges what it forwarded there', async () => {
   // The hung server must hold tunnels (so the entry server forwards part of the load there), and
   // so must the entry server (so the hedged GETs have somewhere to go).
-  const holding = (await cluster.tokenView()).servers.filter((x) => x.tunnels > 0).map((x) => x.server_id);
+  // Placement moved during the earlier faults: give the tunnels a moment to be on both servers.
+  const spreadView = await waitFor('tunnels of the token on both servers', async () => {
+    const v = await cluster.tokenView();
+    return v.servers.filter((x) => x.tunnels > 0).length > 1 ? v : undefined;
+  }, { timeoutMs: 10_000, intervalMs: 200 }).catch(() => undefined);
+  const holding = (spreadView ?? (await cluster.tokenView())).servers.filter((x) => x.tunnels > 0).map((x) => x.server_id);
   const spread = holding.length > 1;
   const hung = spread ? cluster.servers.find((x) => x.id === holding[0])! : cluster.servers.find((x) => !holding.includes(x.id))!;
   const entry = cluster.servers.find((x) => x !== hung)!;
   if (!spread) console.log(`# server hang: every tunnel is on server ${holding.join(',')}; hanging the other one (nothing forwarded there to hedge)`);
+  // Proof the fault hits forwarded traffic: under the load, the entry server answers through the other one.
+  const forwardsAnswered = () => cluster.serverMetric(entry, 'broker_server_peer_forwards_total{outcome="answered"}');
+  const armed = spread
+    ? async () => {
+        const base = await forwardsAnswered();
+        await waitFor(`server ${entry.id} forwarding part of the load to server ${hung.id}`, async () => (await forwardsAnswered()) >= base + 3, { timeoutMs: 20_000, intervalMs: 100 });
+      }
+    : undefined;
   // The platform's way in stays healthy (in Kubernetes the ingress stops sending to a pod that fails its probes).
   const target: SteadyLoadTarget = {
     platformUrl: (path) => `http://127.0.0.1:${entry.port}/broker/${cluster.token}/${path.replace(/^\//, '')}`,
     seenIds: () => cluster.seenIds(),
     retries: () => cluster.retries(),
   };
-  const { hedges } = await underFault('server-sigstop-15s', target, hung.proc);
+  const { hedges } = await underFault('server-sigstop-15s', target, hung.proc, armed);
   if (spread) assert.ok(hedges > 0, 'no forwarded request was hedged: the fault did not hit the load');
 });

@@ -480,9 +480,16 @@ export class HaCluster {
     let sum = 0;
     for (const s of this.servers) {
       if (!s.proc || s.proc.child.exitCode !== null || s.proc.child.signalCode !== null) continue;
-      const r = await request(`http://127.0.0.1:${s.port}/metrics`, { headersTimeout: 3000, bodyTimeout: 3000, reset: true });
-      for (const line of (await r.body.text()).split('\n')) if (line.startsWith('broker_server_relay_hedges_total{')) sum += Number(line.split(' ').at(-1)) || 0;
+      sum += await this.serverMetric(s, 'broker_server_relay_hedges_total{');
     }
+    return sum;
+  }
+
+  /** The sum of the metric lines of server `s` that start with `prefix` (a name, or a name and labels). */
+  async serverMetric(s: ServerNode, prefix: string): Promise<number> {
+    const r = await request(`http://127.0.0.1:${s.port}/metrics`, { headersTimeout: 3000, bodyTimeout: 3000, reset: true });
+    let sum = 0;
+    for (const line of (await r.body.text()).split('\n')) if (line.startsWith(prefix)) sum += Number(line.split(' ').at(-1)) || 0;
     return sum;
   }
 
