@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { FORWARDED_HEADER, INTERNAL_SECRET_HEADER, secretMatches } from '../http/forward.js';
+import type { Logger } from '../observability/logger.js';
 
 /**
  * Checks a request that claims to be forwarded by a peer server (x-broker-forwarded-by): with
@@ -20,4 +21,15 @@ export function peerHopHeaders(selfServerId: string, internalSecret: string | un
   const headers: Record<string, string> = { [FORWARDED_HEADER]: selfServerId };
   if (internalSecret) headers[INTERNAL_SECRET_HEADER] = internalSecret;
   return headers;
+}
+
+/** The path's first segment of a URL (never the rest: a path may hold the token). */
+export function routeOf(url: string | undefined): string {
+  return (url ?? '/').split('?', 1)[0].split('/')[1] ?? '';
+}
+
+/** Logs a refused peer claim without the path (it holds the token) and without any header value but the claimed peer id. */
+export function logRefusedPeer(logger: Logger, req: IncomingMessage, what: string): void {
+  const by = req.headers[FORWARDED_HEADER];
+  logger.warn({ method: req.method, route: routeOf(req.url), forwardedBy: String(by).slice(0, 128), remote: req.socket.remoteAddress }, `${what} claims to come from a peer server without the valid internal secret (BROKER_INTERNAL_SECRET): refused with 401`);
 }

@@ -1,0 +1,66 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { FORWARDED_HEADER, forwardHttpRequest } from '../../http/forward.js';
+import { sendFailure, sendJson } from '../../http/server-helpers.js';
+import { FAILURES } from '../../protocol/failures.js';
+import { peerHopHeaders } from '../peer-auth.js';
+import { UNKNOWN_STREAM_MESSAGE } from '../relay.js';
+import { answerOwner } from '../tunnel-routing.js';
+import type { ServerParts } from './context.js';
+import type { PeerHops } from './peer-hops.js';
+
+const RESPONSE_DATA_PATH = /^\/response-data\/([^/]+)\/([^/]+)\/?$/;
+
+/**
+ * POST /response-data/<token>/<streamingID> (protocol.md §3.3): a client's answer upload, taken
+ * by the relay waiting for it here, or (HA mode) passed on to the server that waits for it.
+ */
+export function createResponseIntake(parts: ServerParts, hops: PeerHops) {
+  const { config, logger, egress, metrics, pending, routing } = parts;
+
+  /** Passes the upload on to the server waiting for it; false when none is known (then it is taken here or refused). */
+  async function toOwner(req: IncomingMessage, res: ServerResponse, streamingID: string, rawUrl: string): Promise<boolean> {
+    if (!routing || req.headers[FORWARDED_HEADER] !== undefined) return false;
+    const owner = answerOwner(streamingID, rawUrl, config.serverId);
+    const peer = owner !== undefined && !routing.isUnreachable(owner) ? await routing.findServer(owner) : undefined;
+    if (!peer) return false;
+    try {
+      await forwardHttpRequest(egress, req, res, peer.peerUrl, peerHopHeaders(config.serverId, config.internalSecret));
+      metrics.tunnelForwards.inc({ kind: 'response-data', outcome: 'forwarded' });
+    } catch (err) {
+      metrics.tunnelForwards.inc({ kind: 'response-data', outcome: 'unreachable' });
+      if (res.headersSent || res.destroyed) {
+        res.destroy();
+        return true;
+      }
+      hops.failed(peer, err, 'answer upload');
+      req.resume();
+      sendFailure(res, FAILURES.PEER_UNREACHABLE, { message: `the broker server waiting for this answer (${peer.serverId}) could not be reached` });
+    }
+    return true;
+  }
+
+  return async function responseData(req: IncomingMessage, res: ServerResponse, path: string, rawUrl: string): Promise<void> {
+    const m = RESPONSE_DATA_PATH.exec(path);
+    if (!m || req.method !== 'POST') {
+      req.resume();
+      return sendFailure(res, FAILURES.BAD_REQUEST, { message: 'expected POST /response-data/<token>/<streamingID>' });
+    }
+    let token: string;
+    let streamingID: string;
+    try {
+      token = decodeURIComponent(m[1]).toLowerCase();
+      streamingID = decodeURIComponent(m[2]);
+    } catch {
+      req.resume();
+      return sendFailure(res, FAILURES.BAD_REQUEST, { message: 'undecodable path' });
+    }
+    // Waited for here: take it, whatever server_id says (the tunnel may have been served here instead of there).
+    if (!pending.get(streamingID) && (await toOwner(req, res, streamingID, rawUrl))) return;
+    const attempt = pending.get(streamingID);
+    if (!attempt || attempt.token !== token || !attempt.takeAnswer(req, res)) {
+      logger.debug({ streamingID }, 'response-data for an unknown streaming id');
+      req.resume();
+      sendJson(res, 500, { message: UNKNOWN_STREAM_MESSAGE });
+    }
+  };
+}
