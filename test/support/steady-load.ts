@@ -78,6 +78,11 @@ export interface SteadyLoad {
   readonly ok: number;
   /** The report so far (requests in flight are neither ok nor failed). */
   report(): Promise<SteadyLoadReport>;
+  /**
+   * Sends `n` more requests of `method` at once, counted like the others: consecutive requests
+   * reach every target of a round robin, whatever phase the steady interleave is in.
+   */
+  burst(method: LoadMethod, n: number): void;
   /** Stops sending, waits for the requests in flight (each bounded by its deadline), final report. */
   stop(): Promise<SteadyLoadReport>;
 }
@@ -175,9 +180,15 @@ export function startSteadyLoad(target: SteadyLoadTarget, options: SteadyLoadOpt
   // Scheduled against the start time so a slow tick does not lower the rate; methods interleave
   // deterministically (error diffusion) so any window holds the asked-for mix.
   let acc = 0;
+  let extra = 0;
+  const launch = (method: LoadMethod, seq: number) => {
+    const p = one(method, seq);
+    inflight.add(p);
+    void p.finally(() => inflight.delete(p));
+  };
   const tick = () => {
     if (stopped) return;
-    const due = Math.floor(((Date.now() - started) * rate) / 1000);
+    const due = Math.floor(((Date.now() - started) * rate) / 1000) + extra;
     while (sent < due) {
       const seq = sent++;
       acc += getShare;
@@ -186,9 +197,7 @@ export function startSteadyLoad(target: SteadyLoadTarget, options: SteadyLoadOpt
         acc -= 1;
         method = 'GET';
       }
-      const p = one(method, seq);
-      inflight.add(p);
-      void p.finally(() => inflight.delete(p));
+      launch(method, seq);
     }
     timer = setTimeout(tick, 10);
   };
@@ -216,6 +225,12 @@ export function startSteadyLoad(target: SteadyLoadTarget, options: SteadyLoadOpt
       return ok;
     },
     report,
+    burst(method, n) {
+      if (stopped) return;
+      // Counted in `sent` (ids stay unique) without moving the steady schedule.
+      extra += n;
+      for (let i = 0; i < n; i++) launch(method, sent++);
+    },
     stop() {
       stopping ??= (async () => {
         stopped = true;
