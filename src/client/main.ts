@@ -19,6 +19,7 @@ import { createRelay } from './relay.js';
 import { createResponseWriter } from './response-writer.js';
 import type { Tunnel } from './tunnel.js';
 import { createBodyUrlRewriter } from './res-body-url-sub.js';
+import { InstallationTokens, startInstallationTokens } from './github-app/installation-token.js';
 
 export interface ClientDeps {
   logger: Logger;
@@ -64,6 +65,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
   // Pods of one replica share BROKER_CLIENT_ID during a rolling update: this names the process.
   const instanceId = randomUUID();
   const allocator = allocatorFor(config, deps, instanceId, metrics);
+  const appTokens = config.githubApp ? new InstallationTokens({ app: config.githubApp, egress: deps.egress, logger: log, scrubber: deps.scrubber }) : undefined;
   const writer = createResponseWriter({ egress: deps.egress, token: config.token, wireVersion: config.wireVersion, postTimeoutMs: config.postTimeoutMs, logger: log });
   const relay = createRelay({
     rules: () => filters.privateRules,
@@ -80,6 +82,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
     insecureDownstream: config.insecureDownstream,
     bodyUrlRewriter: config.resBodyUrlSub ? createBodyUrlRewriter(config.resBodyUrlSub, config.token) : undefined,
     logBodies: config.logEnableBody,
+    liveVars: appTokens,
   });
   const security = new TunnelSecurity(config, env);
   const isReady = (): boolean => !lifecycle.draining && tunnels.some((t) => t.isReady);
@@ -106,6 +109,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
     isReady,
     preflight: () => lifecycle.preflight,
     reloadFilters: filters.reload,
+    githubApp: appTokens,
   });
   let stopping: Promise<void> | undefined;
 
@@ -117,6 +121,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
     async start() {
       announceStart(config, env, { logger: log, egress: deps.egress, lifecycle });
       await security.loadCaFiles();
+      if (appTokens) await startInstallationTokens(appTokens);
       server = createListener(config.tls, local.handler);
       server.requestTimeout = 600_000;
       // Refused requests (oversized head, malformed or ambiguous framing) get a status with x-broker-failure.
@@ -127,6 +132,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
       return { port };
     },
     stop(reason = 'stop') {
+      appTokens?.stop();
       stopping ??= drainClient(config, { logger: log, metrics, lifecycle, tunnels, relay, local, allocator, server: () => server }, reason);
       return stopping;
     },

@@ -8,6 +8,8 @@ import type { ClientMetrics } from './metrics.js';
 import type { PreflightCheck } from './preflight.js';
 import type { Tunnel } from './tunnel.js';
 import { runSystemcheck } from './systemcheck.js';
+import { checkGithubApp } from './github-app/app-systemcheck.js';
+import type { InstallationTokens } from './github-app/installation-token.js';
 
 export interface OperatorEndpointDeps {
   config: ClientConfig;
@@ -19,6 +21,8 @@ export interface OperatorEndpointDeps {
   isDraining: () => boolean;
   isReady: () => boolean;
   preflight: () => PreflightCheck[];
+  /** GitHub App mode: /systemcheck proves its installation token works. */
+  githubApp?: InstallationTokens;
 }
 
 /** A GET endpoint of the local server, by exact path. */
@@ -42,12 +46,14 @@ function healthcheck(deps: OperatorEndpointDeps, res: ServerResponse): void {
 async function systemcheck(deps: OperatorEndpointDeps, res: ServerResponse): Promise<void> {
   const { config } = deps;
   const validation = config.validation;
+  const app = config.githubApp && deps.githubApp ? await checkGithubApp(config.githubApp, deps.githubApp, deps.egress, validation?.timeoutMs ?? 5000) : undefined;
+  if (app && !app.ok) deps.logger.warn({ status: app.githubAppValidationUrlStatusCode, error: app.error }, 'systemcheck: the GitHub App token check failed');
   if (!validation) {
-    sendJson(res, 200, [{ ok: true, message: 'BROKER_CLIENT_VALIDATION_URL is not set; nothing to validate' }]);
+    sendJson(res, app && !app.ok ? 500 : 200, app ? [app] : [{ ok: true, message: 'BROKER_CLIENT_VALIDATION_URL is not set; nothing to validate' }]);
     return;
   }
   const { ok, results } = await runSystemcheck({ validation, egress: deps.egress, logger: deps.logger, wireVersion: config.wireVersion, insecureDownstream: config.insecureDownstream });
-  sendJson(res, ok ? 200 : 500, results);
+  sendJson(res, ok && (!app || app.ok) ? 200 : 500, app ? [...results, app] : results);
 }
 
 function readyz(deps: OperatorEndpointDeps, res: ServerResponse): void {

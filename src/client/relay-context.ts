@@ -32,6 +32,14 @@ export interface RelayOptions {
   bodyUrlRewriter?: BodyUrlRewriter;
   /** LOG_ENABLE_BODY: request and response bodies go into debug lines. */
   logBodies?: boolean;
+  /** Variables whose values change while the client runs (a GitHub App's tokens), read when a matching rule uses them. */
+  liveVars?: LiveVariables;
+}
+
+/** Values the rules read at request time: `values()` waits for fresh ones, or rejects with why there are none. */
+export interface LiveVariables {
+  readonly names: ReadonlySet<string>;
+  values(): Promise<Record<string, string>>;
 }
 
 /** One relay's options with their defaults resolved, built once and passed to every step of a request. */

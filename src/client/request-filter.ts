@@ -1,8 +1,8 @@
 import { FAILURE_HEADER } from '../http/server-helpers.js';
 import { FAILURES } from '../protocol/failures.js';
 import type { RelayRequest } from '../protocol/index.js';
-import type { FilterResult } from '../filters/index.js';
-import { brokerError, type RelayContext, type WholeAnswer } from './relay-context.js';
+import { RuleSet, type FilterResult } from '../filters/index.js';
+import { brokerError, type LiveVariables, type RelayContext, type WholeAnswer } from './relay-context.js';
 
 /** A request a private accept rule lets through, with the origin to call. */
 export type Authorized = Extract<FilterResult, { allowed: true }> & { targetUrl: string };
@@ -11,10 +11,33 @@ export type Authorized = Extract<FilterResult, { allowed: true }> & { targetUrl:
  * Matches a request from the broker server against the private accept rules: the match (its
  * origin, credential and variables), or the refusal to answer with.
  */
-export function authorize(ctx: RelayContext, req: RelayRequest, requestId: string): Authorized | WholeAnswer {
-  const log = ctx.log;
+export function authorize(ctx: RelayContext, req: RelayRequest, requestId: string): Authorized | WholeAnswer | Promise<Authorized | WholeAnswer> {
   const rules = ctx.opts.rules();
-  const result = rules.match({ method: req.method, url: req.url, headers: req.headers, body: req.body });
+  const filterReq = { method: req.method, url: req.url, headers: req.headers, body: req.body };
+  const result = rules.match(filterReq);
+  const live = ctx.opts.liveVars;
+  // Only a rule that reads a live variable waits for it (the others never depend on a token refresh).
+  if (result.allowed && live && RuleSet.uses(result.rule, live.names)) return withLiveValues(ctx, req, requestId, rules, filterReq, live);
+  return checked(ctx, req, requestId, result);
+}
+
+/** The match again with the live variables' current values; none to be had is a 503 naming why. */
+async function withLiveValues(ctx: RelayContext, req: RelayRequest, requestId: string, rules: RuleSet, filterReq: Parameters<RuleSet['match']>[0], live: LiveVariables): Promise<Authorized | WholeAnswer> {
+  let values: Record<string, string>;
+  try {
+    values = await live.values();
+  } catch (err) {
+    const f = FAILURES.GITHUB_APP_TOKEN_UNAVAILABLE;
+    ctx.log.error({ requestId, method: req.method, url: req.url, err: (err as Error).message }, 'no valid GitHub App token for a request that needs one; not sent');
+    const answer = brokerError(f.status, f.code, (err as Error).message);
+    answer.head.headers![FAILURE_HEADER] = f.reason;
+    return answer;
+  }
+  return checked(ctx, req, requestId, rules.match(filterReq, values));
+}
+
+function checked(ctx: RelayContext, req: RelayRequest, requestId: string, result: FilterResult): Authorized | WholeAnswer {
+  const log = ctx.log;
   if (!result.allowed) {
     log.warn({ requestId, method: req.method, url: req.url, reason: result.reason }, 'blocked a request from the broker server (no private accept rule matches)');
     return brokerError(401, 'FILTER_BLOCKED', 'blocked', { reason: '[Websocket Flow][Blocked Request] Does not match any accept rule', url: req.url });

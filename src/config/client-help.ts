@@ -24,6 +24,11 @@ Environment (Snyk Broker names; existing deployments work unchanged):
   ACCEPT_LARGE_MANIFESTS         turns it on; ACCEPT_IAC lists extensions (tf,yaml,yml,json,tpl).
   ACCEPT_APPRISK / ACCEPT_ESSENTIALS   ACCEPT_APPRISK, ACCEPT_ESSENTIALS and ACCEPT_CUSTOM_PR_TEMPLATES
   ACCEPT_CUSTOM_PR_TEMPLATES     add nothing: their rules are not in the snyk-broker package
+  GITHUB_APP_ID                  GitHub App (github-server-app): the App's numeric ID, the JWT issuer;
+  GITHUB_APP_CLIENT_ID           with these all set, installation tokens are minted and refreshed
+  GITHUB_APP_INSTALLATION_ID     for \${GHA_ACCESS_TOKEN} / \${JWT_TOKEN} in the rules (rules for GitHub
+  GITHUB_APP_PRIVATE_PEM_PATH    hosts without a credential send it); the App's RSA key (PEM file);
+  GITHUB_API                     GitHub's API host (api.github.com, ghe.example.com/api/v3)
   BROKER_HA_MODE_ENABLED         true/yes: ask the dispatcher which server to use (default false);
                                  tunnels go to BROKER_SERVER_URL with ?server_id=<the allocated server>
   BROKER_CLIENT_TRUST_SERVER_URL true: in HA mode, connect to a server_url the dispatcher names even

@@ -12,8 +12,8 @@ export interface StartNote {
 export function clientEnvNotes(resolved: ClientEnv): StartNote[] {
   const notes: StartNote[] = [];
   if (resolved.scmType) notes.push({ level: 'info', message: `SCM preset ${resolved.scmType}: Snyk's accept template and .env defaults`, fields: { scmType: resolved.scmType, accept: resolved.accept.path } });
-  if (resolved.scmType === 'github-server-app') {
-    notes.push({ level: 'warn', message: "github-server-app: Snyk's GitHub App token plugin is not implemented; requests go to GitHub without a credential unless the accept rules carry one" });
+  if (resolved.scmType === 'github-server-app' && !resolved.env.GITHUB_APP_ID) {
+    notes.push({ level: 'warn', message: 'github-server-app without GITHUB_APP_ID, GITHUB_APP_CLIENT_ID, GITHUB_APP_INSTALLATION_ID, GITHUB_APP_PRIVATE_PEM_PATH and GITHUB_API: no installation token is minted, so requests go to GitHub without a credential unless the accept rules carry one' });
   }
   if (resolved.dotenvPath) notes.push({ level: 'info', message: 'read variables from .env (the environment wins)', fields: { path: resolved.dotenvPath } });
   for (const d of resolved.droppedDefaults) {
@@ -23,9 +23,9 @@ export function clientEnvNotes(resolved: ClientEnv): StartNote[] {
 }
 
 /** The warning about unset variables the rules use (none when every one is set). */
-export function unsetVariablesNotes(ruleSets: RuleSet[]): StartNote[] {
+export function unsetVariablesNotes(ruleSets: RuleSet[], provided: ReadonlySet<string> = new Set()): StartNote[] {
   const unset = new Map<string, number>();
-  for (const set of ruleSets) for (const u of set.unsetVariables()) unset.set(u.name, (unset.get(u.name) ?? 0) + u.rules);
+  for (const set of ruleSets) for (const u of set.unsetVariables()) if (!provided.has(u.name)) unset.set(u.name, (unset.get(u.name) ?? 0) + u.rules);
   if (unset.size === 0) return [];
   const list = [...unset].map(([name, rules]) => `${name} (${rules} rule${rules === 1 ? '' : 's'})`).join(', ');
   return [

@@ -16,12 +16,12 @@ export interface ClientRules {
  * Loads and compiles the accept rules. A problem in them becomes one of the reader's problems
  * (reported with the others); the result is then undefined.
  */
-export async function loadClientRules(r: EnvReader, resolved: ClientEnv): Promise<ClientRules | undefined> {
+export async function loadClientRules(r: EnvReader, resolved: ClientEnv, opts: { githubApp: boolean }): Promise<ClientRules | undefined> {
   const acceptSource = resolved.accept;
   const acceptWhere = acceptSource.fromPreset ? `BROKER_SCM_TYPE=${resolved.scmType} accept template` : `ACCEPT file ${acceptSource.path}`;
   let loaded: { accept: AcceptFile; notes: InjectNote[] };
   try {
-    loaded = await loadAccept(acceptSource, resolved.env);
+    loaded = await loadAccept(acceptSource, resolved.env, opts);
   } catch (err) {
     if (err instanceof FilterError) r.problem(`ACCEPT: ${err.message}`);
     else throw err;

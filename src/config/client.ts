@@ -14,6 +14,7 @@ import { checkLaterVariables } from './client-checks.js';
 import { loadClientRules, type ClientRules } from './client-rules.js';
 import { clientEnvNotes, unsetVariablesNotes, type StartNote } from './client-notes.js';
 import { collectSecrets } from './client-secrets.js';
+import { GITHUB_APP_LIVE_VARIABLES, readGithubApp, type GithubAppConfig } from './github-app.js';
 
 export type TunnelRole = 'primary' | 'secondary';
 
@@ -72,6 +73,8 @@ export interface ClientConfig extends DownstreamOptions, ClientTuning {
   };
   /** Every secret value known at start, for the log scrubber. */
   secrets: string[];
+  /** GITHUB_APP_*: the rules' `${GHA_ACCESS_TOKEN}` and `${JWT_TOKEN}` come from this App's installation tokens. */
+  githubApp?: GithubAppConfig;
 }
 
 /**
@@ -97,6 +100,7 @@ interface ClientReadings {
   credentials: ValidationCredential[];
   rules: ClientRules;
   startNotes: StartNote[];
+  githubApp?: GithubAppConfig;
 }
 
 /**
@@ -121,13 +125,15 @@ export async function loadClientConfig(processEnv: Env, opts: { cwd?: string } =
   const downstream = readDownstreamOptions(r);
   const credentials = validationCredentials(resolved.env);
   await checkLaterVariables(r);
-  const rules = await loadClientRules(r, resolved);
+  const githubApp = await readGithubApp(r, resolved.scmType);
+  const rules = await loadClientRules(r, resolved, { githubApp: githubApp !== undefined });
   r.done();
   if (!rules) throw new ConfigError(['ACCEPT could not be loaded']);
-  startNotes.push(...rules.notes, ...unsetVariablesNotes([rules.privateRules, rules.publicRules]));
+  const provided = new Set<string>(githubApp ? GITHUB_APP_LIVE_VARIABLES : []);
+  startNotes.push(...rules.notes, ...unsetVariablesNotes([rules.privateRules, rules.publicRules], provided));
   return assembleClientConfig(r, {
     resolved, endpoints, logLevel, validationUrlRaw, tls, clientId, prefix, tuning,
-    validationTimeoutMs, transport, downstream, credentials, rules, startNotes,
+    validationTimeoutMs, transport, downstream, credentials, rules, startNotes, githubApp,
   });
 }
 
@@ -191,5 +197,6 @@ function assembleClientConfig(r: EnvReader, c: ClientReadings): ClientConfig {
         }
       : undefined,
     secrets,
+    githubApp: c.githubApp,
   };
 }

@@ -107,7 +107,8 @@ export class RuleSet {
     return this.#candidates(method, splitUrl(url).path).some((c) => c.checks.needsBody);
   }
 
-  match(req: FilterRequest): FilterResult {
+  /** The first rule that lets `req` through, its origin and credential resolved; `live` values win over the environment's. */
+  match(req: FilterRequest, live?: Vars): FilterResult {
     if (!isSafePath(req.url)) return { allowed: false, reason: 'Request path is not normalized (path traversal), blocking HTTP request' };
     const { path, query } = splitUrl(req.url);
     const params = new URLSearchParams(query);
@@ -115,14 +116,19 @@ export class RuleSet {
     const body = () => (parsed ??= { value: parseJsonBody(req.body) }).value;
     for (const c of this.#candidates(req.method, path)) {
       if (!c.checks.passes({ query: params, headers: req.headers, body })) continue;
-      return this.#allow(c.rule, req.url);
+      return this.#allow(c.rule, req.url, live);
     }
     return { allowed: false, reason: BLOCKED_REASON };
   }
 
-  #allow(rule: AcceptRule, url: string): FilterResult {
+  /** Whether the rule reads any of these variables (origin or auth). */
+  static uses(rule: AcceptRule, names: ReadonlySet<string>): boolean {
+    return ruleTemplates(rule).some((t) => variablesIn(t).some((n) => names.has(n)));
+  }
+
+  #allow(rule: AcceptRule, url: string, live: Vars | undefined): FilterResult {
     // One view per request: a pooled credential takes one value for the whole request.
-    const vars = this.#vars.forRequest();
+    const vars = this.#vars.forRequest(live);
     if (rule.origin === undefined) return { allowed: true, rule, variables: vars };
     let split: ReturnType<typeof splitOrigin>;
     try {

@@ -17,12 +17,15 @@ export class VariableResolver {
   readonly #pools: Pools;
   /** Set on a per-request view: the value each pooled variable took for this request. */
   readonly #pinned: Map<string, string> | undefined;
+  /** Set on a per-request view: values that win over the environment (a GitHub App's current token). */
+  readonly #live: Vars | undefined;
   constructor(
     private readonly vars: Vars,
-    shared?: { pools: Pools; pinned: Map<string, string> },
+    shared?: { pools: Pools; pinned: Map<string, string>; live?: Vars },
   ) {
     this.#pools = shared?.pools ?? (new Map() as Pools);
     this.#pinned = shared?.pinned;
+    this.#live = shared?.live;
   }
 
   /**
@@ -30,8 +33,8 @@ export class VariableResolver {
    * for the rest of the request (origin, auth and BROKER_VAR_SUB agree, as in Snyk's client);
    * the rotation itself is shared with this resolver.
    */
-  forRequest(): VariableResolver {
-    return new VariableResolver(this.vars, { pools: this.#pools, pinned: new Map() });
+  forRequest(live?: Vars): VariableResolver {
+    return new VariableResolver(this.vars, { pools: this.#pools, pinned: new Map(), live });
   }
 
   /** The value of one variable (a pooled one takes its next value, pinned in a request view). */
@@ -86,6 +89,8 @@ export class VariableResolver {
   }
 
   #value(name: string, rotate: boolean): string | undefined {
+    const live = this.#live?.[name];
+    if (live !== undefined && live !== '') return live;
     const pool = this.#pool(name);
     if (!pool) {
       const direct = this.vars[name];

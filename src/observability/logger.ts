@@ -21,6 +21,11 @@ export class SecretScrubber {
     }
   }
 
+  /** A secret that can no longer appear (a rotated token long replaced): keeps the pattern small. */
+  remove(secret: string): void {
+    if (this.#secrets.delete(secret)) this.#pattern = undefined;
+  }
+
   scrub(text: string): string {
     if (this.#secrets.size === 0) return text;
     this.#pattern ??= new RegExp(

@@ -86,6 +86,7 @@ export const FAILURES = table({
   API_FALLBACK_FAILED: { reason: 'api-fallback-failed', status: 502, from: ['client'], retry: NO, meaning: 'no tunnel was open and posting the webhook straight to `API_BASE_URL` failed' },
   UNKNOWN_CHECK: { reason: 'unknown-check', status: 404, from: ['client'], retry: NO, meaning: '`/health/checks/<id>` for an id that does not exist' },
   ORIGIN_VARIABLE_UNSET: { reason: 'origin-variable-unset', status: 502, from: ['client'], retry: NO, meaning: "the matching private accept rule's origin is empty because its `${VAR}`s are not set on the client; the header names them after the reason (`origin-variable-unset: GIT_CLIENT_URL`), as does the body (code `ORIGIN_VARIABLE_UNSET`)" },
+  GITHUB_APP_TOKEN_UNAVAILABLE: { reason: 'github-app-token-unavailable', status: 503, from: ['client'], retry: LATER, meaning: "the matching private rule sends the GitHub App's installation token (`${GHA_ACCESS_TOKEN}`, `${JWT_TOKEN}`) and no valid one could be had within 15 s (GitHub unreachable, or it refuses the App); the request was not sent, never with an expired token. The body says what GitHub answered" },
   FILTERS_RELOAD_FAILED: { reason: 'filters-reload-failed', status: 500, from: ['client'], retry: NO, meaning: '`POST /filters` with accept rules that would not pass the start-up checks; the old rules stay' },
 
   // Dispatcher: the allocation API and the servers' /internal API (JSON:API errors; `code` is this entry's code).

@@ -533,3 +533,36 @@ describe('secure and operable defaults', () => {
     for (const d of clients(objs)) assert.deepEqual(containerOf(d).args, ['client']);
   });
 });
+
+describe('GitHub App (githubApp)', () => {
+  const app = { scmType: 'github-server-app', brokerToken: TOKEN, 'githubApp.appId': '424242', 'githubApp.clientId': 'Iv1.abc', 'githubApp.installationId': '31337', 'githubApp.api': 'ghe.example.com/api/v3', 'githubApp.privateKeySecret.name': 'gh-app-key' };
+
+  test('the App variables in the env and the key mounted read-only from the existing Secret', async () => {
+    const objs = await render({ setString: app });
+    for (const d of clients(objs)) {
+      assert.equal(envValue(d, 'GITHUB_APP_ID'), '424242');
+      assert.equal(envValue(d, 'GITHUB_APP_CLIENT_ID'), 'Iv1.abc');
+      assert.equal(envValue(d, 'GITHUB_APP_INSTALLATION_ID'), '31337');
+      assert.equal(envValue(d, 'GITHUB_API'), 'ghe.example.com/api/v3');
+      assert.equal(envValue(d, 'GITHUB_APP_PRIVATE_PEM_PATH'), '/etc/ha-broker/github-app/private-key.pem');
+      const mount = (containerOf(d).volumeMounts as Array<Record<string, unknown>>).find((m) => m.name === 'github-app');
+      assert.deepEqual(mount, { name: 'github-app', mountPath: '/etc/ha-broker/github-app', readOnly: true });
+      const vol = (podSpecOf(d).volumes as Array<Record<string, any>>).find((v) => v.name === 'github-app');
+      assert.deepEqual(vol?.secret, { secretName: 'gh-app-key', defaultMode: 0o400, items: [{ key: 'private-key.pem', path: 'private-key.pem' }] });
+    }
+  });
+
+  test('an App without its key Secret, or without an ID: a render error naming the value', async () => {
+    assert.match(await renderError({ setString: { ...app, 'githubApp.privateKeySecret.name': '' } }), /githubApp\.privateKeySecret\.name is required/);
+    assert.match(await renderError({ setString: { ...app, 'githubApp.installationId': '' } }), /githubApp\.installationId is required/);
+    assert.match(await renderError({ setString: { ...app, 'githubApp.appId': 'Iv1.abc' } }), /appId/);
+  });
+
+  test('no githubApp.appId: no App variable and no key volume', async () => {
+    const objs = await render({ setString: { brokerToken: TOKEN, scmToken: 'ghp_x' } });
+    for (const d of clients(objs)) {
+      assert.equal(envValue(d, 'GITHUB_APP_ID'), undefined);
+      assert.ok(!(podSpecOf(d).volumes as Array<{ name: string }>).some((v) => v.name === 'github-app'));
+    }
+  });
+});

@@ -60,6 +60,9 @@ const COMMON: Record<string, Entry> = {
   ACCEPT: MISSING_FILE,
 };
 
+/** A complete GitHub App besides the variable under test (the key: a real RSA key file). */
+const GITHUB_APP = (f: Files): Record<string, string> => ({ GITHUB_APP_ID: '1', GITHUB_APP_CLIENT_ID: 'Iv1.x', GITHUB_APP_INSTALLATION_ID: '2', GITHUB_APP_PRIVATE_PEM_PATH: f.key, GITHUB_API: 'api.github.com' });
+
 const TABLE: Record<Program, Record<string, Entry>> = {
   client: {
     ...COMMON,
@@ -110,6 +113,11 @@ const TABLE: Record<Program, Record<string, Entry>> = {
     RES_BODY_URL_SUB: { value: 'ftp://nexus.example.com/repository' },
     LOG_ENABLE_BODY: BOOL,
     DISABLE_SNIPPETS: BOOL,
+    GITHUB_APP_ID: { value: 'Iv1.notanumber', with: (f) => GITHUB_APP(f) },
+    GITHUB_APP_CLIENT_ID: { untyped: 'a free label: Snyk requires it and never sends it (the JWT issuer is the App ID)' },
+    GITHUB_APP_INSTALLATION_ID: { value: 'all', with: (f) => GITHUB_APP(f) },
+    GITHUB_APP_PRIVATE_PEM_PATH: { value: (f) => f.garbage, with: (f) => GITHUB_APP(f) },
+    GITHUB_API: { value: 'ftp://api.github.com', with: (f) => GITHUB_APP(f), names: 'GITHUB_API' },
   },
   server: {
     ...COMMON,

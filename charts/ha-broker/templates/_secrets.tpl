@@ -75,6 +75,13 @@ PEM text of the CA bundle the chart stores: caCert (PEM or a chart file name, as
 {{- end }}
 
 {{/*
+"true" when a GitHub App is configured (githubApp.appId): its key is mounted from githubApp.privateKeySecret.
+*/}}
+{{- define "ha-broker.hasGithubApp" -}}
+{{- if .Values.githubApp.appId }}true{{ end }}
+{{- end }}
+
+{{/*
 Checksum annotations: a changed token, accept file or CA rolls the pods.
 */}}
 {{- define "ha-broker.checksums" -}}

@@ -1,5 +1,5 @@
 {{/*
-Volumes of a broker client pod and their mounts: /tmp, and the accept file, CA and TLS certificate when
+Volumes of a broker client pod and their mounts: /tmp, and the accept file, CA, TLS certificate and GitHub App key when
 the client has them (see _secrets.tpl), then extraVolumes/extraVolumeMounts.
 */}}
 
@@ -22,6 +22,11 @@ Volume mounts of a broker client container.
 {{- if include "ha-broker.hasTlsCert" . }}
 - name: tls
   mountPath: /etc/ha-broker/tls
+  readOnly: true
+{{- end }}
+{{- if include "ha-broker.hasGithubApp" . }}
+- name: github-app
+  mountPath: /etc/ha-broker/github-app
   readOnly: true
 {{- end }}
 {{- with .Values.extraVolumeMounts }}
@@ -61,6 +66,15 @@ Volumes of a broker client pod.
         path: tls.crt
       - key: tls.key
         path: tls.key
+{{- end }}
+{{- if include "ha-broker.hasGithubApp" . }}
+- name: github-app
+  secret:
+    secretName: {{ .Values.githubApp.privateKeySecret.name }}
+    defaultMode: 0400
+    items:
+      - key: {{ .Values.githubApp.privateKeySecret.key | default "private-key.pem" }}
+        path: private-key.pem
 {{- end }}
 {{- with .Values.extraVolumes }}
 {{ toYaml . }}

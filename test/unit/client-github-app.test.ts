@@ -1,0 +1,83 @@
+// GitHub App pieces (issue 21): the App JWT, the settings' checks, and the classic template's
+// rules given the App token, compared with Snyk's own Universal rules for the type.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mintAppJwt } from '../../src/client/github-app/app-jwt.js';
+import { readGithubApp } from '../../src/config/github-app.js';
+import { EnvReader } from '../../src/config/env.js';
+import { withGithubAppAuth, usesGithubAppToken, loadAcceptFile, type AcceptRule } from '../../src/filters/index.js';
+import { templatesDir } from '../../src/config/presets.js';
+import { checkAppJwt } from '../support/fake-github.js';
+import { SNYK_BROKER_DATA_DIR } from '../support/paths.js';
+
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+
+test('the App JWT: RS256 that verifies with the public key, iat now−60 s, exp now+600 s, iss the App ID', () => {
+  const now = Date.UTC(2026, 11, 7, 12, 0, 0);
+  const { jwt, expiresAt } = mintAppJwt('424242', rsa.privateKey, now);
+  assert.deepEqual(checkAppJwt(jwt, rsa.publicKey, '424242', now / 1000), { ok: true });
+  const claims = JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+  assert.deepEqual(claims, { iat: now / 1000 - 60, exp: now / 1000 + 600, iss: '424242' });
+  assert.equal(expiresAt, now + 600_000);
+  const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  assert.deepEqual(checkAppJwt(jwt, other.publicKey, '424242', now / 1000), { ok: false, why: 'bad signature' });
+});
+
+async function problemsOf(env: Record<string, string>): Promise<string[]> {
+  const r = new EnvReader(env);
+  await readGithubApp(r, 'github-server-app');
+  try {
+    r.done();
+    return [];
+  } catch (err) {
+    return (err as { problems: string[] }).problems;
+  }
+}
+
+test('GitHub App settings: all or none, numeric IDs, a readable RSA key', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'gha-unit-'));
+  const key = join(dir, 'app.pem');
+  await writeFile(key, rsa.privateKey.export({ type: 'pkcs1', format: 'pem' }));
+  const ec = join(dir, 'ec.pem');
+  await writeFile(ec, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  const full = { GITHUB_APP_ID: '1', GITHUB_APP_CLIENT_ID: 'Iv1.x', GITHUB_APP_INSTALLATION_ID: '2', GITHUB_APP_PRIVATE_PEM_PATH: key, GITHUB_API: 'ghe.example.com/api/v3' };
+  assert.deepEqual(await problemsOf(full), []);
+  const r = new EnvReader(full);
+  assert.equal((await readGithubApp(r, undefined))?.apiBaseUrl, 'https://ghe.example.com/api/v3');
+  assert.deepEqual(await problemsOf({}), [], 'no App asked for');
+  const [missing] = await problemsOf({ GITHUB_APP_ID: '1' });
+  assert.match(missing!, /GITHUB_APP_ID is set but GITHUB_APP_CLIENT_ID, GITHUB_APP_INSTALLATION_ID, GITHUB_APP_PRIVATE_PEM_PATH, GITHUB_API are not/);
+  assert.match((await problemsOf({ ...full, GITHUB_APP_ID: 'Iv1.abc' }))[0]!, /GITHUB_APP_ID: "Iv1.abc" is not a GitHub App ID/);
+  assert.match((await problemsOf({ ...full, GITHUB_APP_PRIVATE_PEM_PATH: ec }))[0]!, /holds a ec key; a GitHub App key is RSA/);
+  assert.match((await problemsOf({ ...full, GITHUB_APP_PRIVATE_PEM_PATH: join(dir, 'none.pem') }))[0]!, /GITHUB_APP_PRIVATE_PEM_PATH: cannot read .*none\.pem \(ENOENT\)/);
+  const keyText = await readFile(key, 'utf8');
+  for (const p of await problemsOf({ ...full, GITHUB_APP_PRIVATE_PEM_PATH: ec })) assert.ok(!p.includes(keyText.split('\n')[1]!));
+});
+
+const ruleKey = (r: AcceptRule) => `${(r.method ?? 'get').toUpperCase()} ${r.path}`;
+
+test("the classic github-server-app template with the App: the same credential on each rule as Snyk's Universal rules for the type", { skip: SNYK_BROKER_DATA_DIR ? false : 'no snyk-broker-data (../shared or SNYK_BROKER_DATA_DIR)' }, async () => {
+  const classic = await loadAcceptFile(join(templatesDir(), 'github-server-app', 'accept.json.sample'));
+  assert.equal(usesGithubAppToken(classic), false);
+  const { accept, changed } = withGithubAppAuth(classic);
+  assert.ok(changed > 150, `${changed} rules changed`);
+  assert.equal(usesGithubAppToken(accept), true);
+  const snyk = JSON.parse(await readFile(join(SNYK_BROKER_DATA_DIR!, 'defaultFilters', 'github-server-app.json'), 'utf8')) as { private: AcceptRule[] };
+  const snykByKey = new Map(snyk.private.map((r) => [ruleKey(r), r]));
+  let compared = 0;
+  for (const rule of accept.private) {
+    const theirs = snykByKey.get(ruleKey(rule));
+    if (!theirs) continue;
+    compared++;
+    assert.deepEqual(rule.auth, theirs.auth, `${ruleKey(rule)}: auth`);
+    assert.equal(rule.origin, theirs.origin, `${ruleKey(rule)}: origin`);
+  }
+  assert.ok(compared >= 180, `only ${compared} rules in common`);
+  // Every one of Snyk's rules is there (the App's own endpoints added).
+  const ours = new Set(accept.private.map(ruleKey));
+  assert.deepEqual([...snykByKey.keys()].filter((k) => !ours.has(k)), []);
+});
