@@ -11,7 +11,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clusterForFile } from '../support/ha-cluster.js';
-import { assertFaultGoal, describeLoadFailures, startSteadyLoad, summaryLine, type SteadyLoad, type SteadyLoadTarget } from '../support/steady-load.js';
+import { assertFaultGoal, describeLoadFailures, startSteadyLoad, summaryLine, type SteadyLoadTarget } from '../support/steady-load.js';
 import type { RunningProcess } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 import { tcpSocketInodes } from '../support/proc-sockets.js';
@@ -31,13 +31,19 @@ after(() => {
 });
 
 /** Runs the load on `target` through a fault that lasts FAULT_MS; returns the report and the hedges counted meanwhile. */
-async function underFault(name: string, target: SteadyLoadTarget, victim: RunningProcess, armed?: () => Promise<void>, struck?: (load: SteadyLoad) => void) {
+async function underFault(name: string, target: SteadyLoadTarget, victim: RunningProcess, armed?: () => Promise<void>) {
   const load = startSteadyLoad(target, { rate: RATE });
   await cluster.waitServing();
   await armed?.();
   const hedgesBefore = await cluster.hedges();
   victim.kill('SIGSTOP');
-  struck?.(load);
+  // The load alternates POST and GET, and the servers' weighted round robin (and the platform's
+  // balancer in front of them) may alternate in step with it: then only POSTs would reach what
+  // hangs, and nothing could be hedged. A run of consecutive GETs as the fault starts covers every
+  // phase (round robin period ≤ the tunnels, times 2 for the balancer).
+  const tunnels = cluster.clients.length * 2; // a primary and a secondary per client
+  assert.ok(tunnels > 0, 'no clients in the cluster');
+  load.burst('GET', 4 * tunnels);
   try {
     // The fault lasts a fixed time by design (it is the scenario).
     await sleep(FAULT_MS);
@@ -121,11 +127,6 @@ test('one server hung for 15 s (SIGSTOP): the other server hedges what it forwar
     seenIds: () => cluster.seenIds(),
     retries: () => cluster.retries(),
   };
-  const tunnelsOfToken = cluster.clients.length * 2; // a primary and a secondary each
-  // The load alternates POST and GET, and the entry server's weighted round robin may alternate
-  // in step with it (2 tunnels here, 2 there): then only POSTs would reach the hung server. A run
-  // of consecutive GETs as it hangs covers every phase of the round robin (period ≤ the tunnels).
-  const struck = spread ? (load: SteadyLoad) => load.burst('GET', 2 * tunnelsOfToken) : undefined;
-  const { hedges } = await underFault('server-sigstop-15s', target, hung.proc, armed, struck);
+  const { hedges } = await underFault('server-sigstop-15s', target, hung.proc, armed);
   if (spread) assert.ok(hedges > 0, 'no forwarded request was hedged: the fault did not hit the load');
 });
