@@ -5,7 +5,7 @@ import { createSecureContext } from 'node:tls';
 import type { EnvReader } from './env.js';
 
 /** Reads a file named by a variable; an unreadable one becomes a problem naming the variable. */
-async function readNamed(r: EnvReader, name: string, path: string): Promise<Buffer | undefined> {
+export async function readNamed(r: EnvReader, name: string, path: string): Promise<Buffer | undefined> {
   try {
     return await readFile(resolve(path));
   } catch (err) {

@@ -1,7 +1,7 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { EnvReader } from './env.js';
+import { readNamed } from './files.js';
 
 /**
  * GitHub App authentication (Snyk's github-server-app and github-cloud-app types): the App
@@ -44,12 +44,14 @@ export async function readGithubApp(r: EnvReader, scmType: string | undefined): 
   }
   const appId = r.string('GITHUB_APP_ID')!;
   const installationId = r.string('GITHUB_APP_INSTALLATION_ID')!;
-  if (!/^\d+$/.test(appId)) r.problem(`GITHUB_APP_ID: ${JSON.stringify(appId)} is not a GitHub App ID (the App's number, on its settings page; not its client ID)`);
-  if (!/^\d+$/.test(installationId)) r.problem(`GITHUB_APP_INSTALLATION_ID: ${JSON.stringify(installationId)} is not an installation ID (a number)`);
+  const appIdOk = /^\d+$/.test(appId);
+  const installationIdOk = /^\d+$/.test(installationId);
+  if (!appIdOk) r.problem(`GITHUB_APP_ID: ${JSON.stringify(appId)} is not a GitHub App ID (the App's number, on its settings page; not its client ID)`);
+  if (!installationIdOk) r.problem(`GITHUB_APP_INSTALLATION_ID: ${JSON.stringify(installationId)} is not an installation ID (a number)`);
   const apiBaseUrl = apiBase(r, r.string('GITHUB_API')!);
   const path = r.string('GITHUB_APP_PRIVATE_PEM_PATH')!;
   const privateKey = await readPrivateKey(r, path);
-  if (!privateKey || !apiBaseUrl || !/^\d+$/.test(appId) || !/^\d+$/.test(installationId)) return undefined;
+  if (!privateKey || !apiBaseUrl || !appIdOk || !installationIdOk) return undefined;
   return { appId, clientId: r.string('GITHUB_APP_CLIENT_ID')!, installationId, privateKey, privateKeyPath: resolve(path), apiBaseUrl };
 }
 
@@ -67,13 +69,8 @@ function apiBase(r: EnvReader, value: string): string | undefined {
 
 /** The App's private key: a readable PEM file holding an RSA key (GitHub signs Apps' keys as RSA). */
 async function readPrivateKey(r: EnvReader, path: string): Promise<KeyObject | undefined> {
-  let pem: Buffer;
-  try {
-    pem = await readFile(resolve(path));
-  } catch (err) {
-    r.problem(`GITHUB_APP_PRIVATE_PEM_PATH: cannot read ${resolve(path)} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-    return undefined;
-  }
+  const pem = await readNamed(r, 'GITHUB_APP_PRIVATE_PEM_PATH', path);
+  if (!pem) return undefined;
   let key: KeyObject;
   try {
     key = createPrivateKey(pem);

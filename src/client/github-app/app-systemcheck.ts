@@ -1,7 +1,7 @@
 import type { GithubAppConfig } from '../../config/github-app.js';
 import type { Egress } from '../../http/egress.js';
 import { describeError } from '../../http/errors.js';
-import type { InstallationTokens } from './installation-token.js';
+import { GITHUB_REST_HEADERS, type InstallationTokens } from './installation-token.js';
 
 /**
  * /systemcheck's proof that the App's token works: a valid installation token is had (or
@@ -14,7 +14,7 @@ export async function checkGithubApp(app: GithubAppConfig, tokens: InstallationT
     const { GHA_ACCESS_TOKEN } = await tokens.values();
     const r = await egress.request(url, {
       method: 'GET',
-      headers: { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', authorization: `Bearer ${GHA_ACCESS_TOKEN}`, 'user-agent': 'ha-broker' },
+      headers: { ...GITHUB_REST_HEADERS, authorization: `Bearer ${GHA_ACCESS_TOKEN}` },
       signal: AbortSignal.timeout(timeoutMs),
     });
     await r.body.dump();
@@ -25,6 +25,6 @@ export async function checkGithubApp(app: GithubAppConfig, tokens: InstallationT
     result.ok = false;
     result.error = describeError(err);
   }
-  result.tokenExpiresAt = tokens.status().expiresAt ?? null;
+  result.tokenExpiresAt = tokens.expiresAt ?? null;
   return result;
 }

@@ -6,6 +6,9 @@ import { describeError } from '../../http/errors.js';
 import type { Logger, SecretScrubber } from '../../observability/logger.js';
 import { mintAppJwt } from './app-jwt.js';
 
+/** What GitHub asks of REST calls (media type, API version, a user agent); the caller adds Authorization. */
+export const GITHUB_REST_HEADERS: Readonly<Record<string, string>> = { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'user-agent': 'ha-broker' };
+
 /** Why a GitHub App token could not be had; `refused`: GitHub said no (the App, key or installation is wrong), not a network problem. */
 export class GithubAppTokenError extends Error {
   readonly code = 'GITHUB_APP_TOKEN_UNAVAILABLE';
@@ -108,10 +111,10 @@ export class InstallationTokens {
     }
   }
 
-  /** For /systemcheck: the token's state and the last failure, never the token. */
-  status(): { ok: boolean; expiresAt?: string; lastError?: string } {
+  /** For /systemcheck: when the usable token expires (ISO), never the token itself. */
+  get expiresAt(): string | undefined {
     const t = this.#usable();
-    return { ok: t !== undefined, ...(t ? { expiresAt: new Date(t.expiresAt).toISOString() } : {}), ...(this.#lastError ? { lastError: this.#lastError.message } : {}) };
+    return t ? new Date(t.expiresAt).toISOString() : undefined;
   }
 
   #usable(): Held | undefined {
@@ -155,7 +158,7 @@ export class InstallationTokens {
       const jwt = this.#currentJwt();
       const r = await egress.request(`${app.apiBaseUrl}/app/installations/${encodeURIComponent(app.installationId)}/access_tokens`, {
         method: 'POST',
-        headers: { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', authorization: `Bearer ${jwt}`, 'user-agent': 'ha-broker' },
+        headers: { ...GITHUB_REST_HEADERS, authorization: `Bearer ${jwt}` },
         headersTimeout: this.#o.timeoutMs ?? 10_000,
         bodyTimeout: this.#o.timeoutMs ?? 10_000,
       });
