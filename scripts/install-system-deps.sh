@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the test suite needs on a fresh machine:
-# yamllint (chart lint), redis-server (dispatcher Redis store tests), buildah (image build test).
+# yamllint (chart lint), redis-server (dispatcher Redis store tests), buildah (image build test),
+# gnupg (gpg verifies the client's commit signatures).
 # Idempotent: skips what is already there, so `npm test` runs it first (the `pretest` script).
 # When a tool is missing and cannot be installed here (not root and no passwordless sudo, no
 # apt-get, or apt-get failed), it stops at once with one message naming the command to run,
@@ -13,6 +14,7 @@ need=()
 have yamllint || need+=(yamllint)
 if [ -n "${REDIS_SERVER:-}" ]; then [ -x "$REDIS_SERVER" ] || need+=(redis-server); else have redis-server || [ -x /usr/bin/redis-server ] || need+=(redis-server); fi
 have buildah || need+=(buildah)
+have gpg || need+=(gnupg)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 cmd="apt-get update && apt-get install -y --no-install-recommends ${need[*]}"

@@ -15,10 +15,11 @@ import { createClientTunnels, identifyMetadataFor, TunnelSecurity } from './clie
 import { createLocalHandler } from './local-server.js';
 import { createClientMetrics, type ClientMetrics } from './metrics.js';
 import { formatPreflight, runPreflightChecks, type PreflightCheck } from './preflight.js';
-import { createRelay } from './relay.js';
+import { createRelay, type Relay } from './relay.js';
 import { createResponseWriter } from './response-writer.js';
 import type { Tunnel } from './tunnel.js';
 import { createBodyUrlRewriter } from './res-body-url-sub.js';
+import { createCommitSigner } from './commit-signing/commit-signer.js';
 import { InstallationTokens, startInstallationTokens } from './github-app/installation-token.js';
 
 export interface ClientDeps {
@@ -54,6 +55,30 @@ function allocatorFor(config: ClientConfig, deps: ClientDeps, instanceId: string
   });
 }
 
+/** The request relay: the private rules, the one egress, and what a request may need on its way (App tokens, commit signing). */
+function relayFor(config: ClientConfig, deps: ClientDeps, parts: { env: Env; metrics: ClientMetrics; filters: ClientFilters; appTokens?: InstallationTokens }): Relay {
+  const { env, metrics, filters } = parts;
+  const log = deps.logger;
+  return createRelay({
+    rules: () => filters.privateRules,
+    egress: deps.egress,
+    writer: createResponseWriter({ egress: deps.egress, token: config.token, wireVersion: config.wireVersion, postTimeoutMs: config.postTimeoutMs, logger: log }),
+    logger: log,
+    metrics,
+    wireVersion: config.wireVersion,
+    maxAckResponseBytes: config.maxAckResponseBytes,
+    removeXForwardedHeaders: config.removeXForwardedHeaders,
+    vars: env,
+    reloadFilters: filters.reload,
+    tunnelAnswers: config.tunnelAnswers,
+    insecureDownstream: config.insecureDownstream,
+    bodyUrlRewriter: config.resBodyUrlSub ? createBodyUrlRewriter(config.resBodyUrlSub, config.token) : undefined,
+    logBodies: config.logEnableBody,
+    liveVars: parts.appTokens,
+    commitSigner: config.commitSigning && createCommitSigner(config.commitSigning),
+  });
+}
+
 /** Builds a broker client from its configuration; nothing runs until start(). The composition root: it only wires. */
 export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClient {
   const log = deps.logger;
@@ -66,24 +91,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
   const instanceId = randomUUID();
   const allocator = allocatorFor(config, deps, instanceId, metrics);
   const appTokens = config.githubApp ? new InstallationTokens({ app: config.githubApp, egress: deps.egress, logger: log, scrubber: deps.scrubber }) : undefined;
-  const writer = createResponseWriter({ egress: deps.egress, token: config.token, wireVersion: config.wireVersion, postTimeoutMs: config.postTimeoutMs, logger: log });
-  const relay = createRelay({
-    rules: () => filters.privateRules,
-    egress: deps.egress,
-    writer,
-    logger: log,
-    metrics,
-    wireVersion: config.wireVersion,
-    maxAckResponseBytes: config.maxAckResponseBytes,
-    removeXForwardedHeaders: config.removeXForwardedHeaders,
-    vars: env,
-    reloadFilters: filters.reload,
-    tunnelAnswers: config.tunnelAnswers,
-    insecureDownstream: config.insecureDownstream,
-    bodyUrlRewriter: config.resBodyUrlSub ? createBodyUrlRewriter(config.resBodyUrlSub, config.token) : undefined,
-    logBodies: config.logEnableBody,
-    liveVars: appTokens,
-  });
+  const relay = relayFor(config, deps, { env, metrics, filters, appTokens });
   const security = new TunnelSecurity(config, env);
   const isReady = (): boolean => !lifecycle.draining && tunnels.some((t) => t.isReady);
   const tunnels = createClientTunnels(config, {

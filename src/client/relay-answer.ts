@@ -9,6 +9,7 @@ import { applyVarSubstitution } from './var-substitution.js';
 import { originHeaders } from './origin-request.js';
 import { callOrigin, errorTypeForStatus, originError } from './origin-egress.js';
 import { authorize } from './request-filter.js';
+import { signGitData } from './commit-signing/git-data-step.js';
 import { brokerError, type Answer, type RelayContext, type WholeAnswer } from './relay-context.js';
 
 function requestBodyFields(body: Buffer | string | undefined): Record<string, unknown> {
@@ -58,6 +59,11 @@ export async function answerFor(ctx: RelayContext, req: RelayRequest, requestId:
   if ('head' in result) return result;
   // Pools rotate as in the rule's origin: the view the match used, or the relay's own rotation.
   req = applyVarSubstitution(req, ctx.vars, result.variables ?? ctx.varsResolver);
+  if (opts.commitSigner) {
+    const signed = await signGitData(ctx, opts.commitSigner, req, requestId);
+    if ('head' in signed) return signed;
+    req = signed;
+  }
   const headers = originHeaders(req, requestId, result.authorization, opts.wireVersion, opts.removeXForwardedHeaders);
   if (opts.logBodies) log.debug({ requestId, method: req.method, url: req.url, ...requestBodyFields(req.body) }, 'relaying request body');
   let res;

@@ -7,6 +7,7 @@ import type { ResponseWriter } from './response-writer.js';
 import type { ClientMetrics } from './metrics.js';
 import type { BodyUrlRewriter } from './res-body-url-sub.js';
 import type { OriginCaller } from './origin-egress.js';
+import type { CommitSigner } from './commit-signing/commit-signer.js';
 
 export interface RelayOptions {
   rules: () => RuleSet;
@@ -34,6 +35,8 @@ export interface RelayOptions {
   logBodies?: boolean;
   /** Variables whose values change while the client runs (a GitHub App's tokens), read when a matching rule uses them. */
   liveVars?: LiveVariables;
+  /** GIT_COMMITTER_* / GPG_*: commits made through GitHub's Git Data API are signed (and symlink trees refused). */
+  commitSigner?: CommitSigner;
 }
 
 /** Values the rules read at request time: `values()` waits for fresh ones, or rejects with why there are none. */

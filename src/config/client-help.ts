@@ -29,6 +29,10 @@ Environment (Snyk Broker names; existing deployments work unchanged):
   GITHUB_APP_INSTALLATION_ID     for \${GHA_ACCESS_TOKEN} / \${JWT_TOKEN} in the rules (rules for GitHub
   GITHUB_APP_PRIVATE_PEM_PATH    hosts without a credential send it); the App's RSA key (PEM file);
   GITHUB_API                     GitHub's API host (api.github.com, ghe.example.com/api/v3)
+  GIT_COMMITTER_NAME             commit signing: with all four set, commits made through GitHub's Git
+  GIT_COMMITTER_EMAIL            Data API get this committer and a signature by GPG_PRIVATE_KEY (an
+  GPG_PRIVATE_KEY                armored private key, unlocked with GPG_PASSPHRASE at start); trees
+  GPG_PASSPHRASE                 with symlinks are refused. GIT_COMMITER_* (one T) are read too
   BROKER_HA_MODE_ENABLED         true/yes: ask the dispatcher which server to use (default false);
                                  tunnels go to BROKER_SERVER_URL with ?server_id=<the allocated server>
   BROKER_CLIENT_TRUST_SERVER_URL true: in HA mode, connect to a server_url the dispatcher names even

@@ -1,5 +1,5 @@
 import { compileRules, FilterError, type AcceptFile, type InjectNote, type RuleSet } from '../filters/index.js';
-import { loadAccept } from './accept.js';
+import { loadAccept, type AcceptOptions } from './accept.js';
 import type { ClientEnv } from './client-env.js';
 import type { EnvReader } from './env.js';
 
@@ -16,7 +16,7 @@ export interface ClientRules {
  * Loads and compiles the accept rules. A problem in them becomes one of the reader's problems
  * (reported with the others); the result is then undefined.
  */
-export async function loadClientRules(r: EnvReader, resolved: ClientEnv, opts: { githubApp: boolean }): Promise<ClientRules | undefined> {
+export async function loadClientRules(r: EnvReader, resolved: ClientEnv, opts: AcceptOptions): Promise<ClientRules | undefined> {
   const acceptSource = resolved.accept;
   const acceptWhere = acceptSource.fromPreset ? `BROKER_SCM_TYPE=${resolved.scmType} accept template` : `ACCEPT file ${acceptSource.path}`;
   let loaded: { accept: AcceptFile; notes: InjectNote[] };

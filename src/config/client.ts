@@ -15,6 +15,7 @@ import { loadClientRules, type ClientRules } from './client-rules.js';
 import { clientEnvNotes, unsetVariablesNotes, type StartNote } from './client-notes.js';
 import { collectSecrets } from './client-secrets.js';
 import { GITHUB_APP_LIVE_VARIABLES, readGithubApp, type GithubAppConfig } from './github-app.js';
+import { readCommitSigning, type CommitSigningConfig } from './commit-signing.js';
 
 export type TunnelRole = 'primary' | 'secondary';
 
@@ -75,6 +76,8 @@ export interface ClientConfig extends DownstreamOptions, ClientTuning {
   secrets: string[];
   /** GITHUB_APP_*: the rules' `${GHA_ACCESS_TOKEN}` and `${JWT_TOKEN}` come from this App's installation tokens. */
   githubApp?: GithubAppConfig;
+  /** GIT_COMMITTER_* and GPG_*: commits made through GitHub's Git Data API are signed with this key. */
+  commitSigning?: CommitSigningConfig;
 }
 
 /**
@@ -101,6 +104,7 @@ interface ClientReadings {
   rules: ClientRules;
   startNotes: StartNote[];
   githubApp?: GithubAppConfig;
+  commitSigning?: CommitSigningConfig;
 }
 
 /**
@@ -126,14 +130,16 @@ export async function loadClientConfig(processEnv: Env, opts: { cwd?: string } =
   const credentials = validationCredentials(resolved.env);
   await checkLaterVariables(r);
   const githubApp = await readGithubApp(r, resolved.scmType);
-  const rules = await loadClientRules(r, resolved, { githubApp: githubApp !== undefined });
+  const commitSigning = await readCommitSigning(r);
+  const rules = await loadClientRules(r, resolved, { githubApp: githubApp !== undefined, commitSigning: commitSigning !== undefined });
   r.done();
   if (!rules) throw new ConfigError(['ACCEPT could not be loaded']);
   const provided = new Set<string>(githubApp ? GITHUB_APP_LIVE_VARIABLES : []);
   startNotes.push(...rules.notes, ...unsetVariablesNotes([rules.privateRules, rules.publicRules], provided));
+  if (commitSigning) startNotes.push({ level: 'info', message: "commit signing: commits made through GitHub's Git Data API are signed", fields: { keyId: commitSigning.keyId, committer: `${commitSigning.committerName} <${commitSigning.committerEmail}>` } });
   return assembleClientConfig(r, {
     resolved, endpoints, logLevel, validationUrlRaw, tls, clientId, prefix, tuning,
-    validationTimeoutMs, transport, downstream, credentials, rules, startNotes, githubApp,
+    validationTimeoutMs, transport, downstream, credentials, rules, startNotes, githubApp, commitSigning,
   });
 }
 
@@ -196,7 +202,8 @@ function assembleClientConfig(r: EnvReader, c: ClientReadings): ClientConfig {
           timeoutMs: c.validationTimeoutMs,
         }
       : undefined,
-    secrets,
+    secrets: [...secrets, ...(c.commitSigning?.secrets ?? [])],
     githubApp: c.githubApp,
+    commitSigning: c.commitSigning,
   };
 }

@@ -15,7 +15,6 @@ export interface UnsupportedVariable {
 const UNIVERSAL = "Snyk's Universal Broker is not implemented: ha-broker runs the classic broker (one token, one accept file)";
 const CODE_AGENT = "used only by Snyk's Code Agent (a separate, deprecated image); ha-broker relays Snyk Code with ACCEPT_CODE";
 const CRA = "used only by Snyk's Container Registry Agent, a separate image; ha-broker does not replace it";
-const COMMIT_SIGNING = 'commit signing (snyk-broker signs commits Snyk creates through the GitHub API) is not implemented; commits are relayed unsigned';
 const WORKLOAD = 'custom workload modules of snyk-broker are not supported';
 
 export const UNSUPPORTED_SNYK_VARIABLES: readonly UnsupportedVariable[] = [
@@ -45,10 +44,6 @@ export const UNSUPPORTED_SNYK_VARIABLES: readonly UnsupportedVariable[] = [
   { name: 'CR_EXTERNAL_ID', reason: CRA },
   { name: 'CR_REGION', reason: CRA },
   { name: 'CRA_COMPATIBLE_TYPES', reason: CRA },
-  { name: 'GPG_PRIVATE_KEY', reason: COMMIT_SIGNING },
-  { name: 'GPG_PASSPHRASE', reason: COMMIT_SIGNING },
-  { name: 'GIT_COMMITTER_NAME', reason: COMMIT_SIGNING },
-  { name: 'GIT_COMMITTER_EMAIL', reason: COMMIT_SIGNING },
   { name: 'CLIENT_WORKLOAD_MODULE_PATH', reason: WORKLOAD },
   { name: 'CLIENT_WORKLOAD_NAME', reason: WORKLOAD },
   { name: 'REMOTE_WORKLOAD_MODULE_PATH', reason: WORKLOAD },

@@ -61,6 +61,8 @@ const COMMON: Record<string, Entry> = {
 };
 
 /** A complete GitHub App besides the variable under test (the key: a real RSA key file). */
+/** Complete commit signing besides the variable under test (the key is checked before anything else needs it). */
+const SIGNING = (): Record<string, string> => ({ GIT_COMMITTER_NAME: 'Bot', GIT_COMMITTER_EMAIL: 'bot@example.com', GPG_PASSPHRASE: 'pass', GPG_PRIVATE_KEY: '-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nAAAA\n-----END PGP PRIVATE KEY BLOCK-----' });
 const GITHUB_APP = (f: Files): Record<string, string> => ({ GITHUB_APP_ID: '1', GITHUB_APP_CLIENT_ID: 'Iv1.x', GITHUB_APP_INSTALLATION_ID: '2', GITHUB_APP_PRIVATE_PEM_PATH: f.key, GITHUB_API: 'api.github.com' });
 
 const TABLE: Record<Program, Record<string, Entry>> = {
@@ -118,6 +120,10 @@ const TABLE: Record<Program, Record<string, Entry>> = {
     GITHUB_APP_INSTALLATION_ID: { value: 'all', with: (f) => GITHUB_APP(f) },
     GITHUB_APP_PRIVATE_PEM_PATH: { value: (f) => f.garbage, with: (f) => GITHUB_APP(f) },
     GITHUB_API: { value: 'ftp://api.github.com', with: (f) => GITHUB_APP(f), names: 'GITHUB_API' },
+    GIT_COMMITTER_NAME: { value: 'Bot <bot@example.com>', with: SIGNING },
+    GIT_COMMITTER_EMAIL: { value: 'bot at example', with: SIGNING },
+    GPG_PRIVATE_KEY: { value: 'not a key', with: SIGNING },
+    GPG_PASSPHRASE: { value: 'pass', with: () => ({ GIT_COMMITTER_NAME: 'Bot' }) },
   },
   server: {
     ...COMMON,

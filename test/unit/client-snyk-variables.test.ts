@@ -216,12 +216,12 @@ test('without LOG_ENABLE_BODY no body is logged', async () => {
 
 test('each unimplemented Snyk variable gets one warning naming it; implemented ones none', async () => {
   const { tc } = await client(
-    { UNIVERSAL_BROKER_ENABLED: 'true', BROKER_CLIENT_CONFIGURATION_GITHUB: '{}', GIT_CLIENT_URL: 'http://code-agent:3000', SNYK_CLIENT_SECRET: 'x', GPG_PRIVATE_KEY: 'k', LOG_INFO_VERBOSE: 'true', UNRELATED_VAR: 'x', CLIENT_ID: '' },
+    { UNIVERSAL_BROKER_ENABLED: 'true', BROKER_CLIENT_CONFIGURATION_GITHUB: '{}', GIT_CLIENT_URL: 'http://code-agent:3000', SNYK_CLIENT_SECRET: 'x', MAX_RETRY: '3', LOG_INFO_VERBOSE: 'true', UNRELATED_VAR: 'x', CLIENT_ID: '' },
     { private: [], public: [] },
   );
   const warned = tc.logs().filter((e) => e.level === 'warn' && /does not implement/.test(String(e.msg)));
   const names = warned.map((e) => e.variable).sort();
-  assert.deepEqual(names, ['BROKER_CLIENT_CONFIGURATION_GITHUB', 'GIT_CLIENT_URL', 'GPG_PRIVATE_KEY', 'LOG_INFO_VERBOSE', 'SNYK_CLIENT_SECRET', 'UNIVERSAL_BROKER_ENABLED']);
+  assert.deepEqual(names, ['BROKER_CLIENT_CONFIGURATION_GITHUB', 'GIT_CLIENT_URL', 'LOG_INFO_VERBOSE', 'MAX_RETRY', 'SNYK_CLIENT_SECRET', 'UNIVERSAL_BROKER_ENABLED']);
   for (const e of warned) {
     assert.ok(String(e.msg).startsWith(String(e.variable)), 'the message names the variable');
     assert.ok(String(e.reason).length > 10);

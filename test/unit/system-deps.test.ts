@@ -29,8 +29,8 @@ function runWith(commands: string[], env: Record<string, string> = {}) {
 test('missing tools and no apt-get: exit 1 at once, one message naming every missing package and the command', () => {
   const r = runWith(['id', 'mktemp', 'tail', 'rm']);
   assert.equal(r.status, 1, r.stderr);
-  assert.match(r.stderr, /needs the Debian package\(s\) yamllint redis-server buildah/);
-  assert.match(r.stderr, /apt-get install -y --no-install-recommends yamllint redis-server buildah/);
+  assert.match(r.stderr, /needs the Debian package\(s\) yamllint redis-server buildah gnupg/);
+  assert.match(r.stderr, /apt-get install -y --no-install-recommends yamllint redis-server buildah gnupg/);
   assert.match(r.stderr, /no apt-get/);
   assert.equal(r.stderr.trim().split('\n').length, 2, 'one message, not a cascade');
 });
@@ -38,8 +38,8 @@ test('missing tools and no apt-get: exit 1 at once, one message naming every mis
 test('nothing missing: exit 0 and silent', () => {
   const bin = mkdtempSync(join(tmpdir(), 'ha-broker-sysdeps-'));
   try {
-    // Stand-ins for the three tools: the script only asks whether they are there.
-    for (const t of ['yamllint', 'buildah']) symlinkSync('/bin/true', join(bin, t));
+    // Stand-ins for the tools: the script only asks whether they are there.
+    for (const t of ['yamllint', 'buildah', 'gpg']) symlinkSync('/bin/true', join(bin, t));
     const r = spawnSync('/bin/bash', [SCRIPT], { encoding: 'utf8', env: { PATH: bin, REDIS_SERVER: '/bin/true' } });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr + r.stdout, '');
