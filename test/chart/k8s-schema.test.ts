@@ -27,6 +27,7 @@ test('the chart has the ci value sets users and ct rely on', () => {
     'snyk-azure-repos-values.yaml',
     'snyk-nexus-values.yaml',
     'snyk-all-keys-values.yaml',
+    'commit-signing-values.yaml',
   ]) {
     assert.ok(ciValues.includes(f), `charts/ha-broker/ci/${f} is missing`);
   }

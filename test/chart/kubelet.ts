@@ -4,8 +4,8 @@
 // * command: the image's ENTRYPOINT (read from the Dockerfile's final stage) + the container args;
 //   `node` is this Node binary and paths under the image's WORKDIR (/app) are the repository,
 //   which has the same layout (dist/, node_modules/, package.json);
-// * environment: the image's ENV + the container's env, with secretKeyRef/configMapKeyRef taken
-//   from the rendered Secret/ConfigMap;
+// * environment: the image's ENV + envFrom + the container's env, with secretRef/configMapRef and
+//   secretKeyRef/configMapKeyRef taken from the rendered Secret/ConfigMap;
 // * volumes: configMap/secret/emptyDir mounts are written to a private directory, and env values
 //   naming a mount path point there instead;
 // * network: every pod has its own IP in a cluster; here each pod gets its own host port instead
@@ -167,8 +167,14 @@ export async function planPod(
     return v;
   };
 
-  // Environment: image ENV, then the container's env in order.
+  // Environment: image ENV, then envFrom (each source in order), then the container's env in order, as the kubelet does.
   const env: Record<string, string> = { ...opts.image.env };
+  for (const src of (c.envFrom ?? []) as Record<string, any>[]) {
+    const ref = src.secretRef ?? src.configMapRef;
+    if (!ref) throw new Error(`envFrom: unsupported source ${JSON.stringify(src)}`);
+    const data = dataOf(findObject(objs, src.secretRef ? 'Secret' : 'ConfigMap', ref.name));
+    for (const [k, v] of Object.entries(data)) env[`${src.prefix ?? ''}${k}`] = mapPath(applyDns(v, opts.dns));
+  }
   for (const e of (c.env ?? []) as Record<string, any>[]) {
     let value: string;
     if (e.value !== undefined) value = String(e.value);

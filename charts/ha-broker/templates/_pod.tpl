@@ -93,7 +93,11 @@ containers:
         protocol: TCP
     env:
       {{- include "ha-broker.env" . | nindent 6 }}
-    {{- with $v.extraEnvFrom }}
+    {{- $envFrom := $v.extraEnvFrom | default list }}
+    {{- if include "ha-broker.hasCommitSigning" $root }}
+    {{- $envFrom = append $envFrom (dict "secretRef" (dict "name" (include "ha-broker.commitSigningSecretName" $root))) }}
+    {{- end }}
+    {{- with $envFrom }}
     envFrom:
       {{- toYaml . | nindent 6 }}
     {{- end }}

@@ -82,6 +82,30 @@ PEM text of the CA bundle the chart stores: caCert (PEM or a chart file name, as
 {{- end }}
 
 {{/*
+"true" when commit signing is on (commitSigning.enabled): the pods load its variables with envFrom from
+commitSigningSecret.name or the chart's Secret, which needs all four values (snyk-universal-broker-helm's message).
+*/}}
+{{- define "ha-broker.hasCommitSigning" -}}
+{{- if .Values.commitSigning.enabled }}
+{{- if not .Values.commitSigningSecret.name }}
+{{- $unset := list }}
+{{- range (list "name" "email" "gpgPrivateKey" "passphrase") }}
+{{- if not (get $.Values.commitSigning .) }}{{ $unset = append $unset . }}{{ end }}
+{{- end }}
+{{- if $unset }}{{ fail (printf "Missing value(s) under .Values.commitSigning for: %s" (join "," $unset)) }}{{ end }}
+{{- end }}true
+{{- end }}
+{{- end }}
+
+{{- define "ha-broker.commitSigningSecretName" -}}
+{{- .Values.commitSigningSecret.name | default (include "ha-broker.suffixedName" (dict "root" . "suffix" "commit-signing")) }}
+{{- end }}
+
+{{- define "ha-broker.chartHoldsCommitSigning" -}}
+{{- if and (include "ha-broker.hasCommitSigning" .) (not .Values.commitSigningSecret.name) }}true{{ end }}
+{{- end }}
+
+{{/*
 Checksum annotations: a changed token, accept file or CA rolls the pods.
 */}}
 {{- define "ha-broker.checksums" -}}
@@ -95,6 +119,11 @@ checksum/accept: {{ include (print .Template.BasePath "/configmap-accept.yaml") 
 checksum/ca: {{ printf "existing:%s/%s" (include "ha-broker.caSecretName" .) (include "ha-broker.caKey" .) | sha256sum }}
 {{- else if include "ha-broker.hasCa" . }}
 checksum/ca: {{ include (print .Template.BasePath "/secret-ca.yaml") . | sha256sum }}
+{{- end }}
+{{- if include "ha-broker.chartHoldsCommitSigning" . }}
+checksum/commit-signing: {{ include (print .Template.BasePath "/secret-commit-signing.yaml") . | sha256sum }}
+{{- else if include "ha-broker.hasCommitSigning" . }}
+checksum/commit-signing: {{ printf "existing:%s" .Values.commitSigningSecret.name | sha256sum }}
 {{- end }}
 {{- if and .Values.httpsCert .Values.httpsKey (not .Values.httpsSecret.name) }}
 checksum/tls: {{ include (print .Template.BasePath "/secret-tls.yaml") . | sha256sum }}
