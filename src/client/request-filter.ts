@@ -1,7 +1,7 @@
 import { FAILURE_HEADER } from '../http/server-helpers.js';
 import { FAILURES } from '../protocol/failures.js';
 import type { RelayRequest } from '../protocol/index.js';
-import { RuleSet, type FilterResult } from '../filters/index.js';
+import { RuleSet, type AcceptRule, type FilterResult } from '../filters/index.js';
 import { brokerError, type LiveVariables, type RelayContext, type WholeAnswer } from './relay-context.js';
 
 /** A request a private accept rule lets through, with the origin to call. */
@@ -13,16 +13,16 @@ export type Authorized = Extract<FilterResult, { allowed: true }> & { targetUrl:
  */
 export function authorize(ctx: RelayContext, req: RelayRequest, requestId: string): Authorized | WholeAnswer | Promise<Authorized | WholeAnswer> {
   const rules = ctx.opts.rules();
-  const filterReq = { method: req.method, url: req.url, headers: req.headers, body: req.body };
-  const result = rules.match(filterReq);
+  const found = rules.find({ method: req.method, url: req.url, headers: req.headers, body: req.body });
+  if (!('rule' in found)) return checked(ctx, req, requestId, found);
   const live = ctx.opts.liveVars;
   // Only a rule that reads a live variable waits for it (the others never depend on a token refresh).
-  if (result.allowed && live && RuleSet.uses(result.rule, live.names)) return withLiveValues(ctx, req, requestId, rules, filterReq, live);
-  return checked(ctx, req, requestId, result);
+  if (live && RuleSet.uses(found.rule, live.names)) return withLiveValues(ctx, req, requestId, rules, found.rule, live);
+  return checked(ctx, req, requestId, rules.resolve(found.rule, req.url));
 }
 
-/** The match again with the live variables' current values; none to be had is a 503 naming why. */
-async function withLiveValues(ctx: RelayContext, req: RelayRequest, requestId: string, rules: RuleSet, filterReq: Parameters<RuleSet['match']>[0], live: LiveVariables): Promise<Authorized | WholeAnswer> {
+/** The rule resolved with the live variables' current values; none to be had is a 503 naming why. */
+async function withLiveValues(ctx: RelayContext, req: RelayRequest, requestId: string, rules: RuleSet, rule: AcceptRule, live: LiveVariables): Promise<Authorized | WholeAnswer> {
   let values: Record<string, string>;
   try {
     values = await live.values();
@@ -33,7 +33,7 @@ async function withLiveValues(ctx: RelayContext, req: RelayRequest, requestId: s
     answer.head.headers![FAILURE_HEADER] = f.reason;
     return answer;
   }
-  return checked(ctx, req, requestId, rules.match(filterReq, values));
+  return checked(ctx, req, requestId, rules.resolve(rule, req.url, values));
 }
 
 function checked(ctx: RelayContext, req: RelayRequest, requestId: string, result: FilterResult): Authorized | WholeAnswer {

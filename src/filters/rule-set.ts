@@ -109,14 +109,22 @@ export class RuleSet {
 
   /** The first rule that lets `req` through, its origin and credential resolved; `live` values win over the environment's. */
   match(req: FilterRequest, live?: Vars): FilterResult {
+    const found = this.find(req);
+    return 'rule' in found ? this.resolve(found.rule, req.url, live) : found;
+  }
+
+  /**
+   * The first rule that lets `req` through, nothing resolved yet (no `_POOL` value taken): for a
+   * caller that must wait for a live value before `resolve`, so a pool moves once per request.
+   */
+  find(req: FilterRequest): { rule: AcceptRule } | Extract<FilterResult, { allowed: false }> {
     if (!isSafePath(req.url)) return { allowed: false, reason: 'Request path is not normalized (path traversal), blocking HTTP request' };
     const { path, query } = splitUrl(req.url);
     const params = new URLSearchParams(query);
     let parsed: { value: unknown } | undefined;
     const body = () => (parsed ??= { value: parseJsonBody(req.body) }).value;
     for (const c of this.#candidates(req.method, path)) {
-      if (!c.checks.passes({ query: params, headers: req.headers, body })) continue;
-      return this.#allow(c.rule, req.url, live);
+      if (c.checks.passes({ query: params, headers: req.headers, body })) return { rule: c.rule };
     }
     return { allowed: false, reason: BLOCKED_REASON };
   }
@@ -126,7 +134,8 @@ export class RuleSet {
     return ruleTemplates(rule).some((t) => variablesIn(t).some((n) => names.has(n)));
   }
 
-  #allow(rule: AcceptRule, url: string, live: Vars | undefined): FilterResult {
+  /** A found rule's origin and credential for `url`, with one view of the variables (`live` values win). */
+  resolve(rule: AcceptRule, url: string, live?: Vars): FilterResult {
     // One view per request: a pooled credential takes one value for the whole request.
     const vars = this.#vars.forRequest(live);
     if (rule.origin === undefined) return { allowed: true, rule, variables: vars };

@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import { mintAppJwt } from '../../src/client/github-app/app-jwt.js';
 import { readGithubApp } from '../../src/config/github-app.js';
 import { EnvReader } from '../../src/config/env.js';
-import { withGithubAppAuth, usesGithubAppToken, loadAcceptFile, type AcceptRule } from '../../src/filters/index.js';
+import { compileRules, withGithubAppAuth, usesGithubAppToken, loadAcceptFile, type AcceptRule } from '../../src/filters/index.js';
+import { authorize } from '../../src/client/request-filter.js';
+import type { RelayContext } from '../../src/client/relay-context.js';
+import { silentLogger } from '../../src/observability/logger.js';
 import { templatesDir } from '../../src/config/presets.js';
 import { checkAppJwt } from '../support/fake-github.js';
 import { SNYK_BROKER_DATA_DIR } from '../support/paths.js';
@@ -80,4 +83,25 @@ test("the classic github-server-app template with the App: the same credential o
   // Every one of Snyk's rules is there (the App's own endpoints added).
   const ours = new Set(accept.private.map(ruleKey));
   assert.deepEqual([...snykByKey.keys()].filter((k) => !ours.has(k)), []);
+});
+
+test('a rule that reads the App token and a _POOL variable takes one pool value per request (the rule is found once, resolved once, after the token)', async () => {
+  const rules = compileRules(
+    [{ method: 'GET', path: '/repos/*', origin: 'https://${GITHUB_API}', auth: { scheme: 'bearer', token: '${GHA_ACCESS_TOKEN}' } }, { method: 'GET', path: '/pooled/*', origin: 'https://${GHE_HOST}', auth: { scheme: 'bearer', token: '${GHA_ACCESS_TOKEN}' } }],
+    { GITHUB_API: 'api.example.com', GHE_HOST_POOL: 'a.example.com,b.example.com,c.example.com' },
+  );
+  let fetched = 0;
+  const live = { names: new Set(['GHA_ACCESS_TOKEN', 'JWT_TOKEN']), values: async () => ({ GHA_ACCESS_TOKEN: `ghs_${++fetched}`, JWT_TOKEN: 'jwt' }) };
+  const ctx = { opts: { rules: () => rules, liveVars: live }, log: silentLogger() } as unknown as RelayContext;
+  const req = (url: string) => ({ url, method: 'GET', headers: {}, streamingID: '' });
+  const seen: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await authorize(ctx, req(`/pooled/x${i}`), 'id');
+    assert.ok(!('head' in r), 'refused');
+    seen.push(`${new URL(r.targetUrl).host} ${r.authorization}`);
+  }
+  assert.deepEqual(seen, ['a.example.com Bearer ghs_1', 'b.example.com Bearer ghs_2', 'c.example.com Bearer ghs_3']);
+  const plain = await authorize(ctx, req('/nothing'), 'id');
+  assert.ok('head' in plain && plain.head.status === 401);
+  assert.equal(fetched, 3, 'a refused request waited for a token');
 });
