@@ -42,6 +42,12 @@ export function announceStart(config: ClientConfig, env: Env, deps: { logger: Lo
   }
 }
 
+/**
+ * After `terminate`, requests the server sent before it read it are still on the wire: the drain
+ * waits until none has arrived for this long (a round trip and more on a cluster network).
+ */
+const QUIET_MS = 300;
+
 async function waitUntil(check: () => boolean, deadline: number): Promise<boolean> {
   while (!check()) {
     if (Date.now() >= deadline) return false;
@@ -61,7 +67,7 @@ export interface DrainParts {
   metrics: ClientMetrics;
   lifecycle: ClientLifecycle;
   tunnels: readonly Tunnel[];
-  relay: { readonly inflight: number; settle(ms: number): Promise<boolean> };
+  relay: { readonly inflight: number; readonly lastEventAt: number; settle(ms: number): Promise<boolean> };
   local: { readonly webhooksInflight: number };
   allocator: Allocator | undefined;
   server: () => Server | undefined;
@@ -91,13 +97,15 @@ export async function drainClient(config: Pick<ClientConfig, 'drainGraceMs'>, p:
   // Tunnels stay open until every relay is answered: acks and webhooks need them, and a
   // server (ours) counts a request whose tunnel closed as failed even when its streamed
   // answer is still uploading. The `terminate` above keeps new requests away meanwhile.
-  await waitUntil(() => local.webhooksInflight === 0 && tunnels.every((t) => t.ackInflight === 0), deadline);
+  await waitUntil(() => local.webhooksInflight === 0 && tunnels.every((t) => t.ackInflight === 0) && Date.now() - Math.max(relay.lastEventAt, started) >= QUIET_MS, deadline);
   const settled = await relay.settle(Math.max(0, deadline - Date.now()));
   if (!settled) log.warn({ inflight: relay.inflight }, 'drain grace period over with relays still in flight');
   // Webhooks accepted during the drain still need their tunnel: refuse new ones, let those finish.
   lifecycle.closing = true;
   await waitUntil(() => local.webhooksInflight === 0, deadline);
   await Promise.all(tunnels.map((t) => t.close()));
+  // A request that arrived as the tunnels closed still uploads its answer (the server waits for it).
+  await relay.settle(Math.max(0, deadline - Date.now()));
   if (p.allocator) await p.allocator.release();
   const server = p.server();
   if (server) await closeServer(server);

@@ -71,6 +71,7 @@ export function createRelay(opts: RelayOptions) {
   const ctx = relayContext(opts);
   const log = ctx.log;
   const inflight = new Set<Promise<void>>();
+  let lastEventAt = 0;
 
   function track(p: Promise<void>): void {
     const tracked = p
@@ -86,6 +87,7 @@ export function createRelay(opts: RelayOptions) {
   return {
     /** Entry point for tunnel events. */
     onEvent(tunnel: Tunnel, name: string, args: unknown[], reply: Reply | undefined): void {
+      lastEventAt = Date.now();
       // Acks need this tunnel open until answered: counted so a drain closes it only after.
       const ackBound = (p: Promise<void>) => {
         if (!reply) return p;
@@ -99,6 +101,10 @@ export function createRelay(opts: RelayOptions) {
     },
     get inflight(): number {
       return inflight.size;
+    },
+    /** When the last event from a broker server arrived (the drain waits for a quiet tunnel). */
+    get lastEventAt(): number {
+      return lastEventAt;
     },
     /** Resolves when every in-flight relay has finished (or the deadline passes). */
     async settle(timeoutMs: number): Promise<boolean> {

@@ -82,3 +82,28 @@ test('stop drains: not ready, webhooks relayed while a tunnel is open and 503 af
   await waitFor('tunnels closed', () => fake.open().length === 0);
   assert.ok(tc.client.tunnels.every((x) => x.state === 'closed'));
 });
+
+test('a request the server sent before it read terminate (it arrives after the drain began, with nothing in flight) is answered, not dropped', async (t) => {
+  const fake = await new FakeBrokerServer().start();
+  const origin = await startOrigin();
+  const token = randomUUID();
+  const tc = await startTestClient(
+    { BROKER_TOKEN: token, BROKER_SERVER_URL: fake.url, ORIGIN_URL: origin.url, BROKER_CLIENT_DRAIN_GRACE_MS: '20000' },
+    { private: [{ method: 'any', path: '/*', origin: '${ORIGIN_URL}' }], public: [] },
+  );
+  t.after(async () => {
+    await tc.stop();
+    await fake.stop();
+    await origin.close();
+  });
+  await waitFor('two tunnels', () => fake.open().length === 2);
+  const conn = fake.open().find((c) => c.role === 'primary')!;
+  const stopped = tc.client.stop('SIGTERM');
+  // The drain starts with no relay in flight; the server's request crosses its terminate on the wire.
+  await waitFor('terminate', () => conn.messages.some((m) => m.kind === 'event' && m.name === 'terminate'), { timeoutMs: 5000, intervalMs: 5 });
+  const late = [randomUUID(), randomUUID()];
+  fake.emit(conn, 'request', { url: '/echo/late-get', method: 'GET', headers: {}, streamingID: late[0] });
+  fake.emit(conn, 'request', { url: '/echo/late-post', method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"n":1}', streamingID: late[1] });
+  await stopped;
+  for (const id of late) assert.equal(fake.responses.get(id)?.head.status, 200, `the answer to ${id} was not uploaded before the client stopped`);
+});
