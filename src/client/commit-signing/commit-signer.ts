@@ -10,8 +10,6 @@ export interface CommitSigner {
   readonly keyId: string;
   /** The create-commit body rebuilt with the configured committer and signed; throws CommitPayloadError or CommitSigningError. */
   signCommitBody(body: string, now?: Date): Promise<string>;
-  /** An armored detached signature over `text` (the commit object's bytes). */
-  sign(text: string): Promise<string>;
 }
 
 /**
@@ -22,6 +20,7 @@ export interface CommitSigner {
 export function createCommitSigner(config: CommitSigningConfig): CommitSigner {
   const committer = { name: config.committerName, email: config.committerEmail };
   const pgp = import('openpgp');
+  /** An armored detached signature over `text` (the commit object's bytes). */
   async function sign(text: string): Promise<string> {
     const { createMessage, sign: detach } = await pgp;
     try {
@@ -36,7 +35,6 @@ export function createCommitSigner(config: CommitSigningConfig): CommitSigner {
   }
   return {
     keyId: config.keyId,
-    sign,
     async signCommitBody(body, now) {
       const commit = rebuildCommitPayload(body, committer, now);
       commit.signature = await sign(commitObjectText(commit));

@@ -68,13 +68,13 @@ export function rebuildCommitPayload(body: string, committer: { name: string; em
   if (!SHA.test(tree)) throw new CommitPayloadError('tree must be a full tree SHA (40 or 64 hex digits)');
   const parents = d.parents ?? [];
   if (!Array.isArray(parents) || !parents.every((p): p is string => typeof p === 'string' && SHA.test(p))) throw new CommitPayloadError('parents must be an array of full commit SHAs');
-  // git writes object ids in lower case.
   const author = d.author;
   if (!author || typeof author !== 'object' || Array.isArray(author)) throw new CommitPayloadError('author must be an object with name and email (GitHub would use the token\'s user, which cannot be signed for ahead)');
   const a = author as Record<string, unknown>;
   const c = (d.committer && typeof d.committer === 'object' ? d.committer : {}) as Record<string, unknown>;
   return {
     message: d.message.trimEnd(),
+    // git writes object ids in lower case.
     tree: tree.toLowerCase(),
     parents: parents.map((p) => p.toLowerCase()),
     author: { name: identityPart(field(a, 'name', 'author.'), 'author.name'), email: identityPart(field(a, 'email', 'author.'), 'author.email'), date: dateOf(a.date, 'author.date', now) },
