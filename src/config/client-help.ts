@@ -5,9 +5,10 @@ Environment (Snyk Broker names; existing deployments work unchanged):
   BROKER_SERVER_URL              broker server base URL, http(s) (default https://broker.snyk.io,
                                  Snyk's US server, as in Snyk's images)
   BROKER_SCM_TYPE                SCM preset: Snyk's accept template and .env defaults for github-com,
-                                 github-enterprise, github-server-app, gitlab, bitbucket-server,
-                                 bitbucket-server-bearer-auth, azure-repos, jira, jira-bearer-auth,
-                                 artifactory, nexus, nexus2 or apprisk (an explicit ACCEPT wins)
+                                 github-enterprise, github-server-app, github-cloud-app, gitlab,
+                                 bitbucket-server, bitbucket-server-bearer-auth, azure-repos, jira,
+                                 jira-bearer-auth, artifactory, nexus, nexus2 or apprisk (an explicit
+                                 ACCEPT wins; github-cloud-app: github-server-app's rules, github.com)
   BROKER_CLIENT_URL              externally reachable URL of this client (preflight, \${BROKER_CLIENT_URL})
   BROKER_CLIENT_ID               stable client id (default: a random UUID per process)
   PORT                           local HTTP port for webhooks and health (default 7341)
@@ -24,7 +25,7 @@ Environment (Snyk Broker names; existing deployments work unchanged):
   ACCEPT_LARGE_MANIFESTS         turns it on; ACCEPT_IAC lists extensions (tf,yaml,yml,json,tpl).
   ACCEPT_APPRISK / ACCEPT_ESSENTIALS   ACCEPT_APPRISK, ACCEPT_ESSENTIALS and ACCEPT_CUSTOM_PR_TEMPLATES
   ACCEPT_CUSTOM_PR_TEMPLATES     add nothing: their rules are not in the snyk-broker package
-  GITHUB_APP_ID                  GitHub App (github-server-app): the App's numeric ID, the JWT issuer;
+  GITHUB_APP_ID                  GitHub App (github-server-app, github-cloud-app): the App's ID;
   GITHUB_APP_CLIENT_ID           with these all set, installation tokens are minted and refreshed
   GITHUB_APP_INSTALLATION_ID     for \${GHA_ACCESS_TOKEN} / \${JWT_TOKEN} in the rules (rules for GitHub
   GITHUB_APP_PRIVATE_PEM_PATH    hosts without a credential send it); the App's RSA key (PEM file);

@@ -12,8 +12,8 @@ export interface StartNote {
 export function clientEnvNotes(resolved: ClientEnv): StartNote[] {
   const notes: StartNote[] = [];
   if (resolved.scmType) notes.push({ level: 'info', message: `SCM preset ${resolved.scmType}: Snyk's accept template and .env defaults`, fields: { scmType: resolved.scmType, accept: resolved.accept.path } });
-  if (resolved.scmType === 'github-server-app' && !resolved.env.GITHUB_APP_ID) {
-    notes.push({ level: 'warn', message: 'github-server-app without GITHUB_APP_ID, GITHUB_APP_CLIENT_ID, GITHUB_APP_INSTALLATION_ID, GITHUB_APP_PRIVATE_PEM_PATH and GITHUB_API: no installation token is minted, so requests go to GitHub without a credential unless the accept rules carry one' });
+  if ((resolved.scmType === 'github-server-app' || resolved.scmType === 'github-cloud-app') && !resolved.env.GITHUB_APP_ID) {
+    notes.push({ level: 'warn', message: `${resolved.scmType} without GITHUB_APP_ID, GITHUB_APP_CLIENT_ID, GITHUB_APP_INSTALLATION_ID, GITHUB_APP_PRIVATE_PEM_PATH and GITHUB_API: no installation token is minted, so requests go to GitHub without a credential unless the accept rules carry one` });
   }
   if (resolved.dotenvPath) notes.push({ level: 'info', message: 'read variables from .env (the environment wins)', fields: { path: resolved.dotenvPath } });
   for (const d of resolved.droppedDefaults) {

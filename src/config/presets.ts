@@ -6,13 +6,15 @@ import { parseDotenv } from './dotenv.js';
 
 /**
  * SCM presets (BROKER_SCM_TYPE): Snyk's client templates, copied at build time from the pinned
- * snyk-broker package into dist/client-templates/ (scripts/copy-client-templates.mjs), with the
+ * snyk-broker package into dist/client-templates/ (scripts/copy-client-templates.mjs; github-cloud-app,
+ * which Snyk ships for Universal Broker only, derived there from github-server-app's), with the
  * variable defaults of each template's .env, as Snyk's per-SCM images apply them (`broker init`).
  */
 export const SCM_TYPES = [
   'github-com',
   'github-enterprise',
   'github-server-app',
+  'github-cloud-app',
   'gitlab',
   'bitbucket-server',
   'bitbucket-server-bearer-auth',

@@ -566,3 +566,13 @@ describe('GitHub App (githubApp)', () => {
     }
   });
 });
+
+describe('GitHub App with scmType github-cloud-app', () => {
+  test('githubApp.api defaults to api.github.com; the preset is the client\'s BROKER_SCM_TYPE', async () => {
+    const objs = await render({ setString: { scmType: 'github-cloud-app', brokerToken: TOKEN, 'githubApp.appId': '424242', 'githubApp.clientId': 'Iv1.abc', 'githubApp.installationId': '31337', 'githubApp.privateKeySecret.name': 'gh-app-key' } });
+    for (const d of clients(objs)) {
+      assert.equal(envValue(d, 'GITHUB_API'), 'api.github.com');
+      assert.equal(envValue(d, 'BROKER_SCM_TYPE'), 'github-cloud-app');
+    }
+  });
+});

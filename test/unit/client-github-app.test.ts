@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { mintAppJwt } from '../../src/client/github-app/app-jwt.js';
 import { readGithubApp } from '../../src/config/github-app.js';
 import { EnvReader } from '../../src/config/env.js';
+import { loadClientConfig } from '../../src/config/client.js';
 import { compileRules, withGithubAppAuth, usesGithubAppToken, loadAcceptFile, type AcceptRule } from '../../src/filters/index.js';
 import { authorize } from '../../src/client/request-filter.js';
 import type { RelayContext } from '../../src/client/relay-context.js';
@@ -104,4 +105,37 @@ test('a rule that reads the App token and a _POOL variable takes one pool value 
   const plain = await authorize(ctx, req('/nothing'), 'id');
   assert.ok('head' in plain && plain.head.status === 401);
   assert.equal(fetched, 3, 'a refused request waited for a token');
+});
+
+test("github-cloud-app preset: github-server-app's classic rules without its two webhook updates, github.com's hosts, the App's token on every GitHub rule", async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cloud-app-'));
+  const key = join(dir, 'app.pem');
+  await writeFile(key, rsa.privateKey.export({ type: 'pkcs1', format: 'pem' }).toString());
+  const config = await loadClientConfig({ BROKER_TOKEN: '6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b', BROKER_SCM_TYPE: 'github-cloud-app', GITHUB_APP_ID: '1', GITHUB_APP_CLIENT_ID: 'Iv1.x', GITHUB_APP_INSTALLATION_ID: '2', GITHUB_APP_PRIVATE_PEM_PATH: key }, { cwd: dir });
+  assert.equal(config.githubApp?.apiBaseUrl, 'https://api.github.com', 'GITHUB_API comes from the preset');
+  assert.equal(config.env.GITHUB, 'github.com');
+  assert.equal(config.env.GITHUB_RAW, 'raw.githubusercontent.com');
+  assert.equal(config.env.GITHUB_GRAPHQL, 'api.github.com');
+  const server = await loadAcceptFile(join(templatesDir(), 'github-server-app', 'accept.json.sample'));
+  const cloud = await loadAcceptFile(join(templatesDir(), 'github-cloud-app', 'accept.json.sample'));
+  const dropped = server.private.map(ruleKey).filter((k) => !cloud.private.map(ruleKey).includes(k));
+  assert.deepEqual(dropped, ['PATCH /repos/:name/:repo/hooks/:id/config', 'PATCH /repos/:name/:repo/hooks/:id']);
+  const user = config.privateRules.match({ method: 'GET', url: '/user', headers: {} }, { GHA_ACCESS_TOKEN: 'ghs_live', JWT_TOKEN: 'jwt' });
+  assert.ok(user.allowed);
+  assert.equal(user.targetUrl, 'https://api.github.com/user');
+  assert.equal(user.authorization, 'Bearer ghs_live');
+  assert.equal(config.privateRules.match({ method: 'PATCH', url: '/repos/o/r/hooks/1', headers: {} }).allowed, false, 'github-cloud-app has no webhook update rule');
+});
+
+test("the github-cloud-app preset with the App: the same rules and credential as Snyk's Universal rules for the type", { skip: SNYK_BROKER_DATA_DIR ? false : 'no snyk-broker-data (../shared or SNYK_BROKER_DATA_DIR)' }, async () => {
+  const { accept } = withGithubAppAuth(await loadAcceptFile(join(templatesDir(), 'github-cloud-app', 'accept.json.sample')));
+  const snyk = JSON.parse(await readFile(join(SNYK_BROKER_DATA_DIR!, 'defaultFilters', 'github-cloud-app.json'), 'utf8')) as { private: AcceptRule[]; public: AcceptRule[] };
+  const snykByKey = new Map(snyk.private.map((r) => [ruleKey(r), r]));
+  const ours = new Map(accept.private.map((r) => [ruleKey(r), r]));
+  assert.deepEqual([...snykByKey.keys()].filter((k) => !ours.has(k)), [], "Snyk's rules missing here");
+  for (const [k, theirs] of snykByKey) {
+    assert.deepEqual(ours.get(k)!.auth, theirs.auth, `${k}: auth`);
+    assert.equal(ours.get(k)!.origin, theirs.origin, `${k}: origin`);
+  }
+  assert.deepEqual(accept.public, snyk.public);
 });

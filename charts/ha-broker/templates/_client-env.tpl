@@ -74,7 +74,9 @@ Entries of extraEnv replace the chart's entries of the same name.
 {{- $env = append $env (dict "name" "GITHUB_APP_ID" "value" (toString $app.appId)) }}
 {{- $env = append $env (dict "name" "GITHUB_APP_CLIENT_ID" "value" (required "githubApp.clientId is required with githubApp.appId" $app.clientId)) }}
 {{- $env = append $env (dict "name" "GITHUB_APP_INSTALLATION_ID" "value" (toString (required "githubApp.installationId is required with githubApp.appId" $app.installationId))) }}
-{{- $env = append $env (dict "name" "GITHUB_API" "value" (required "githubApp.api is required with githubApp.appId (api.github.com, or ghe.example.com/api/v3)" $app.api)) }}
+{{- /* github-cloud-app is GitHub.com: its API host is known. */}}
+{{- $api := $app.api | default (ternary "api.github.com" "" (eq (include "ha-broker.scmType" $root) "github-cloud-app")) }}
+{{- $env = append $env (dict "name" "GITHUB_API" "value" (required "githubApp.api is required with githubApp.appId (api.github.com, or ghe.example.com/api/v3)" $api)) }}
 {{- $_ := required "githubApp.privateKeySecret.name is required with githubApp.appId (an existing Secret holding the App's PEM key)" $app.privateKeySecret.name }}
 {{- $env = append $env (dict "name" "GITHUB_APP_PRIVATE_PEM_PATH" "value" "/etc/ha-broker/github-app/private-key.pem") }}
 {{- end }}
