@@ -6,6 +6,7 @@ import type { Logger } from '../observability/logger.js';
 import { CLIENT_INSTANCE_HEADER, hashToken } from '../protocol/index.js';
 import type { Placement } from './tunnel.js';
 import { parseJson } from '../json.js';
+import type { PlatformAuth } from './platform-auth.js';
 
 export interface AllocatorOptions {
   egress: Egress;
@@ -28,6 +29,8 @@ export interface AllocatorOptions {
   /** Randomness of the jitter (tests). */
   random?: () => number;
   onOutcome?: (outcome: string) => void;
+  /** Universal Broker: the allocation call carries the OAuth bearer (Snyk's API checks it). */
+  auth?: PlatformAuth;
 }
 
 export class AllocationError extends Error {
@@ -108,6 +111,7 @@ interface DispatcherCall {
 async function askDispatcher({ o, url, instance }: DispatcherCall, timeoutMs: number, onUntrusted: (origin: string) => void): Promise<Placement> {
   let res;
   try {
+    const auth = o.auth ? { authorization: await o.auth.authorization() } : {};
     res = await o.egress.request(url, {
       method: 'POST',
       headers: {
@@ -116,6 +120,7 @@ async function askDispatcher({ o, url, instance }: DispatcherCall, timeoutMs: nu
         'x-broker-origin-ua': 'not-provided',
         'user-agent': `Snyk Broker Client ${o.wireVersion}`,
         ...instance,
+        ...auth,
       },
       body: JSON.stringify({ data: { attributes: { deployment_location: o.clientLocation, broker_token_first_char: o.token.charAt(0) } } }),
       signal: AbortSignal.timeout(timeoutMs),
@@ -124,6 +129,7 @@ async function askDispatcher({ o, url, instance }: DispatcherCall, timeoutMs: nu
     throw new AllocationError('ALLOCATION_FAILED', `dispatcher unreachable: ${describeError(err)}`);
   }
   const text = await res.body.text();
+  if (res.statusCode === 401) o.auth?.invalidate();
   if (res.statusCode === 429 || res.statusCode >= 300) {
     throw new AllocationError('ALLOCATION_FAILED', `dispatcher answered ${res.statusCode}: ${text.slice(0, 200)}`, parseRetryAfter(res.headers['retry-after']));
   }
@@ -163,9 +169,10 @@ async function allocateWithRetry(o: AllocatorOptions, ask: () => Promise<Placeme
 /** DELETE on the allocation URL; failures only logged (the dispatcher also expires it). */
 async function releaseAllocation({ o, url, instance }: DispatcherCall): Promise<void> {
   try {
+    const auth = o.auth ? { authorization: await o.auth.authorization() } : {};
     const res = await o.egress.request(url, {
       method: 'DELETE',
-      headers: { 'snyk-request-id': randomUUID(), 'user-agent': `Snyk Broker Client ${o.wireVersion}`, ...instance },
+      headers: { 'snyk-request-id': randomUUID(), 'user-agent': `Snyk Broker Client ${o.wireVersion}`, ...instance, ...auth },
       signal: AbortSignal.timeout(5000),
     });
     await res.body.dump();

@@ -9,6 +9,7 @@ import { CLIENT_INSTANCE_METADATA, hashToken, type Reply } from '../protocol/ind
 import type { Allocator } from './allocation.js';
 import type { ClientFilters } from './client-filters.js';
 import type { ClientMetrics } from './metrics.js';
+import type { PlatformAuth } from './platform-auth.js';
 import type { PreflightCheck } from './preflight.js';
 import { createProxyAgent } from './proxy-agent.js';
 import { Tunnel, type Placement } from './tunnel.js';
@@ -79,6 +80,8 @@ export interface ClientTunnelDeps {
   /** HA mode: where each attempt connects (else the configured BROKER_SERVER_URL). */
   allocator: Allocator | undefined;
   security: TunnelSecurity;
+  /** Universal Broker: the handshake's OAuth bearer. */
+  auth?: PlatformAuth;
   identifyMetadata: (role: TunnelRole) => Record<string, unknown>;
   onEvent: (t: Tunnel, name: string, args: unknown[], reply: Reply | undefined) => void;
   isReady: () => boolean;
@@ -102,6 +105,7 @@ export function createClientTunnels(config: ClientConfig, deps: ClientTunnelDeps
         logger,
         transport: config.transport,
         egress,
+        auth: deps.auth,
         agent: () => security.agent,
         tls: () => security.tls,
         placement: (signal) => (allocator ? allocator.placement(signal) : Promise.resolve(fixedPlacement)),

@@ -22,6 +22,8 @@ export interface RelayOptions {
   vars?: Record<string, string | undefined>;
   /** Reloads the accept rules (service command filters/reload). */
   reloadFilters?: () => Promise<void>;
+  /** Universal Broker: syncs the connections with Snyk's API (service command config/reload). */
+  reloadConfig?: () => void;
   /** Origin connect refusals are retried this many times (nothing was sent yet). */
   connectRetries?: number;
   connectRetryDelayMs?: number;

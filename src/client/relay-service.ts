@@ -3,7 +3,7 @@ import { parseRelayRequest, type RelayRequest, type Reply } from '../protocol/in
 import type { Tunnel } from './tunnel.js';
 import type { RelayContext } from './relay-context.js';
 
-/** `service` events from the broker server: commands to the client (filters/reload), answered by ack. */
+/** `service` events from the broker server: commands to the client (filters/reload, Universal config/reload), answered by ack. */
 export async function handleService(ctx: RelayContext, tunnel: Tunnel, raw: unknown, reply: Reply | undefined): Promise<void> {
   if (!reply) return;
   let req: RelayRequest;
@@ -22,6 +22,12 @@ export async function handleService(ctx: RelayContext, tunnel: Tunnel, raw: unkn
     } catch (err) {
       reply({ status: 500, headers: { requestId }, body: JSON.stringify({ ok: false, msg: `Filters reload failed: ${(err as Error).message}` }) });
     }
+    return;
+  }
+  if (command === 'config/reload' && ctx.opts.reloadConfig) {
+    // Snyk's exact ack, sent before the sync runs (the server only waits for the ack).
+    reply({ status: 200, headers: { requestId }, body: JSON.stringify({ ok: true, msg: 'Synchronizing Config.' }) });
+    ctx.opts.reloadConfig();
     return;
   }
   if (command === 'config/reload') {

@@ -6,6 +6,7 @@ import type { Logger } from '../observability/logger.js';
 import { encodeResponseHead, encodeTunnelAnswer, RESPONSE_STREAM_CONTENT_TYPE, type ResponseHead } from '../protocol/index.js';
 import { declaresSmallBody, inMemoryAnswer, readAll, StreamedAnswer } from './answer-body.js';
 import { createUrlPartsCache, responseDataUrl } from './response-data-url.js';
+import { UNIVERSAL_PATH_PREFIX, type PlatformAuth } from './platform-auth.js';
 
 export interface ResponseTarget {
   /** Base URL of the server holding the waiting platform request (the tunnel's server). */
@@ -29,6 +30,8 @@ export interface ResponseWriterOptions {
   wireVersion: string;
   postTimeoutMs: number;
   logger: Logger;
+  /** Universal Broker: uploads go under /hidden/brokers and carry the OAuth bearer. */
+  auth?: PlatformAuth;
   /** Attempts on connection errors before any body byte left (the contract: 3, 500 ms apart). */
   retries?: number;
   retryDelayMs?: number;
@@ -86,7 +89,23 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
   const retries = opts.retries ?? 3;
   const retryDelayMs = opts.retryDelayMs ?? 500;
   const log = opts.logger;
-  const partsFor = createUrlPartsCache(opts.token);
+  const pathPrefix = opts.auth ? UNIVERSAL_PATH_PREFIX : '';
+  const partsFor = createUrlPartsCache(opts.token, pathPrefix);
+
+  /** A refused upload; a 401 means the bearer is stale, so the next call fetches a fresh one. */
+  function refused(statusCode: number, answer: string): ResponseUploadError {
+    if (statusCode === 401) opts.auth?.invalidate();
+    return refusedUpload(statusCode, answer);
+  }
+
+  async function bearer(body: Readable | Buffer | string | undefined): Promise<string> {
+    try {
+      return await opts.auth!.authorization();
+    } catch (err) {
+      discardBody(body);
+      throw new ResponseUploadError(`response-data upload has no platform token: ${describeError(err)}`, { cause: err });
+    }
+  }
 
   /** One buffer (head + body) POSTed in one write. */
   function postWhole(target: ResponseTarget, headers: Record<string, string>, whole: Buffer) {
@@ -123,6 +142,7 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
     }
     for (let attempt = 0; ; attempt++) {
       const headers = uploadHeaders(target, opts.wireVersion, attempt, retryErrors);
+      if (opts.auth) headers.authorization = await bearer(body);
       let streamed: StreamedAnswer | undefined;
       try {
         if (Buffer.isBuffer(answer)) {
@@ -130,18 +150,18 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
           // is refused by the server (unknown stream), so connection errors are retried as for
           // an upload that had not started.
           const res = await postWhole(target, headers, answer);
-          if (res.statusCode < 200 || res.statusCode >= 300) throw refusedUpload(res.statusCode, res.body.toString('utf8', 0, 200));
+          if (res.statusCode < 200 || res.statusCode >= 300) throw refused(res.statusCode, res.body.toString('utf8', 0, 200));
           return { bytes: answer.length - headBytes.length, via: 'response-data' };
         }
         streamed = new StreamedAnswer(headBytes, answer);
-        const res = await opts.egress.request(responseDataUrl(target, opts.token), {
+        const res = await opts.egress.request(responseDataUrl(target, opts.token, pathPrefix), {
           method: 'POST',
           headers,
           body: streamed.readable(),
           signal: AbortSignal.timeout(opts.postTimeoutMs),
         });
         const text = await res.body.text();
-        if (res.statusCode < 200 || res.statusCode >= 300) throw refusedUpload(res.statusCode, text.slice(0, 200));
+        if (res.statusCode < 200 || res.statusCode >= 300) throw refused(res.statusCode, text.slice(0, 200));
         return { bytes: streamed.bytes, via: 'response-data' };
       } catch (err) {
         // A connection that failed before any body byte left: sent again (the contract retries these).

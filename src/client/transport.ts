@@ -21,6 +21,8 @@ export interface TunnelTransport {
   terminate(): void;
   on(event: 'message', listener: (packet: string, isBinary: boolean) => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
+  /** The server refused the handshake with this HTTP status (before 'error'). */
+  on(event: 'refused', listener: (status: number) => void): this;
   on(event: 'close', listener: (code: number, reason: string) => void): this;
 }
 
@@ -78,7 +80,12 @@ class WebSocketTransport extends EventEmitter implements TunnelTransport {
       const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
       this.emit('message', text, isBinary);
     });
-    this.#ws.on('error', (err) => this.emit('error', explainTunnelError(err, url.toString())));
+    this.#ws.on('error', (err) => {
+      // ws words a refused upgrade as "Unexpected server response: 401"; a 401 means the bearer is stale.
+      const refused = /^Unexpected server response: (\d{3})$/.exec(err.message);
+      if (refused) this.emit('refused', Number(refused[1]));
+      this.emit('error', explainTunnelError(err, url.toString()));
+    });
     this.#ws.on('close', (code, reason) => this.emit('close', code, reason.toString('utf8')));
   }
   get isOpen(): boolean {
@@ -145,6 +152,7 @@ class PollingTransport extends EventEmitter implements TunnelTransport {
       signal,
     });
     const text = await res.body.text();
+    if (res.statusCode !== 200 && !this.#open) this.emit('refused', res.statusCode);
     if (res.statusCode !== 200) throw new Error(`engine.io polling ${method} answered ${res.statusCode}: ${text.slice(0, 200)}`);
     return text;
   }

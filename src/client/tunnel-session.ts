@@ -3,6 +3,7 @@ import type { Agent } from 'node:http';
 import type { TunnelRole } from '../config/client.js';
 import type { Egress } from '../http/egress.js';
 import type { Logger } from '../observability/logger.js';
+import type { PlatformAuth } from './platform-auth.js';
 import { decodeEnginePacket, decodeTunnelMessage, encodeEnginePacket, encodeEvent, encodePong, EmitterChannel, parseOpenData, ProtocolError, type Reply } from '../protocol/index.js';
 import { createTransport, TunnelTlsError, type TransportKind, type TunnelTransport } from './transport.js';
 import { TunnelHeartbeat } from './tunnel-heartbeat.js';
@@ -30,6 +31,8 @@ export interface SessionOptions {
   transport?: TransportKind;
   /** The egress stack (needed by the polling transport). */
   egress?: Egress;
+  /** Universal Broker: the handshake carries this OAuth bearer (asked before every attempt). */
+  auth?: PlatformAuth;
 }
 
 /** The tunnel a session runs for: its state, and what it learns from the connection. */
@@ -54,6 +57,8 @@ export interface SessionEnd {
   code: number;
   reason: string;
   serverClose: boolean;
+  /** The HTTP status the server refused the handshake with, if it did. */
+  refusedStatus?: number;
 }
 
 /**
@@ -63,6 +68,7 @@ export interface SessionEnd {
 class TunnelSession {
   wasReady = false;
   serverClose = false;
+  refusedStatus: number | undefined;
   #identified = false;
   readonly ws: TunnelTransport;
   readonly channel: EmitterChannel;
@@ -74,11 +80,18 @@ class TunnelSession {
     private readonly host: SessionHost,
     private readonly placement: Placement,
     requestId: string,
+    authorization: string | undefined,
   ) {
     const role = host.role;
     const ws = createTransport(o.transport ?? 'websocket', {
       url: tunnelHttpUrl(placement, o.token, role),
-      headers: { 'x-snyk-broker-client-id': o.clientId, 'x-snyk-broker-client-role': role, 'x-broker-client-version': o.wireVersion, 'snyk-request-id': requestId },
+      headers: {
+        'x-snyk-broker-client-id': o.clientId,
+        'x-snyk-broker-client-role': role,
+        'x-broker-client-version': o.wireVersion,
+        'snyk-request-id': requestId,
+        ...(authorization ? { authorization } : {}),
+      },
       connectTimeoutMs: o.connectTimeoutMs,
       // Frames above our decode cap are dropped by the decoder (tunnel stays up); ws itself
       // only closes on frames far beyond it.
@@ -108,6 +121,9 @@ class TunnelSession {
     const role = this.host.role;
     return new Promise<SessionEnd>((resolve) => {
       ws.on('message', (text, isBinary) => this.#onPacket(text, isBinary));
+      ws.on('refused', (status: number) => {
+        this.refusedStatus = status;
+      });
       ws.on('error', (err) => {
         // A refused certificate will not fix itself on retry: said loudly, with what to change.
         if (err instanceof TunnelTlsError) o.logger.error({ role, code: err.tlsCode, err: err.message }, 'tunnel error');
@@ -118,7 +134,7 @@ class TunnelSession {
         this.#heartbeat.stop();
         this.channel.close();
         this.host.detach(ws);
-        resolve({ wasReady: this.wasReady, code, reason, serverClose: this.serverClose });
+        resolve({ wasReady: this.wasReady, code, reason, serverClose: this.serverClose, refusedStatus: this.refusedStatus });
       });
     });
   }
@@ -234,9 +250,9 @@ class TunnelSession {
 }
 
 /** Connects once to `placement` and runs the connection until it closes. */
-export function runTunnelSession(o: SessionOptions, host: SessionHost, placement: Placement): Promise<SessionEnd> {
+export function runTunnelSession(o: SessionOptions, host: SessionHost, placement: Placement, authorization?: string): Promise<SessionEnd> {
   const requestId = randomUUID();
   host.setState('connecting');
   o.logger.info({ url: `${placement.serverUrl}/?${placementQuery(placement, host.role)}`, serverId: placement.serverId, role: host.role, requestId }, 'broker client is connecting to broker server');
-  return new TunnelSession(o, host, placement, requestId).run();
+  return new TunnelSession(o, host, placement, requestId, authorization).run();
 }

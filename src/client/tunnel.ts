@@ -171,10 +171,20 @@ export class Tunnel {
         continue;
       }
       if (this.#stopped) break;
+      let authorization: string | undefined;
+      try {
+        authorization = await this.opts.auth?.authorization(this.#abort.signal);
+      } catch (err) {
+        if (this.#stopped) break;
+        log.warn({ role: this.role, err: (err as Error).message }, 'no platform token for tunnel');
+        await delay(policy.noPlacement(), this.#abort.signal);
+        continue;
+      }
       const placement = policy.target(allocated);
       this.#placement = placement;
       this.#allocation = allocated;
-      const result = await runTunnelSession(this.opts, this.#host, placement);
+      const result = await runTunnelSession(this.opts, this.#host, placement, authorization);
+      if (result.refusedStatus === 401) this.opts.auth?.invalidate();
       policy.ended(allocated, placement, result);
       // A draining client does not come back: its work is finishing, not starting.
       if (this.#stopped || this.#draining) break;
