@@ -50,7 +50,7 @@ export function createClient(config: ClientConfig, deps: ClientDeps): BrokerClie
   return {
     tunnels: connection.tunnels,
     metrics,
-    isReady: connection.isReady,
+    isReady: () => connection.isReady(),
     preflight: () => lifecycle.preflight,
     async start() {
       announceStart(config, env, { logger: log, egress: deps.egress, lifecycle });
