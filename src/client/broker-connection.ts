@@ -95,7 +95,13 @@ function relayFor(config: ClientConfig, deps: BrokerConnectionDeps, parts: { fil
   });
 }
 
-/** Builds one connection from its configuration; nothing runs until start(). */
+/** Identify metadata with a Universal connection's additions (clientConfig's flags merged, not replaced). */
+function withExtras(metadata: Record<string, unknown>, extras: Record<string, unknown>): Record<string, unknown> {
+  const clientConfig = { ...(metadata.clientConfig as Record<string, unknown>), ...(extras.clientConfig as Record<string, unknown> | undefined) };
+  return { ...metadata, ...extras, clientConfig };
+}
+
+/** Builds one connection from its configuration; nothing runs until prepare() and openTunnels(). */
 export function createBrokerConnection(config: ClientConfig, deps: BrokerConnectionDeps): BrokerConnection {
   const log = deps.logger;
   const { metrics, env, lifecycle } = deps;
@@ -113,7 +119,7 @@ export function createBrokerConnection(config: ClientConfig, deps: BrokerConnect
     allocator,
     security,
     auth: deps.auth,
-    identifyMetadata: deps.identifyExtras ? (role) => ({ ...identify(role), ...deps.identifyExtras }) : identify,
+    identifyMetadata: deps.identifyExtras ? (role) => withExtras(identify(role), deps.identifyExtras!) : identify,
     onEvent: (t, name, args, reply) => relay.onEvent(t, name, args, reply),
     isReady,
   });

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { loadClientConfig, type ClientConfig } from '../config/client.js';
 import type { Env } from '../config/env.js';
+import { universalEnabled } from '../config/universal.js';
 import { createEgress, type Egress } from '../http/egress.js';
 import { clientErrorHandler, closeServer, listen } from '../http/server-helpers.js';
 import { PARSER_FAILURES } from '../protocol/failures.js';
@@ -85,6 +86,7 @@ async function makeEgress(config: ClientConfig): Promise<Egress> {
 
 /** `broker client`: load config (exit 2 on problems), start, run until stopped. */
 export async function startClient(env: Env): Promise<Program> {
+  if (universalEnabled(env)) return (await import('./universal/universal-client.js')).startUniversalClient(env);
   const config = await loadClientConfig(env);
   const { logger, scrubber } = makeLogging(config);
   const egress = await makeEgress(config);

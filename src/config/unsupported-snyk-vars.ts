@@ -12,26 +12,27 @@ export interface UnsupportedVariable {
   reason: string;
 }
 
-const UNIVERSAL = "Snyk's Universal Broker is not implemented: ha-broker runs the classic broker (one token, one accept file)";
+const UNIVERSAL_ONLY = 'read only in Universal Broker mode (UNIVERSAL_BROKER_ENABLED=true); this client runs the classic broker (one token)';
+const UNIVERSAL_CONFIG = "Snyk's config-file form of the Universal connection types is not read: ha-broker keeps its own table of them (docs/universal-broker.md)";
 const CODE_AGENT = "used only by Snyk's Code Agent (a separate, deprecated image); ha-broker relays Snyk Code with ACCEPT_CODE";
 const CRA = "used only by Snyk's Container Registry Agent, a separate image; ha-broker does not replace it";
 const WORKLOAD = 'custom workload modules of snyk-broker are not supported';
 
 export const UNSUPPORTED_SNYK_VARIABLES: readonly UnsupportedVariable[] = [
-  { name: 'UNIVERSAL_BROKER_ENABLED', reason: UNIVERSAL },
-  { name: 'UNIVERSAL_BROKER_GA', reason: UNIVERSAL },
-  { name: 'BROKER_CLIENT_CONFIG', reason: UNIVERSAL },
-  { name: 'BROKER_CLIENT_CONFIGURATION', reason: UNIVERSAL },
-  { name: 'BROKER_CLIENT_CONFIGURATION_', reason: UNIVERSAL },
-  { name: 'BROKER_DOWNSTREAM_TYPE_', reason: UNIVERSAL },
-  { name: 'CLIENT_ID', reason: UNIVERSAL },
-  { name: 'CLIENT_SECRET', reason: UNIVERSAL },
-  { name: 'DEPLOYMENT_ID', reason: UNIVERSAL },
-  { name: 'SKIP_REMOTE_CONFIG', reason: UNIVERSAL },
-  { name: 'REMOTE_CONFIG_POLLING_MODE', reason: UNIVERSAL },
-  { name: 'NO_UNIVERSAL_FILE', reason: UNIVERSAL },
-  { name: 'AUTH_EXPIRATION_OVERRIDE', reason: UNIVERSAL },
-  { name: 'SERVICE_ENV', reason: 'snyk-broker config files (config.<SERVICE_ENV>.json) are not read; ha-broker is configured by environment only' },
+  { name: 'UNIVERSAL_BROKER_ENABLED', reason: 'is false: the classic client runs (snyk-broker runs Universal Broker for any non-empty value, "false" included)' },
+  { name: 'UNIVERSAL_BROKER_GA', reason: "not needed: ha-broker's Universal mode always behaves as Snyk's GA image (UNIVERSAL_BROKER_GA=true)" },
+  { name: 'BROKER_CLIENT_CONFIG', reason: UNIVERSAL_CONFIG },
+  { name: 'BROKER_CLIENT_CONFIGURATION', reason: UNIVERSAL_CONFIG },
+  { name: 'BROKER_CLIENT_CONFIGURATION_', reason: UNIVERSAL_CONFIG },
+  { name: 'BROKER_DOWNSTREAM_TYPE_', reason: UNIVERSAL_CONFIG },
+  { name: 'CLIENT_ID', reason: UNIVERSAL_ONLY },
+  { name: 'CLIENT_SECRET', reason: UNIVERSAL_ONLY },
+  { name: 'DEPLOYMENT_ID', reason: UNIVERSAL_ONLY },
+  { name: 'SKIP_REMOTE_CONFIG', reason: UNIVERSAL_ONLY },
+  { name: 'AUTH_EXPIRATION_OVERRIDE', reason: UNIVERSAL_ONLY },
+  { name: 'REMOTE_CONFIG_POLLING_MODE', reason: 'not implemented: a Universal client syncs at start, on the server\'s config/reload and while no tunnel is open' },
+  { name: 'NO_UNIVERSAL_FILE', reason: 'not needed: the Universal client keeps the connections in memory and writes no config.universal.json' },
+  { name: 'SERVICE_ENV', reason: 'read only with SKIP_REMOTE_CONFIG in Universal Broker mode (the CONNECTIONS of config.<SERVICE_ENV>.json); the classic client is configured by environment only' },
   { name: 'GIT_CLIENT_URL', reason: `${CODE_AGENT}; accept rules that name \${GIT_CLIENT_URL} still get its value` },
   { name: 'DISABLE_CODE_AGENT_PREFLIGHT_CHECK', reason: CODE_AGENT },
   { name: 'CR_AGENT_URL', reason: CRA },
@@ -56,6 +57,9 @@ export const UNSUPPORTED_SNYK_VARIABLES: readonly UnsupportedVariable[] = [
   { name: 'OTEL_ENDPOINT', reason: 'OpenTelemetry export is not implemented; metrics are served on /metrics (Prometheus)' },
   { name: 'OTEL_EXPORT_INTERVAL_MS', reason: 'OpenTelemetry export is not implemented; metrics are served on /metrics (Prometheus)' },
 ];
+
+/** What the Universal client reads itself: not warned about in that mode. */
+export const UNIVERSAL_MODE_VARIABLES: ReadonlySet<string> = new Set(['UNIVERSAL_BROKER_ENABLED', 'CLIENT_ID', 'CLIENT_SECRET', 'DEPLOYMENT_ID', 'SKIP_REMOTE_CONFIG', 'AUTH_EXPIRATION_OVERRIDE', 'SERVICE_ENV']);
 
 function matches(entry: UnsupportedVariable, name: string): boolean {
   return entry.name.endsWith('_') ? name.startsWith(entry.name) : name === entry.name;

@@ -91,6 +91,7 @@ export const FAILURES = table({
   COMMIT_PAYLOAD_INVALID: { reason: 'commit-payload-invalid', status: 400, from: ['client'], retry: NO, meaning: 'commit signing is on and a `POST .../git/commits` body cannot be signed as it is (not JSON, no author, a tree or parent that is not a full SHA); the plain-text body names the field. Not sent (snyk-broker sends it unsigned)' },
   COMMIT_SIGNING_FAILED: { reason: 'commit-signing-failed', status: 500, from: ['client'], retry: NO, meaning: 'commit signing is on and signing the commit failed (the key expired since the start, say; logged). Not sent, never unsigned' },
   FILTERS_RELOAD_FAILED: { reason: 'filters-reload-failed', status: 500, from: ['client'], retry: NO, meaning: '`POST /filters` with accept rules that would not pass the start-up checks; the old rules stay' },
+  UNKNOWN_REQUEST_TYPE: { reason: 'unknown-request-type', status: 401, from: ['client'], retry: NO, meaning: 'Universal Broker: a local request (a webhook) whose path names no type of a connection with an open tunnel (`/webhook/<type>/...`); Snyk answers 401 "Unknown request type" too' },
 
   // Dispatcher: the allocation API and the servers' /internal API (JSON:API errors; `code` is this entry's code).
   NO_LIVE_SERVER: { reason: 'no-live-server', status: 503, from: ['dispatcher'], retry: LATER, meaning: 'with `Retry-After`: no broker server is in placement' },

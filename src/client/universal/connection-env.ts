@@ -1,0 +1,99 @@
+import type { Env } from '../../config/env.js';
+import { COMMON_DEFAULTS, defaultsFor, determineFilterType, universalType, type UniversalTypeName } from '../../config/universal-types.js';
+import type { UniversalConfig } from '../../config/universal.js';
+import type { ScmType } from '../../config/presets.js';
+import type { DeploymentConnection } from './connections-source.js';
+
+/** A connection the client can run: the classic environment its tunnels and rules are built from. */
+export interface RunnablePlan {
+  name: string;
+  type: string;
+  /** The type whose rules serve it (a PAT turns jira into jira-bearer-auth). */
+  filterType: UniversalTypeName;
+  identifier: string;
+  /** What the classic config reader gets for this connection (BROKER_TOKEN, BROKER_SCM_TYPE, its values...). */
+  env: Env;
+}
+
+/** A connection that gets no tunnels, with the one log line that says why. */
+export interface DisabledPlan {
+  name: string;
+  type: string;
+  disabled: string;
+  /** No organisation uses it yet (identifier null): not a problem, just nothing to connect. */
+  unused?: boolean;
+}
+
+export type ConnectionPlan = RunnablePlan | DisabledPlan;
+
+export function isRunnable(plan: ConnectionPlan): plan is RunnablePlan {
+  return !('disabled' in plan);
+}
+
+/**
+ * Variables of the process that belong to the Universal client, not to a connection: a classic
+ * leftover (ACCEPT, BROKER_TOKEN) must not change what a connection's tunnels carry.
+ */
+const PROCESS_ONLY = new Set(['UNIVERSAL_BROKER_ENABLED', 'UNIVERSAL_BROKER_GA', 'DEPLOYMENT_ID', 'CLIENT_ID', 'CLIENT_SECRET', 'API_VERSION', 'SKIP_REMOTE_CONFIG', 'SERVICE_ENV', 'ACCEPT', 'BROKER_TOKEN', 'BROKER_SCM_TYPE']);
+
+/**
+ * Snyk's Universal defaults for the rule injection (its config.default.json): on unless the
+ * operator said otherwise, where the classic client's are off.
+ */
+const UNIVERSAL_ACCEPT_DEFAULTS: Readonly<Record<string, string>> = { ACCEPT_CODE: 'true', ACCEPT_IAC: 'tf,yaml,yml,json,tpl', ACCEPT_LARGE_MANIFESTS: 'true', ACCEPT_CUSTOM_PR_TEMPLATES: 'true', ACCEPT_ESSENTIALS: 'true' };
+
+const REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/** Replaces `${ENV}` credential references from the process environment; the names that are not set. */
+function resolveReferences(value: string, env: Env, missing: Set<string>): string {
+  return value.replace(REFERENCE, (_, name: string) => {
+    const v = env[name];
+    if (v === undefined || v === '') {
+      missing.add(name);
+      return '';
+    }
+    return v;
+  });
+}
+
+/** The classic preset whose rules serve a filter type, or undefined when we have none. */
+function presetOf(filterType: UniversalTypeName): ScmType | undefined {
+  return universalType(filterType)?.preset;
+}
+
+/**
+ * What a connection of the deployment becomes: the environment of a classic client for its
+ * identifier (its type's defaults, then the process environment, then its own values), or why it
+ * gets no tunnels. A missing `${ENV}` disables that connection alone, as Snyk does; unlike Snyk
+ * every reference is checked, not only those before the first that is set.
+ */
+export function planConnection(conn: DeploymentConnection, processEnv: Env, ub: UniversalConfig, processClientId: string): ConnectionPlan {
+  const base = { name: conn.name, type: conn.type };
+  const type = universalType(conn.type);
+  if (!type) return { ...base, disabled: `connection type ${JSON.stringify(conn.type)} is not one Snyk's Universal Broker supports` };
+  const missing = new Set<string>();
+  const values: Record<string, string> = {};
+  for (const [k, v] of Object.entries(conn.values)) values[k] = resolveReferences(v, processEnv, missing);
+  const identifier = conn.identifier === null ? null : resolveReferences(conn.identifier, processEnv, missing);
+  if (missing.size > 0) return { ...base, disabled: `connection is missing environment variable value ${[...missing].join(', ')}; restart the broker once added` };
+  if (!identifier) return { ...base, disabled: 'connection is not in use by any organisation (no identifier): no tunnels', unused: true };
+  const filterType = determineFilterType(type.name, values);
+  const preset = presetOf(filterType);
+  if (!preset) return { ...base, disabled: `ha-broker has no accept rules for connection type ${filterType} yet` };
+
+  const env: Env = {};
+  const typeDefaults = defaultsFor(type.name, processEnv.BROKER_CLIENT_URL);
+  // The common defaults (BROKER_SERVER_URL...) give way to the process; a type's own defaults do not (Snyk keeps the process out of them).
+  for (const [k, v] of Object.entries(typeDefaults)) if (!(k in COMMON_DEFAULTS) || processEnv[k] === undefined) env[k] = v;
+  for (const [k, v] of Object.entries(UNIVERSAL_ACCEPT_DEFAULTS)) if (processEnv[k] === undefined) env[k] = v;
+  for (const [k, v] of Object.entries(processEnv)) if (v !== undefined && !PROCESS_ONLY.has(k) && !(k in typeDefaults && !(k in COMMON_DEFAULTS))) env[k] = v;
+  Object.assign(env, values);
+  env.BROKER_TOKEN = identifier;
+  env.BROKER_SCM_TYPE = preset;
+  // One id per process for every connection, as Snyk's x-snyk-broker-client-id.
+  env.BROKER_CLIENT_ID = processClientId;
+  // HA allocation goes to Snyk's API under /hidden/brokers (the GA image's prefix), with the bearer.
+  env.BROKER_DISPATCHER_BASE_URL = ub.apiBaseUrl;
+  env.DISPATCHER_URL_PREFIX = processEnv.DISPATCHER_URL_PREFIX ?? processEnv.SNYK_DISPATCHER_URL_PREFIX ?? '/hidden/brokers';
+  return { ...base, filterType, identifier, env };
+}
