@@ -66,9 +66,15 @@ function identify(deps: IdentifyDeps, tunnelTag: string, conn: Connection, paylo
     conn.sendAwayWhenIdle(registry.drainReason);
   }
   logger.info(
-    { connection: conn.id, maskedToken: maskToken(token), hashedToken: hashToken(token), version, capabilities, connections: pool.members(token).length },
+    // mode as snyk-broker's server logs it: a Universal Broker connection or a classic client.
+    { connection: conn.id, maskedToken: maskToken(token), hashedToken: hashToken(token), version, capabilities, mode: universalMode(metadata), connections: pool.members(token).length },
     'client connection identified',
   );
+}
+
+function universalMode(metadata: Record<string, unknown>): 'universal' | 'legacy' {
+  const clientConfig = metadata.clientConfig as { universalBroker?: unknown } | undefined;
+  return clientConfig?.universalBroker === true ? 'universal' : 'legacy';
 }
 
 /** Pre-4.27 clients identify with the bare token; later ones with `{ token, metadata }`. */
