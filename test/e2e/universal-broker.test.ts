@@ -130,13 +130,16 @@ test('the connections list carries the OAuth bearer, one token is reused, the id
   assert.match(server.output(), /"mode":"universal"[^\n]*client connection identified|client connection identified[^\n]*"mode":"universal"/);
 });
 
-test('healthcheck lists every tunnel with its masked identifier and friendly name; the half-set-up connection is off and says why', async () => {
+test('healthcheck lists every tunnel with its masked identifier and friendly name, metrics are labelled by connection; the half-set-up connection is off and says why', async () => {
   const h = await get(`${clientUrl}/healthcheck`);
   assert.equal(h.status, 200);
   const entries = JSON.parse(h.body) as Array<{ ok: boolean; friendlyName: string; identifier: string }>;
   assert.equal(entries.length, 4);
   assert.deepEqual([...new Set(entries.map((e) => e.friendlyName))].sort(), ['corp github', 'corp gitlab']);
   assert.ok(entries.every((e) => e.ok && !e.identifier.includes(ghIdentifier) && !e.identifier.includes(glIdentifier)));
+  const metrics = await get(`${clientUrl}/metrics`);
+  assert.match(metrics.body, /broker_client_tunnels_open\{role="primary",connection="corp github"\} 1/);
+  assert.match(metrics.body, /broker_client_requests_total\{[^}]*connection="corp gitlab"[^}]*\} [1-9]/);
   assert.match(client.output(), /half set up[^\n]*NOT_SET_ANYWHERE|NOT_SET_ANYWHERE[^\n]*half set up/);
 });
 

@@ -3,7 +3,7 @@ import { loadClientConfig } from '../../config/client.js';
 import type { Egress } from '../../http/egress.js';
 import type { Logger, SecretScrubber } from '../../observability/logger.js';
 import { createBrokerConnection } from '../broker-connection.js';
-import type { ClientMetrics } from '../metrics.js';
+import { metricsForConnection, type BaseClientMetrics } from '../metrics.js';
 import type { PlatformAuth } from '../platform-auth.js';
 import { AuthRenewal } from './auth-renewal.js';
 import type { RunnablePlan } from './connection-env.js';
@@ -15,7 +15,7 @@ export interface ConnectionBuilderDeps {
   logger: Logger;
   egress: Egress;
   scrubber: SecretScrubber;
-  metrics: ClientMetrics;
+  metrics: BaseClientMetrics;
   auth: PlatformAuth | undefined;
   /** The server asked for a sync (service config/reload on any tunnel). */
   sync(): void;
@@ -39,7 +39,7 @@ export function connectionBuilder(deps: ConnectionBuilderDeps): (plan: RunnableP
     const connection = createBrokerConnection(config, {
       logger: log,
       egress: deps.egress,
-      metrics: deps.metrics,
+      metrics: metricsForConnection(deps.metrics, plan.name),
       env: config.env,
       scrubber: deps.scrubber,
       lifecycle: { draining: false, closing: false, preflight: [] },

@@ -13,7 +13,7 @@ import { PARSER_FAILURES } from '../../protocol/failures.js';
 import type { Program } from '../../program.js';
 import { DEFAULT_WIRE_VERSION } from '../../config/client.js';
 import { connectionBuilder } from './connection-builder.js';
-import { createClientMetrics, type ClientMetrics } from '../metrics.js';
+import { createClientMetrics, type BaseClientMetrics } from '../metrics.js';
 import type { PlatformAuth } from '../platform-auth.js';
 import { planConnection } from './connection-env.js';
 import { ConnectionRegistry, type RunningConnection } from './connection-registry.js';
@@ -40,7 +40,7 @@ export interface UniversalClientDeps {
   logger: Logger;
   egress: Egress;
   scrubber: SecretScrubber;
-  metrics?: ClientMetrics;
+  metrics?: BaseClientMetrics;
   host?: string;
   /** Replaces the OAuth client (tests). */
   auth?: PlatformAuth;
