@@ -256,6 +256,9 @@ test('auth refresh: 201 moves the validation time on (validated by AUTHORIZATION
   assert.equal(authService.calls.length, 1);
   const bad = await platform(`${s.url}/hidden/brokers/connections/${T}/auth/refresh?connection_role=primary`, { method: 'POST', headers: { authorization: REFRESH }, body: '{not json' });
   assert.equal(bad.status, 400);
+  const huge = await platform(`${s.url}/hidden/brokers/connections/${T}/auth/refresh?connection_role=primary`, { method: 'POST', headers: { authorization: REFRESH, 'content-type': 'application/vnd.api+json' }, body: 'x'.repeat(70 * 1024) });
+  assert.equal(huge.status, 413);
+  assert.equal(huge.headers['x-broker-failure'], FAILURES.BODY_TOO_LARGE.reason);
   assert.equal(conn.state, 'ready', 'the tunnel is untouched by refreshes that named no tunnel of it');
   c.close();
 });

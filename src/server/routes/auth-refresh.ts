@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FORWARDED_HEADER, forwardHttpRequest } from '../../http/forward.js';
-import { FAILURE_HEADER, readBody, sendFailure } from '../../http/server-helpers.js';
+import { BodyTooLargeError, FAILURE_HEADER, readBody, sendFailure } from '../../http/server-helpers.js';
 import { FAILURES, type Failure } from '../../protocol/failures.js';
 import { maskToken } from '../../protocol/index.js';
 import type { Connection } from '../connection.js';
@@ -86,8 +86,9 @@ export function createAuthRefresh(parts: ServerParts, hops: PeerHops, validator:
     let body: Buffer;
     try {
       body = await readBody(req, BODY_LIMIT);
-    } catch {
+    } catch (err) {
       req.resume();
+      if (err instanceof BodyTooLargeError) return sendFailure(res, FAILURES.BODY_TOO_LARGE, { message: `body above ${BODY_LIMIT} bytes` });
       return sendFailure(res, FAILURES.BAD_REQUEST, { message: 'unreadable body' });
     }
     const brokerClientId = clientIdOf(body);
