@@ -52,10 +52,28 @@ Environment (Snyk Broker names where they exist):
                                      408 and closed (slow senders, slowloris), ms (default 60000)
   MINIMAL_SUPPORTED_BROKER_VERSION   older snyk-broker clients are refused (default 4.100.0)
   MINIMAL_RECOMMENDED_BROKER_VERSION older snyk-broker clients get a warning (default 4.182.0)
+  BROKER_SERVER_MANDATORY_AUTH_ENABLED  Universal Broker clients: every new tunnel needs authorization: bearer <jwt>
+                                     and x-snyk-broker-client-id, validated by GATEWAY_HOSTNAME (201 passes, else
+                                     401 + WWW-Authenticate: Bearer); answer uploads go to
+                                     /hidden/brokers/response-data/ with the tunnel's JWT azp (/response-data/ is
+                                     then not served); auth refreshes are taken (default false)
+  GATEWAY_HOSTNAME                   with mandatory auth (required): base URL of the validation,
+                                     POST <url>/hidden/brokers/connections/<id>/auth/validate
+  AUTHORIZATION_SERVICE              with mandatory auth: base URL that validates auth refreshes (default GATEWAY_HOSTNAME)
+  GATEWAY_HEADER_NAME / GATEWAY_HEADER_VALUE  one more header on every validation call (the value is never logged)
+  GATEWAY_TLS_OPTION_NAME / GATEWAY_TLS_OPTION_VALUE  rejectUnauthorized / false: the handshake validation does not
+                                     check the gateway's certificate (no other option is supported)
+  BROKER_SERVER_AUTH_TIMEOUT_MS      a validation call not answered within this fails with 401 auth-unavailable, ms (default 10000)
+  STALE_CONNECTIONS_CLEANUP_FREQUENCY  with mandatory auth: tunnels whose credentials were last validated (handshake
+                                     or refresh) this long ago are ended, checked this often, ms (default: checked
+                                     every 600000, ended after 3900000)
+  SNYK_INTERNAL_AUTH_CLIENT_ID_HEADER  a header of auth refresh requests whose value is logged (debug)
   LOG_LEVEL                          fatal|error|warn|info|debug|trace|silent (default info)
   HTTP_PROXY / HTTPS_PROXY / NO_PROXY   proxy for outbound calls (webhook destinations, dispatcher)
   NODE_EXTRA_CA_CERTS                extra trusted CA bundle (PEM file)
 
 Endpoints: /healthcheck, /, /livez, /readyz, /metrics, /connection-status/<token>, /connections-status,
-  ALL /broker/<token>/*, POST /response-data/<token>/<streamingID>, tunnels under /primus/<token>/.
+  ALL /broker/<token>/*, GET /service/<token>/<command>, POST /response-data/<token>/<streamingID>, tunnels under
+  /primus/<token>/; with mandatory auth POST /hidden/brokers/response-data/<token>/<streamingID> instead, and
+  POST /hidden/brokers/connections/<id>/auth/refresh?connection_role=<role>.
 `;

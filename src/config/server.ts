@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from './env.js';
 import { compileRules, FilterError, loadAcceptFile, type RuleSet } from '../filters/index.js';
 import { checkEgressVariables, readTlsFiles, type TlsFiles } from './files.js';
+import { readServerAuth, type ServerAuthConfig } from './server-auth.js';
 
 export interface ServerConfig {
   port: number;
@@ -64,6 +65,8 @@ export interface ServerConfig {
   reconnectWaitMs: number;
   minimalSupportedVersion: string;
   minimalRecommendedVersion: string;
+  /** BROKER_SERVER_MANDATORY_AUTH_ENABLED: tunnels need a validated bearer token (undefined: off, every tunnel is accepted). */
+  mandatoryAuth?: ServerAuthConfig;
   logLevel: LogLevel;
   /** Secrets known at start (rule credentials, the internal secret) for the log scrubber. */
   secrets: string[];
@@ -173,11 +176,12 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
   const publicUrl = r.url('BROKER_SERVER_PUBLIC_URL', publicRaw);
 
   const tuning = readServerTuning(r);
+  const mandatoryAuth = readServerAuth(r);
   await checkEgressVariables(r);
   const rules = await loadServerRules(r, env);
   r.done();
 
-  const secrets = [internalSecret ?? '', ...(rules.publicRules?.secrets() ?? []), ...(rules.privateRules?.secrets() ?? [])].filter((s) => s.length > 0);
+  const secrets = [internalSecret ?? '', mandatoryAuth?.gatewayHeader?.value ?? '', ...(rules.publicRules?.secrets() ?? []), ...(rules.privateRules?.secrets() ?? [])].filter((s) => s.length > 0);
   return {
     ...tuning,
     ...rules,
@@ -195,6 +199,7 @@ export async function loadServerConfig(env: Env): Promise<ServerConfig> {
     peerUrl: peerRaw.replace(/\/+$/, ''),
     publicUrl: publicUrl ? publicRaw!.replace(/\/+$/, '') : undefined,
     webhookResponseLimitBytes: tuning.maxFrameBytes,
+    mandatoryAuth,
     logLevel,
     secrets,
   };

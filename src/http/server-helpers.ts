@@ -53,13 +53,14 @@ export function sendFailure(res: ServerResponse, failure: FailureAnswer, body: u
  * A failure answered on a raw socket (an upgrade, or a request Node's parser refused), then the
  * connection is closed: no more is read from it. `body` is sent as JSON when given.
  */
-export function answerRawFailure(socket: Duplex, failure: FailureAnswer | { status: number; reason?: undefined }, body?: unknown): void {
+export function answerRawFailure(socket: Duplex, failure: FailureAnswer | { status: number; reason?: undefined }, body?: unknown, headers: Record<string, string> = {}): void {
   const text = body === undefined ? '' : JSON.stringify(body);
   const head = [
     `HTTP/1.1 ${failure.status} ${STATUS_CODES[failure.status] ?? 'Error'}`,
     'connection: close',
     ...(body === undefined ? [] : ['content-type: application/json; charset=utf-8']),
     ...(failure.reason === undefined ? [] : [`${FAILURE_HEADER}: ${failure.reason}`]),
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
     `content-length: ${Buffer.byteLength(text)}`,
   ];
   // Closed once the answer is flushed; a peer that does not read it is cut after a second.

@@ -1,3 +1,4 @@
+import type { TunnelCredentials } from './credential-validation.js';
 import { EmitterChannel, encodeEvent, encodePong, encodeServerClose, decodeTunnelMessage, ProtocolError, TUNNEL_ANSWERS_CAPABILITY, type TunnelMessage } from '../protocol/index.js';
 
 /**
@@ -77,6 +78,8 @@ export class Connection {
   terminating = false;
   /** Webhooks from this client being forwarded (their acks need the tunnel). */
   pendingWebhooks = 0;
+  /** Mandatory-auth mode: what the validation of this tunnel's bearer token said (refreshes update it). */
+  credentials: TunnelCredentials | undefined;
   #awayReason: string | undefined;
   #sentAway = false;
   #onClosed!: () => void;

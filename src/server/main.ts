@@ -18,12 +18,17 @@ export async function startServer(env: Env): Promise<RunningServer> {
   scrubber.add(...config.secrets);
   const logger = createLogger({ level: config.logLevel, name: 'broker-server', scrubber });
   const egress = await createEgress({ headersTimeoutMs: 60_000, bodyTimeoutMs: 60_000 });
+  // GATEWAY_TLS_OPTION_NAME=rejectUnauthorized, VALUE=false: the handshake validation alone skips certificate checks (as in snyk-broker).
+  const gatewayEgress = config.mandatoryAuth && !config.mandatoryAuth.gatewayRejectUnauthorized ? await createEgress({ headersTimeoutMs: 60_000, bodyTimeoutMs: 60_000, rejectUnauthorized: false }) : undefined;
   const registry = createRegistry('broker_server');
-  const server = createServer(config, { logger, egress, registry, scrubber });
+  const server = createServer(config, { logger, egress, registry, scrubber, gatewayEgress });
   const port = await server.start();
   return {
     server,
     port,
-    stop: (reason) => server.stop(reason),
+    stop: async (reason) => {
+      await server.stop(reason);
+      await gatewayEgress?.close().catch(() => undefined);
+    },
   };
 }

@@ -19,6 +19,7 @@ export interface ServerMetrics {
   badFrames: Counter;
   peerForwards: Counter<'outcome'>;
   tunnelForwards: Counter<'kind' | 'outcome'>;
+  authChecks: Counter<'kind' | 'outcome'>;
 }
 
 export function createServerMetrics(registry: Registry): ServerMetrics {
@@ -54,6 +55,12 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
     tunnelForwards: new Counter({
       name: 'broker_server_tunnel_forwards_total',
       help: 'Tunnel requests (polling, websocket upgrade) and answer uploads sent on to the server they belong to, by outcome (forwarded, unreachable)',
+      labelNames: ['kind', 'outcome'],
+      registers: [registry],
+    }),
+    authChecks: new Counter({
+      name: 'broker_server_auth_checks_total',
+      help: 'Mandatory auth: credential checks by kind (handshake, refresh, response-data, stale) and outcome (accepted, or the failure reason; stale: closed)',
       labelNames: ['kind', 'outcome'],
       registers: [registry],
     }),

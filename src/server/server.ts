@@ -5,6 +5,7 @@ import type { Logger, SecretScrubber } from '../observability/logger.js';
 import type { Registry } from '../observability/metrics.js';
 import { VERSION } from '../version.js';
 import type { Connection } from './connection.js';
+import { createCredentialValidator } from './credential-validation.js';
 import { createDispatcherReporter, noopDispatcherReporter, type DispatcherReporter } from './dispatcher-reporter.js';
 import { drainAndClose } from './drain.js';
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
@@ -13,6 +14,7 @@ import { createPeerRouting, type PeerServer } from './peer-routing.js';
 import { ConnectionPool } from './pool.js';
 import { PendingAnswers, type PlatformRelay } from './relay.js';
 import type { ServerLifecycle, ServerParts } from './routes/context.js';
+import { createAuthRefresh } from './routes/auth-refresh.js';
 import { createHttpServer } from './routes/http-server.js';
 import { createPeerHops } from './routes/peer-hops.js';
 import { createPlatformRoutes } from './routes/platform-api.js';
@@ -20,6 +22,7 @@ import { createResponseIntake } from './routes/response-intake.js';
 import { createRouter } from './routes/router.js';
 import { createStatusRoutes } from './routes/status-routes.js';
 import { createTunnelEndpoint } from './routes/tunnel-endpoint.js';
+import { createTunnelAuth } from './tunnel-auth.js';
 import { createTunnels, type Tunnels } from './tunnels.js';
 import { createWebhookForwarder } from './webhooks.js';
 
@@ -30,6 +33,8 @@ export interface ServerDeps {
   scrubber?: SecretScrubber;
   /** Replaces the dispatcher reporter built from config (tests). */
   dispatcher?: DispatcherReporter;
+  /** Mandatory auth with GATEWAY_TLS_OPTION_*: the egress of the handshake validation (default `egress`). */
+  gatewayEgress?: Egress;
 }
 
 export interface BrokerServer {
@@ -65,7 +70,9 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
   const pending = new PendingAnswers();
   const dispatcher = reporterFor(config, deps, metrics, pool, () => tunnels);
   const webhooks = createWebhookForwarder({ privateRules: config.privateRules, egress, logger, metrics, timeoutMs: config.webhookTimeoutMs, responseLimitBytes: config.webhookResponseLimitBytes });
-  const tunnels = createTunnels(config, { pool, pending, dispatcher, webhooks, metrics, logger, scrubber: deps.scrubber });
+  const validator = config.mandatoryAuth ? createCredentialValidator(config.mandatoryAuth, { egress, gatewayEgress: deps.gatewayEgress, logger }) : undefined;
+  const tunnelAuth = validator ? createTunnelAuth(validator, metrics) : undefined;
+  const tunnels = createTunnels(config, { pool, pending, dispatcher, webhooks, metrics, logger, scrubber: deps.scrubber, tunnelAuth });
   const routing =
     config.peerRouting && config.dispatcherUrl
       ? createPeerRouting({ dispatcherUrl: config.dispatcherUrl, internalSecret: config.internalSecret, selfServerId: config.serverId, refreshMs: config.routingRefreshMs }, { egress, logger, onServers: drainTunnelsViaStoppingPeers })
@@ -73,7 +80,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
   const lifecycle: ServerLifecycle = { started: false, draining: false };
   const relayDeps = { pool, pending, metrics, logger, requestTimeoutMs: config.requestTimeoutMs, retryBufferBytes: config.retryBufferBytes, answerGraceMs: config.answerGraceMs, reconnectWaitMs: config.reconnectWaitMs, serverId: config.serverId };
   const parts: ServerParts = {
-    config, logger, egress, registry, metrics, pool, pending, tunnels, routing, lifecycle, relayDeps,
+    config, logger, egress, registry, metrics, pool, pending, tunnels, routing, lifecycle, tunnelAuth, relayDeps,
     liveness: routing ? createPeerLiveness({ timeoutMs: config.probeTimeoutMs }, { egress }) : undefined,
     relays: new Set<PlatformRelay>(),
     forwards: new Set<Promise<unknown>>(),
@@ -98,6 +105,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
     platform: createPlatformRoutes(parts),
     tunnel: tunnelEndpoint,
     responseData: createResponseIntake(parts, hops),
+    authRefresh: validator ? createAuthRefresh(parts, hops, validator) : undefined,
     status: createStatusRoutes(parts),
   });
   const http = createHttpServer(config, logger, onRequest, tunnelEndpoint.upgrade);
@@ -112,7 +120,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       // tunnel of a token would answer 404 for clients that are connected to its peers.
       if (routing) void routing.start().finally(() => (lifecycle.started = true));
       else lifecycle.started = true;
-      logger.info({ port: boundPort, serverId: config.serverId, accept: config.acceptPath ?? null, dispatcher: Boolean(config.dispatcherUrl), tls: config.tls !== undefined, version: VERSION }, 'broker server listening');
+      logger.info({ port: boundPort, serverId: config.serverId, accept: config.acceptPath ?? null, dispatcher: Boolean(config.dispatcherUrl), tls: config.tls !== undefined, mandatoryAuth: config.mandatoryAuth !== undefined, version: VERSION }, 'broker server listening');
       return boundPort;
     },
     stop(reason = 'stop') {

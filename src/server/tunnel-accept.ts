@@ -7,6 +7,7 @@ import { FORWARDED_HEADER } from '../http/forward.js';
 import type { Corkable } from '../http/write-batch.js';
 import { Connection, type ConnectionHooks } from './connection.js';
 import { engineTransport, netSocketOf } from './engine-transport.js';
+import type { TunnelAuth } from './tunnel-auth.js';
 import type { TunnelRegistry } from './tunnel-registry.js';
 import { createSessionId } from './tunnel-routing.js';
 import type { TunnelsConfig } from './tunnels.js';
@@ -18,6 +19,8 @@ export interface AcceptDeps {
   batchWrites: (socket: Corkable | undefined) => void;
   logger: Logger;
   maxFrameBytes: number;
+  /** Mandatory-auth mode: the handshake gate whose validation each new tunnel must have passed. */
+  tunnelAuth?: TunnelAuth;
 }
 
 /** `/primus/<token>/` (the trailing slash is engine.io-client's) → lowercase token. */
@@ -63,7 +66,10 @@ export function acceptTunnel(socket: EngineSocket, deps: AcceptDeps): void {
   const { logger, maxFrameBytes } = deps;
   const req = socket.request;
   const token = tunnelTokenOf(req.url);
-  if (!token) {
+  const credentials = deps.tunnelAuth?.credentialsOf(req);
+  if (!token || (deps.tunnelAuth && !credentials)) {
+    // Mandatory auth and no validation on record: a handshake that reached engine.io past the gate (a bug), refused all the same.
+    if (token) logger.error({ maskedToken: maskToken(token) }, 'tunnel handshake without validated credentials; closing');
     socket.close();
     return;
   }
@@ -71,6 +77,7 @@ export function acceptTunnel(socket: EngineSocket, deps: AcceptDeps): void {
   // every flush (not at send) so each batch, queued or not, leaves in one writev.
   socket.on('flush', () => deps.batchWrites(netSocketOf(socket)));
   const conn = new Connection(engineTransport(socket), token, headerOf(req, 'x-snyk-broker-client-id'), headerOf(req, 'x-snyk-broker-client-role'), deps.hooks, maxFrameBytes);
+  conn.credentials = credentials;
   deps.registry.add(conn, headerOf(req, FORWARDED_HEADER));
   socket.on('packet', () => conn.touch());
   socket.on('message', (data: unknown) => (typeof data === 'string' ? conn.receive(data) : conn.receiveBinary(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer))));

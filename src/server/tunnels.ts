@@ -12,11 +12,13 @@ import type { DispatcherReporter } from './dispatcher-reporter.js';
 import type { ServerMetrics } from './metrics.js';
 import type { WebhookForwarder } from './webhooks.js';
 import type { PendingAnswers } from './pending-answers.js';
+import type { TunnelAuth } from './tunnel-auth.js';
 import { acceptTunnel, createTunnelEngine } from './tunnel-accept.js';
 import { createIdentify } from './tunnel-identify.js';
 import { tunnelEventHooks } from './tunnel-events.js';
 import { TunnelRegistry } from './tunnel-registry.js';
 import { startTunnelSweeper } from './tunnel-sweeper.js';
+import { startStaleCredentialsWatchdog } from './stale-credentials.js';
 
 // The tunnels' mechanisms, wired by createTunnels: engine.io acceptance, identify, the events of
 // an identified tunnel, the registry of live tunnels (and their drain), the liveness sweep.
@@ -36,6 +38,8 @@ export interface TunnelsConfig {
   minimalRecommendedVersion: string;
   /** When set, engine.io session ids name this server (see tunnel-routing.ts). */
   serverId?: string;
+  /** Mandatory-auth mode: the stale-credential watchdog's interval and age limit. */
+  mandatoryAuth?: { staleSweepMs: number; staleAfterMs: number };
 }
 
 export interface TunnelsDeps {
@@ -47,6 +51,8 @@ export interface TunnelsDeps {
   metrics: ServerMetrics;
   logger: Logger;
   scrubber?: SecretScrubber;
+  /** Mandatory-auth mode: the handshake gate (tunnels without its validation are refused). */
+  tunnelAuth?: TunnelAuth;
 }
 
 /**
@@ -64,13 +70,14 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
     ...tunnelEventHooks({ pending, dispatcher, webhooks, registry, metrics, logger }),
     onClosed: (conn, reason) => registry.closed(conn, reason),
   };
-  const acceptDeps = { hooks, registry, batchWrites, logger, maxFrameBytes: config.maxFrameBytes };
+  const acceptDeps = { hooks, registry, batchWrites, logger, maxFrameBytes: config.maxFrameBytes, tunnelAuth: deps.tunnelAuth };
   engine.on('connection', (socket: EngineSocket) => acceptTunnel(socket, acceptDeps));
   engine.on('connection_error', (e: { code: number; message: string }) => {
     logger.debug({ code: e.code, message: e.message }, 'tunnel handshake refused');
   });
   const live = registry.live;
   const sweeper = startTunnelSweeper(config, live, { pool, metrics, logger });
+  const watchdog = deps.tunnelAuth && config.mandatoryAuth ? startStaleCredentialsWatchdog(config.mandatoryAuth, live, { logger, metrics }) : undefined;
 
   return {
     handleRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -108,6 +115,7 @@ export function createTunnels(config: TunnelsConfig, deps: TunnelsDeps) {
      */
     async close(graceMs = 1000): Promise<void> {
       clearInterval(sweeper);
+      clearInterval(watchdog);
       const leaving = [...live].filter((c) => c.sentAway && c.state !== 'closed').map((c) => c.whenClosed);
       if (leaving.length > 0) await waitAtMost(Promise.all(leaving), graceMs);
       engine.close();

@@ -44,6 +44,8 @@ const NEGATIVE = { value: '-5' };
 const URL_BAD = { value: 'not a url' };
 const BOOL = { value: 'maybe' };
 const MISSING_FILE = { value: (f: Files) => f.missing };
+/** The server's mandatory-auth variables are read only with the mode on (and its gateway set). */
+const MANDATORY_AUTH = () => ({ BROKER_SERVER_MANDATORY_AUTH_ENABLED: 'true', GATEWAY_HOSTNAME: 'http://127.0.0.1:9' });
 
 /** Shared by the three programs where the variable means the same. */
 const COMMON: Record<string, Entry> = {
@@ -152,6 +154,16 @@ const TABLE: Record<Program, Record<string, Entry>> = {
     BROKER_CONNECTION_HANDSHAKE_TTL_MS: INT,
     MINIMAL_SUPPORTED_BROKER_VERSION: { value: 'four' },
     MINIMAL_RECOMMENDED_BROKER_VERSION: { value: '4.x' },
+    BROKER_SERVER_MANDATORY_AUTH_ENABLED: BOOL,
+    GATEWAY_HOSTNAME: { value: 'gateway.example', with: () => ({ BROKER_SERVER_MANDATORY_AUTH_ENABLED: 'true' }) },
+    AUTHORIZATION_SERVICE: { ...URL_BAD, with: MANDATORY_AUTH },
+    GATEWAY_HEADER_NAME: { value: 'bad header', with: MANDATORY_AUTH },
+    GATEWAY_HEADER_VALUE: { untyped: 'any string is a valid header value' },
+    GATEWAY_TLS_OPTION_NAME: { value: 'ciphers', with: MANDATORY_AUTH },
+    GATEWAY_TLS_OPTION_VALUE: { untyped: 'false turns the check off, anything else leaves it on (as in snyk-broker)' },
+    BROKER_SERVER_AUTH_TIMEOUT_MS: { ...INT, with: MANDATORY_AUTH },
+    STALE_CONNECTIONS_CLEANUP_FREQUENCY: { ...INT, with: MANDATORY_AUTH },
+    SNYK_INTERNAL_AUTH_CLIENT_ID_HEADER: { value: 'authorization', with: MANDATORY_AUTH },
   },
   dispatcher: {
     PORT: COMMON.PORT!,

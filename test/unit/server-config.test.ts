@@ -78,8 +78,59 @@ test('ACCEPT: rules load, a missing ${VAR} is a config error naming it', async (
 
 test('--help text documents every variable the server reads', async () => {
   const { readFile } = await import('node:fs/promises');
-  const source = await readFile(new URL('../../../src/config/server.ts', import.meta.url), 'utf8');
+  const source = (await Promise.all(['server.ts', 'server-auth.ts'].map((f) => readFile(new URL(`../../../src/config/${f}`, import.meta.url), 'utf8')))).join('\n');
   const names = [...source.matchAll(/r\.(?:string|int|port|bool|url|enumOf|required|raw)\('([A-Z_]+)'/g)].map((m) => m[1]!);
   assert.ok(names.length > 15);
   for (const name of new Set(names)) assert.match(SERVER_ENV_HELP, new RegExp(`\\b${name}\\b`), `${name} missing from SERVER_ENV_HELP`);
+});
+
+test('mandatory auth: off by default; on, it needs GATEWAY_HOSTNAME; AUTHORIZATION_SERVICE defaults to it; stale limits follow snyk-broker', async () => {
+  assert.equal((await loadServerConfig({})).mandatoryAuth, undefined);
+  assert.equal((await loadServerConfig({ BROKER_SERVER_MANDATORY_AUTH_ENABLED: 'false', GATEWAY_HOSTNAME: 'not a url' })).mandatoryAuth, undefined, 'off: the other variables are not read');
+  const c = await loadServerConfig({ BROKER_SERVER_MANDATORY_AUTH_ENABLED: 'true', GATEWAY_HOSTNAME: 'https://gw.example/' });
+  assert.deepEqual(c.mandatoryAuth, {
+    gatewayUrl: 'https://gw.example',
+    authorizationServiceUrl: 'https://gw.example',
+    gatewayHeader: undefined,
+    gatewayRejectUnauthorized: true,
+    validationTimeoutMs: 10_000,
+    staleSweepMs: 10 * 60 * 1000,
+    staleAfterMs: 65 * 60 * 1000,
+    refreshClientIdHeader: undefined,
+  });
+  const d = await loadServerConfig({
+    BROKER_SERVER_MANDATORY_AUTH_ENABLED: 'yes',
+    GATEWAY_HOSTNAME: 'http://gw:1',
+    AUTHORIZATION_SERVICE: 'http://auth:2/base/',
+    GATEWAY_HEADER_NAME: 'X-Gateway',
+    GATEWAY_HEADER_VALUE: 'gateway-secret-value',
+    GATEWAY_TLS_OPTION_NAME: 'rejectUnauthorized',
+    GATEWAY_TLS_OPTION_VALUE: 'false',
+    STALE_CONNECTIONS_CLEANUP_FREQUENCY: '300',
+    BROKER_SERVER_AUTH_TIMEOUT_MS: '500',
+    SNYK_INTERNAL_AUTH_CLIENT_ID_HEADER: 'X-Internal-Client',
+  });
+  assert.equal(d.mandatoryAuth?.authorizationServiceUrl, 'http://auth:2/base');
+  assert.deepEqual(d.mandatoryAuth?.gatewayHeader, { name: 'x-gateway', value: 'gateway-secret-value' });
+  assert.equal(d.mandatoryAuth?.gatewayRejectUnauthorized, false);
+  assert.equal(d.mandatoryAuth?.staleSweepMs, 300, 'one variable sets both the interval and the age limit');
+  assert.equal(d.mandatoryAuth?.staleAfterMs, 300);
+  assert.equal(d.mandatoryAuth?.validationTimeoutMs, 500);
+  assert.equal(d.mandatoryAuth?.refreshClientIdHeader, 'x-internal-client');
+  assert.ok(d.secrets.includes('gateway-secret-value'), 'the gateway header value is scrubbed from logs');
+});
+
+test('mandatory auth: bad settings are named in one ConfigError', async () => {
+  const { configProblems } = await import('../support/config-problems.js');
+  const problems = async (env: Record<string, string>) => (await configProblems(loadServerConfig, { BROKER_SERVER_MANDATORY_AUTH_ENABLED: 'true', ...env })).join('\n');
+  assert.match(await problems({}), /GATEWAY_HOSTNAME is required/);
+  assert.match(await problems({ GATEWAY_HOSTNAME: 'gw.example' }), /GATEWAY_HOSTNAME must be a URL/);
+  assert.match(await problems({ GATEWAY_HOSTNAME: 'ftp://gw' }), /GATEWAY_HOSTNAME must use http/);
+  assert.match(await problems({ GATEWAY_HOSTNAME: 'http://gw', AUTHORIZATION_SERVICE: 'nope' }), /AUTHORIZATION_SERVICE must be a URL/);
+  assert.match(await problems({ GATEWAY_HOSTNAME: 'http://gw', GATEWAY_HEADER_NAME: 'bad header' }), /GATEWAY_HEADER_NAME must be an HTTP header name/);
+  assert.match(await problems({ GATEWAY_HOSTNAME: 'http://gw', GATEWAY_TLS_OPTION_NAME: 'ciphers' }), /GATEWAY_TLS_OPTION_NAME: only rejectUnauthorized/);
+  assert.match(await problems({ GATEWAY_HOSTNAME: 'http://gw', STALE_CONNECTIONS_CLEANUP_FREQUENCY: 'often' }), /STALE_CONNECTIONS_CLEANUP_FREQUENCY must be an integer/);
+  assert.match(await problems({ GATEWAY_HOSTNAME: 'http://gw', BROKER_SERVER_AUTH_TIMEOUT_MS: '5' }), /BROKER_SERVER_AUTH_TIMEOUT_MS must be between/);
+  assert.match(await problems({ GATEWAY_HOSTNAME: 'http://gw', SNYK_INTERNAL_AUTH_CLIENT_ID_HEADER: 'Authorization' }), /SNYK_INTERNAL_AUTH_CLIENT_ID_HEADER .*credentials/);
+  await assert.rejects(loadServerConfig({ BROKER_SERVER_MANDATORY_AUTH_ENABLED: 'maybe' }), (e: unknown) => e instanceof ConfigError && /BROKER_SERVER_MANDATORY_AUTH_ENABLED/.test(e.message));
 });

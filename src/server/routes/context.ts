@@ -9,6 +9,7 @@ import type { PeerLiveness } from '../peer-liveness.js';
 import type { PeerRouting } from '../peer-routing.js';
 import type { ConnectionPool } from '../pool.js';
 import type { PendingAnswers, PlatformRelay, RelayDeps } from '../relay.js';
+import type { TunnelAuth } from '../tunnel-auth.js';
 import type { Tunnels } from '../tunnels.js';
 
 /** Where the server is in its life: routes read it per request, start and drain set it. */
@@ -37,6 +38,8 @@ export interface ServerParts {
   /** HA mode: probes of peers holding a forwarded request too long (a hung one is hedged). */
   liveness: PeerLiveness | undefined;
   lifecycle: ServerLifecycle;
+  /** Mandatory-auth mode: the handshake gate (undefined: every tunnel is accepted). */
+  tunnelAuth: TunnelAuth | undefined;
   relayDeps: RelayDeps;
   relays: Set<PlatformRelay>;
   forwards: Set<Promise<unknown>>;

@@ -1,21 +1,40 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FORWARDED_HEADER, forwardHttpRequest } from '../../http/forward.js';
 import { sendFailure, sendJson } from '../../http/server-helpers.js';
-import { FAILURES } from '../../protocol/failures.js';
+import { FAILURES, type Failure } from '../../protocol/failures.js';
+import { jwtAzp } from '../bearer.js';
 import { peerHopHeaders } from '../peer-auth.js';
+import type { RelayAttempt } from '../relay-attempt.js';
 import { UNKNOWN_STREAM_MESSAGE } from '../relay.js';
+import { BEARER_CHALLENGE } from '../tunnel-auth.js';
 import { answerOwner } from '../tunnel-routing.js';
 import type { ServerParts } from './context.js';
 import type { PeerHops } from './peer-hops.js';
 
-const RESPONSE_DATA_PATH = /^\/response-data\/([^/]+)\/([^/]+)\/?$/;
+/** `/response-data/…`, or under mandatory auth `/hidden/brokers/response-data/…` (the router lets through only the mode's own). */
+const RESPONSE_DATA_PATH = /^(?:\/hidden\/brokers)?\/response-data\/([^/]+)\/([^/]+)\/?$/;
 
 /**
- * POST /response-data/<token>/<streamingID> (protocol.md §3.3): a client's answer upload, taken
- * by the relay waiting for it here, or (HA mode) passed on to the server that waits for it.
+ * POST /response-data/<token>/<streamingID> (protocol.md §3.3; /hidden/brokers/response-data/…
+ * under mandatory auth, §2.5): a client's answer upload, taken by the relay waiting for it here,
+ * or (HA mode) passed on to the server that waits for it, which checks its credentials.
  */
 export function createResponseIntake(parts: ServerParts, hops: PeerHops) {
   const { config, logger, egress, metrics, pending, routing } = parts;
+
+  /**
+   * Mandatory auth: the upload carries `authorization` whose JWT `azp` is the one the request's
+   * tunnel was validated with (snyk-broker's check), so only that client can answer. A refused
+   * upload leaves the request waiting for the right one.
+   */
+  function uploadRefusal(req: IncomingMessage, attempt: RelayAttempt): Failure | undefined {
+    if (!config.mandatoryAuth) return undefined;
+    const authorization = req.headers.authorization;
+    if (!authorization) return FAILURES.AUTH_REQUIRED;
+    const expected = attempt.connection.credentials?.brokerAppClientId;
+    const azp = jwtAzp(authorization);
+    return azp && expected && azp === expected ? undefined : FAILURES.AUTH_INVALID;
+  }
 
   /** Passes the upload on to the server waiting for it; false when none is known (then it is taken here or refused). */
   async function toOwner(req: IncomingMessage, res: ServerResponse, streamingID: string, rawUrl: string): Promise<boolean> {
@@ -43,7 +62,7 @@ export function createResponseIntake(parts: ServerParts, hops: PeerHops) {
     const m = RESPONSE_DATA_PATH.exec(path);
     if (!m || req.method !== 'POST') {
       req.resume();
-      return sendFailure(res, FAILURES.BAD_REQUEST, { message: 'expected POST /response-data/<token>/<streamingID>' });
+      return sendFailure(res, FAILURES.BAD_REQUEST, { message: `expected POST ${config.mandatoryAuth ? '/hidden/brokers' : ''}/response-data/<token>/<streamingID>` });
     }
     let token: string;
     let streamingID: string;
@@ -57,6 +76,13 @@ export function createResponseIntake(parts: ServerParts, hops: PeerHops) {
     // Waited for here: take it, whatever server_id says (the tunnel may have been served here instead of there).
     if (!pending.get(streamingID) && (await toOwner(req, res, streamingID, rawUrl))) return;
     const attempt = pending.get(streamingID);
+    const refusal = attempt && attempt.token === token ? uploadRefusal(req, attempt) : undefined;
+    if (attempt && refusal) {
+      metrics.authChecks.inc({ kind: 'response-data', outcome: refusal.reason });
+      logger.warn({ streamingID, connection: attempt.connection.id, reason: refusal.reason }, 'answer upload refused: its credentials are not those of the tunnel the request went over');
+      req.resume();
+      return sendFailure(res, refusal, { message: 'Invalid Broker client credentials.' }, BEARER_CHALLENGE);
+    }
     if (!attempt || attempt.token !== token || !attempt.takeAnswer(req, res)) {
       logger.debug({ streamingID }, 'response-data for an unknown streaming id');
       req.resume();

@@ -5,7 +5,8 @@ import { forwardHttpRequest, forwardUpgrade } from '../../http/forward.js';
 import { answerRawFailure, sendFailure, sendJson } from '../../http/server-helpers.js';
 import { FAILURES, type Failure } from '../../protocol/failures.js';
 import { admitPeerRequest, logRefusedPeer, peerHopHeaders } from '../peer-auth.js';
-import { tunnelTokenOf } from '../tunnels.js';
+import { refuseHandshake, refuseUpgrade, type TunnelAuth } from '../tunnel-auth.js';
+import { tunnelTokenOf, type Tunnels } from '../tunnels.js';
 import type { ServerParts } from './context.js';
 import type { PeerHops } from './peer-hops.js';
 
@@ -15,15 +16,43 @@ function unknownSession(res: ServerResponse): void {
 }
 
 /**
+ * A websocket upgrade served by this server: a new tunnel is refused while draining and, under
+ * mandatory auth, validated here, where it is served (a peer it is piped to validates it itself).
+ */
+function serveUpgradeHere(parts: Pick<ServerParts, 'lifecycle' | 'tunnels' | 'tunnelAuth' | 'logger'>, req: IncomingMessage, socket: Duplex, head: Buffer, rawUrl: string, refuse: (failure: Failure) => void): void {
+  const { lifecycle, tunnels, tunnelAuth, logger } = parts;
+  const isHandshake = !/[?&]sid=/.test(rawUrl);
+  if (lifecycle.draining && isHandshake) return refuse(FAILURES.SERVER_DRAINING);
+  const token = tunnelTokenOf(rawUrl);
+  if (!isHandshake || !tunnelAuth || !token) return tunnels.handleUpgrade(req, socket, head);
+  admitUpgrade(tunnelAuth, tunnels, req, socket, head, token).catch((err) => {
+    logger.error({ error: describeError(err) }, 'tunnel handshake validation failed');
+    socket.destroy();
+  });
+}
+
+/** A websocket handshake of a new tunnel under mandatory auth: validated, then handed to engine.io. */
+async function admitUpgrade(tunnelAuth: TunnelAuth, tunnels: Tunnels, req: IncomingMessage, socket: Duplex, head: Buffer, token: string): Promise<void> {
+  // Node leaves an upgraded socket without an error listener: a client reset while the
+  // validation runs must not crash us (kept afterwards: ws destroys the socket on error too).
+  socket.on('error', () => socket.destroy());
+  const admission = await tunnelAuth.admit(req, token);
+  if (socket.destroyed) return;
+  if (!admission.ok) return refuseUpgrade(socket, admission);
+  tunnels.handleUpgrade(req, socket, head);
+}
+
+/**
  * The tunnel endpoint, /primus/<token>/ (protocol.md §2): engine.io long-polling requests and
  * websocket upgrades, served here or, in HA mode, piped to the server they belong to.
  */
 export function createTunnelEndpoint(parts: ServerParts, hops: PeerHops) {
-  const { config, logger, egress, metrics, tunnels, lifecycle, passingTunnels } = parts;
+  const { config, logger, egress, metrics, tunnels, lifecycle, passingTunnels, tunnelAuth } = parts;
 
   /** A polling request (or a handshake) for /primus/<token>/ that passed the router's checks. */
   async function request(req: IncomingMessage, res: ServerResponse, rawUrl: string): Promise<void> {
-    if (!tunnelTokenOf(rawUrl)) {
+    const token = tunnelTokenOf(rawUrl);
+    if (!token) {
       req.resume();
       return sendFailure(res, FAILURES.BAD_REQUEST, { ok: false, message: 'expected /primus/<token>/' });
     }
@@ -53,16 +82,21 @@ export function createTunnelEndpoint(parts: ServerParts, hops: PeerHops) {
       req.resume();
       return sendFailure(res, FAILURES.SERVER_DRAINING, { ok: false }, { 'retry-after': '1' });
     }
+    // Mandatory auth: a new tunnel is validated here, where it is served (a peer it is piped to validates it itself).
+    if (isHandshake && tunnelAuth) {
+      const admission = await tunnelAuth.admit(req, token);
+      if (!admission.ok) {
+        req.resume();
+        return refuseHandshake(res, admission);
+      }
+    }
     return tunnels.handleRequest(req, res);
   }
 
   async function pipeOrServe(req: IncomingMessage, socket: Duplex, head: Buffer, rawUrl: string, refuse: (failure: Failure | { status: number }) => void): Promise<void> {
     const target = await hops.tunnelPeer(req, rawUrl);
     if (socket.destroyed) return;
-    const serveHere = () => {
-      if (lifecycle.draining && !/[?&]sid=/.test(rawUrl)) return refuse(FAILURES.SERVER_DRAINING);
-      tunnels.handleUpgrade(req, socket, head);
-    };
+    const serveHere = () => serveUpgradeHere(parts, req, socket, head, rawUrl, refuse);
     if (!target) return serveHere();
     // A draining server pipes no new tunnel: it would have to cut it soon; the client retries elsewhere.
     if (lifecycle.draining && !target.session) return refuse(FAILURES.SERVER_DRAINING);
