@@ -12,6 +12,7 @@ import { createLocalHandler } from './local-server.js';
 import type { ClientMetrics } from './metrics.js';
 import type { PlatformAuth } from './platform-auth.js';
 import { createRelay, type Relay } from './relay.js';
+import type { ContextOverrides } from './relay-context.js';
 import { createBodyUrlRewriter } from './res-body-url-sub.js';
 import { createResponseWriter } from './response-writer.js';
 import type { Tunnel } from './tunnel.js';
@@ -34,6 +35,22 @@ export interface BrokerConnectionDeps {
   identifyExtras?: Record<string, unknown>;
   /** Universal Broker: the service command config/reload syncs the connections. */
   reloadConfig?: () => void;
+  /** Universal Broker contexts: each one's configuration (its values over the connection's), or why it is off. */
+  contexts?: ReadonlyMap<string, ClientConfig | string>;
+}
+
+/** A context's own parts: its rules, and its App tokens when it has an App. */
+interface ContextParts {
+  filters: ClientFilters;
+  appTokens?: InstallationTokens;
+  overrides: ContextOverrides;
+}
+
+function contextParts(config: ClientConfig, deps: BrokerConnectionDeps, log: Logger): ContextParts {
+  const filters = new ClientFilters(config, { env: config.env, logger: log, scrubber: deps.scrubber });
+  const appTokens = config.githubApp ? new InstallationTokens({ app: config.githubApp, egress: deps.egress, logger: log, scrubber: deps.scrubber }) : undefined;
+  const overrides: ContextOverrides = { rules: () => filters.privateRules, vars: config.env, liveVars: appTokens, commitSigner: config.commitSigning && createCommitSigner(config.commitSigning) };
+  return { filters, appTokens, overrides };
 }
 
 /**
@@ -71,7 +88,7 @@ function allocatorFor(config: ClientConfig, deps: BrokerConnectionDeps): Allocat
 }
 
 /** The request relay: the private rules, the one egress, and what a request may need on its way (App tokens, commit signing). */
-function relayFor(config: ClientConfig, deps: BrokerConnectionDeps, parts: { filters: ClientFilters; appTokens?: InstallationTokens }): Relay {
+function relayFor(config: ClientConfig, deps: BrokerConnectionDeps, parts: { filters: ClientFilters; appTokens?: InstallationTokens; contexts?: ReadonlyMap<string, ContextOverrides | string> }): Relay {
   const { filters } = parts;
   const log = deps.logger;
   return createRelay({
@@ -86,6 +103,7 @@ function relayFor(config: ClientConfig, deps: BrokerConnectionDeps, parts: { fil
     vars: deps.env,
     reloadFilters: filters.reload,
     reloadConfig: deps.reloadConfig,
+    contexts: parts.contexts,
     tunnelAnswers: config.tunnelAnswers,
     insecureDownstream: config.insecureDownstream,
     bodyUrlRewriter: config.resBodyUrlSub ? createBodyUrlRewriter(config.resBodyUrlSub, config.token) : undefined,
@@ -108,7 +126,10 @@ export function createBrokerConnection(config: ClientConfig, deps: BrokerConnect
   const filters = new ClientFilters(config, { env, logger: log, scrubber: deps.scrubber });
   const allocator = allocatorFor(config, deps);
   const appTokens = config.githubApp ? new InstallationTokens({ app: config.githubApp, egress: deps.egress, logger: log, scrubber: deps.scrubber }) : undefined;
-  const relay = relayFor(config, deps, { filters, appTokens });
+  const contexts = new Map<string, ContextParts | string>();
+  for (const [id, c] of deps.contexts ?? []) contexts.set(id, typeof c === 'string' ? c : contextParts(c, deps, log.child({ context: id })));
+  const relay = relayFor(config, deps, { filters, appTokens, contexts: deps.contexts ? new Map([...contexts].map(([id, c]) => [id, typeof c === 'string' ? c : c.overrides])) : undefined });
+  const contextTokens = [...contexts.values()].flatMap((c) => (typeof c !== 'string' && c.appTokens ? [c.appTokens] : []));
   const security = new TunnelSecurity(config, env);
   const isReady = (): boolean => !lifecycle.draining && tunnels.some((t) => t.isReady);
   const identify = identifyMetadataFor(config, env, deps.instanceId, filters, () => lifecycle.preflight);
@@ -150,12 +171,14 @@ export function createBrokerConnection(config: ClientConfig, deps: BrokerConnect
     async prepare() {
       await security.loadCaFiles();
       if (appTokens) await startInstallationTokens(appTokens);
+      await Promise.all(contextTokens.map((t) => startInstallationTokens(t)));
     },
     openTunnels() {
       for (const t of tunnels) t.start();
     },
     stop(reason) {
       appTokens?.stop();
+      for (const t of contextTokens) t.stop();
       stopping ??= drainClient(config, { logger: log, metrics, lifecycle, tunnels, relay, local, allocator, server: () => undefined }, reason);
       return stopping;
     },

@@ -39,7 +39,17 @@ export interface RelayOptions {
   liveVars?: LiveVariables;
   /** GIT_COMMITTER_* / GPG_*: commits made through GitHub's Git Data API are signed (and symlink trees refused). */
   commitSigner?: CommitSigner;
+  /**
+   * Universal Broker contexts, by id: what a request naming one (x-snyk-broker-context-id, or
+   * /ctx/<uuid>) uses instead of the connection's rules and values; a string says why it is off.
+   */
+  contexts?: ReadonlyMap<string, ContextOverrides | string>;
+  /** Every request gets this answer, nothing is relayed (an unknown or disabled context). */
+  refusal?: WholeAnswer;
 }
+
+/** What a context changes for its requests: the rules compiled with its values, and its App tokens and signer. */
+export type ContextOverrides = Pick<RelayOptions, 'rules' | 'vars' | 'liveVars' | 'commitSigner'>;
 
 /** Values the rules read at request time: `values()` waits for fresh ones, or rejects with why there are none. */
 export interface LiveVariables {
@@ -53,11 +63,13 @@ export interface RelayContext extends OriginCaller {
   readonly log: Logger;
   readonly vars: Record<string, string | undefined>;
   readonly varsResolver: VariableResolver;
+  /** The context a request names (Universal Broker contexts); this one when it names none or contexts are not in use. */
+  forContext(contextId: string | undefined): RelayContext;
 }
 
 export function relayContext(opts: RelayOptions): RelayContext {
   const vars = opts.vars ?? {};
-  return {
+  const ctx: RelayContext = {
     opts,
     log: opts.logger,
     egress: opts.egress,
@@ -65,7 +77,9 @@ export function relayContext(opts: RelayOptions): RelayContext {
     connectRetryDelayMs: opts.connectRetryDelayMs ?? 500,
     vars,
     varsResolver: new VariableResolver(vars),
+    forContext: () => ctx,
   };
+  return ctx;
 }
 
 /** What goes back to the broker server for a relayed request. */

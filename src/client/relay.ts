@@ -4,7 +4,9 @@ import { describeError } from '../http/errors.js';
 import { isUuid, parseRelayRequest, type RelayRequest, type Reply } from '../protocol/index.js';
 import type { Tunnel } from './tunnel.js';
 import { stripContext } from './origin-request.js';
-import { brokerError, relayContext, type RelayContext, type RelayOptions } from './relay-context.js';
+import { brokerError, relayContext, type RelayContext, type RelayOptions, type WholeAnswer } from './relay-context.js';
+import { FAILURES } from '../protocol/failures.js';
+import { FAILURE_HEADER } from '../http/server-helpers.js';
 import { deliverByAck, deliverStreamed, replyByAck, statusClass } from './relay-reply.js';
 import { handleService } from './relay-service.js';
 
@@ -44,6 +46,8 @@ async function handleRequest(ctx: RelayContext, tunnel: Tunnel, raw: unknown, re
   const requestId = typeof headerId === 'string' && isUuid(headerId) ? headerId : req.requestId && isUuid(req.requestId) ? req.requestId : randomUUID();
   const ctxUrl = stripContext(req.url);
   req = { ...req, url: ctxUrl.url };
+  const headerContext = req.headers['x-snyk-broker-context-id'];
+  ctx = ctx.forContext(typeof headerContext === 'string' && headerContext ? headerContext : ctxUrl.contextId);
   tunnel.requestsHandled++;
   ctx.opts.metrics.tunnelRequests.inc({ role: tunnel.role });
   const viaAck = reply !== undefined;
@@ -62,13 +66,48 @@ async function handleRequest(ctx: RelayContext, tunnel: Tunnel, raw: unknown, re
   }
 }
 
+/** The answer to a request naming a context that cannot serve it (none such, or off for a missing credential). */
+function contextRefusal(contextId: string, why: string): WholeAnswer {
+  const f = FAILURES.UNKNOWN_CONTEXT;
+  const answer = brokerError(f.status, f.code, `context ${contextId}: ${why}`);
+  answer.head.headers![FAILURE_HEADER] = f.reason;
+  return answer;
+}
+
+/** The relay's context, which hands each request the context it names (Universal Broker), or itself. */
+function withContexts(opts: RelayOptions): RelayContext {
+  const base = relayContext(opts);
+  if (!opts.contexts) return base;
+  const byId = new Map<string, RelayContext>();
+  for (const [id, c] of opts.contexts) {
+    const own = relayContext(typeof c === 'string' ? { ...opts, refusal: contextRefusal(id, c) } : { ...opts, ...c });
+    byId.set(id.toLowerCase(), own);
+  }
+  const unknown = new Map<string, RelayContext>();
+  const forContext = (id: string | undefined): RelayContext => {
+    if (!id) return base;
+    const found = byId.get(id.toLowerCase());
+    if (found) return found;
+    // An id this connection does not have: refused (Snyk throws and interrupts the request).
+    let refused = unknown.get(id);
+    if (!refused) {
+      refused = relayContext({ ...opts, refusal: contextRefusal(id, 'this connection has no such context') });
+      if (unknown.size < 100) unknown.set(id, refused);
+    }
+    return refused;
+  };
+  // Every context's view hands on the same way (a context's request never picks another's rules by accident).
+  for (const own of [base, ...byId.values()]) own.forContext = forContext;
+  return base;
+}
+
 /**
  * Relays `request` events from the broker server to internal systems: filter (private rules),
  * build the target, inject credentials, call the origin through the one egress stack, and
  * answer by streamed POST /response-data, by ack, or by legacy `chunk` events.
  */
 export function createRelay(opts: RelayOptions) {
-  const ctx = relayContext(opts);
+  const ctx = withContexts(opts);
   const log = ctx.log;
   const inflight = new Set<Promise<void>>();
   let lastEventAt = 0;

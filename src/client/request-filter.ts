@@ -12,6 +12,10 @@ export type Authorized = Extract<FilterResult, { allowed: true }> & { targetUrl:
  * origin, credential and variables), or the refusal to answer with.
  */
 export function authorize(ctx: RelayContext, req: RelayRequest, requestId: string): Authorized | WholeAnswer | Promise<Authorized | WholeAnswer> {
+  if (ctx.opts.refusal) {
+    ctx.log.warn({ requestId, method: req.method, url: req.url }, 'refused a request for a context this connection cannot serve');
+    return ctx.opts.refusal;
+  }
   const rules = ctx.opts.rules();
   const found = rules.find({ method: req.method, url: req.url, headers: req.headers, body: req.body });
   if (!('rule' in found)) return checked(ctx, req, requestId, found);

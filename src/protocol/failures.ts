@@ -97,6 +97,7 @@ export const FAILURES = table({
   COMMIT_PAYLOAD_INVALID: { reason: 'commit-payload-invalid', status: 400, from: ['client'], retry: NO, meaning: 'commit signing is on and a `POST .../git/commits` body cannot be signed as it is (not JSON, no author, a tree or parent that is not a full SHA); the plain-text body names the field. Not sent (snyk-broker sends it unsigned)' },
   COMMIT_SIGNING_FAILED: { reason: 'commit-signing-failed', status: 500, from: ['client'], retry: NO, meaning: 'commit signing is on and signing the commit failed (the key expired since the start, say; logged). Not sent, never unsigned' },
   FILTERS_RELOAD_FAILED: { reason: 'filters-reload-failed', status: 500, from: ['client'], retry: NO, meaning: '`POST /filters` with accept rules that would not pass the start-up checks; the old rules stay' },
+  UNKNOWN_CONTEXT: { reason: 'unknown-context', status: 404, from: ['client'], retry: NO, meaning: 'Universal Broker: the request names a context (`x-snyk-broker-context-id`, or `/ctx/<uuid>` in the path) that its connection does not have, or one that is off because a credential reference of it is not set (the start logs which). Not sent' },
   UNKNOWN_REQUEST_TYPE: { reason: 'unknown-request-type', status: 401, from: ['client'], retry: NO, meaning: 'Universal Broker: a local request (a webhook) whose path names no type of a connection with an open tunnel (`/webhook/<type>/...`); Snyk answers 401 "Unknown request type" too' },
 
   // Dispatcher: the allocation API and the servers' /internal API (JSON:API errors; `code` is this entry's code).

@@ -17,9 +17,13 @@ import { startFakeSnykApi, type FakeConnection, type FakeSnykApi } from '../supp
 const group = new ProcessGroup();
 const GH_TOKEN = `ghp_${randomUUID().replace(/-/g, '')}`;
 const GL_TOKEN = `glpat-${randomUUID().replace(/-/g, '')}`;
+const CTX_TOKEN = `ghp_ctx${randomUUID().replace(/-/g, '')}`;
+const contextId = randomUUID();
+const offContextId = randomUUID();
 const ghIdentifier = randomUUID();
 const glIdentifier = randomUUID();
 let github: Origin;
+let githubOfContext: Origin;
 let gitlab: Origin;
 let api: FakeSnykApi;
 let server: RunningProcess;
@@ -29,7 +33,16 @@ let clientUrl: string;
 
 function connections(gh = ghIdentifier, withGitlab = true): FakeConnection[] {
   return [
-    { name: 'corp github', type: 'github', identifier: gh, required: { github_token: '${GH_TOKEN}', github_api: `127.0.0.1:${new URL(github.url).port}` } },
+    {
+      name: 'corp github',
+      type: 'github',
+      identifier: gh,
+      required: { github_token: '${GH_TOKEN}', github_api: `127.0.0.1:${new URL(github.url).port}` },
+      contexts: [
+        { id: contextId, values: { github_token: '${CTX_TOKEN}', github_api: `127.0.0.1:${new URL(githubOfContext.url).port}` } },
+        { id: offContextId, values: { github_token: '${NOT_SET_FOR_CONTEXT}' } },
+      ],
+    },
     ...(withGitlab ? [{ name: 'corp gitlab', type: 'gitlab', identifier: glIdentifier, required: { gitlab_token: '${GL_TOKEN}', gitlab: `127.0.0.1:${new URL(gitlab.url).port}` } }] : []),
     { name: 'half set up', type: 'gitlab', identifier: randomUUID(), required: { gitlab_token: '${NOT_SET_ANYWHERE}', gitlab: 'gitlab.invalid' } },
     { name: 'unused', type: 'github', identifier: null, required: { github_token: '${GH_TOKEN}' } },
@@ -57,6 +70,7 @@ async function get(url: string): Promise<{ status: number; body: string; failure
 
 before(async () => {
   github = await startOrigin();
+  githubOfContext = await startOrigin();
   gitlab = await startOrigin();
   api = await startFakeSnykApi({ connections: [] });
   api.setConnections(connections());
@@ -81,6 +95,7 @@ before(async () => {
     PORT: String(clientPort),
     GH_TOKEN,
     GL_TOKEN,
+    CTX_TOKEN,
     // The fake origins speak plain http.
     INSECURE_DOWNSTREAM: 'true',
     PREFLIGHT_CHECKS_ENABLED: 'false',
@@ -91,14 +106,14 @@ before(async () => {
 after(async () => {
   try {
     const out = group.allOutput();
-    for (const secret of [GH_TOKEN, GL_TOKEN, api.clientSecret]) assert.ok(!out.includes(secret), 'a credential is in a log line');
+    for (const secret of [GH_TOKEN, GL_TOKEN, CTX_TOKEN, api.clientSecret]) assert.ok(!out.includes(secret), 'a credential is in a log line');
     for (const call of api.calls) {
       const bearer = String(call.headers.authorization ?? '').split(' ')[1];
       if (bearer) assert.ok(!out.includes(bearer), 'an OAuth access token is in a log line');
     }
   } finally {
     await group.stopAll();
-    await Promise.all([github.close(), gitlab.close(), api.close()]);
+    await Promise.all([github.close(), githubOfContext.close(), gitlab.close(), api.close()]);
   }
 });
 
@@ -117,6 +132,24 @@ test('each connection relays with its own type rules and credential', async () =
   // A path the github rules do not allow is refused by the client, whatever the server allows.
   const refused = await get(`${serverUrl}/broker/${ghIdentifier}/user`.replace('/user', '/user/keys/1'));
   assert.equal(refused.status, 401, `${refused.failure} ${refused.body}`);
+});
+
+test("a request naming a context uses the context's values; an unknown or half-set-up context is refused", async () => {
+  const before = github.seen.length;
+  const viaContext = await get(`${serverUrl}/broker/${ghIdentifier}/ctx/${contextId}/user/repos`);
+  assert.equal(viaContext.status, 200, viaContext.body);
+  const seen = githubOfContext.seen.at(-1)!;
+  assert.equal(seen.url, '/user/repos');
+  const headers = JSON.stringify(seen.headers);
+  assert.ok(headers.includes(Buffer.from(`${CTX_TOKEN}:`).toString('base64')) || headers.includes(CTX_TOKEN), "the context's token reached the context's GitHub");
+  assert.ok(!headers.includes('x-snyk-broker-context-id'), 'the context header is not passed on');
+  assert.equal(github.seen.length, before, "the connection's own GitHub saw nothing");
+  for (const id of [offContextId, randomUUID()]) {
+    const refused = await get(`${serverUrl}/broker/${ghIdentifier}/ctx/${id}/user/repos`);
+    assert.equal(refused.status, 404, refused.body);
+    assert.equal(refused.failure, 'unknown-context');
+  }
+  assert.match(client.output(), /NOT_SET_FOR_CONTEXT/);
 });
 
 test('the connections list carries the OAuth bearer, one token is reused, the identify says Universal', async () => {

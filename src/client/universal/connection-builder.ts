@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { loadClientConfig } from '../../config/client.js';
+import { loadClientConfig, type ClientConfig } from '../../config/client.js';
+import { ConfigError } from '../../config/errors.js';
+import { describeError } from '../../http/errors.js';
 import type { Egress } from '../../http/egress.js';
 import type { Logger, SecretScrubber } from '../../observability/logger.js';
 import { createBrokerConnection } from '../broker-connection.js';
@@ -23,6 +25,28 @@ export interface ConnectionBuilderDeps {
   restart(name: string, reason: string): void;
 }
 
+/** Each context read as its own configuration; one that cannot be read is off, its connection and other contexts run. */
+async function contextConfigs(plan: RunnablePlan, cwd: string, scrubber: SecretScrubber, log: Logger): Promise<Map<string, ClientConfig | string>> {
+  const out = new Map<string, ClientConfig | string>();
+  for (const [id, c] of Object.entries(plan.contexts)) {
+    if ('disabled' in c) {
+      log.warn({ context: id }, c.disabled);
+      out.set(id, c.disabled);
+      continue;
+    }
+    try {
+      const config = await loadClientConfig(c.env, { cwd });
+      scrubber.add(...config.secrets);
+      out.set(id, config);
+    } catch (err) {
+      const why = err instanceof ConfigError ? err.problems.join('; ') : describeError(err);
+      log.error({ context: id, err: why }, 'context cannot be used: its configuration is unusable');
+      out.set(id, `its configuration is unusable: ${why}`);
+    }
+  }
+  return out;
+}
+
 /**
  * Turns a connection's plan into running tunnels: the classic configuration reader over its
  * environment (the same checks, presets, rule injection, GitHub App and commit signing as a
@@ -36,6 +60,7 @@ export function connectionBuilder(deps: ConnectionBuilderDeps): (plan: RunnableP
     deps.scrubber.add(...config.secrets);
     const log = deps.logger.child({ connection: plan.name });
     for (const note of config.startNotes) log[note.level](note.fields ?? {}, note.message);
+    const contexts = await contextConfigs(plan, s.cwd, deps.scrubber, log);
     const connection = createBrokerConnection(config, {
       logger: log,
       egress: deps.egress,
@@ -48,6 +73,7 @@ export function connectionBuilder(deps: ConnectionBuilderDeps): (plan: RunnableP
       auth,
       identifyExtras: { deploymentId: ub.deploymentId, supportedIntegrationType: plan.filterType, friendlyName: plan.name, clientConfig: { universalBroker: true } },
       reloadConfig: () => deps.sync(),
+      contexts,
     });
     await connection.prepare();
     connection.openTunnels();

@@ -1,5 +1,5 @@
 import type { Env } from '../../config/env.js';
-import { COMMON_DEFAULTS, defaultsFor, determineFilterType, universalType, type UniversalTypeName } from '../../config/universal-types.js';
+import { allowedContextKeys, COMMON_DEFAULTS, defaultsFor, determineFilterType, universalType, type UniversalTypeName } from '../../config/universal-types.js';
 import type { UniversalConfig } from '../../config/universal.js';
 import type { ScmType } from '../../config/presets.js';
 import type { DeploymentConnection } from './connections-source.js';
@@ -13,6 +13,8 @@ export interface RunnablePlan {
   identifier: string;
   /** What the classic config reader gets for this connection (BROKER_TOKEN, BROKER_SCM_TYPE, its values...). */
   env: Env;
+  /** Its contexts: the environment with the context's values on top, or why the context is off. */
+  contexts: Record<string, { env: Env } | { disabled: string }>;
 }
 
 /** A connection that gets no tunnels, with the one log line that says why. */
@@ -95,5 +97,21 @@ export function planConnection(conn: DeploymentConnection, processEnv: Env, ub: 
   // HA allocation goes to Snyk's API under /hidden/brokers (the GA image's prefix), with the bearer.
   env.BROKER_DISPATCHER_BASE_URL = ub.apiBaseUrl;
   env.DISPATCHER_URL_PREFIX = processEnv.DISPATCHER_URL_PREFIX ?? processEnv.SNYK_DISPATCHER_URL_PREFIX ?? '/hidden/brokers';
-  return { ...base, filterType, identifier, env };
+  return { ...base, filterType, identifier, env, contexts: planContexts(conn, type.name, env, processEnv) };
+}
+
+/**
+ * Snyk's merge for a request naming a context: the connection's values, then the context's, only
+ * keys the type allows (Snyk drops the others too); a context missing a credential reference is off.
+ */
+function planContexts(conn: DeploymentConnection, type: UniversalTypeName, env: Env, processEnv: Env): RunnablePlan['contexts'] {
+  const allowed = new Set(allowedContextKeys(type));
+  const out: RunnablePlan['contexts'] = {};
+  for (const [id, raw] of Object.entries(conn.contexts)) {
+    const missing = new Set<string>();
+    const values: Env = {};
+    for (const [k, v] of Object.entries(raw)) if (allowed.has(k)) values[k] = resolveReferences(v, processEnv, missing);
+    out[id] = missing.size > 0 ? { disabled: `context ${id} is missing environment variable value ${[...missing].join(', ')}` } : { env: { ...env, ...values } };
+  }
+  return out;
 }
