@@ -13,6 +13,7 @@ import { writeAcceptFile } from '../support/client-harness.js';
 import { waitFor } from '../support/wait.js';
 import { httpStatus } from '../support/http-status.js';
 import { startFakeSnykApi, type FakeConnection, type FakeSnykApi } from '../support/fake-snyk-api.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 const group = new ProcessGroup();
 const GH_TOKEN = `ghp_${randomUUID().replace(/-/g, '')}`;
@@ -147,7 +148,7 @@ test("a request naming a context uses the context's values; an unknown or half-s
   for (const id of [offContextId, randomUUID()]) {
     const refused = await get(`${serverUrl}/broker/${ghIdentifier}/ctx/${id}/user/repos`);
     assert.equal(refused.status, 404, refused.body);
-    assert.equal(refused.failure, 'unknown-context');
+    assert.equal(refused.failure, FAILURES.UNKNOWN_CONTEXT.reason);
   }
   assert.match(client.output(), /NOT_SET_FOR_CONTEXT/);
 });
@@ -180,7 +181,7 @@ test('webhooks go to a tunnel of the type their path names; an unknown type is r
   const unknown = await request(`${clientUrl}/webhook/bitbucket-server/abc`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
   await unknown.body.dump();
   assert.equal(unknown.statusCode, 401);
-  assert.equal(unknown.headers['x-broker-failure'], 'unknown-request-type');
+  assert.equal(unknown.headers['x-broker-failure'], FAILURES.UNKNOWN_REQUEST_TYPE.reason);
 });
 
 test('config/reload from the server: a removed connection closes, a rotated identifier moves, the other keeps working', async () => {
