@@ -44,6 +44,9 @@ const PROCESS_ONLY = new Set(['UNIVERSAL_BROKER_ENABLED', 'UNIVERSAL_BROKER_GA',
  */
 const UNIVERSAL_ACCEPT_DEFAULTS: Readonly<Record<string, string>> = { ACCEPT_CODE: 'true', ACCEPT_IAC: 'tf,yaml,yml,json,tpl', ACCEPT_LARGE_MANIFESTS: 'true', ACCEPT_CUSTOM_PR_TEMPLATES: 'true', ACCEPT_ESSENTIALS: 'true' };
 
+/** Commit signing is for GitHub's Git Data API (as Snyk's): a key, process-wide or the connection's, applies to GitHub connections only. */
+const SIGNING_VARIABLES = ['GIT_COMMITTER_NAME', 'GIT_COMMITTER_EMAIL', 'GIT_COMMITER_NAME', 'GIT_COMMITER_EMAIL', 'GPG_PASSPHRASE', 'GPG_PRIVATE_KEY'];
+
 const REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 /** Replaces `${ENV}` credential references from the process environment; the names that are not set. */
@@ -90,6 +93,7 @@ export function planConnection(conn: DeploymentConnection, processEnv: Env, ub: 
   for (const [k, v] of Object.entries(UNIVERSAL_ACCEPT_DEFAULTS)) if (processEnv[k] === undefined) env[k] = v;
   for (const [k, v] of Object.entries(processEnv)) if (v !== undefined && !PROCESS_ONLY.has(k) && !(k in typeDefaults && !(k in COMMON_DEFAULTS))) env[k] = v;
   Object.assign(env, values);
+  if (!filterType.startsWith('github')) for (const k of SIGNING_VARIABLES) delete env[k];
   env.BROKER_TOKEN = identifier;
   env.BROKER_SCM_TYPE = preset;
   // One id per process for every connection, as Snyk's x-snyk-broker-client-id.

@@ -8,6 +8,7 @@ import { maskToken } from '../../protocol/token.js';
 import { selectWebhookType } from '../../config/universal-types.js';
 import type { ClientMetrics } from '../metrics.js';
 import { runSystemcheck } from '../systemcheck.js';
+import { checkGithubApp } from '../github-app/app-systemcheck.js';
 import type { RunningConnection } from './connection-registry.js';
 
 export interface UniversalLocalDeps {
@@ -47,8 +48,14 @@ async function systemcheck(deps: UniversalLocalDeps, res: ServerResponse): Promi
   let ok = true;
   for (const { plan, connection } of deps.connections()) {
     const { config } = connection;
+    // A GitHub App connection proves its installation token works, as the classic client does.
+    if (config.githubApp && connection.appTokens) {
+      const app = await checkGithubApp(config.githubApp, connection.appTokens, deps.egress, config.validation?.timeoutMs ?? 5000);
+      ok &&= app.ok === true;
+      all.push({ connection: plan.name, ...app });
+    }
     if (!config.validation) {
-      all.push({ connection: plan.name, ok: true, message: 'no validation request for this connection type' });
+      if (!config.githubApp) all.push({ connection: plan.name, ok: true, message: 'no validation request for this connection type' });
       continue;
     }
     const result = await runSystemcheck({ validation: config.validation, egress: deps.egress, logger: deps.logger, wireVersion: config.wireVersion, insecureDownstream: config.insecureDownstream });
