@@ -85,8 +85,24 @@ Environment (Snyk Broker names; existing deployments work unchanged):
                                  credentials masked (default false)
   DISABLE_SNIPPETS               true: leave the Snyk Code snippets rule out of the rules
                                  ACCEPT_CODE injects (default false)
-  Snyk variables ha-broker does not implement (Universal Broker, Code Agent, Container Registry
-  Agent, commit signing, ...) get one warning each at start.
+  Snyk variables ha-broker does not implement (Code Agent, Container Registry Agent, ...) get one
+  warning each at start.
+
+Universal Broker mode (one client for every connection of a Snyk deployment; docs/universal-broker.md):
+  UNIVERSAL_BROKER_ENABLED       true: run the Universal client (false/no/0 keep the classic one)
+  DEPLOYMENT_ID                  (required) the deployment whose connections this client serves
+  CLIENT_ID / CLIENT_SECRET      (required) the deployment's OAuth client credentials
+  API_BASE_URL                   Snyk's API (default: BROKER_DISPATCHER_BASE_URL, else
+                                 BROKER_SERVER_URL's broker. → api., else https://api.snyk.io)
+  API_VERSION                    ?version= of the connections list (default 2024-02-08~experimental)
+  BROKER_CLIENT_URL              every connection's default BROKER_CLIENT_URL
+  BROKER_HA_MODE_ENABLED         true: each connection's tunnels are placed by the dispatcher
+  AUTH_EXPIRATION_OVERRIDE       ms between each tunnel's auth renewals (default 600000)
+  SKIP_REMOTE_CONFIG             true: connections from CONNECTIONS in config.<SERVICE_ENV>.json
+                                 (SERVICE_ENV default universal), no API calls
+  BROKER_CLIENT_SYNC_INTERVAL_MS ms between syncs while no tunnel is open (default 60000)
+  <NAME>                         the values the connections' credential references \${NAME} name;
+                                 a connection whose reference is unset is off (one log line)
 
 Endpoints (PORT): /healthcheck, /systemcheck, /health/checks[/<id>], /livez, /readyz, /metrics,
   GET|POST /filters; anything else is relayed to the broker server when a public rule allows it.

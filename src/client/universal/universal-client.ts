@@ -58,7 +58,7 @@ export interface UniversalClient extends Program {
 export function readUniversalSettings(env: Env, cwd = process.cwd()): UniversalClientSettings {
   const r = new EnvReader(env);
   const universal = readUniversalConfig(r, cwd);
-  const port = r.port('PORT', 8000);
+  const port = r.port('PORT', 7341);
   r.enumOf('LOG_LEVEL', LOG_LEVELS, 'info');
   const settings: UniversalClientSettings = {
     universal,
