@@ -26,7 +26,7 @@ export class ClientFilters {
   readonly reload = async (): Promise<void> => {
     const { config } = this;
     const { env, logger, scrubber } = this.deps;
-    const { accept: next } = await loadAccept(config.acceptSource, env, { githubApp: config.githubApp !== undefined, commitSigning: config.commitSigning !== undefined });
+    const { accept: next } = await loadAccept(config.acceptSource, env, { githubApp: config.githubApp !== undefined, commitSigning: config.commitSigning !== undefined, universalType: config.universalType });
     const nextPrivate = compileRules(next.private, env, `accept rules ${config.acceptPath} (private rules)`);
     const nextPublic = compileRules(next.public, env, `accept rules ${config.acceptPath} (public rules)`);
     // New rules may reference new credentials: scrub them before anything can log them.

@@ -1,4 +1,4 @@
-import { injectAcceptRules, loadAcceptFile, usesGithubAppToken, withCommitSigningRules, withGithubAppAuth, type AcceptFile, type InjectNote } from '../filters/index.js';
+import { injectAcceptRules, loadAcceptFile, usesGithubAppToken, withCommitSigningRules, withGithubAppAuth, withUniversalRules, type AcceptFile, type InjectNote } from '../filters/index.js';
 import type { Env } from './env.js';
 import type { AcceptSource } from './client-env.js';
 
@@ -7,6 +7,8 @@ export interface AcceptOptions {
   githubApp?: boolean;
   /** Commit signing is on: snyk-broker's Git Data API rules are added after the private rules. */
   commitSigning?: boolean;
+  /** A Universal Broker connection of this (filter) type: the rules Snyk's Universal files add to the template are added. */
+  universalType?: string;
 }
 
 /**
@@ -17,6 +19,7 @@ export interface AcceptOptions {
  */
 export async function loadAccept(source: AcceptSource, env: Env, opts: AcceptOptions = {}): Promise<{ accept: AcceptFile; notes: InjectNote[] }> {
   let file = await loadAcceptFile(source.path);
+  if (opts.universalType) file = withUniversalRules(file, opts.universalType);
   const notes: InjectNote[] = [];
   const appAuth = opts.githubApp === true && !usesGithubAppToken(file);
   if (appAuth) {

@@ -78,6 +78,8 @@ export interface ClientConfig extends DownstreamOptions, ClientTuning {
   githubApp?: GithubAppConfig;
   /** GIT_COMMITTER_* and GPG_*: commits made through GitHub's Git Data API are signed with this key. */
   commitSigning?: CommitSigningConfig;
+  /** A Universal Broker connection's filter type (its rules get Snyk's Universal additions). */
+  universalType?: string;
 }
 
 /**
@@ -111,7 +113,7 @@ interface ClientReadings {
  * Reads the client configuration from the environment (Snyk's variable names) and loads the
  * accept rules. Every problem is collected and thrown as one ConfigError (exit code 2).
  */
-export async function loadClientConfig(processEnv: Env, opts: { cwd?: string } = {}): Promise<ClientConfig> {
+export async function loadClientConfig(processEnv: Env, opts: { cwd?: string; universalType?: string } = {}): Promise<ClientConfig> {
   const resolved = await resolveClientEnv(processEnv, opts.cwd);
   const startNotes = clientEnvNotes(resolved);
   // The readers run in this order, which is the order their problems are listed in.
@@ -131,16 +133,17 @@ export async function loadClientConfig(processEnv: Env, opts: { cwd?: string } =
   await checkLaterVariables(r);
   const githubApp = await readGithubApp(r, resolved.scmType);
   const commitSigning = await readCommitSigning(r);
-  const rules = await loadClientRules(r, resolved, { githubApp: githubApp !== undefined, commitSigning: commitSigning !== undefined });
+  const rules = await loadClientRules(r, resolved, { githubApp: githubApp !== undefined, commitSigning: commitSigning !== undefined, universalType: opts.universalType });
   r.done();
   if (!rules) throw new ConfigError(['ACCEPT could not be loaded']);
   const provided = new Set<string>(githubApp ? GITHUB_APP_LIVE_VARIABLES : []);
   startNotes.push(...rules.notes, ...unsetVariablesNotes([rules.privateRules, rules.publicRules], provided));
   if (commitSigning) startNotes.push({ level: 'info', message: "commit signing: commits made through GitHub's Git Data API are signed", fields: { keyId: commitSigning.keyId, committer: `${commitSigning.committerName} <${commitSigning.committerEmail}>` } });
-  return assembleClientConfig(r, {
+  const assembled = assembleClientConfig(r, {
     resolved, endpoints, logLevel, validationUrlRaw, tls, clientId, prefix, tuning,
     validationTimeoutMs, transport, downstream, credentials, rules, startNotes, githubApp, commitSigning,
   });
+  return opts.universalType ? { ...assembled, universalType: opts.universalType } : assembled;
 }
 
 /** The configuration from what was read; the values left are plain strings that cannot be wrong. */

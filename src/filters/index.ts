@@ -7,4 +7,5 @@ export { VariableResolver, variablesIn, type Vars } from './variables.js';
 export { authorizationFor, splitOrigin } from './credentials.js';
 export { usesGithubAppToken, withGithubAppAuth } from './github-app-rules.js';
 export { COMMIT_SIGNING_RULES, withCommitSigningRules } from './commit-signing-rules.js';
+export { withUniversalRules } from './universal-rules.js';
 export { injectAcceptRules, type InjectNote, type InjectVars } from './inject.js';

@@ -35,7 +35,7 @@ async function contextConfigs(plan: RunnablePlan, cwd: string, scrubber: SecretS
       continue;
     }
     try {
-      const config = await loadClientConfig(c.env, { cwd });
+      const config = await loadClientConfig(c.env, { cwd, universalType: plan.filterType });
       scrubber.add(...config.secrets);
       out.set(id, config);
     } catch (err) {
@@ -56,7 +56,7 @@ export function connectionBuilder(deps: ConnectionBuilderDeps): (plan: RunnableP
   const { settings: s, auth } = deps;
   const ub = s.universal;
   return async function build(plan) {
-    const config = await loadClientConfig(plan.env, { cwd: s.cwd });
+    const config = await loadClientConfig(plan.env, { cwd: s.cwd, universalType: plan.filterType });
     deps.scrubber.add(...config.secrets);
     const log = deps.logger.child({ connection: plan.name });
     for (const note of config.startNotes) log[note.level](note.fields ?? {}, note.message);
