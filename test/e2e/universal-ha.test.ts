@@ -142,3 +142,29 @@ test('a replica stopped under load loses no request; the others carry both conne
   await Promise.all(workers);
   assert.deepEqual(failures, []);
 });
+
+test('at most 4 replicas per connection: a 5th waits without tunnels and takes the slot a stopped one gives back', async () => {
+  // Two replicas are left from the test above: three more make five.
+  for (let n = 4; n <= 6; n++) await startReplica(n);
+  await waitFor('4 replicas × 2 tunnels for each connection', async () => (await tunnelsOf(ghIdentifier)) === 8 && (await tunnelsOf(glIdentifier)) === 8, { timeoutMs: 60_000, intervalMs: 200 });
+  const live = replicas.filter((r) => r.proc.child.exitCode === null);
+  const health = async (r: { url: string }) => {
+    try {
+      const res = await request(`${r.url}/healthcheck`, { reset: true });
+      const body = (await res.body.json()) as Array<{ ok: boolean }>;
+      return body.filter((e) => e.ok).length;
+    } catch {
+      return -1;
+    }
+  };
+  // The dispatcher's answer to the 5th: its tunnels wait (it retries after the dispatcher's Retry-After).
+  const waiting = await waitFor('one replica without open tunnels', async () => {
+    const open = await Promise.all(live.map(health));
+    return open.filter((n) => n === 0).length === 1 && open.filter((n) => n === 4).length === 4 ? live[open.indexOf(0)] : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 200 });
+  assert.ok(api.calls.some((c) => c.method === 'POST' && c.path.includes('/connections/') && c.path.startsWith('/hidden/brokers/')), 'allocations went through the API');
+  const connected = live.find((r) => r !== waiting)!;
+  assert.equal(await connected.proc.stop(), 0);
+  await waitFor('the waiting replica took the free slot', async () => (await health(waiting)) === 4, { timeoutMs: 60_000, intervalMs: 200 });
+  await waitFor('still 4 replicas × 2 tunnels for each connection', async () => (await tunnelsOf(ghIdentifier)) === 8 && (await tunnelsOf(glIdentifier)) === 8, { timeoutMs: 30_000, intervalMs: 200 });
+});
