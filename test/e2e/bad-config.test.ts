@@ -47,6 +47,9 @@ const MISSING_FILE = { value: (f: Files) => f.missing };
 /** The server's mandatory-auth variables are read only with the mode on (and its gateway set). */
 const MANDATORY_AUTH = () => ({ BROKER_SERVER_MANDATORY_AUTH_ENABLED: 'true', GATEWAY_HOSTNAME: 'http://127.0.0.1:9' });
 
+/** The client's Universal Broker variables are read only in that mode (the API is never reached: config fails first). */
+const UNIVERSAL = () => ({ UNIVERSAL_BROKER_ENABLED: 'true', DEPLOYMENT_ID: '9f3c2a10-5b7e-4c1d-8a2f-0e6d4b1c7a55', CLIENT_ID: 'client-id', CLIENT_SECRET: 'client-secret', API_BASE_URL: 'http://127.0.0.1:9' });
+
 /** Shared by the three programs where the variable means the same. */
 const COMMON: Record<string, Entry> = {
   PORT: { value: '70000' },
@@ -74,6 +77,15 @@ const TABLE: Record<Program, Record<string, Entry>> = {
     BROKER_SERVER_URL: URL_BAD,
     BROKER_CLIENT_URL: { value: 'ftp://client' },
     BROKER_SCM_TYPE: { value: 'subversion' },
+    UNIVERSAL_BROKER_ENABLED: { untyped: 'any value but false/no/0 runs the Universal client (Snyk: any value at all)' },
+    DEPLOYMENT_ID: { value: 'not/a deployment', with: UNIVERSAL },
+    CLIENT_ID: { value: ' ', with: UNIVERSAL },
+    CLIENT_SECRET: { value: ' ', with: UNIVERSAL },
+    API_VERSION: { untyped: "passed as the connections list's ?version=; Snyk's API judges it" },
+    AUTH_EXPIRATION_OVERRIDE: { value: 'ten minutes', with: UNIVERSAL },
+    // On, with no config.universal.json in the working directory: the file it needs is named.
+    SKIP_REMOTE_CONFIG: { value: 'true', with: UNIVERSAL },
+    BROKER_CLIENT_SYNC_INTERVAL_MS: { value: '5', with: UNIVERSAL },
     ACCEPT_CODE: { untyped: "Snyk's switch: any value but false is on" },
     ACCEPT_GIT: { untyped: "Snyk's switch: any value but false is on" },
     ACCEPT_IAC: { untyped: 'extensions; unknown ones are skipped with a warning, as in snyk-broker' },

@@ -197,3 +197,27 @@ test('config/reload from the server: a removed connection closes, a rotated iden
   const old = await get(`${serverUrl}/broker/${glIdentifier}/api/v4/projects`);
   assert.notEqual(old.status, 200);
 });
+
+test('a refused client secret or an unknown deployment stops the start with exit 2 and says which; nothing secret in the message', async () => {
+  const cases = [
+    { env: { CLIENT_SECRET: 'not-the-secret' }, says: /Snyk refused the client credentials \(CLIENT_ID \/ CLIENT_SECRET\)/ },
+    { env: { DEPLOYMENT_ID: randomUUID() }, says: /No deployment [0-9a-f-]+ found .*DEPLOYMENT_ID/ },
+  ];
+  for (const c of cases) {
+    const p = group.broker('client-refused', 'client', {
+      UNIVERSAL_BROKER_ENABLED: 'true',
+      DEPLOYMENT_ID: api.deploymentId,
+      CLIENT_ID: api.clientId,
+      CLIENT_SECRET: api.clientSecret,
+      API_BASE_URL: api.url,
+      BROKER_SERVER_URL: serverUrl,
+      PORT: '0',
+      PREFLIGHT_CHECKS_ENABLED: 'false',
+      ...c.env,
+    });
+    const code = await waitFor('the client to exit', () => p.child.exitCode ?? undefined, { timeoutMs: 30_000, intervalMs: 100 });
+    assert.equal(code, 2, p.output());
+    assert.match(p.output(), c.says);
+    assert.ok(!p.output().includes('not-the-secret') && !p.output().includes(api.clientSecret), 'a client secret is in the output');
+  }
+});
