@@ -61,6 +61,24 @@ function resolveReferences(value: string, env: Env, missing: Set<string>): strin
   });
 }
 
+/**
+ * Every variable the deployment's credential references name. They stay out of each connection's
+ * inherited environment: a connection gets its own values resolved, and never another
+ * connection's credential (a `x-broker-var-sub` substitution could otherwise send it elsewhere).
+ */
+export function referencedVariables(conns: readonly DeploymentConnection[]): Set<string> {
+  const out = new Set<string>();
+  const scan = (v: string) => {
+    for (const m of v.matchAll(REFERENCE)) out.add(m[1]);
+  };
+  for (const c of conns) {
+    if (c.identifier) scan(c.identifier);
+    for (const v of Object.values(c.values)) scan(v);
+    for (const ctx of Object.values(c.contexts)) for (const v of Object.values(ctx)) scan(v);
+  }
+  return out;
+}
+
 /** The classic preset whose rules serve a filter type, or undefined when we have none. */
 function presetOf(filterType: UniversalTypeName): ScmType | undefined {
   return universalType(filterType)?.preset;
@@ -72,7 +90,7 @@ function presetOf(filterType: UniversalTypeName): ScmType | undefined {
  * gets no tunnels. A missing `${ENV}` disables that connection alone, as Snyk does; unlike Snyk
  * every reference is checked, not only those before the first that is set.
  */
-export function planConnection(conn: DeploymentConnection, processEnv: Env, ub: UniversalConfig, processClientId: string): ConnectionPlan {
+export function planConnection(conn: DeploymentConnection, processEnv: Env, ub: UniversalConfig, processClientId: string, referenced: ReadonlySet<string> = new Set()): ConnectionPlan {
   const base = { name: conn.name, type: conn.type };
   const type = universalType(conn.type);
   if (!type) return { ...base, disabled: `connection type ${JSON.stringify(conn.type)} is not one Snyk's Universal Broker supports` };
@@ -91,7 +109,7 @@ export function planConnection(conn: DeploymentConnection, processEnv: Env, ub: 
   // The common defaults (BROKER_SERVER_URL...) give way to the process; a type's own defaults do not (Snyk keeps the process out of them).
   for (const [k, v] of Object.entries(typeDefaults)) if (!(k in COMMON_DEFAULTS) || processEnv[k] === undefined) env[k] = v;
   for (const [k, v] of Object.entries(UNIVERSAL_ACCEPT_DEFAULTS)) if (processEnv[k] === undefined) env[k] = v;
-  for (const [k, v] of Object.entries(processEnv)) if (v !== undefined && !PROCESS_ONLY.has(k) && !(k in typeDefaults && !(k in COMMON_DEFAULTS))) env[k] = v;
+  for (const [k, v] of Object.entries(processEnv)) if (v !== undefined && !PROCESS_ONLY.has(k) && !referenced.has(k) && !(k in typeDefaults && !(k in COMMON_DEFAULTS))) env[k] = v;
   Object.assign(env, values);
   if (!filterType.startsWith('github')) for (const k of SIGNING_VARIABLES) delete env[k];
   env.BROKER_TOKEN = identifier;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
-import { EnvReader, LOG_LEVELS, type Env } from '../../config/env.js';
+import { EnvReader, isOn, LOG_LEVELS, type Env } from '../../config/env.js';
+import { INSECURE_DOWNSTREAM_WARNING } from '../insecure-downstream.js';
 import { ConfigError } from '../../config/errors.js';
 import { readUniversalConfig, type UniversalConfig } from '../../config/universal.js';
 import { UNIVERSAL_MODE_VARIABLES, unsupportedSnykVariables } from '../../config/unsupported-snyk-vars.js';
@@ -15,7 +16,7 @@ import { DEFAULT_WIRE_VERSION } from '../../config/client.js';
 import { connectionBuilder } from './connection-builder.js';
 import { createClientMetrics, type BaseClientMetrics } from '../metrics.js';
 import type { PlatformAuth } from '../platform-auth.js';
-import { planConnection } from './connection-env.js';
+import { planConnection, referencedVariables } from './connection-env.js';
 import { ConnectionRegistry, type RunningConnection } from './connection-registry.js';
 import { ConnectionsError, fileConnections, remoteConnections, type ConnectionsSource } from './connections-source.js';
 import { OAuthToken, OAuthTokenError } from './oauth-token.js';
@@ -100,7 +101,8 @@ export function createUniversalClient(s: UniversalClientSettings, deps: Universa
     needsPolling: () => !anyOpen(),
     async once() {
       const list = await source.list();
-      await registry.apply(list.map((c) => planConnection(c, s.env, ub, s.clientId)));
+      const referenced = referencedVariables(list);
+      await registry.apply(list.map((c) => planConnection(c, s.env, ub, s.clientId, referenced)));
     },
   });
   const isReady = () => !draining && [...registry.running.values()].some((c) => c.connection.isReady());
@@ -122,6 +124,7 @@ export function createUniversalClient(s: UniversalClientSettings, deps: Universa
     sync: (reason) => sync.run(reason),
     async start() {
       log.info({ deploymentId: ub.deploymentId, source: source.description, apiBaseUrl: ub.apiBaseUrl, clientId: s.clientId }, 'Universal Broker client starting');
+      if (isOn(s.env.INSECURE_DOWNSTREAM)) log.warn({}, INSECURE_DOWNSTREAM_WARNING);
       for (const { variable, reason } of unsupportedSnykVariables(s.env)) {
         if (!UNIVERSAL_MODE_VARIABLES.has(variable)) log.warn({ variable, reason }, `${variable} is a snyk-broker variable that ha-broker does not implement; ignored`);
       }
