@@ -59,7 +59,6 @@ async function startReplica(n: number): Promise<void> {
     GH_TOKEN,
     GL_TOKEN,
     INSECURE_DOWNSTREAM: 'true',
-    PREFLIGHT_CHECKS_ENABLED: 'false',
     BROKER_CLIENT_DRAIN_GRACE_MS: '10000',
   });
   replicas.push({ proc, url });
@@ -99,6 +98,8 @@ test('each replica got its placement from the dispatcher through Snyk API, with 
   assert.ok(allocations.every((c) => /^bearer /i.test(String(c.headers.authorization))));
   const hashes = new Set(allocations.map((c) => c.path.split('/')[3]));
   assert.equal(hashes.size, 2, 'one hash per connection');
+  // Each connection's preflight checks Snyk's API, as Snyk's client does in HA mode.
+  assert.ok(api.calls.some((c) => c.method === 'GET' && c.path === '/rest/openapi'), 'no preflight call to the API');
 });
 
 test('requests for both connections are spread over all three replicas', async () => {
@@ -143,28 +144,39 @@ test('a replica stopped under load loses no request; the others carry both conne
   assert.deepEqual(failures, []);
 });
 
-test('at most 4 replicas per connection: a 5th waits without tunnels and takes the slot a stopped one gives back', async () => {
+test('at most 4 replicas per connection: for each connection a 5th waits without its tunnels and takes the slot a stopped one gives back', async () => {
   // Two replicas are left from the test above: three more make five.
   for (let n = 4; n <= 6; n++) await startReplica(n);
   await waitFor('4 replicas × 2 tunnels for each connection', async () => (await tunnelsOf(ghIdentifier)) === 8 && (await tunnelsOf(glIdentifier)) === 8, { timeoutMs: 60_000, intervalMs: 200 });
   const live = replicas.filter((r) => r.proc.child.exitCode === null);
-  const health = async (r: { url: string }) => {
+  /** Open tunnels of each connection at a replica, by its healthcheck. */
+  const openOf = async (r: { url: string }): Promise<Record<string, number>> => {
     try {
       const res = await request(`${r.url}/healthcheck`, { reset: true });
-      const body = (await res.body.json()) as Array<{ ok: boolean }>;
-      return body.filter((e) => e.ok).length;
+      const body = (await res.body.json()) as Array<{ ok: boolean; friendlyName: string }>;
+      const out: Record<string, number> = { gh: 0, gl: 0 };
+      for (const e of body) if (e.ok) out[e.friendlyName] = (out[e.friendlyName] ?? 0) + 1;
+      return out;
     } catch {
-      return -1;
+      return { gh: -1, gl: -1 };
     }
   };
-  // The dispatcher's answer to the 5th: its tunnels wait (it retries after the dispatcher's Retry-After).
-  const waiting = await waitFor('one replica without open tunnels', async () => {
-    const open = await Promise.all(live.map(health));
-    return open.filter((n) => n === 0).length === 1 && open.filter((n) => n === 4).length === 4 ? live[open.indexOf(0)] : undefined;
-  }, { timeoutMs: 30_000, intervalMs: 200 });
+  let lastSeen = '';
+  // Each connection is placed on its own: for each, four replicas hold its two tunnels and the
+  // fifth waits (the dispatcher's max-clients answer, through Snyk's API) with none.
+  const waiting = await waitFor('one replica waiting per connection', async () => {
+    const open = await Promise.all(live.map(openOf));
+    lastSeen = JSON.stringify(open);
+    const byConn = (name: string) => open.map((o) => o[name]);
+    const placed = (name: string) => byConn(name).filter((n) => n === 2).length === 4 && byConn(name).filter((n) => n === 0).length === 1;
+    return placed('gh') && placed('gl') ? { gh: live[byConn('gh').indexOf(0)]!, gl: live[byConn('gl').indexOf(0)]! } : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 200 }).catch((err: Error) => {
+    throw new Error(`${err.message}; open tunnels per replica: ${lastSeen}`);
+  });
   assert.ok(api.calls.some((c) => c.method === 'POST' && c.path.includes('/connections/') && c.path.startsWith('/hidden/brokers/')), 'allocations went through the API');
-  const connected = live.find((r) => r !== waiting)!;
-  assert.equal(await connected.proc.stop(), 0);
-  await waitFor('the waiting replica took the free slot', async () => (await health(waiting)) === 4, { timeoutMs: 60_000, intervalMs: 200 });
+  // A replica holding both connections gives both slots back when it stops.
+  const both = live.find((r) => r !== waiting.gh && r !== waiting.gl)!;
+  assert.equal(await both.proc.stop(), 0);
+  await waitFor('the waiting replicas took the free slots', async () => (await openOf(waiting.gh)).gh === 2 && (await openOf(waiting.gl)).gl === 2, { timeoutMs: 60_000, intervalMs: 200 });
   await waitFor('still 4 replicas × 2 tunnels for each connection', async () => (await tunnelsOf(ghIdentifier)) === 8 && (await tunnelsOf(glIdentifier)) === 8, { timeoutMs: 30_000, intervalMs: 200 });
 });

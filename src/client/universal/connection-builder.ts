@@ -8,6 +8,8 @@ import { createBrokerConnection } from '../broker-connection.js';
 import { metricsForConnection, type BaseClientMetrics } from '../metrics.js';
 import type { PlatformAuth } from '../platform-auth.js';
 import { AuthRenewal } from './auth-renewal.js';
+import type { ClientLifecycle } from '../client-lifecycle.js';
+import { logPreflight, runPreflightChecks } from '../preflight.js';
 import type { RunnablePlan } from './connection-env.js';
 import type { RunningConnection } from './connection-registry.js';
 import type { UniversalClientSettings } from './universal-client.js';
@@ -61,13 +63,21 @@ export function connectionBuilder(deps: ConnectionBuilderDeps): (plan: RunnableP
     const log = deps.logger.child({ connection: plan.name });
     for (const note of config.startNotes) log[note.level](note.fields ?? {}, note.message);
     const contexts = await contextConfigs(plan, s.cwd, deps.scrubber, log);
+    const lifecycle: ClientLifecycle = { draining: false, closing: false, preflight: [] };
+    // As a classic client: never blocks the start; the results go into the later identifies.
+    if (config.preflightEnabled) {
+      void runPreflightChecks(config, deps.egress).then((results) => {
+        lifecycle.preflight = results;
+        logPreflight(log, results);
+      });
+    }
     const connection = createBrokerConnection(config, {
       logger: log,
       egress: deps.egress,
       metrics: metricsForConnection(deps.metrics, plan.name),
       env: config.env,
       scrubber: deps.scrubber,
-      lifecycle: { draining: false, closing: false, preflight: [] },
+      lifecycle,
       // Each build is its own client instance: releasing a replaced one's allocation leaves the new one's.
       instanceId: randomUUID(),
       auth,
