@@ -15,14 +15,19 @@ interface SchemaNode {
   additionalProperties?: boolean | SchemaNode;
   /** snyk-broker-helm values this chart refuses or that have no effect: typed, not in values.yaml. */
   'x-snyk-broker-helm'?: 'refused' | 'no effect';
+  /** The same for snyk-universal-broker-helm values (Universal Broker mode). */
+  'x-snyk-universal-broker-helm'?: 'refused' | 'no effect';
 }
 
+type Marker = 'x-snyk-broker-helm' | 'x-snyk-universal-broker-helm';
+const isMarked = (node: SchemaNode) => Boolean(node['x-snyk-broker-helm'] ?? node['x-snyk-universal-broker-helm']);
+
 /** snyk-broker-helm values the schema accepts only to refuse them or to say they do nothing, with their paths. */
-function snykOnly(schema: SchemaNode, prefix = ''): { path: string; node: SchemaNode }[] {
+function snykOnly(schema: SchemaNode, marker: Marker = 'x-snyk-broker-helm', prefix = ''): { path: string; node: SchemaNode }[] {
   const out: { path: string; node: SchemaNode }[] = [];
   for (const [key, node] of Object.entries(schema.properties ?? {})) {
-    if (node['x-snyk-broker-helm']) out.push({ path: `${prefix}${key}`, node });
-    else if (node.properties) out.push(...snykOnly(node, `${prefix}${key}.`));
+    if (node[marker]) out.push({ path: `${prefix}${key}`, node });
+    else if (node.properties && !isMarked(node)) out.push(...snykOnly(node, marker, `${prefix}${key}.`));
   }
   return out;
 }
@@ -31,7 +36,7 @@ function snykOnly(schema: SchemaNode, prefix = ''): { path: string; node: Schema
 function leaves(schema: SchemaNode, values: Record<string, unknown>, prefix = ''): { path: string; value: unknown; node: SchemaNode }[] {
   const out: { path: string; value: unknown; node: SchemaNode }[] = [];
   for (const [key, node] of Object.entries(schema.properties ?? {})) {
-    if (key === 'global' || node['x-snyk-broker-helm']) continue;
+    if (key === 'global' || isMarked(node)) continue;
     const path = `${prefix}${key}`;
     const value = values?.[key];
     if (node.additionalProperties === false && node.properties) {
@@ -94,6 +99,23 @@ test('every snyk-broker-helm value the chart refuses or ignores is typed, says w
   }
 });
 
+test('every snyk-universal-broker-helm value the chart refuses or ignores is typed, says why, and is listed in the README', async () => {
+  const { schema, readme } = await load();
+  const marked = snykOnly(schema, 'x-snyk-universal-broker-helm');
+  assert.ok(marked.length >= 8, `only ${marked.length} marked values`);
+  const start = readme.indexOf('\n## snyk-universal-broker-helm values this chart refuses or ignores\n');
+  assert.ok(start >= 0, 'README has no section on refused snyk-universal-broker-helm values');
+  const end = readme.indexOf('\n## ', start + 1);
+  const section = readme.slice(start, end < 0 ? undefined : end);
+  for (const { path, node } of marked) {
+    assert.ok(node.type, `${path}: untyped`);
+    assert.ok(node.description && /snyk-universal-broker-helm/.test(node.description), `${path}: the description must say what it was in snyk-universal-broker-helm`);
+    if (node['x-snyk-universal-broker-helm'] === 'refused') assert.match(node.description!, /fails the install|install fails/, `${path}: must say that it fails the install`);
+    else assert.match(node.description!, /no effect/, `${path}: must say it has no effect`);
+    assert.ok(section.includes(`\`${path}\``), `README section lacks ${path}`);
+  }
+});
+
 test('the README lists every value with its default and meaning', async () => {
   const { values, schema, readme } = await load();
   const rows = new Map<string, { def: string; meaning: string }>();
@@ -124,6 +146,11 @@ test('the README lists every value with its default and meaning', async () => {
     'existingSecret',
     'accept',
     'preflightChecks.enabled',
+    'universalBroker.enabled',
+    'deploymentId',
+    'clientId',
+    'clientSecret',
+    'credentialReferences',
   ]) {
     assert.ok(rows.has(name), `the value ${name} users rely on is missing`);
   }

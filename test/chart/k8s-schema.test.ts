@@ -28,6 +28,10 @@ test('the chart has the ci value sets users and ct rely on', () => {
     'snyk-nexus-values.yaml',
     'snyk-all-keys-values.yaml',
     'commit-signing-values.yaml',
+    'universal-values.yaml',
+    'universal-ha-values.yaml',
+    'snyk-universal-fixture-values.yaml',
+    'snyk-universal-all-keys-values.yaml',
   ]) {
     assert.ok(ciValues.includes(f), `charts/ha-broker/ci/${f} is missing`);
   }

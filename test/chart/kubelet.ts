@@ -6,8 +6,8 @@
 //   which has the same layout (dist/, node_modules/, package.json);
 // * environment: the image's ENV + envFrom + the container's env, with secretRef/configMapRef and
 //   secretKeyRef/configMapKeyRef taken from the rendered Secret/ConfigMap;
-// * volumes: configMap/secret/emptyDir mounts are written to a private directory, and env values
-//   naming a mount path point there instead;
+// * volumes: configMap/secret/emptyDir mounts are written to a private directory (a subPath mount is
+//   that one file), and env values naming a mount path point there instead;
 // * network: every pod has its own IP in a cluster; here each pod gets its own host port instead
 //   (PORT, which the chart sets to the container port), and `host:port` names of Services and
 //   external hosts are rewritten to 127.0.0.1 ports, as cluster DNS + kube-proxy would route them.
@@ -97,6 +97,8 @@ export interface PodPlan {
   livenessPath: string;
   terminationGracePeriodSeconds: number;
   labels: Record<string, string>;
+  /** Container mount path -> the local directory (or file, for a subPath mount) standing in for it. */
+  mounts: Record<string, string>;
   /**
    * The container's preStop hook as a local command (exec: argv mapped like the container's
    * command; sleep: `{ sleepSeconds }`), or undefined when there is none.
@@ -136,7 +138,7 @@ export async function planPod(
 
   // Volumes -> directories.
   const mounts = new Map<string, string>();
-  for (const m of (c.volumeMounts ?? []) as { name: string; mountPath: string }[]) {
+  for (const m of (c.volumeMounts ?? []) as { name: string; mountPath: string; subPath?: string }[]) {
     const vol = ((spec.volumes ?? []) as Record<string, any>[]).find((v) => v.name === m.name);
     if (!vol) throw new Error(`volumeMount ${m.name} has no volume`);
     const dir = join(podDir, m.name);
@@ -158,7 +160,13 @@ export async function planPod(
         await writeFile(join(dir, path), data[key]!);
       }
     }
-    mounts.set(m.mountPath.replace(/\/$/, ''), dir);
+    if (m.subPath !== undefined && m.subPath !== '') {
+      // One file (or directory) of the volume at the mount path.
+      if (data && data[m.subPath] === undefined && !(items ?? []).some((i) => i.path === m.subPath)) {
+        throw new Error(`volumeMount ${m.name}: subPath ${m.subPath} is not in the volume`);
+      }
+      mounts.set(m.mountPath.replace(/\/$/, ''), join(dir, m.subPath));
+    } else mounts.set(m.mountPath.replace(/\/$/, ''), dir);
   }
   const mapPath = (v: string): string => {
     for (const [mountPath, dir] of mounts) {
@@ -235,6 +243,7 @@ export async function planPod(
     livenessPath: probePath(c.livenessProbe, 'liveness'),
     terminationGracePeriodSeconds: Number(spec.terminationGracePeriodSeconds ?? 30),
     labels: (workload.kind === 'Pod' ? workload.metadata.labels : workload.spec.template.metadata.labels) ?? {},
+    mounts: Object.fromEntries(mounts),
     ...(preStop ? { preStop } : {}),
   };
 }

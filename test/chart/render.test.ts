@@ -219,7 +219,7 @@ describe('values schema', () => {
     assert.match(await renderError({ ...base, set: { replicaCount: 'three' } }), /replicaCount: Invalid type\. Expected: integer, given: string/);
     assert.match(
       await renderError({ ...base, setString: { 'highAvailabilityMode.enabled': 'true' } }),
-      /highAvailabilityMode\.enabled: Invalid type\. Expected: boolean, given: string/,
+      /highAvailabilityMode\.enabled: Invalid type\. Expected: (boolean|\[boolean,null\]), given: string/,
     );
     assert.match(await renderError({ ...base, set: { replicaCont: 3 } }), /replicaCont/);
     assert.match(await renderError({ ...base, set: { logLevel: 'loud' } }), /logLevel/);

@@ -5,13 +5,13 @@ Environment of a broker client container: its stable client id, the TLS switch, 
 
 {{/*
 NODE_TLS_REJECT_UNAUTHORIZED=0 as snyk-broker-helm sets it: tlsRejectUnauthorized "0" without a CA, or
-disableCaCertTrust with one. Unlike Snyk's chart, only "0", 0 and false turn the checks off (any other string
+disableCaCertTrust with one; or snyk-universal-broker-helm's disableAllCertificateTrust, with or without a CA. Unlike Snyk's chart, only "0", 0 and false turn the checks off (any other string
 turned them off there too).
 */}}
 {{- define "ha-broker.tlsOff" -}}
 {{- $ca := or .Values.caCert .Values.caCertFile }}
 {{- $t := toString .Values.tlsRejectUnauthorized }}
-{{- if or (and (not $ca) (has $t (list "0" "false"))) (and $ca .Values.disableCaCertTrust) }}true{{ end }}
+{{- if or (and (not $ca) (has $t (list "0" "false"))) (and $ca .Values.disableCaCertTrust) .Values.disableAllCertificateTrust }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -32,22 +32,35 @@ Entries of extraEnv replace the chart's entries of the same name.
 {{- $root := .root }}
 {{- $v := $root.Values }}
 {{- $env := list }}
+{{- $ub := include "ha-broker.universal" $root }}
+{{- if $ub }}
+{{- /* Universal Broker: DEPLOYMENT_ID, CLIENT_ID, CLIENT_SECRET and the credential references come with envFrom. */}}
+{{- $env = append $env (dict "name" "UNIVERSAL_BROKER_ENABLED" "value" "true") }}
+{{- else }}
 {{- $env = append $env (dict "name" "BROKER_TOKEN" "valueFrom" (dict "secretKeyRef" (dict "name" (include "ha-broker.secretName" $root) "key" (include "ha-broker.secretTokenKey" $root)))) }}
+{{- end }}
 {{- $env = append $env (dict "name" "BROKER_SERVER_URL" "value" (include "ha-broker.brokerServerUrl" $root)) }}
 {{- $env = append $env (dict "name" "BROKER_CLIENT_URL" "value" (include "ha-broker.brokerClientUrl" $root)) }}
 {{- $env = append $env (dict "name" "BROKER_CLIENT_ID" "value" (include "ha-broker.clientId" .)) }}
 {{- $env = append $env (dict "name" "PORT" "value" (include "ha-broker.port" $root)) }}
 {{- $ha := include "ha-broker.ha" $root }}
 {{- $env = append $env (dict "name" "BROKER_HA_MODE_ENABLED" "value" (ternary "true" "false" (eq $ha "true"))) }}
-{{- if $ha }}
+{{- /* Universal Broker: also the Snyk API of the OAuth token and the connections list, so always set. */}}
+{{- if or $ha $ub }}
 {{- $env = append $env (dict "name" "BROKER_DISPATCHER_BASE_URL" "value" (include "ha-broker.dispatcherUrl" $root)) }}
+{{- end }}
+{{- if $ha }}
 {{- if $v.highAvailabilityMode.dispatcherUrlPrefix }}
 {{- $env = append $env (dict "name" "DISPATCHER_URL_PREFIX" "value" $v.highAvailabilityMode.dispatcherUrlPrefix) }}
 {{- end }}
 {{- end }}
+{{- if $ub }}
+{{- $env = concat $env (include "ha-broker.universalAccepts" $root | fromJsonArray) }}
+{{- else }}
 {{- $env = concat $env (include "ha-broker.scm" $root | fromJson).env }}
 {{- if include "ha-broker.hasAccept" $root }}
 {{- $env = append $env (dict "name" "ACCEPT" "value" "/etc/ha-broker/accept/accept.json") }}
+{{- end }}
 {{- end }}
 {{- $env = append $env (dict "name" "PREFLIGHT_CHECKS_ENABLED" "value" (ternary "true" "false" (eq (toString $v.preflightChecks.enabled) "true"))) }}
 {{- $env = append $env (dict "name" "LOG_LEVEL" "value" $v.logLevel) }}
@@ -55,15 +68,23 @@ Entries of extraEnv replace the chart's entries of the same name.
 {{- $env = append $env (dict "name" "BROKER_HEALTHCHECK_PATH" "value" $v.healthCheckPath) }}
 {{- $env = append $env (dict "name" "BROKER_SYSTEMCHECK_PATH" "value" $v.systemCheckPath) }}
 {{- $env = append $env (dict "name" "BROKER_CLIENT_DRAIN_GRACE_MS" "value" (toString (mul (int $v.drainGraceSeconds) 1000))) }}
-{{- with $v.httpProxy }}
-{{- $env = append $env (dict "name" "HTTP_PROXY" "value" .) }}
+{{- /* Proxies: snyk-universal-broker-helm's proxySecret keys win over the plain values. */}}
+{{- $ps := $v.proxySecret | default dict }}
+{{- if and $ps.name $ps.httpProxyKey }}
+{{- $env = append $env (dict "name" "HTTP_PROXY" "valueFrom" (dict "secretKeyRef" (dict "name" $ps.name "key" $ps.httpProxyKey))) }}
+{{- else if $v.httpProxy }}
+{{- $env = append $env (dict "name" "HTTP_PROXY" "value" $v.httpProxy) }}
 {{- end }}
-{{- with $v.httpsProxy }}
-{{- $env = append $env (dict "name" "HTTPS_PROXY" "value" .) }}
+{{- if and $ps.name $ps.httpsProxyKey }}
+{{- $env = append $env (dict "name" "HTTPS_PROXY" "valueFrom" (dict "secretKeyRef" (dict "name" $ps.name "key" $ps.httpsProxyKey))) }}
+{{- else if $v.httpsProxy }}
+{{- $env = append $env (dict "name" "HTTPS_PROXY" "value" $v.httpsProxy) }}
 {{- end }}
-{{- with $v.noProxy }}
+{{- if and $ps.name $ps.noProxyKey }}
+{{- $env = append $env (dict "name" "NO_PROXY" "valueFrom" (dict "secretKeyRef" (dict "name" $ps.name "key" $ps.noProxyKey))) }}
+{{- else if $v.noProxy }}
 {{- /* As snyk-broker-helm: no spaces, no scheme. */}}
-{{- $env = append $env (dict "name" "NO_PROXY" "value" (regexReplaceAll "https?://" (. | nospace) "")) }}
+{{- $env = append $env (dict "name" "NO_PROXY" "value" (regexReplaceAll "https?://" ($v.noProxy | nospace) "")) }}
 {{- end }}
 {{- if include "ha-broker.hasCa" $root }}
 {{- $env = append $env (dict "name" "CA_CERT" "value" "/etc/ha-broker/ca/ca.pem") }}
@@ -87,9 +108,17 @@ Entries of extraEnv replace the chart's entries of the same name.
 {{- if include "ha-broker.tlsOff" $root }}
 {{- $env = append $env (dict "name" "NODE_TLS_REJECT_UNAUTHORIZED" "value" "0") }}
 {{- end }}
-{{- /* env (snyk-broker-helm's {name, value} list), then extraEnv: each replaces the chart's entry of its name. */}}
+{{- if include "ha-broker.truthy" $v.insecureDownstream }}
+{{- $env = append $env (dict "name" "INSECURE_DOWNSTREAM" "value" "true") }}
+{{- end }}
+{{- if eq (toString $v.ipv6ConnectivityCheck.enabled) "false" }}
+{{- /* As snyk-universal-broker-helm; the client has no IPv6 probe to turn off and says so in its log. */}}
+{{- $env = append $env (dict "name" "IPV6_CONNECTIVITY_CHECK_ENABLED" "value" "false") }}
+{{- end }}
+{{- /* env (snyk-broker-helm's {name, value} list), snyk-universal-broker-helm's extraEnvVars, then extraEnv: each
+replaces the chart's entry of its name. */}}
 {{- $extra := list }}
-{{- range $v.env }}
+{{- range (concat ($v.env | default list) ($v.extraEnvVars | default list)) }}
 {{- $e := dict "name" .name }}
 {{- if hasKey . "valueFrom" }}{{ $_ := set $e "valueFrom" .valueFrom }}{{ else }}{{ $_ := set $e "value" (toString (.value | default "")) }}{{ end }}
 {{- $extra = append $extra $e }}

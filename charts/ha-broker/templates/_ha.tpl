@@ -1,15 +1,35 @@
 {{/*
-High availability mode: whether it is on (validating replicaCount) and how many client pods there are.
+High availability mode: whether it is on (validating the replica count) and how many client pods there are.
 */}}
 
 {{/*
-True when high availability mode is on; validates replicaCount.
+highAvailabilityMode.enabled, or when it is left empty (null) the mode's default: off for the classic client, on for
+a Universal Broker (snyk-universal-broker-helm's default).
+*/}}
+{{- define "ha-broker.haRequested" -}}
+{{- $e := .Values.highAvailabilityMode.enabled }}
+{{- if kindIs "invalid" $e }}
+{{- include "ha-broker.universal" . }}
+{{- else if include "ha-broker.truthy" $e }}true
+{{- end }}
+{{- end }}
+
+{{/*
+The replica count: highAvailabilityMode.replicaCount (snyk-universal-broker-helm's newer place for it), else replicaCount.
+*/}}
+{{- define "ha-broker.replicaCount" -}}
+{{- $n := .Values.highAvailabilityMode.replicaCount }}
+{{- if kindIs "invalid" $n }}{{ int .Values.replicaCount }}{{ else }}{{ int $n }}{{ end }}
+{{- end }}
+
+{{/*
+True when high availability mode is on; validates the replica count.
 */}}
 {{- define "ha-broker.ha" -}}
-{{- if .Values.highAvailabilityMode.enabled }}
-{{- $n := int .Values.replicaCount }}
+{{- if include "ha-broker.haRequested" . }}
+{{- $n := int (include "ha-broker.replicaCount" .) }}
 {{- if or (lt $n 2) (gt $n 4) }}
-{{- fail (printf "replicaCount must be between 2 and 4 when highAvailabilityMode.enabled=true (Snyk allows at most 4 broker clients per token; a 5th never gets a connection allocated), got %v" .Values.replicaCount) }}
+{{- fail (printf "replicaCount must be between 2 and 4 when highAvailabilityMode.enabled=true (Snyk allows at most 4 broker clients per token; a 5th never gets a connection allocated), got %v" $n) }}
 {{- end }}
 {{- "true" }}
 {{- end }}
@@ -19,5 +39,5 @@ True when high availability mode is on; validates replicaCount.
 Number of broker client pods.
 */}}
 {{- define "ha-broker.replicas" -}}
-{{- if include "ha-broker.ha" . }}{{ int .Values.replicaCount }}{{ else }}1{{ end }}
+{{- if include "ha-broker.ha" . }}{{ include "ha-broker.replicaCount" . }}{{ else }}1{{ end }}
 {{- end }}

@@ -70,11 +70,11 @@ app.kubernetes.io/part-of: ha-broker
 {{- end }}
 
 {{/*
-labels (snyk-broker-helm's value), one per line with a leading newline: the chart's own labels win, as in
+labels (snyk-broker-helm's value) and commonLabels (snyk-universal-broker-helm's), one per line with a leading newline: the chart's own labels win, as in
 snyk-broker-helm.
 */}}
 {{- define "ha-broker.extraLabels" -}}
-{{- range $k, $val := .Values.labels }}
+{{- range $k, $val := merge (dict) (.Values.labels | default dict) (.Values.commonLabels | default dict) }}
 {{- if not (has $k (list "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/part-of")) }}
 {{ $k }}: {{ toString $val | quote }}
 {{- end }}
@@ -83,11 +83,15 @@ snyk-broker-helm.
 
 {{/*
 Name of the shared Service (the single one when HA is off): service.name, else snyk-broker-helm's
-"<scmType>-broker-service-<release>" (its scmType part shortened to fit 63 characters, as Snyk's chart does).
+"<scmType>-broker-service-<release>" (its scmType part shortened to fit 63 characters, as Snyk's chart does), or in
+Universal Broker mode snyk-universal-broker-helm's "<release>-snyk-universal-broker".
 */}}
 {{- define "ha-broker.sharedServiceName" -}}
 {{- if .Values.service.name }}
 {{- .Values.service.name }}
+{{- else if include "ha-broker.universal" . }}
+{{- /* snyk-universal-broker-helm's Service name, so a brokerClientUrl written for it keeps working. */}}
+{{- include "ha-broker.universalFullname" . }}
 {{- else }}
 {{- $sfx := include "ha-broker.snykSuffix" . }}
 {{- $max := sub 63 (add (len "-broker-service") (len $sfx)) | int }}
@@ -100,7 +104,9 @@ Name of the shared Service (the single one when HA is off): service.name, else s
 {{- end }}
 
 {{- define "ha-broker.serviceAccountName" -}}
-{{- if eq (toString .Values.serviceAccount.enabled) "false" }}
+{{- if .Values.serviceAccount.existingName }}
+{{- .Values.serviceAccount.existingName }}
+{{- else if eq (toString .Values.serviceAccount.enabled) "false" }}
 {{- "default" }}
 {{- else if .Values.serviceAccount.create }}
 {{- .Values.serviceAccount.name | default (include "ha-broker.fullname" .) }}

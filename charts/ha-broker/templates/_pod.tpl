@@ -76,12 +76,20 @@ terminationGracePeriodSeconds: {{ include "ha-broker.terminationGracePeriodSecon
 {{- with $v.priorityClassName }}
 priorityClassName: {{ . }}
 {{- end }}
-{{- with $v.imagePullSecrets }}
+{{- with concat ($v.imagePullSecrets | default list) ($v.image.pullSecrets | default list) }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- with $v.runtimeClassName }}
+runtimeClassName: {{ . }}
+{{- end }}
+{{- with $v.hostAliases }}
+hostAliases:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 securityContext:
-  {{- include "ha-broker.securityContext" (dict "root" $root "ctx" $v.podSecurityContext) | nindent 2 }}
+  {{- /* snyk-universal-broker-helm's podSecurityContext carries an enabled switch; the pod keeps this chart's context. */}}
+  {{- include "ha-broker.securityContext" (dict "root" $root "ctx" (omit $v.podSecurityContext "enabled")) | nindent 2 }}
 containers:
   - name: broker
     image: {{ include "ha-broker.image" $root | quote }}
@@ -93,7 +101,20 @@ containers:
         protocol: TCP
     env:
       {{- include "ha-broker.env" . | nindent 6 }}
-    {{- $envFrom := $v.extraEnvFrom | default list }}
+    {{- $envFrom := list }}
+    {{- if include "ha-broker.universal" $root }}
+    {{- $envFrom = append $envFrom (dict "secretRef" (dict "name" (include "ha-broker.platformSecretName" $root))) }}
+    {{- if and (include "ha-broker.hasCreds" $root) (ne (include "ha-broker.credsSecretName" $root) (include "ha-broker.platformSecretName" $root)) }}
+    {{- $envFrom = append $envFrom (dict "secretRef" (dict "name" (include "ha-broker.credsSecretName" $root))) }}
+    {{- end }}
+    {{- end }}
+    {{- $envFrom = concat $envFrom ($v.extraEnvFrom | default list) }}
+    {{- range $v.extraEnvVarsCM }}
+    {{- $envFrom = append $envFrom (dict "configMapRef" (dict "name" (tpl . $root))) }}
+    {{- end }}
+    {{- range $v.extraEnvVarsSecret }}
+    {{- $envFrom = append $envFrom (dict "secretRef" (dict "name" (tpl . $root))) }}
+    {{- end }}
     {{- if include "ha-broker.hasCommitSigning" $root }}
     {{- $envFrom = append $envFrom (dict "secretRef" (dict "name" (include "ha-broker.commitSigningSecretName" $root))) }}
     {{- end }}
@@ -151,7 +172,11 @@ replaces the chart's). Call with (dict "root" $ "index" <int or "">).
 {{- $c := index $spec.containers 0 }}
 {{- range $name, $snyk := dict "livenessProbe" $v.brokerLivenessProbe "readinessProbe" $v.brokerReadinessProbe }}
 {{- with get $c $name }}
-{{- $p := include "ha-broker.probe" (dict "root" $root "probe" . "snyk" $snyk) }}
+{{- /* snyk-universal-broker-helm writes its probes as {enabled, path, config} under livenessProbe/readinessProbe:
+the same switch and timings as snyk-broker-helm's brokerLivenessProbe (the path stays /livez or /readyz). */}}
+{{- $ub := pick . "enabled" "path" "config" }}
+{{- $snyk = merge (dict) ($snyk | default dict) $ub }}
+{{- $p := include "ha-broker.probe" (dict "root" $root "probe" (omit . "enabled" "path" "config") "snyk" $snyk) }}
 {{- if $p }}{{ $_ := set $c $name ($p | fromYaml) }}{{ else }}{{ $_ := unset $c $name }}{{ end }}
 {{- end }}
 {{- end }}

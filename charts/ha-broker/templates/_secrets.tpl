@@ -39,17 +39,26 @@ Secret with useExternalSecrets, else the chart's Secret.
 {{- end }}
 
 {{- define "ha-broker.caSecretName" -}}
-{{- .Values.existingCaCertSecret | default .Values.caCertFileSecret.name | default (include "ha-broker.suffixedName" (dict "root" . "suffix" "ca")) }}
+{{- .Values.existingCaCertSecret | default .Values.caCertFileSecret.name | default .Values.caCertSecret.name | default (include "ha-broker.suffixedName" (dict "root" . "suffix" "ca")) }}
 {{- end }}
 
 {{- define "ha-broker.caKey" -}}
 {{- if .Values.existingCaCertSecret }}{{ .Values.existingCaCertSecretKey }}
 {{- else if .Values.caCertFileSecret.name }}{{ .Values.caCertFileSecret.key | default "cacert" }}
+{{- else if .Values.caCertSecret.name }}{{ .Values.caCertSecret.caCertKey | default "ca.pem" }}
 {{- else }}ca.pem{{ end }}
 {{- end }}
 
 {{- define "ha-broker.hasCa" -}}
-{{- if or .Values.caCert .Values.caCertFile .Values.existingCaCertSecret .Values.caCertFileSecret.name }}true{{ end }}
+{{- if or .Values.caCert .Values.caCertFile (include "ha-broker.existingCa" .) }}true{{ end }}
+{{- end }}
+
+{{/*
+"true" when the CA bundle comes from an existing Secret: existingCaCertSecret, snyk-broker-helm's caCertFileSecret or
+snyk-universal-broker-helm's caCertSecret.
+*/}}
+{{- define "ha-broker.existingCa" -}}
+{{- if or .Values.existingCaCertSecret .Values.caCertFileSecret.name .Values.caCertSecret.name }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -67,11 +76,31 @@ PEM text of the CA bundle the chart stores: caCert (PEM or a chart file name, as
 {{- end }}
 
 {{- define "ha-broker.tlsSecretName" -}}
-{{- .Values.httpsSecret.name | default (include "ha-broker.suffixedName" (dict "root" . "suffix" "tls")) }}
+{{- .Values.httpsSecret.name | default .Values.localWebServerSecret.name | default (include "ha-broker.suffixedName" (dict "root" . "suffix" "tls")) }}
 {{- end }}
 
 {{- define "ha-broker.hasTlsCert" -}}
-{{- if or .Values.httpsSecret.name (and .Values.httpsCert .Values.httpsKey) }}true{{ end }}
+{{- if or (include "ha-broker.existingTls" .) (include "ha-broker.tlsPair" . | fromJsonArray) }}true{{ end }}
+{{- end }}
+
+{{/*
+"true" when the HTTPS certificate is an existing Secret: httpsSecret.name or snyk-universal-broker-helm's
+localWebServerSecret.name.
+*/}}
+{{- define "ha-broker.existingTls" -}}
+{{- if or .Values.httpsSecret.name .Values.localWebServerSecret.name }}true{{ end }}
+{{- end }}
+
+{{/*
+The inline HTTPS certificate and key, as a JSON list (empty when not given): httpsCert/httpsKey, or
+snyk-universal-broker-helm's localWebServer.certificate/key. Call with the root context.
+*/}}
+{{- define "ha-broker.tlsPair" -}}
+{{- if and .Values.httpsCert .Values.httpsKey }}
+{{- list (dict "name" "httpsCert" "value" .Values.httpsCert) (dict "name" "httpsKey" "value" .Values.httpsKey) | toJson }}
+{{- else if and .Values.localWebServer.certificate .Values.localWebServer.key }}
+{{- list (dict "name" "localWebServer.certificate" "value" .Values.localWebServer.certificate) (dict "name" "localWebServer.key" "value" .Values.localWebServer.key) | toJson }}
+{{- else }}[]{{ end }}
 {{- end }}
 
 {{/*
@@ -106,16 +135,20 @@ commitSigningSecret.name or the chart's Secret, which needs all four values (sny
 {{- end }}
 
 {{/*
-Checksum annotations: a changed token, accept file or CA rolls the pods.
+Checksum annotations: a changed token, accept file, CA, certificate, signing key, platform credentials or credential
+references rolls the pods (the chart's Secrets by content, an existing one by name). In Universal Broker mode
+secret-universal.yaml holds both the platform Secret and the credential references Secret.
 */}}
 {{- define "ha-broker.checksums" -}}
+{{- if not (include "ha-broker.universal" .) }}
 checksum/secret: {{ printf "%s/%s\n%s" (include "ha-broker.secretName" .) (include "ha-broker.secretTokenKey" .) (include (print .Template.BasePath "/secret.yaml") .) | sha256sum }}
+{{- end }}
 {{- if .Values.existingConfigMap }}
 checksum/accept: {{ printf "existing:%s/%s" .Values.existingConfigMap .Values.existingConfigMapKey | sha256sum }}
 {{- else if include "ha-broker.hasAccept" . }}
 checksum/accept: {{ include (print .Template.BasePath "/configmap-accept.yaml") . | sha256sum }}
 {{- end }}
-{{- if or .Values.existingCaCertSecret .Values.caCertFileSecret.name }}
+{{- if include "ha-broker.existingCa" . }}
 checksum/ca: {{ printf "existing:%s/%s" (include "ha-broker.caSecretName" .) (include "ha-broker.caKey" .) | sha256sum }}
 {{- else if include "ha-broker.hasCa" . }}
 checksum/ca: {{ include (print .Template.BasePath "/secret-ca.yaml") . | sha256sum }}
@@ -125,7 +158,10 @@ checksum/commit-signing: {{ include (print .Template.BasePath "/secret-commit-si
 {{- else if include "ha-broker.hasCommitSigning" . }}
 checksum/commit-signing: {{ printf "existing:%s" .Values.commitSigningSecret.name | sha256sum }}
 {{- end }}
-{{- if and .Values.httpsCert .Values.httpsKey (not .Values.httpsSecret.name) }}
+{{- if and (include "ha-broker.tlsPair" . | fromJsonArray) (not (include "ha-broker.existingTls" .)) }}
 checksum/tls: {{ include (print .Template.BasePath "/secret-tls.yaml") . | sha256sum }}
+{{- end }}
+{{- if include "ha-broker.universal" . }}
+checksum/universal: {{ printf "%s\nplatform:%s\ncredentials:%s %s" (include (print .Template.BasePath "/secret-universal.yaml") .) .Values.platformAuthSecret.name .Values.credentialReferencesSecret.name (include "ha-broker.pemKeys" .) | sha256sum }}
 {{- end }}
 {{- end }}

@@ -19,24 +19,48 @@ Regional endpoints: list of (broker server URL, API/dispatcher URL).
 {{- join " " (get $regions $region) }}
 {{- end }}
 
-{{- define "ha-broker.brokerServerUrl" -}}
-{{- .Values.brokerServerUrl | default (include "ha-broker.regionUrls" . | splitList " " | first) }}
+{{/*
+The region's (broker server URL, API URL): this chart's region names for the classic client, snyk-universal-broker-helm's
+URL fragments in Universal Broker mode (see _universal.tpl).
+*/}}
+{{- define "ha-broker.modeRegionUrls" -}}
+{{- if include "ha-broker.universal" . }}{{ include "ha-broker.universalRegionUrls" . }}{{ else }}{{ include "ha-broker.regionUrls" . }}{{ end }}
 {{- end }}
 
+{{- define "ha-broker.brokerServerUrl" -}}
+{{- .Values.brokerServerUrl | default (include "ha-broker.modeRegionUrls" . | splitList " " | first) }}
+{{- end }}
+
+{{/*
+Dispatcher base URL (BROKER_DISPATCHER_BASE_URL); in Universal Broker mode also the Snyk API the client gets its
+OAuth token and connections from.
+*/}}
 {{- define "ha-broker.dispatcherUrl" -}}
-{{- .Values.highAvailabilityMode.dispatcherUrl | default .Values.brokerDispatcherUrl | default (include "ha-broker.regionUrls" . | splitList " " | last) }}
+{{- .Values.highAvailabilityMode.dispatcherUrl | default .Values.brokerDispatcherUrl | default (include "ha-broker.modeRegionUrls" . | splitList " " | last) }}
 {{- end }}
 
 {{- define "ha-broker.https" -}}
-{{- if or .Values.enableBrokerLocalWebserverOverHttps (and .Values.httpsCert .Values.httpsKey) .Values.httpsSecret.name }}true{{ end }}
+{{- if or .Values.enableBrokerLocalWebserverOverHttps .Values.localWebServer.https (include "ha-broker.hasTlsCert" .) }}true{{ end }}
 {{- end }}
 
+{{/*
+The client's container port: snyk-broker-helm's deployment.container.containerPort, snyk-universal-broker-helm's
+containerPort, else port.
+*/}}
 {{- define "ha-broker.port" -}}
 {{- $d := .Values.deployment | default dict }}
 {{- $c := $d.container | default dict }}
-{{- $c.containerPort | default .Values.port }}
+{{- $c.containerPort | default .Values.containerPort | default .Values.port }}
+{{- end }}
+
+{{/*
+Port of the Services: snyk-universal-broker-helm's service.ports.http, else service.port.
+*/}}
+{{- define "ha-broker.servicePort" -}}
+{{- $p := .Values.service.ports | default dict }}
+{{- $p.http | default .Values.service.port }}
 {{- end }}
 
 {{- define "ha-broker.brokerClientUrl" -}}
-{{- .Values.brokerClientUrl | default (printf "%s://%s.%s.svc.%s:%v" (ternary "https" "http" (eq (include "ha-broker.https" .) "true")) (include "ha-broker.sharedServiceName" .) .Release.Namespace .Values.clusterDomain .Values.service.port) }}
+{{- .Values.brokerClientUrl | default (printf "%s://%s.%s.svc.%s:%v" (ternary "https" "http" (eq (include "ha-broker.https" .) "true")) (include "ha-broker.sharedServiceName" .) .Release.Namespace .Values.clusterDomain (include "ha-broker.servicePort" .)) }}
 {{- end }}

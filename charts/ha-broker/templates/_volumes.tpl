@@ -1,6 +1,7 @@
 {{/*
 Volumes of a broker client pod and their mounts: /tmp, and the accept file, CA, TLS certificate and GitHub App key when
-the client has them (see _secrets.tpl), then extraVolumes/extraVolumeMounts.
+the client has them (see _secrets.tpl), the .pem credential references of Universal Broker mode (one file each at
+privateKeyMountPath, see _universal.tpl), then extraVolumes/extraVolumeMounts.
 */}}
 
 {{/*
@@ -27,6 +28,12 @@ Volume mounts of a broker client container.
 {{- if include "ha-broker.hasGithubApp" . }}
 - name: github-app
   mountPath: /etc/ha-broker/github-app
+  readOnly: true
+{{- end }}
+{{- range (include "ha-broker.pemKeys" . | fromJsonArray) }}
+- name: credential-pem
+  mountPath: {{ printf "%s/%s" ($.Values.privateKeyMountPath | default "/home/node" | trimSuffix "/") . }}
+  subPath: {{ . }}
   readOnly: true
 {{- end }}
 {{- with .Values.extraVolumeMounts }}
@@ -75,6 +82,17 @@ Volumes of a broker client pod.
     items:
       - key: {{ .Values.githubApp.privateKeySecret.key | default "private-key.pem" }}
         path: private-key.pem
+{{- end }}
+{{- with (include "ha-broker.pemKeys" . | fromJsonArray) }}
+- name: credential-pem
+  secret:
+    secretName: {{ include "ha-broker.credsSecretName" $ }}
+    defaultMode: 0400
+    items:
+      {{- range . }}
+      - key: {{ . }}
+        path: {{ . }}
+      {{- end }}
 {{- end }}
 {{- with .Values.extraVolumes }}
 {{ toYaml . }}
