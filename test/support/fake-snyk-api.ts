@@ -3,7 +3,7 @@
 // client (snyk-broker 5.22.14 dist/) sends and reads it:
 //   POST /oauth2/token                        client_credentials, form body (or HTTP Basic) → JWT (HS256, azp = client id)
 //   GET  /hidden/brokers/deployments/:id/connections?version=   JSON:API broker_connection list, keys lower-case
-//   POST /hidden/brokers/connections/:identifier/auth/refresh?connection_role=[&server_id=]   201 'OK'
+//   POST /hidden/brokers/connections/:identifier/auth/refresh?connection_role=[&server_id=]   201 'OK' (or forwarded: refreshUrl)
 //   POST /hidden/brokers/connections/:identifier/auth/validate?version=   what a broker server asks: 201 or 401
 //   POST|DELETE /hidden/broker[s]/:sha256/connections/:clientId?version=   HA allocation (function or forwarded)
 //   GET  /rest/openapi                        preflight check
@@ -64,6 +64,11 @@ export interface FakeSnykApiOptions {
   dispatcherUrl?: string;
   /** Path prefix used on `dispatcherUrl` (default: the prefix the caller used, /hidden/broker or /hidden/brokers). */
   dispatcherPrefix?: string;
+  /**
+   * auth/refresh calls passed on to this broker server (as Snyk's gateway is inferred to do),
+   * `authorization` included (the server revalidates it), instead of answered here; its answer is passed back.
+   */
+  refreshUrl?: string;
 }
 
 export interface FakeSnykApi {
@@ -288,12 +293,12 @@ export async function startFakeSnykApi(opts: FakeSnykApiOptions): Promise<FakeSn
   };
 
   /** Passes an allocation call on to the dispatcher (the gateway's part: the bearer stays here). */
-  const forward = (res: ServerResponse, call: FakeApiCall, path: string) =>
+  const forward = (res: ServerResponse, call: FakeApiCall, path: string, base = opts.dispatcherUrl!, keepAuthorization = false) =>
     new Promise<void>((resolve) => {
       const headers = { ...call.headers };
-      for (const h of ['host', 'connection', 'authorization', 'content-length', 'transfer-encoding']) delete headers[h];
+      for (const h of ['host', 'connection', 'content-length', 'transfer-encoding', ...(keepAuthorization ? [] : ['authorization'])]) delete headers[h];
       const qs = call.query.toString();
-      const target = `${opts.dispatcherUrl!.replace(/\/+$/, '')}${path}${qs ? `?${qs}` : ''}`;
+      const target = `${base.replace(/\/+$/, '')}${path}${qs ? `?${qs}` : ''}`;
       const out = httpRequest(target, { method: call.method, headers: { ...headers, 'content-length': String(Buffer.byteLength(call.body)) } }, (answer) => {
         const chunks: Buffer[] = [];
         answer.on('data', (c: Buffer) => chunks.push(c));
@@ -330,6 +335,7 @@ export async function startFakeSnykApi(opts: FakeSnykApiOptions): Promise<FakeSn
     if (refused) return oauthError(res, 401, 'invalid_token', refused);
     const param = decodeURIComponent((deployment ?? auth)?.[1] ?? '');
     if (deployment) return connectionsList(res, call, param);
+    if (auth?.[2] === 'refresh' && opts.refreshUrl) return forward(res, call, path, opts.refreshUrl, true);
     if (auth) return auth[2] === 'refresh' ? refresh(res, call, param) : validate(res, call, param);
     return allocate(req, res, call, allocation!);
   };

@@ -25,8 +25,9 @@ export class ProcessGroup {
   readonly #procs: RunningProcess[] = [];
 
   /** Starts `node <script> ...args` with exactly `env` (plus PATH/HOME), so the machine's env never leaks in. */
-  spawnNode(name: string, script: string, args: string[], env: Record<string, string | undefined>, nodeBin: string = process.execPath): RunningProcess {
+  spawnNode(name: string, script: string, args: string[], env: Record<string, string | undefined>, nodeBin: string = process.execPath, opts: { cwd?: string } = {}): RunningProcess {
     const child = spawn(nodeBin, [script, ...args], {
+      cwd: opts.cwd,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -185,6 +185,10 @@ test('a handshake with a good bearer is validated (request as snyk-broker sends 
   const got = await answer;
   assert.equal(got.status, 200);
   assert.equal(got.body, 'answered by the right client', 'refused uploads do not answer; the right one still can');
+  const metrics = await (await fetch(`${s.url}/metrics`)).text();
+  assert.match(metrics, /broker_server_auth_checks_total\{kind="response-data",outcome="auth-required"\} 1/);
+  assert.match(metrics, /broker_server_auth_checks_total\{kind="response-data",outcome="auth-invalid"\} 1/);
+  assert.match(metrics, /broker_server_auth_checks_total\{kind="response-data",outcome="accepted"\} 1/);
 });
 
 test('a polling handshake is validated too; requests of its session are not validated again', async () => {

@@ -83,6 +83,7 @@ export function createResponseIntake(parts: ServerParts, hops: PeerHops) {
       req.resume();
       return sendFailure(res, refusal, { message: 'Invalid Broker client credentials.' }, BEARER_CHALLENGE);
     }
+    if (attempt && attempt.token === token && config.mandatoryAuth) metrics.authChecks.inc({ kind: 'response-data', outcome: 'accepted' });
     if (!attempt || attempt.token !== token || !attempt.takeAnswer(req, res)) {
       logger.debug({ streamingID }, 'response-data for an unknown streaming id');
       req.resume();
