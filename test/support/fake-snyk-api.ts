@@ -85,8 +85,11 @@ export interface FakeSnykApi {
   tokenEndpoint(state: TokenEndpointState): void;
   /** Every token issued so far stops validating (new ones work). */
   revokeAllTokens(): void;
-  /** The next `times` auth/refresh calls answer `status` (default 500), whatever their credentials. */
-  failRefresh(times: number, status?: number): void;
+  /**
+   * The next `times` auth/refresh calls answer `status` (default 500), whatever their credentials;
+   * with `identifier`, only calls for that connection count (the others are answered normally).
+   */
+  failRefresh(times: number, status?: number, identifier?: string): void;
   /** A fresh access token (the raw JWT, no scheme), as /oauth2/token would issue it. */
   issueToken(): string;
   /** The first call (already seen or coming) for which `pred` holds. */
@@ -215,7 +218,7 @@ export async function startFakeSnykApi(opts: FakeSnykApiOptions): Promise<FakeSn
   const waiters = new Set<Waiter>();
   let conns: FakeConnection[] = [];
   let tokenState: TokenEndpointState = 'up';
-  const refreshFailure = { left: 0, status: 500 };
+  const refreshFailure: { left: number; status: number; identifier?: string } = { left: 0, status: 500 };
 
   const setConnections = (list: FakeConnection[]) => {
     conns = list.map((c) => ({ ...copy(c), id: c.id ?? randomUUID() }));
@@ -326,7 +329,8 @@ export async function startFakeSnykApi(opts: FakeSnykApiOptions): Promise<FakeSn
     const deployment = /^\/hidden\/brokers\/deployments\/([^/]+)\/connections$/.exec(path);
     const auth = /^\/hidden\/brokers\/connections\/([^/]+)\/auth\/(refresh|validate)$/.exec(path);
     const allocation = /^(\/hidden\/brokers?)\/([^/]+)\/connections\/([^/]+)$/.exec(path);
-    if (method === 'POST' && auth?.[2] === 'refresh' && refreshFailure.left > 0) {
+    const failThis = refreshFailure.identifier === undefined || decodeURIComponent(auth?.[1] ?? '').toLowerCase() === refreshFailure.identifier.toLowerCase();
+    if (method === 'POST' && auth?.[2] === 'refresh' && refreshFailure.left > 0 && failThis) {
       refreshFailure.left--;
       return jsonApiError(res, refreshFailure.status, 'refresh failure (fake)');
     }
@@ -366,9 +370,10 @@ export async function startFakeSnykApi(opts: FakeSnykApiOptions): Promise<FakeSn
     connections: () => conns.map(copy),
     tokenEndpoint: (state) => void (tokenState = state),
     revokeAllTokens: () => tokens.revokeAll(),
-    failRefresh: (times, status = 500) => {
+    failRefresh: (times, status = 500, identifier) => {
       refreshFailure.left = times;
       refreshFailure.status = status;
+      refreshFailure.identifier = identifier;
     },
     issueToken: () => tokens.issue(),
     waitForCall: (pred, timeoutMs = 10_000) => {

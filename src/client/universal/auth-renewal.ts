@@ -20,6 +20,17 @@ export interface AuthRenewalOptions {
   onFailed(reason: string): void;
 }
 
+/** No OAuth token could be had for a renewal (the token endpoint is down): Snyk's API refused nothing. */
+class NoPlatformToken extends Error {}
+
+async function authorization(o: AuthRenewalOptions): Promise<string> {
+  try {
+    return await o.auth.authorization();
+  } catch (err) {
+    throw new NoPlatformToken(describeError(err));
+  }
+}
+
 /** One renewal call; true when Snyk's API took it (2xx). A 401 drops the token and is retried once. */
 async function renewOnce(o: AuthRenewalOptions, tunnel: Tunnel): Promise<boolean> {
   const params = new URLSearchParams();
@@ -31,7 +42,7 @@ async function renewOnce(o: AuthRenewalOptions, tunnel: Tunnel): Promise<boolean
   for (let attempt = 0; attempt < 2; attempt++) {
     const res = await o.egress.request(url, {
       method: 'POST',
-      headers: { authorization: await o.auth.authorization(), 'content-type': 'application/vnd.api+json', 'user-agent': `Snyk Broker Client ${o.wireVersion}`, 'snyk-request-id': randomUUID() },
+      headers: { authorization: await authorization(o), 'content-type': 'application/vnd.api+json', 'user-agent': `Snyk Broker Client ${o.wireVersion}`, 'snyk-request-id': randomUUID() },
       body,
       signal: AbortSignal.timeout(15_000),
     });
@@ -47,7 +58,8 @@ async function renewOnce(o: AuthRenewalOptions, tunnel: Tunnel): Promise<boolean
  * Snyk's GA client renews each tunnel's auth with Snyk's API every 10 minutes
  * (`POST /hidden/brokers/connections/{identifier}/auth/refresh`). Snyk's exits the process after
  * three failures in a row, taking every other connection down with it; ours restarts only the
- * tunnels of the connection whose renewals fail.
+ * tunnels of the connection whose renewals fail. A renewal for which no OAuth token can be had
+ * (the token endpoint is down) is skipped, not counted: new tunnels could not handshake either.
  */
 export class AuthRenewal {
   readonly #o: AuthRenewalOptions;
@@ -85,6 +97,12 @@ export class AuthRenewal {
           ok = await renewOnce(this.#o, t);
           if (!ok) why = "Snyk's API refused the renewal";
         } catch (err) {
+          if (err instanceof NoPlatformToken) {
+            // New tunnels would need the very token that cannot be had: a restart would only
+            // trade open tunnels for ones that cannot handshake. Not a refusal; try next round.
+            this.#o.logger.warn({ role: t.role, err: err.message }, 'tunnel auth renewal skipped: no platform token');
+            continue;
+          }
           why = describeError(err);
         }
         const failures = ok ? 0 : (this.#failures.get(t) ?? 0) + 1;

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError } from '../../http/errors.js';
 import type { Logger } from '../../observability/logger.js';
 import type { BrokerConnection } from '../broker-connection.js';
@@ -15,6 +16,8 @@ export interface ConnectionRegistryDeps {
   logger: Logger;
   /** Builds and starts a connection's tunnels; throws when its configuration is unusable. */
   build(plan: RunnablePlan): Promise<RunningConnection>;
+  /** How long a replaced connection's tunnels keep serving while the new ones open. */
+  replaceReadyMs: number;
 }
 
 /** What decides whether a running connection must be rebuilt: its identifier and every value it was built from. */
@@ -25,8 +28,8 @@ function fingerprint(plan: RunnablePlan): string {
 /**
  * The deployment's connections that have tunnels, reconciled by name with each new list (Snyk's
  * synchronizer): added ones start, removed or disabled ones drain, a rotated identifier or changed
- * values get a new connection that starts before the old one drains, so a connection's traffic
- * keeps a tunnel throughout and untouched connections are never touched.
+ * values get a new connection whose tunnels are ready before the old one drains, so a connection's
+ * traffic keeps a tunnel throughout and untouched connections are never touched.
  */
 export class ConnectionRegistry {
   readonly running = new Map<string, RunningConnection>();
@@ -34,6 +37,8 @@ export class ConnectionRegistry {
   /** The last reason each disabled connection was logged with (said once, not every sync). */
   readonly #disabled = new Map<string, string>();
   #stopped = false;
+  /** Replaced connections still serving while their successors open (a stop waits for their drain). */
+  readonly #handovers = new Set<Promise<void>>();
 
   constructor(private readonly deps: ConnectionRegistryDeps) {}
 
@@ -78,6 +83,7 @@ export class ConnectionRegistry {
   async stopAll(reason: string): Promise<void> {
     this.#stopped = true;
     await Promise.all([...this.running.keys()].map((name) => this.#remove(name, reason, reason)));
+    await Promise.all([...this.#handovers]);
   }
 
   async #replace(plan: RunnablePlan, print: string, why: string): Promise<void> {
@@ -99,7 +105,30 @@ export class ConnectionRegistry {
     this.running.set(plan.name, next);
     this.#fingerprints.set(plan.name, print);
     log.info({ connection: plan.name, type: plan.type, filterType: plan.filterType, why }, 'connection started');
-    if (old) await stop(old, why === 'identifier rotated' ? 'rotated' : 'replaced');
+    if (!old) return;
+    // The old tunnels carry the traffic until a new one is ready (its renewals stop now: a
+    // replaced connection is never restarted). A new one that cannot open in time does not keep
+    // the old forever: the old drains after the deadline as it would have at once.
+    old.stopExtras();
+    const handover = (async () => {
+      const ready = await this.#whenReady(next, Date.now() + this.deps.replaceReadyMs);
+      if (!ready && !this.#stopped) log.warn({ connection: plan.name, waitedMs: this.deps.replaceReadyMs }, 'the new tunnels are not ready yet: draining the old ones anyway');
+      await stop(old, why === 'identifier rotated' ? 'rotated' : 'replaced');
+    })();
+    this.#handovers.add(handover);
+    try {
+      await handover;
+    } finally {
+      this.#handovers.delete(handover);
+    }
+  }
+
+  async #whenReady(c: RunningConnection, deadline: number): Promise<boolean> {
+    while (!c.connection.isReady()) {
+      if (this.#stopped || this.running.get(c.plan.name) !== c || Date.now() >= deadline) return false;
+      await sleep(50);
+    }
+    return true;
   }
 
   async #remove(name: string, why: string, reason = 'removed'): Promise<void> {

@@ -55,6 +55,9 @@ export interface UniversalClient extends Program {
   isReady(): boolean;
 }
 
+/** How long a replaced connection (rotated, changed, restarted) keeps its tunnels while the new ones open. */
+const REPLACE_READY_MS = 30_000;
+
 /** Reads the settings of the Universal client from the environment; throws ConfigError listing every problem. */
 export function readUniversalSettings(env: Env, cwd = process.cwd()): UniversalClientSettings {
   const r = new EnvReader(env);
@@ -93,7 +96,7 @@ export function createUniversalClient(s: UniversalClientSettings, deps: Universa
   let server: Server | undefined;
 
   const build = connectionBuilder({ settings: s, logger: log, egress: deps.egress, scrubber: deps.scrubber, metrics, auth, sync: () => void sync.run('server asked (config/reload)'), restart: (name, reason) => void registry.restart(name, reason) });
-  const registry = new ConnectionRegistry({ logger: log, build });
+  const registry = new ConnectionRegistry({ logger: log, build, replaceReadyMs: REPLACE_READY_MS });
   const anyOpen = () => [...registry.running.values()].some((c) => c.connection.tunnels.some((t) => t.isOpen));
   const sync = new ConnectionSync({
     logger: log,
