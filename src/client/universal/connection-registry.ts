@@ -16,8 +16,8 @@ export interface ConnectionRegistryDeps {
   logger: Logger;
   /** Builds and starts a connection's tunnels; throws when its configuration is unusable. */
   build(plan: RunnablePlan): Promise<RunningConnection>;
-  /** How long a replaced connection's tunnels keep serving while the new ones open. */
-  replaceReadyMs: number;
+  /** How long a replaced connection's tunnels keep serving while the new ones open (default 30 s). */
+  replaceReadyMs?: number;
 }
 
 /** What decides whether a running connection must be rebuilt: its identifier and every value it was built from. */
@@ -111,8 +111,8 @@ export class ConnectionRegistry {
     // the old forever: the old drains after the deadline as it would have at once.
     old.stopExtras();
     const handover = (async () => {
-      const ready = await this.#whenReady(next, Date.now() + this.deps.replaceReadyMs);
-      if (!ready && !this.#stopped) log.warn({ connection: plan.name, waitedMs: this.deps.replaceReadyMs }, 'the new tunnels are not ready yet: draining the old ones anyway');
+      const ready = await this.#whenReady(next, Date.now() + (this.deps.replaceReadyMs ?? 30_000));
+      if (!ready && !this.#stopped) log.warn({ connection: plan.name, waitedMs: this.deps.replaceReadyMs ?? 30_000 }, 'the new tunnels are not ready yet: draining the old ones anyway');
       await stop(old, why === 'identifier rotated' ? 'rotated' : 'replaced');
     })();
     this.#handovers.add(handover);
