@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, CONFIG_EXIT_CODE } from './config/errors.js';
 import type { Program } from './program.js';
 import { VERSION } from './version.js';
@@ -80,9 +80,24 @@ cli
   .addHelpText('after', DISPATCHER_ENV_HELP)
   .action(async () => run(async (env) => (await import('./dispatcher/main.js')).startDispatcher(env)));
 
+/** --duration: a positive number of seconds. */
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('a positive number of seconds');
+  return n;
+}
+
 cli
   .command('demo')
   .description('run a complete local HA system (dispatcher, 3 servers, 5 clients, an origin) with live traffic')
-  .action(async () => (await import('./demo/main.js')).runDemo());
+  .option('--universal', 'Universal Broker instead: a demo Snyk API serving a github and a gitlab connection, 3 Universal client replicas in HA mode serving both')
+  .option('--duration <seconds>', 'stop by itself after this long (as on SIGTERM)', seconds)
+  .option('--json', 'one JSON status line a second instead of the table (for scripts and tests)')
+  .addHelpText('after', '\nKeys: 1-5 (1-3 with --universal) kill -9 that client, r restarts killed clients, q or Ctrl-C stops everything. Logs of every process stay in the temporary folder it names.')
+  .action(async (o: { universal?: boolean; duration?: number; json?: boolean }) => {
+    const opts = { durationSeconds: o.duration, json: o.json };
+    if (o.universal) await (await import('./demo/universal-main.js')).runUniversalDemo(opts);
+    else await (await import('./demo/main.js')).runDemo(opts);
+  });
 
 await cli.parseAsync(process.argv);

@@ -2,7 +2,6 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createServer } from 'node:net';
 import { Agent } from 'undici';
 import { startBalancer } from './balancer.js';
 import { startDemoOrigin } from './origin.js';
@@ -11,23 +10,14 @@ import { clientEnv, dispatcherEnv, serverEnv, writeDemoAcceptFiles } from './env
 import { startPlatformTraffic } from './traffic.js';
 import { startStatusDisplay } from './status.js';
 import { captureKeys, releaseKeys } from './keys.js';
+import { announce, displayMode } from './display.js';
+import { forever, freePort, stopOnSignals, type DemoOptions } from './lifecycle.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 const TOKEN = '7f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f';
 const SERVERS = 3;
 const CLIENTS = 5;
 const RATE_PER_SECOND = 40;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * `npm start`: a complete local HA system on the embedded defaults — a dispatcher (memory
@@ -36,7 +26,8 @@ function freePort(): Promise<number> {
  * steady platform traffic and a live table of who serves what. Keys: 1-5 kill -9 that
  * client, r restarts killed clients, q quits.
  */
-export async function runDemo(): Promise<void> {
+export async function runDemo(opts: DemoOptions = {}): Promise<void> {
+  const mode = displayMode(opts.json ?? false);
   const dir = await mkdtemp(join(tmpdir(), 'ha-broker-demo-'));
   const origin = await startDemoOrigin();
   const dispatcherPort = await freePort();
@@ -57,27 +48,23 @@ export async function runDemo(): Promise<void> {
   const readiness = new Map<string, string>();
   const agent = new Agent({ keepAliveTimeout: 10_000, connections: 16 });
   // Traffic starts once a client serves: requests before any tunnel exists would only show 404s.
-  const traffic = startPlatformTraffic({ serverUrl, token: TOKEN, agent, ratePerSecond: RATE_PER_SECOND, shouldSend: () => [...readiness.values()].includes('serving') });
+  const traffic = startPlatformTraffic({ serverUrl, path: (n) => `/broker/${TOKEN}/demo/${n}`, agent, ratePerSecond: RATE_PER_SECOND, shouldSend: () => [...readiness.values()].includes('serving') });
   const layout = { token: TOKEN, dir, dispatcherPort, serverPorts, balancerPort: balancer.port, originPort: origin.port, ratePerSecond: RATE_PER_SECOND };
-  const stopDisplay = startStatusDisplay({ layout, clients, clientPorts, readiness, traffic: traffic.stats, served: origin.served });
+  const stopDisplay = startStatusDisplay({ layout, clients, infra: [dispatcher, ...servers], clientPorts, readiness, traffic: traffic.stats, served: origin.served }, mode);
 
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    traffic.stop();
+  const stop = stopOnSignals(opts, async () => {
     stopDisplay();
+    await traffic.stop();
     releaseKeys();
-    process.stdout.write('\nstopping the demo...\n');
+    announce(mode, '\nstopping the demo...\n', { event: 'stopping' });
     await stopDemoProcesses([...clients, ...servers, dispatcher]);
     await balancer.close();
     await origin.close();
     await agent.close();
-    process.stdout.write(`done: ${traffic.stats.ok} requests ok, ${traffic.stats.failed} failed. Logs kept in ${dir}\n`);
+    const { ok, failed } = traffic.stats;
+    announce(mode, `done: ${ok} requests ok, ${failed} failed. Logs kept in ${dir}\n`, { event: 'done', ok, failed, logs: dir });
     process.exit(0);
-  };
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
+  });
   captureKeys(CLIENTS, {
     quit: () => void stop(),
     restartKilled: () => {
@@ -85,7 +72,5 @@ export async function runDemo(): Promise<void> {
     },
     kill: (n) => killDemoProcess(clients[n - 1]),
   });
-  await new Promise<never>(() => {
-    /* runs until Ctrl-C */
-  });
+  await forever();
 }

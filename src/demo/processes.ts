@@ -9,20 +9,23 @@ export interface DemoProcess {
   child?: ChildProcess;
   log: WriteStream;
   serverId?: string;
+  /** A Universal client's server id per connection (its allocation log lines name the connection). */
+  serverIds: Map<string, string>;
   state: 'running' | 'killed' | 'exited';
 }
 
 /** A process not started yet, logging to `<dir>/<name>.log`. */
 export function createDemoProcess(dir: string, name: string, env: Record<string, string>): DemoProcess {
-  return { name, env, log: createWriteStream(join(dir, `${name}.log`)), state: 'exited' };
+  return { name, env, log: createWriteStream(join(dir, `${name}.log`)), serverIds: new Map(), state: 'exited' };
 }
 
-/** Spawns `cli <command>` for the process; a client's server id is picked from its log lines. */
+/** Spawns `cli <command>` for the process; a client's server id (per connection for a Universal one) is picked from its log lines. */
 export function startDemoProcess(cli: string, p: DemoProcess, command: string): void {
   const child = spawn(process.execPath, [cli, command], { env: { PATH: process.env.PATH ?? '', ...p.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   p.child = child;
   p.state = 'running';
   p.serverId = undefined;
+  p.serverIds.clear();
   let partial = '';
   child.stdout.on('data', (d: Buffer) => {
     p.log.write(d);
@@ -31,8 +34,10 @@ export function startDemoProcess(cli: string, p: DemoProcess, command: string): 
     for (const line of lines) {
       if (!line.includes('received server id')) continue;
       try {
-        const entry = JSON.parse(line) as { msg?: string; serverId?: unknown };
-        if (entry.msg === 'received server id') p.serverId = String(entry.serverId);
+        const entry = JSON.parse(line) as { msg?: string; serverId?: unknown; connection?: unknown };
+        if (entry.msg !== 'received server id') continue;
+        p.serverId = String(entry.serverId);
+        if (typeof entry.connection === 'string') p.serverIds.set(entry.connection, p.serverId);
       } catch {
         // not a JSON log line
       }

@@ -1,6 +1,7 @@
 import { request } from 'undici';
 import type { DemoProcess } from './processes.js';
 import type { TrafficStats } from './traffic.js';
+import { startDisplay, type DemoFrame, type DisplayMode } from './display.js';
 
 /** Where the demo's parts listen (for the header lines). */
 export interface DemoLayout {
@@ -16,6 +17,8 @@ export interface DemoLayout {
 export interface DemoStatusSources {
   layout: DemoLayout;
   clients: DemoProcess[];
+  /** The dispatcher and the servers (their pids are in the JSON status). */
+  infra: DemoProcess[];
   clientPorts: number[];
   /** Client name → serving/waiting/starting/killed/exited, kept up to date by the display. */
   readiness: Map<string, string>;
@@ -48,31 +51,35 @@ function headerLines({ layout: l, traffic: t }: DemoStatusSources): string[] {
   ];
 }
 
-/**
- * The live table of who serves what, once a second: redrawn in place on a terminal, else
- * printed every 5 seconds. Returns the function that stops it.
- */
-export function startStatusDisplay(s: DemoStatusSources): () => void {
-  const tty = process.stdout.isTTY;
-  const previous = new Map<string, number>();
-  let tick = 0;
-  const render = async () => {
-    await Promise.all(s.clients.map((c, i) => probe(c, s.clientPorts[i], s.readiness)));
-    const lines = headerLines(s);
-    for (const c of s.clients) {
-      const key = `c${c.name.split('-')[1]}`;
-      const served = s.served.get(key) ?? 0;
-      const delta = served - (previous.get(key) ?? 0);
-      previous.set(key, served);
-      lines.push(
-        `${c.name.padEnd(10)} ${String(c.child?.pid ?? '-').padEnd(8)} ${(c.serverId ?? '-').padEnd(7)} ${(s.readiness.get(c.name) ?? '?').padEnd(10)} ${String(served).padStart(6)}  ${'#'.repeat(Math.min(delta, 40))} ${delta}`,
-      );
-    }
-    lines.push('', tty ? 'keys: 1-5 kill -9 that client · r restart killed clients · q quit (or Ctrl-C)' : `(kill a client with: kill -9 <pid>; Ctrl-C stops the demo)`);
-    if (tty) process.stdout.write(`\x1b[2J\x1b[H${lines.join('\n')}\n`);
-    else if (tick % 5 === 0) process.stdout.write(`${lines.join('\n')}\n\n`);
-    tick++;
+/** The table of who serves what, and the same as JSON; the readiness map is updated on the way. */
+function statusFrame(s: DemoStatusSources, previous: Map<string, number>, tty: boolean): DemoFrame {
+  const lines = headerLines(s);
+  const clients = [];
+  for (const c of s.clients) {
+    const key = `c${c.name.split('-')[1]}`;
+    const served = s.served.get(key) ?? 0;
+    const delta = served - (previous.get(key) ?? 0);
+    previous.set(key, served);
+    const state = s.readiness.get(c.name) ?? '?';
+    clients.push({ name: c.name, pid: c.child?.pid, server: c.serverId, state, served });
+    lines.push(`${c.name.padEnd(10)} ${String(c.child?.pid ?? '-').padEnd(8)} ${(c.serverId ?? '-').padEnd(7)} ${state.padEnd(10)} ${String(served).padStart(6)}  ${'#'.repeat(Math.min(delta, 40))} ${delta}`);
+  }
+  lines.push('', tty ? 'keys: 1-5 kill -9 that client · r restart killed clients · q quit (or Ctrl-C)' : `(kill a client with: kill -9 <pid>; Ctrl-C stops the demo)`);
+  const t = s.traffic;
+  const json = {
+    mode: 'classic',
+    traffic: { ok: t.ok, failed: t.failed, failures: Object.fromEntries(t.failures) },
+    clients,
+    processes: [...s.infra, ...s.clients].map((p) => ({ name: p.name, pid: p.child?.pid, state: p.state })),
   };
-  const display = setInterval(() => void render(), 1000);
-  return () => clearInterval(display);
+  return { lines, json };
+}
+
+/** The live table of who serves what, once a second (see DisplayMode). Returns the function that stops it. */
+export function startStatusDisplay(s: DemoStatusSources, mode: DisplayMode): () => void {
+  const previous = new Map<string, number>();
+  return startDisplay(mode, async () => {
+    await Promise.all(s.clients.map((c, i) => probe(c, s.clientPorts[i], s.readiness)));
+    return statusFrame(s, previous, mode === 'tty');
+  });
 }
