@@ -33,6 +33,8 @@ export class ConnectionRegistry {
   readonly #fingerprints = new Map<string, string>();
   /** The last reason each disabled connection was logged with (said once, not every sync). */
   readonly #disabled = new Map<string, string>();
+  /** Bumped each time a connection is removed: a build that started before does not bring it back. */
+  readonly #removals = new Map<string, number>();
   #stopped = false;
 
   constructor(private readonly deps: ConnectionRegistryDeps) {}
@@ -83,6 +85,7 @@ export class ConnectionRegistry {
   async #replace(plan: RunnablePlan, print: string, why: string): Promise<void> {
     if (this.#stopped) return;
     const log = this.deps.logger;
+    const removals = this.#removals.get(plan.name) ?? 0;
     let next: RunningConnection;
     try {
       next = await this.deps.build(plan);
@@ -95,6 +98,11 @@ export class ConnectionRegistry {
       await stop(next, 'stop');
       return;
     }
+    // Removed or disabled while this was built (a restart racing a sync): it must stay gone.
+    if ((this.#removals.get(plan.name) ?? 0) !== removals) {
+      await stop(next, 'removed');
+      return;
+    }
     const old = this.running.get(plan.name);
     this.running.set(plan.name, next);
     this.#fingerprints.set(plan.name, print);
@@ -103,6 +111,7 @@ export class ConnectionRegistry {
   }
 
   async #remove(name: string, why: string, reason = 'removed'): Promise<void> {
+    this.#removals.set(name, (this.#removals.get(name) ?? 0) + 1);
     const current = this.running.get(name);
     if (!current) return;
     this.running.delete(name);
