@@ -44,7 +44,10 @@ export function apiBaseUrlFrom(r: EnvReader): string {
   const explicit = r.raw('API_BASE_URL') ?? r.raw('BROKER_DISPATCHER_BASE_URL');
   if (explicit) return explicit.replace(/\/+$/, '');
   const server = r.raw('BROKER_SERVER_URL');
-  if (server && /\/\/broker2?\./.test(server)) return new URL(server.replace(/\/\/broker2?\./, '//api.')).origin;
+  if (server && /\/\/broker2?\./.test(server)) {
+    // A bad BROKER_SERVER_URL is a problem named after it (collected on the reader), not a TypeError.
+    if (r.url('BROKER_SERVER_URL', server)) return new URL(server.replace(/\/\/broker2?\./, '//api.')).origin;
+  }
   return 'https://api.snyk.io';
 }
 
@@ -52,7 +55,7 @@ export function apiBaseUrlFrom(r: EnvReader): string {
 export function readUniversalConfig(r: EnvReader, cwd = process.cwd()): UniversalConfig {
   const skipRemote = setAndNotOff(r.raw('SKIP_REMOTE_CONFIG'));
   const apiBaseUrl = apiBaseUrlFrom(r);
-  r.url(r.raw('API_BASE_URL') ? 'API_BASE_URL' : 'BROKER_DISPATCHER_BASE_URL', apiBaseUrl);
+  if (r.raw('API_BASE_URL', 'BROKER_DISPATCHER_BASE_URL')) r.url(r.raw('API_BASE_URL') ? 'API_BASE_URL' : 'BROKER_DISPATCHER_BASE_URL', apiBaseUrl);
   const hint = 'the Universal Broker credentials of the deployment (Snyk: Settings → Broker → deployments), or SKIP_REMOTE_CONFIG=true with a local connections file';
   const deploymentId = skipRemote ? r.raw('DEPLOYMENT_ID') : r.required('DEPLOYMENT_ID', hint);
   const oauth = skipRemote ? undefined : { clientId: r.required('CLIENT_ID', hint), clientSecret: r.required('CLIENT_SECRET', hint) };

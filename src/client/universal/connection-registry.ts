@@ -36,6 +36,8 @@ export class ConnectionRegistry {
   readonly #fingerprints = new Map<string, string>();
   /** The last reason each disabled connection was logged with (said once, not every sync). */
   readonly #disabled = new Map<string, string>();
+  /** Bumped each time a connection is removed: a build that started before does not bring it back. */
+  readonly #removals = new Map<string, number>();
   #stopped = false;
   /** Replaced connections still serving while their successors open (a stop waits for their drain). */
   readonly #handovers = new Set<Promise<void>>();
@@ -89,6 +91,7 @@ export class ConnectionRegistry {
   async #replace(plan: RunnablePlan, print: string, why: string): Promise<void> {
     if (this.#stopped) return;
     const log = this.deps.logger;
+    const removals = this.#removals.get(plan.name) ?? 0;
     let next: RunningConnection;
     try {
       next = await this.deps.build(plan);
@@ -99,6 +102,11 @@ export class ConnectionRegistry {
     }
     if (this.#stopped) {
       await stop(next, 'stop');
+      return;
+    }
+    // Removed or disabled while this was built (a restart racing a sync): it must stay gone.
+    if ((this.#removals.get(plan.name) ?? 0) !== removals) {
+      await stop(next, 'removed');
       return;
     }
     const old = this.running.get(plan.name);
@@ -132,6 +140,7 @@ export class ConnectionRegistry {
   }
 
   async #remove(name: string, why: string, reason = 'removed'): Promise<void> {
+    this.#removals.set(name, (this.#removals.get(name) ?? 0) + 1);
     const current = this.running.get(name);
     if (!current) return;
     this.running.delete(name);

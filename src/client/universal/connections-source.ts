@@ -156,7 +156,9 @@ export function fileConnections(path: string): ConnectionsSource {
       if (!doc || typeof doc.CONNECTIONS !== 'object' || doc.CONNECTIONS === null) throw new ConnectionsError(`SKIP_REMOTE_CONFIG: ${path} has no CONNECTIONS object`, true);
       const out: DeploymentConnection[] = [];
       for (const [name, raw] of Object.entries(doc.CONNECTIONS as Record<string, Record<string, unknown>>)) {
+        // friendlyName: Snyk's client writes the name into each entry of the CONNECTIONS it saves; metadata, not a value.
         const { type, id, identifier, contexts, ...rest } = raw ?? {};
+        delete rest.friendlyName;
         if (typeof type !== 'string') throw new ConnectionsError(`SKIP_REMOTE_CONFIG: connection ${JSON.stringify(name)} in ${path} has no type`, true);
         const ctx: Record<string, Record<string, string>> = {};
         for (const [cid, values] of Object.entries((contexts ?? {}) as Record<string, unknown>)) ctx[cid] = upperCased(values);
