@@ -39,15 +39,18 @@ function setAndNotOff(value: string | undefined): boolean {
   return Boolean(v) && !/^(false|no|0)$/i.test(v!);
 }
 
-/** Snyk's chain: API_BASE_URL, BROKER_DISPATCHER_BASE_URL, BROKER_SERVER_URL's broker(2). → api., api.snyk.io. */
+/**
+ * Snyk's chain: API_BASE_URL, else BROKER_DISPATCHER_BASE_URL, else BROKER_SERVER_URL with
+ * `//broker.` / `//broker2.` made `//api.` (a server URL without either is taken as it is, as
+ * Snyk's client does: the credentials go only where the operator pointed the client), else
+ * https://api.snyk.io.
+ */
 export function apiBaseUrlFrom(r: EnvReader): string {
   const explicit = r.raw('API_BASE_URL') ?? r.raw('BROKER_DISPATCHER_BASE_URL');
   if (explicit) return explicit.replace(/\/+$/, '');
   const server = r.raw('BROKER_SERVER_URL');
-  if (server && /\/\/broker2?\./.test(server)) {
-    // A bad BROKER_SERVER_URL is a problem named after it (collected on the reader), not a TypeError.
-    if (r.url('BROKER_SERVER_URL', server)) return new URL(server.replace(/\/\/broker2?\./, '//api.')).origin;
-  }
+  // A bad BROKER_SERVER_URL is a problem named after it (collected on the reader), not a TypeError.
+  if (server && r.url('BROKER_SERVER_URL', server)) return server.replace('//broker.', '//api.').replace('//broker2.', '//api.').replace(/\/+$/, '');
   return 'https://api.snyk.io';
 }
 

@@ -67,7 +67,8 @@ test('a real client process: package URLs rewritten, https origin over http, one
     RES_BODY_URL_SUB: `${httpsOrigin}/repository`,
     INSECURE_DOWNSTREAM: 'true',
     LOG_ENABLE_BODY: 'true',
-    UNIVERSAL_BROKER_ENABLED: 'true',
+    // false keeps the classic client here; snyk-broker would run Universal Broker for it, so it is warned about.
+    UNIVERSAL_BROKER_ENABLED: 'false',
     GIT_CLIENT_URL: 'http://code-agent:3000',
     CR_AGENT_URL: 'http://cra:8081',
   });

@@ -65,7 +65,7 @@ describe('readUniversalConfig / readUniversalSettings', () => {
     assert.equal(s.universal.syncIntervalMs, 60_000);
     assert.equal(s.universal.authRenewalMs, 600_000);
     assert.equal(s.universal.renewalFailuresBeforeRestart, 3);
-    assert.equal(s.port, 8000);
+    assert.equal(s.port, 7341);
     assert.equal(s.healthcheckPath, '/healthcheck');
     assert.equal(s.systemcheckPath, '/systemcheck');
     assert.equal(s.wireVersion, DEFAULT_WIRE_VERSION);
@@ -178,12 +178,10 @@ describe('API_BASE_URL chain (universal-broker.md §1)', () => {
     assert.equal(apiBase({ BROKER_SERVER_URL: 'http://broker.corp.example:8080' }), 'http://api.corp.example:8080');
   });
 
-  it('else https://api.snyk.io (no server URL, or one on another host)', () => {
+  it('a server URL without broker. is the API base as it is (Snyk: its `?.replace()` chain returns it unchanged); no server URL: https://api.snyk.io', () => {
     assert.equal(apiBase({}), 'https://api.snyk.io');
-    // Snyk's client would take such a BROKER_SERVER_URL itself as its API base (its `?.replace()`
-    // chain returns the unchanged URL); ours sends OAuth only to Snyk's API.
-    assert.equal(apiBase({ BROKER_SERVER_URL: 'http://127.0.0.1:9000' }), 'https://api.snyk.io');
-    assert.equal(apiBase({ BROKER_SERVER_URL: 'https://mybroker.example' }), 'https://api.snyk.io');
+    assert.equal(apiBase({ BROKER_SERVER_URL: 'http://127.0.0.1:9000' }), 'http://127.0.0.1:9000');
+    assert.equal(apiBase({ BROKER_SERVER_URL: 'https://mybroker.example/' }), 'https://mybroker.example');
   });
 
   it('settings carry the chain result', () => {

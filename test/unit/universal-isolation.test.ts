@@ -33,3 +33,16 @@ test("a connection gets its own values resolved, the process settings, and no ot
   assert.ok(!JSON.stringify(gh.env).includes('gl-value'));
   assert.equal((gh.contexts.c1 as { env: Record<string, string> }).env.GITHUB_TOKEN, 'ctx-value');
 });
+
+test("another connection leaving the deployment does not change a connection's definition (a sync leaves it alone)", () => {
+  const all = referencedVariables(conns);
+  const ghOnly = referencedVariables([conns[0]!]);
+  const before = planConnection(conns[0]!, env, ub, 'client', all);
+  const after = planConnection(conns[0]!, env, ub, 'client', ghOnly);
+  assert.ok(isRunnable(before) && isRunnable(after));
+  assert.notDeepEqual(before.env, after.env, 'the lent environment differs (GL_SECRET is no longer held back)');
+  assert.equal(before.definition, after.definition);
+  const changed = planConnection({ ...conns[0]!, values: { GITHUB_TOKEN: '${GH_CTX_SECRET}' } }, env, ub, 'client', all);
+  assert.ok(isRunnable(changed));
+  assert.notEqual(changed.definition, before.definition, 'a changed credential is a change');
+});

@@ -13,6 +13,7 @@ import type { RunnablePlan } from '../../src/client/universal/connection-env.js'
 import type { RunningConnection } from '../../src/client/universal/connection-registry.js';
 import { createUniversalLocalHandler } from '../../src/client/universal/universal-local.js';
 import { captureLogger } from './universal-helpers.js';
+import { FAILURES } from '../../src/protocol/failures.js';
 
 interface StubTunnel {
   role: 'primary' | 'secondary';
@@ -37,7 +38,7 @@ function running(name: string, filterType: RunnablePlan['filterType'], identifie
     },
     isReady: () => open[0] || open[1],
   } as unknown as BrokerConnection;
-  return { plan: { name, type: filterType, filterType, identifier, env: {} }, connection, stopExtras: () => undefined };
+  return { plan: { name, type: filterType, filterType, identifier, env: {}, contexts: {} }, connection, stopExtras: () => undefined };
 }
 
 describe('the Universal local server', () => {
@@ -121,9 +122,9 @@ describe('the Universal local server', () => {
     ready = false;
     const notReady = await get('/readyz');
     assert.equal(notReady.status, 503);
-    assert.equal(notReady.failure, 'not-ready');
+    assert.equal(notReady.failure, FAILURES.NOT_READY.reason);
     draining = true;
-    assert.equal((await get('/readyz')).failure, 'client-draining');
+    assert.equal((await get('/readyz')).failure, FAILURES.CLIENT_DRAINING.reason);
     ready = true;
     draining = false;
   });
@@ -157,7 +158,7 @@ describe('the Universal local server', () => {
     ] as const) {
       const r = await get(path, method);
       assert.equal(r.status, 401, path);
-      assert.equal(r.failure, 'unknown-request-type', path);
+      assert.equal(r.failure, FAILURES.UNKNOWN_REQUEST_TYPE.reason, path);
     }
     assert.deepEqual(seen, []);
   });

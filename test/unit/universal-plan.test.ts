@@ -130,13 +130,22 @@ describe('planConnection: the environment a connection gets', () => {
     assert.equal(env.ACCEPT_IAC, 'false', "the process overrides Snyk's ACCEPT_* default");
     assert.equal(env.ACCEPT_CODE, 'true');
     assert.equal(env.ACCEPT_LARGE_MANIFESTS, 'true');
-    assert.equal(env.ACCEPT_CUSTOM_PR_TEMPLATES, 'true');
-    assert.equal(env.ACCEPT_ESSENTIALS, 'true');
+    // Switches that add no rules here are left unset (no warning about a switch nobody set).
+    assert.equal(env.ACCEPT_CUSTOM_PR_TEMPLATES, undefined);
+    assert.equal(env.ACCEPT_ESSENTIALS, undefined);
     assert.equal(env.BROKER_TOKEN, 'tok-identifier-1');
     assert.equal(env.BROKER_SCM_TYPE, 'github-com');
     assert.equal(env.BROKER_CLIENT_ID, CLIENT_ID);
     assert.equal(env.BROKER_DISPATCHER_BASE_URL, 'https://api.eu.snyk.io');
     assert.equal(env.DISPATCHER_URL_PREFIX, '/hidden/brokers');
+  });
+
+  it("Snyk's ACCEPT_* defaults only where they add rules: none for jira, no large manifests for gitlab", () => {
+    const jira = runnable(planConnection(conn('jira', { JIRA_USERNAME: 'u', JIRA_PASSWORD: 'p', JIRA_HOSTNAME: 'jira.corp' }), {}, UB, CLIENT_ID));
+    assert.deepEqual(Object.keys(jira.env).filter((k) => k.startsWith('ACCEPT_')), []);
+    const gl = runnable(planConnection(conn('gitlab', { GITLAB_TOKEN: 't', GITLAB: 'gitlab.corp' }), {}, UB, CLIENT_ID));
+    assert.equal(gl.env.ACCEPT_CODE, 'true');
+    assert.equal(gl.env.ACCEPT_LARGE_MANIFESTS, undefined);
   });
 
   it('with nothing in the process, the common defaults apply', () => {

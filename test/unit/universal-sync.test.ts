@@ -127,7 +127,7 @@ interface FakeConn {
 }
 
 function plan(name: string, identifier: string, env: Record<string, string> = {}, filterType: RunnablePlan['filterType'] = 'github'): RunnablePlan {
-  return { name, type: filterType, filterType, identifier, env: { BROKER_TOKEN: identifier, ...env } };
+  return { name, type: filterType, filterType, identifier, env: { BROKER_TOKEN: identifier, ...env }, contexts: {} };
 }
 
 function off(name: string, why = 'connection is missing environment variable value X; restart the broker once added', unused?: boolean): DisabledPlan {

@@ -15,6 +15,12 @@ export interface RunnablePlan {
   env: Env;
   /** Its contexts: the environment with the context's values on top, or why the context is off. */
   contexts: Record<string, { env: Env } | { disabled: string }>;
+  /**
+   * What the connection is, as the deployment defines it (type, identifier, its values and its
+   * contexts', references resolved): a sync rebuilds it only when this changes, not when another
+   * connection comes or goes (which changes what the process environment lends it).
+   */
+  definition?: string;
 }
 
 /** A connection that gets no tunnels, with the one log line that says why. */
@@ -39,10 +45,18 @@ export function isRunnable(plan: ConnectionPlan): plan is RunnablePlan {
 const PROCESS_ONLY = new Set(['UNIVERSAL_BROKER_ENABLED', 'UNIVERSAL_BROKER_GA', 'DEPLOYMENT_ID', 'CLIENT_ID', 'CLIENT_SECRET', 'API_VERSION', 'SKIP_REMOTE_CONFIG', 'SERVICE_ENV', 'ACCEPT', 'BROKER_TOKEN', 'BROKER_SCM_TYPE']);
 
 /**
- * Snyk's Universal defaults for the rule injection (its config.default.json): on unless the
- * operator said otherwise, where the classic client's are off.
+ * Snyk's Universal defaults for the rule injection (its config.default.json turns them on), where
+ * they add rules: code and IaC for the SCM types, large manifests for GitHub. ACCEPT_ESSENTIALS
+ * and ACCEPT_CUSTOM_PR_TEMPLATES add nothing here (their rules are not in the package): left
+ * unset, so no connection warns about a switch the operator never touched.
  */
-const UNIVERSAL_ACCEPT_DEFAULTS: Readonly<Record<string, string>> = { ACCEPT_CODE: 'true', ACCEPT_IAC: 'tf,yaml,yml,json,tpl', ACCEPT_LARGE_MANIFESTS: 'true', ACCEPT_CUSTOM_PR_TEMPLATES: 'true', ACCEPT_ESSENTIALS: 'true' };
+function universalAcceptDefaults(filterType: UniversalTypeName): Record<string, string> {
+  const scm = /^(github|gitlab|bitbucket-server|azure-repos)/.test(filterType);
+  return {
+    ...(scm ? { ACCEPT_CODE: 'true', ACCEPT_IAC: 'tf,yaml,yml,json,tpl' } : {}),
+    ...(filterType.startsWith('github') ? { ACCEPT_LARGE_MANIFESTS: 'true' } : {}),
+  };
+}
 
 /** Commit signing is for GitHub's Git Data API (as Snyk's): a key, process-wide or the connection's, applies to GitHub connections only. */
 const SIGNING_VARIABLES = ['GIT_COMMITTER_NAME', 'GIT_COMMITTER_EMAIL', 'GIT_COMMITER_NAME', 'GIT_COMMITER_EMAIL', 'GPG_PASSPHRASE', 'GPG_PRIVATE_KEY'];
@@ -108,7 +122,7 @@ export function planConnection(conn: DeploymentConnection, processEnv: Env, ub: 
   const typeDefaults = defaultsFor(type.name, processEnv.BROKER_CLIENT_URL);
   // The common defaults (BROKER_SERVER_URL...) give way to the process; a type's own defaults do not (Snyk keeps the process out of them).
   for (const [k, v] of Object.entries(typeDefaults)) if (!(k in COMMON_DEFAULTS) || processEnv[k] === undefined) env[k] = v;
-  for (const [k, v] of Object.entries(UNIVERSAL_ACCEPT_DEFAULTS)) if (processEnv[k] === undefined) env[k] = v;
+  for (const [k, v] of Object.entries(universalAcceptDefaults(filterType))) if (processEnv[k] === undefined) env[k] = v;
   for (const [k, v] of Object.entries(processEnv)) if (v !== undefined && !PROCESS_ONLY.has(k) && !referenced.has(k) && !(k in typeDefaults && !(k in COMMON_DEFAULTS))) env[k] = v;
   Object.assign(env, values);
   if (!filterType.startsWith('github')) for (const k of SIGNING_VARIABLES) delete env[k];
@@ -119,7 +133,17 @@ export function planConnection(conn: DeploymentConnection, processEnv: Env, ub: 
   // HA allocation goes to Snyk's API under /hidden/brokers (the GA image's prefix), with the bearer.
   env.BROKER_DISPATCHER_BASE_URL = ub.apiBaseUrl;
   env.DISPATCHER_URL_PREFIX = processEnv.DISPATCHER_URL_PREFIX ?? processEnv.SNYK_DISPATCHER_URL_PREFIX ?? '/hidden/brokers';
-  return { ...base, filterType, identifier, env, contexts: planContexts(conn, type.name, env, processEnv) };
+  const contexts = planContexts(conn, type.name, env, processEnv);
+  return { ...base, filterType, identifier, env, contexts, definition: definitionOf(filterType, identifier, values, conn, processEnv) };
+}
+
+/** The connection's own definition, references resolved (a changed credential value is a change), keys sorted. */
+function definitionOf(filterType: string, identifier: string, values: Record<string, string>, conn: DeploymentConnection, processEnv: Env): string {
+  const sorted = (o: Record<string, string | undefined>) => Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1));
+  const contexts = Object.entries(conn.contexts)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([id, raw]) => [id, sorted(Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, resolveReferences(v, processEnv, new Set())])))]);
+  return JSON.stringify([filterType, identifier, sorted(values), contexts]);
 }
 
 /**

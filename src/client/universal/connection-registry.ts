@@ -20,8 +20,9 @@ export interface ConnectionRegistryDeps {
   replaceReadyMs?: number;
 }
 
-/** What decides whether a running connection must be rebuilt: its identifier and every value it was built from. */
+/** What decides whether a running connection must be rebuilt: its definition (else its identifier and every value it was built from). */
 function fingerprint(plan: RunnablePlan): string {
+  if (plan.definition !== undefined) return plan.definition;
   return JSON.stringify([plan.identifier, plan.filterType, Object.entries(plan.env).sort(([a], [b]) => (a < b ? -1 : 1))]);
 }
 
