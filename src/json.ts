@@ -21,6 +21,15 @@ export function hasEscapedKey(text: string): boolean {
   return text.includes('\\') && ESCAPED_KEY.test(text);
 }
 
+/** parseJson, or undefined for text that is not JSON (answers of other services, judged by their shape next). */
+export function parseJsonOrUndefined(text: string): unknown {
+  try {
+    return parseJson(text);
+  } catch {
+    return undefined;
+  }
+}
+
 export function parseJson(text: string): unknown {
   return hasEscapedKey(text) ? parseStrict(text) : JSON.parse(text);
 }

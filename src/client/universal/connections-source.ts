@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Egress } from '../../http/egress.js';
 import { describeError } from '../../http/errors.js';
-import { parseJson } from '../../json.js';
+import { parseJsonOrUndefined } from '../../json.js';
 import type { PlatformAuth } from '../platform-auth.js';
 
 /**
@@ -49,13 +49,6 @@ function upperCased(values: unknown): Record<string, string> {
   return out;
 }
 
-function tryParseJson(text: string): unknown {
-  try {
-    return parseJson(text);
-  } catch {
-    return undefined;
-  }
-}
 
 /** Reads Snyk's JSON:API list (`data[]` of broker_connection, `relationships[]` of broker_context) into connections. */
 export function parseConnectionsList(body: unknown): DeploymentConnection[] {
@@ -129,11 +122,11 @@ export function remoteConnections(o: RemoteSourceOptions): ConnectionsSource {
       }
       if (answer.status === 404) throw new ConnectionsError(`No deployment ${o.deploymentId} found at ${o.apiBaseUrl}: check DEPLOYMENT_ID (create a deployment first)`, true);
       if (answer.status !== 200) {
-        const body = tryParseJson(answer.text) as { error?: unknown; error_description?: unknown } | undefined;
+        const body = parseJsonOrUndefined(answer.text) as { error?: unknown; error_description?: unknown } | undefined;
         const why = typeof body?.error === 'string' ? `: ${body.error}${typeof body.error_description === 'string' ? `: ${body.error_description}` : ''}` : '';
         throw new ConnectionsError(`Snyk's API answered ${answer.status} to the connections list${why}`);
       }
-      return parseConnectionsList(tryParseJson(answer.text));
+      return parseConnectionsList(parseJsonOrUndefined(answer.text));
     },
   };
 }
@@ -152,7 +145,7 @@ export function fileConnections(path: string): ConnectionsSource {
       } catch (err) {
         throw new ConnectionsError(`SKIP_REMOTE_CONFIG: cannot read the connections file ${path}: ${describeError(err)}`, true);
       }
-      const doc = tryParseJson(text) as { CONNECTIONS?: unknown } | undefined;
+      const doc = parseJsonOrUndefined(text) as { CONNECTIONS?: unknown } | undefined;
       if (!doc || typeof doc.CONNECTIONS !== 'object' || doc.CONNECTIONS === null) throw new ConnectionsError(`SKIP_REMOTE_CONFIG: ${path} has no CONNECTIONS object`, true);
       const out: DeploymentConnection[] = [];
       for (const [name, raw] of Object.entries(doc.CONNECTIONS as Record<string, Record<string, unknown>>)) {

@@ -1,16 +1,9 @@
 import type { Egress } from '../../http/egress.js';
 import { describeError } from '../../http/errors.js';
 import type { SecretScrubber } from '../../observability/logger.js';
-import { parseJson } from '../../json.js';
+import { parseJsonOrUndefined } from '../../json.js';
 import type { PlatformAuth } from '../platform-auth.js';
 
-function tryParseJson(text: string): unknown {
-  try {
-    return parseJson(text);
-  } catch {
-    return undefined;
-  }
-}
 
 /** Why no OAuth token could be had; `refused`: Snyk said the client credentials are wrong (not a network problem). */
 export class OAuthTokenError extends Error {
@@ -91,7 +84,7 @@ export class OAuthToken implements PlatformAuth {
       throw new OAuthTokenError(`Snyk's token endpoint ${o.apiBaseUrl}/oauth2/token is unreachable: ${describeError(err)}`);
     }
     const text = await res.body.text();
-    const answer = tryParseJson(text) as { access_token?: unknown; token_type?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } | undefined;
+    const answer = parseJsonOrUndefined(text) as { access_token?: unknown; token_type?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } | undefined;
     if (res.statusCode === 400 || res.statusCode === 401) {
       const why = typeof answer?.error === 'string' ? `${answer.error}${typeof answer.error_description === 'string' ? `: ${answer.error_description}` : ''}` : `HTTP ${res.statusCode}`;
       throw new OAuthTokenError(`Snyk refused the client credentials (CLIENT_ID / CLIENT_SECRET): ${why}`, true);
