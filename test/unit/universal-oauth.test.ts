@@ -201,14 +201,42 @@ describe('OAuthToken against the fake Snyk API', () => {
     await assert.rejects(oauth({ clientId: 'someone-else' }).authorization(), (e: unknown) => e instanceof OAuthTokenError && e.refused);
   });
 
-  it('endpoint down (503) or resetting: refused=false; a failure is not cached', async () => {
-    const t = oauth();
+  it('endpoint down (503) or resetting: refused=false; a failure holds further fetches back (1 s, doubling), then the next try may succeed', async () => {
+    let now = 1_000_000;
+    const t = oauth({ now: () => now });
+    const tokenCalls = () => api.calls.filter((c) => c.path === '/oauth2/token').length;
     api.tokenEndpoint('down');
     await assert.rejects(t.authorization(), (e: unknown) => e instanceof OAuthTokenError && !e.refused && /answered 503 without an access token/.test(e.message) && !e.message.includes(api.clientSecret));
+    // Within the 1 s hold-back: the same error at once, no call to the endpoint.
+    const held = tokenCalls();
+    await assert.rejects(t.authorization(), /answered 503/);
+    assert.equal(tokenCalls(), held);
+    now += 1000;
     api.tokenEndpoint('reset');
     await assert.rejects(t.authorization(), (e: unknown) => e instanceof OAuthTokenError && !e.refused && /unreachable/.test(e.message) && !e.message.includes(api.clientSecret));
+    // The second failure holds back 2 s.
+    now += 1000;
     api.tokenEndpoint('up');
+    await assert.rejects(t.authorization(), /unreachable/);
+    now += 1000;
     assert.match(await t.authorization(), /^bearer /);
+  });
+
+  it('a refresh that fails keeps handing out the token until it expires', async () => {
+    let now = 1_000_000;
+    const t = oauth({ now: () => now });
+    const first = await t.authorization();
+    // Past the refresh point (a minute before expiry), not past expiry.
+    now += 3_570_000;
+    api.tokenEndpoint('down');
+    try {
+      assert.equal(await t.authorization(), first, 'the still valid token while the endpoint is down');
+      assert.equal(await t.authorization(), first, 'also within the hold-back');
+      now += 60_000;
+      await assert.rejects(t.authorization(), /answered 503/, 'an expired token is never handed out');
+    } finally {
+      api.tokenEndpoint('up');
+    }
   });
 
   it('nothing listening: refused=false naming the endpoint', async () => {

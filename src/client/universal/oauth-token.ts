@@ -46,26 +46,56 @@ export class OAuthToken implements PlatformAuth {
   readonly #now: () => number;
   #value: string | undefined;
   #refreshAt = 0;
+  #expiresAt = 0;
   #fetching: Promise<string> | undefined;
   /** Bumped by invalidate(): a fetch that started before it does not bring the old token back. */
   #generation = 0;
+  /** After a failed fetch, none again before this (1 s doubling to 30 s): an outage is not hammered. */
+  #retryAt = 0;
+  #failures = 0;
+  #lastError: Error | undefined;
 
   constructor(o: OAuthTokenOptions) {
     this.#o = o;
     this.#now = o.now ?? Date.now;
   }
 
+  /**
+   * The token; a fresh one when it is due. While the token endpoint fails, a token that has not
+   * expired yet is still handed out, and callers with none get the last error at once until the
+   * next try is due.
+   */
   authorization(): Promise<string> {
-    if (this.#value !== undefined && this.#now() < this.#refreshAt) return Promise.resolve(this.#value);
-    this.#fetching ??= this.#fetch().finally(() => {
-      this.#fetching = undefined;
-    });
-    return this.#fetching;
+    const now = this.#now();
+    if (this.#value !== undefined && now < this.#refreshAt) return Promise.resolve(this.#value);
+    const stillValid = this.#value !== undefined && now < this.#expiresAt ? this.#value : undefined;
+    if (now < this.#retryAt) return stillValid !== undefined ? Promise.resolve(stillValid) : Promise.reject(this.#lastError!);
+    this.#fetching ??= this.#fetch()
+      .then(
+        (value) => {
+          this.#failures = 0;
+          this.#retryAt = 0;
+          return value;
+        },
+        (err: Error) => {
+          this.#lastError = err;
+          this.#retryAt = this.#now() + Math.min(30_000, 1000 * 2 ** this.#failures++);
+          throw err;
+        },
+      )
+      .finally(() => {
+        this.#fetching = undefined;
+      });
+    if (stillValid === undefined) return this.#fetching;
+    // The refresh failing leaves the old token: it still works until it expires.
+    return this.#fetching.catch(() => (this.#value !== undefined && this.#now() < this.#expiresAt ? this.#value : Promise.reject(this.#lastError!)));
   }
 
   invalidate(): void {
     this.#value = undefined;
     this.#generation++;
+    // A 401 says the token is bad, not the endpoint: the next call may fetch at once.
+    this.#retryAt = 0;
   }
 
   async #fetch(): Promise<string> {
@@ -100,6 +130,7 @@ export class OAuthToken implements PlatformAuth {
     if (generation === this.#generation) {
       this.#value = value;
       this.#refreshAt = this.#now() + ttlMs - expiryMargin(ttlMs);
+      this.#expiresAt = this.#now() + ttlMs;
     }
     return value;
   }
