@@ -32,6 +32,9 @@ function parseJsonBody(body: Buffer | string | undefined): unknown {
 export class RuleSet {
   readonly rules: readonly AcceptRule[];
   readonly #compiled: CompiledRule[];
+  /** Per method, the rules that can match it (its own and `any`), in file order; others: `any` only. */
+  readonly #byMethod = new Map<string, CompiledRule[]>();
+  #anyMethod: CompiledRule[] = [];
   readonly #vars: VariableResolver;
 
   constructor(rules: AcceptRule[], vars: Vars = {}, where = 'accept rules') {
@@ -96,15 +99,33 @@ export class RuleSet {
     return texts.filter((t) => t.length > 1).map((t) => Buffer.from(t).toString('base64'));
   }
 
-  #candidates(method: string, path: string): CompiledRule[] {
-    const m = method.toLowerCase();
-    return this.#compiled.filter((c) => (c.method === 'any' || c.method === m) && c.path.test(path));
+  /**
+   * The rules whose method and path fit, in file order, tried one at a time: a match stops the
+   * walk (first match wins), and rules of other methods are never looked at.
+   */
+  *#candidates(method: string, path: string): Generator<CompiledRule> {
+    for (const c of this.#forMethod(method.toLowerCase())) if (c.path.test(path)) yield c;
+  }
+
+  #forMethod(m: string): readonly CompiledRule[] {
+    if (this.#byMethod.size === 0 && this.#compiled.length > 0) this.#index();
+    return this.#byMethod.get(m) ?? this.#anyMethod;
+  }
+
+  /** Built on first use: a rule set that is compiled only to be checked never pays for it. */
+  #index(): void {
+    this.#anyMethod = this.#compiled.filter((c) => c.method === 'any');
+    for (const m of new Set(this.#compiled.map((c) => c.method))) {
+      if (m !== 'any') this.#byMethod.set(m, this.#compiled.filter((c) => c.method === m || c.method === 'any'));
+    }
+    if (this.#byMethod.size === 0) this.#byMethod.set('any', this.#anyMethod);
   }
 
   /** Whether matching this request may need its body (so callers buffer it only then). */
   needsBody(method: string, url: string): boolean {
     // Conservative: any method+path candidate with body checks may be the one that decides.
-    return this.#candidates(method, splitUrl(url).path).some((c) => c.checks.needsBody);
+    for (const c of this.#candidates(method, splitUrl(url).path)) if (c.checks.needsBody) return true;
+    return false;
   }
 
   /** The first rule that lets `req` through, its origin and credential resolved; `live` values win over the environment's. */
