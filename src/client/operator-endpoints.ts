@@ -43,17 +43,32 @@ function healthcheck(deps: OperatorEndpointDeps, res: ServerResponse): void {
   sendJson(res, anyOpen ? 200 : 500, entries.length === 1 ? entries[0] : entries);
 }
 
-async function systemcheck(deps: OperatorEndpointDeps, res: ServerResponse): Promise<void> {
+/** What a connection's /systemcheck checks and answers; a Universal client runs it for each connection. */
+export interface ConnectionCheckDeps {
+  config: ClientConfig;
+  egress: Egress;
+  logger: Logger;
+  githubApp?: InstallationTokens;
+}
+
+/**
+ * A connection's checks: its validation requests and, with a GitHub App, the App's installation
+ * token; `ok` when every one passes. `noValidation` is the entry when there is nothing to validate.
+ */
+export async function connectionChecks(deps: ConnectionCheckDeps, noValidation = 'BROKER_CLIENT_VALIDATION_URL is not set; nothing to validate'): Promise<{ ok: boolean; results: Array<Record<string, unknown>> }> {
   const { config } = deps;
   const validation = config.validation;
   const app = config.githubApp && deps.githubApp ? await checkGithubApp(config.githubApp, deps.githubApp, deps.egress, validation?.timeoutMs ?? 5000) : undefined;
   if (app && !app.ok) deps.logger.warn({ status: app.githubAppValidationUrlStatusCode, error: app.error }, 'systemcheck: the GitHub App token check failed');
-  if (!validation) {
-    sendJson(res, app && !app.ok ? 500 : 200, app ? [app] : [{ ok: true, message: 'BROKER_CLIENT_VALIDATION_URL is not set; nothing to validate' }]);
-    return;
-  }
+  const appOk = !app || Boolean(app.ok);
+  if (!validation) return { ok: appOk, results: app ? [app] : [{ ok: true, message: noValidation }] };
   const { ok, results } = await runSystemcheck({ validation, egress: deps.egress, logger: deps.logger, wireVersion: config.wireVersion, insecureDownstream: config.insecureDownstream });
-  sendJson(res, ok && (!app || app.ok) ? 200 : 500, app ? [...results, app] : results);
+  return { ok: ok && appOk, results: app ? [...results, app] : results };
+}
+
+async function systemcheck(deps: OperatorEndpointDeps, res: ServerResponse): Promise<void> {
+  const { ok, results } = await connectionChecks(deps);
+  sendJson(res, ok ? 200 : 500, results);
 }
 
 function readyz(deps: OperatorEndpointDeps, res: ServerResponse): void {

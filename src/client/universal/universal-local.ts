@@ -7,8 +7,7 @@ import { FAILURES } from '../../protocol/failures.js';
 import { maskToken } from '../../protocol/token.js';
 import { selectWebhookType } from '../../config/universal-types.js';
 import type { ClientMetrics } from '../metrics.js';
-import { runSystemcheck } from '../systemcheck.js';
-import { checkGithubApp } from '../github-app/app-systemcheck.js';
+import { connectionChecks } from '../operator-endpoints.js';
 import type { RunningConnection } from './connection-registry.js';
 
 export interface UniversalLocalDeps {
@@ -42,25 +41,14 @@ function healthcheck(deps: UniversalLocalDeps, res: ServerResponse): void {
   sendJson(res, entries.some((e) => e.ok) ? 200 : 500, entries);
 }
 
-/** Each connection's validation request, labelled with the connection: 200 when every one passes. */
+/** Each connection's checks (as a classic client's /systemcheck), labelled with the connection: 200 when every one passes. */
 async function systemcheck(deps: UniversalLocalDeps, res: ServerResponse): Promise<void> {
   const all = [];
   let ok = true;
   for (const { plan, connection } of deps.connections()) {
-    const { config } = connection;
-    // A GitHub App connection proves its installation token works, as the classic client does.
-    if (config.githubApp && connection.appTokens) {
-      const app = await checkGithubApp(config.githubApp, connection.appTokens, deps.egress, config.validation?.timeoutMs ?? 5000);
-      ok &&= app.ok === true;
-      all.push({ connection: plan.name, ...app });
-    }
-    if (!config.validation) {
-      if (!config.githubApp) all.push({ connection: plan.name, ok: true, message: 'no validation request for this connection type' });
-      continue;
-    }
-    const result = await runSystemcheck({ validation: config.validation, egress: deps.egress, logger: deps.logger, wireVersion: config.wireVersion, insecureDownstream: config.insecureDownstream });
-    ok &&= result.ok;
-    for (const r of result.results) all.push({ connection: plan.name, ...r });
+    const checked = await connectionChecks({ config: connection.config, egress: deps.egress, logger: deps.logger, githubApp: connection.appTokens }, 'no validation request for this connection type');
+    ok &&= checked.ok;
+    for (const r of checked.results) all.push({ connection: plan.name, ...r });
   }
   sendJson(res, ok ? 200 : 500, all);
 }
