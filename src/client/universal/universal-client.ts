@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
-import { EnvReader, isOn, LOG_LEVELS, type Env } from '../../config/env.js';
+import { EnvReader, isOn, LOG_LEVELS, type Env, type LogLevel } from '../../config/env.js';
+import { readClientTuning } from '../../config/client-tuning.js';
 import { INSECURE_DOWNSTREAM_WARNING } from '../insecure-downstream.js';
 import { ConfigError } from '../../config/errors.js';
 import { readUniversalConfig, type UniversalConfig } from '../../config/universal.js';
 import { UNIVERSAL_MODE_VARIABLES, unsupportedSnykVariables } from '../../config/unsupported-snyk-vars.js';
-import { createEgress, type Egress } from '../../http/egress.js';
+import { createEgress, type Egress, type EgressOptions } from '../../http/egress.js';
 import { describeError } from '../../http/errors.js';
 import { createListener } from '../../http/listener.js';
 import { clientErrorHandler, closeServer, listen } from '../../http/server-helpers.js';
@@ -35,6 +36,9 @@ export interface UniversalClientSettings {
   systemcheckPath: string;
   wireVersion: string;
   cwd: string;
+  logLevel: LogLevel;
+  /** The one egress stack every connection shares, set up as a classic client's (CA_CERT, TLS, SOCKET_CONNECT_TIMEOUT). */
+  egress: EgressOptions;
 }
 
 export interface UniversalClientDeps {
@@ -63,7 +67,9 @@ export function readUniversalSettings(env: Env, cwd = process.cwd()): UniversalC
   const r = new EnvReader(env);
   const universal = readUniversalConfig(r, cwd);
   const port = r.port('PORT', 7341);
-  r.enumOf('LOG_LEVEL', LOG_LEVELS, 'info');
+  const logLevel = r.enumOf('LOG_LEVEL', LOG_LEVELS, 'info');
+  // The tuning every connection reads again: a bad value stops the start here, not each connection.
+  const { connectTimeoutMs } = readClientTuning(r);
   const settings: UniversalClientSettings = {
     universal,
     env,
@@ -73,6 +79,8 @@ export function readUniversalSettings(env: Env, cwd = process.cwd()): UniversalC
     systemcheckPath: r.string('BROKER_SYSTEMCHECK_PATH', '/systemcheck'),
     wireVersion: r.string('BROKER_VERSION', DEFAULT_WIRE_VERSION),
     cwd,
+    logLevel,
+    egress: { caFiles: [r.string('CA_CERT')].filter((x): x is string => Boolean(x)), rejectUnauthorized: r.string('NODE_TLS_REJECT_UNAUTHORIZED') !== '0', connectTimeoutMs },
   };
   r.done();
   return settings;
@@ -164,8 +172,8 @@ export async function startUniversalClient(env: Env): Promise<Program> {
   const settings = readUniversalSettings(env);
   const scrubber = new SecretScrubber();
   if (settings.universal.oauth) scrubber.add(settings.universal.oauth.clientSecret);
-  const logger = createLogger({ level: env.LOG_LEVEL?.trim().toLowerCase() || 'info', name: 'broker-client', scrubber });
-  const egress = await createEgress({ rejectUnauthorized: env.NODE_TLS_REJECT_UNAUTHORIZED !== '0', caFiles: env.CA_CERT ? [env.CA_CERT] : [] });
+  const logger = createLogger({ level: settings.logLevel, name: 'broker-client', scrubber });
+  const egress = await createEgress(settings.egress);
   const client = createUniversalClient(settings, { logger, egress, scrubber });
   try {
     await client.start();
