@@ -133,31 +133,40 @@ export function planConnection(conn: DeploymentConnection, processEnv: Env, ub: 
   // HA allocation goes to Snyk's API under /hidden/brokers (the GA image's prefix), with the bearer.
   env.BROKER_DISPATCHER_BASE_URL = ub.apiBaseUrl;
   env.DISPATCHER_URL_PREFIX = processEnv.DISPATCHER_URL_PREFIX ?? processEnv.SNYK_DISPATCHER_URL_PREFIX ?? '/hidden/brokers';
-  const contexts = planContexts(conn, type.name, env, processEnv);
-  return { ...base, filterType, identifier, env, contexts, definition: definitionOf(filterType, identifier, values, conn, processEnv) };
+  const contexts = resolveContexts(conn, type.name, processEnv);
+  return { ...base, filterType, identifier, env, contexts: planContexts(contexts, env), definition: definitionOf(filterType, identifier, values, contexts) };
 }
 
-/** The connection's own definition, references resolved (a changed credential value is a change), keys sorted. */
-function definitionOf(filterType: string, identifier: string, values: Record<string, string>, conn: DeploymentConnection, processEnv: Env): string {
-  const sorted = (o: Record<string, string | undefined>) => Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1));
-  const contexts = Object.entries(conn.contexts)
-    .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([id, raw]) => [id, sorted(Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, resolveReferences(v, processEnv, new Set())])))]);
-  return JSON.stringify([filterType, identifier, sorted(values), contexts]);
+/** A context's values, references resolved, keys the type allows only (Snyk drops the others too); `missing`: the unset references. */
+interface ResolvedContext {
+  values: Env;
+  missing: Set<string>;
 }
 
-/**
- * Snyk's merge for a request naming a context: the connection's values, then the context's, only
- * keys the type allows (Snyk drops the others too); a context missing a credential reference is off.
- */
-function planContexts(conn: DeploymentConnection, type: UniversalTypeName, env: Env, processEnv: Env): RunnablePlan['contexts'] {
+function resolveContexts(conn: DeploymentConnection, type: UniversalTypeName, processEnv: Env): Map<string, ResolvedContext> {
   const allowed = new Set(allowedContextKeys(type));
-  const out: RunnablePlan['contexts'] = {};
+  const out = new Map<string, ResolvedContext>();
   for (const [id, raw] of Object.entries(conn.contexts)) {
     const missing = new Set<string>();
     const values: Env = {};
     for (const [k, v] of Object.entries(raw)) if (allowed.has(k)) values[k] = resolveReferences(v, processEnv, missing);
-    out[id] = missing.size > 0 ? { disabled: `context ${id} is missing environment variable value ${[...missing].join(', ')}` } : { env: { ...env, ...values } };
+    out.set(id, { values, missing });
+  }
+  return out;
+}
+
+/** The connection's own definition, references resolved (a changed credential value is a change), keys sorted. */
+function definitionOf(filterType: string, identifier: string, values: Record<string, string>, contexts: ReadonlyMap<string, ResolvedContext>): string {
+  const sorted = (o: Record<string, string | undefined>) => Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1));
+  const ctx = [...contexts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, c]) => [id, sorted(c.values)]);
+  return JSON.stringify([filterType, identifier, sorted(values), ctx]);
+}
+
+/** Snyk's merge for a request naming a context: the connection's values, then the context's; a context missing a credential reference is off. */
+function planContexts(contexts: ReadonlyMap<string, ResolvedContext>, env: Env): RunnablePlan['contexts'] {
+  const out: RunnablePlan['contexts'] = {};
+  for (const [id, c] of contexts) {
+    out[id] = c.missing.size > 0 ? { disabled: `context ${id} is missing environment variable value ${[...c.missing].join(', ')}` } : { env: { ...env, ...c.values } };
   }
   return out;
 }
