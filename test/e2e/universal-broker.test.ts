@@ -11,8 +11,9 @@ import { freePort } from '../support/ports.js';
 import { startOrigin, type Origin } from '../support/origin.js';
 import { writeAcceptFile } from '../support/client-harness.js';
 import { waitFor } from '../support/wait.js';
+import { readyTunnels } from '../support/connection-status.js';
 import { httpStatus } from '../support/http-status.js';
-import { startFakeSnykApi, type FakeConnection, type FakeSnykApi } from '../support/fake-snyk-api.js';
+import { startFakeSnykApi, type FakeConnection, type FakeSnykApi, universalClientEnv } from '../support/fake-snyk-api.js';
 import { FAILURES } from '../../src/protocol/failures.js';
 
 const group = new ProcessGroup();
@@ -50,18 +51,8 @@ function connections(gh = ghIdentifier, withGitlab = true): FakeConnection[] {
   ];
 }
 
-async function tunnelsOf(identifier: string): Promise<number> {
-  try {
-    const r = await request(`${serverUrl}/connection-status/${identifier}`, { reset: true });
-    if (r.statusCode !== 200) {
-      await r.body.dump();
-      return 0;
-    }
-    const body = (await r.body.json()) as { clients: Array<{ state: string }> };
-    return body.clients.filter((c) => c.state === 'ready').length;
-  } catch {
-    return 0;
-  }
+function tunnelsOf(identifier: string): Promise<number> {
+  return readyTunnels(serverUrl, identifier);
 }
 
 async function get(url: string): Promise<{ status: number; body: string; failure?: string }> {
@@ -86,12 +77,7 @@ before(async () => {
   const clientPort = await freePort();
   clientUrl = `http://127.0.0.1:${clientPort}`;
   client = group.broker('client', 'client', {
-    UNIVERSAL_BROKER_ENABLED: 'true',
-    DEPLOYMENT_ID: api.deploymentId,
-    CLIENT_ID: api.clientId,
-    CLIENT_SECRET: api.clientSecret,
-    API_BASE_URL: api.url,
-    BROKER_SERVER_URL: serverUrl,
+    ...universalClientEnv(api, serverUrl),
     BROKER_CLIENT_URL: clientUrl,
     PORT: String(clientPort),
     GH_TOKEN,
@@ -205,12 +191,7 @@ test('a refused client secret or an unknown deployment stops the start with exit
   ];
   for (const c of cases) {
     const p = group.broker('client-refused', 'client', {
-      UNIVERSAL_BROKER_ENABLED: 'true',
-      DEPLOYMENT_ID: api.deploymentId,
-      CLIENT_ID: api.clientId,
-      CLIENT_SECRET: api.clientSecret,
-      API_BASE_URL: api.url,
-      BROKER_SERVER_URL: serverUrl,
+      ...universalClientEnv(api, serverUrl),
       PORT: '0',
       PREFLIGHT_CHECKS_ENABLED: 'false',
       ...c.env,

@@ -18,8 +18,9 @@ import { ProcessGroup } from '../support/processes.js';
 import { freePort } from '../support/ports.js';
 import { writeAcceptFile } from '../support/client-harness.js';
 import { waitFor } from '../support/wait.js';
+import { readyTunnels } from '../support/connection-status.js';
 import { httpStatus } from '../support/http-status.js';
-import { startFakeSnykApi, type FakeSnykApi } from '../support/fake-snyk-api.js';
+import { startFakeSnykApi, type FakeSnykApi, universalClientEnv } from '../support/fake-snyk-api.js';
 
 const run = promisify(execFile);
 const SIGNED_TOKEN = `ghp_signed${randomUUID().replace(/-/g, '')}`;
@@ -53,13 +54,8 @@ async function makeRepo(): Promise<void> {
   tree = (await git(['rev-parse', 'HEAD^{tree}'], work)).stdout.trim();
 }
 
-async function ready(identifier: string): Promise<number> {
-  const r = await request(`${serverUrl}/connection-status/${identifier}`, { reset: true });
-  if (r.statusCode !== 200) {
-    await r.body.dump();
-    return 0;
-  }
-  return ((await r.body.json()) as { clients: Array<{ state: string }> }).clients.filter((c) => c.state === 'ready').length;
+function ready(identifier: string): Promise<number> {
+  return readyTunnels(serverUrl, identifier);
 }
 
 before(async () => {
@@ -86,12 +82,7 @@ before(async () => {
   await waitFor('server health', async () => (await httpStatus(`${serverUrl}/healthcheck`)) === 200, { timeoutMs: 30_000 });
   const clientPort = await freePort();
   group.broker('client', 'client', {
-    UNIVERSAL_BROKER_ENABLED: 'true',
-    DEPLOYMENT_ID: api.deploymentId,
-    CLIENT_ID: api.clientId,
-    CLIENT_SECRET: api.clientSecret,
-    API_BASE_URL: api.url,
-    BROKER_SERVER_URL: serverUrl,
+    ...universalClientEnv(api, serverUrl),
     BROKER_CLIENT_URL: `http://127.0.0.1:${clientPort}`,
     PORT: String(clientPort),
     CA_CERT: pki.caFile,

@@ -15,8 +15,9 @@ import { ProcessGroup, type RunningProcess } from '../support/processes.js';
 import { freePort } from '../support/ports.js';
 import { writeAcceptFile } from '../support/client-harness.js';
 import { waitFor } from '../support/wait.js';
+import { readyTunnels } from '../support/connection-status.js';
 import { httpStatus } from '../support/http-status.js';
-import { startFakeSnykApi, type FakeSnykApi } from '../support/fake-snyk-api.js';
+import { startFakeSnykApi, type FakeSnykApi, universalClientEnv } from '../support/fake-snyk-api.js';
 
 const TOKEN_TTL_MS = 3000;
 const identifier = randomUUID();
@@ -45,13 +46,8 @@ function appValues(i: number): Record<string, string> {
   return { github: a.github.host, github_api: a.github.host, github_app_id: a.id, github_app_client_id: `Iv1.${a.id}`, github_app_installation_id: a.installation, github_app_private_pem_path: a.keyPath };
 }
 
-async function tunnels(): Promise<number> {
-  const r = await request(`${serverUrl}/connection-status/${identifier}`, { reset: true });
-  if (r.statusCode !== 200) {
-    await r.body.dump();
-    return 0;
-  }
-  return ((await r.body.json()) as { clients: Array<{ state: string }> }).clients.filter((c) => c.state === 'ready').length;
+function tunnels(): Promise<number> {
+  return readyTunnels(serverUrl, identifier);
 }
 
 before(async () => {
@@ -69,12 +65,7 @@ before(async () => {
   const clientPort = await freePort();
   clientUrl = `http://127.0.0.1:${clientPort}`;
   client = group.broker('client', 'client', {
-    UNIVERSAL_BROKER_ENABLED: 'true',
-    DEPLOYMENT_ID: api.deploymentId,
-    CLIENT_ID: api.clientId,
-    CLIENT_SECRET: api.clientSecret,
-    API_BASE_URL: api.url,
-    BROKER_SERVER_URL: serverUrl,
+    ...universalClientEnv(api, serverUrl),
     BROKER_CLIENT_URL: `http://127.0.0.1:${clientPort}`,
     PORT: String(clientPort),
     CA_CERT: pki.caFile,

@@ -10,7 +10,8 @@ import { HaCluster } from '../support/ha-cluster.js';
 import { freePort } from '../support/ports.js';
 import { startOrigin, type Origin } from '../support/origin.js';
 import { waitFor } from '../support/wait.js';
-import { startFakeSnykApi, type FakeSnykApi } from '../support/fake-snyk-api.js';
+import { readyTunnels } from '../support/connection-status.js';
+import { startFakeSnykApi, type FakeSnykApi, universalClientEnv } from '../support/fake-snyk-api.js';
 import { metricValue, scrape } from '../support/broker-pair.js';
 import type { RunningProcess } from '../support/processes.js';
 
@@ -26,33 +27,16 @@ const replicas: Array<{ proc: RunningProcess; url: string }> = [];
 
 /** Ready tunnels of an identifier over every server. */
 async function tunnelsOf(identifier: string): Promise<number> {
-  let total = 0;
-  for (const s of cluster.servers) {
-    try {
-      const r = await request(`http://127.0.0.1:${s.port}/connection-status/${identifier}`, { reset: true });
-      if (r.statusCode !== 200) {
-        await r.body.dump();
-        continue;
-      }
-      const body = (await r.body.json()) as { clients: Array<{ state: string }> };
-      total += body.clients.filter((c) => c.state === 'ready').length;
-    } catch {
-      // a server that is down has none
-    }
-  }
-  return total;
+  // A server that is down has none.
+  const counts = await Promise.all(cluster.servers.map((s) => readyTunnels(`http://127.0.0.1:${s.port}`, identifier)));
+  return counts.reduce((a, b) => a + b, 0);
 }
 
 async function startReplica(n: number): Promise<void> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const proc = cluster.group.broker(`ub-client-${n}`, 'client', {
-    UNIVERSAL_BROKER_ENABLED: 'true',
-    DEPLOYMENT_ID: api.deploymentId,
-    CLIENT_ID: api.clientId,
-    CLIENT_SECRET: api.clientSecret,
-    API_BASE_URL: api.url,
-    BROKER_SERVER_URL: cluster.sharedUrl,
+    ...universalClientEnv(api, cluster.sharedUrl),
     BROKER_HA_MODE_ENABLED: 'true',
     BROKER_CLIENT_URL: url,
     PORT: String(port),

@@ -20,10 +20,11 @@ import { freePort } from '../support/ports.js';
 import { startOrigin, type Origin } from '../support/origin.js';
 import { writeAcceptFile } from '../support/client-harness.js';
 import { waitFor } from '../support/wait.js';
+import { readyTunnels } from '../support/connection-status.js';
 import { httpStatus } from '../support/http-status.js';
 import { logLines } from '../support/ha-cluster.js';
 import { hashToken } from '../../src/protocol/token.js';
-import { startFakeSnykApi, type FakeApiCall, type FakeConnection, type FakeSnykApi } from '../support/fake-snyk-api.js';
+import { startFakeSnykApi, type FakeApiCall, type FakeConnection, type FakeSnykApi, universalClientEnv } from '../support/fake-snyk-api.js';
 import { assertFaultGoal, describeLoadFailures, startSteadyLoad, summaryLine, type SteadyLoad, type SteadyLoadReport } from '../support/steady-load.js';
 
 const OUTAGE_MS = 60_000;
@@ -58,18 +59,8 @@ function fakeConnection(c: Conn): FakeConnection {
   return { name: c.name, type: c.type, identifier: c.identifier, required, default: { git_client_url: c.origin.url } };
 }
 
-async function tunnelsOf(identifier: string): Promise<number> {
-  try {
-    const r = await request(`${serverUrl}/connection-status/${identifier}`, { reset: true });
-    if (r.statusCode !== 200) {
-      await r.body.dump();
-      return 0;
-    }
-    const body = (await r.body.json()) as { clients: Array<{ state: string }> };
-    return body.clients.filter((c) => c.state === 'ready').length;
-  } catch {
-    return 0;
-  }
+function tunnelsOf(identifier: string): Promise<number> {
+  return readyTunnels(serverUrl, identifier);
 }
 
 async function waitAllTunnels(list: readonly Conn[], timeoutMs = 30_000): Promise<void> {
@@ -163,12 +154,7 @@ before(async () => {
   await waitFor('server health', async () => (await httpStatus(`${serverUrl}/healthcheck`)) === 200, { timeoutMs: 30_000 });
   const clientPort = await freePort();
   client = group.broker('client', 'client', {
-    UNIVERSAL_BROKER_ENABLED: 'true',
-    DEPLOYMENT_ID: api.deploymentId,
-    CLIENT_ID: api.clientId,
-    CLIENT_SECRET: api.clientSecret,
-    API_BASE_URL: api.url,
-    BROKER_SERVER_URL: serverUrl,
+    ...universalClientEnv(api, serverUrl),
     BROKER_CLIENT_URL: `http://127.0.0.1:${clientPort}`,
     PORT: String(clientPort),
     AUTH_EXPIRATION_OVERRIDE: String(RENEWAL_MS),

@@ -21,7 +21,7 @@ import { writeAcceptFile } from '../support/client-harness.js';
 import { waitFor } from '../support/wait.js';
 import { httpStatus } from '../support/http-status.js';
 import { startSnykBroker } from '../support/snyk-broker.js';
-import { startFakeSnykApi, type FakeConnection, type FakeSnykApi } from '../support/fake-snyk-api.js';
+import { startFakeSnykApi, type FakeConnection, type FakeSnykApi, universalClientEnv } from '../support/fake-snyk-api.js';
 
 const group = new ProcessGroup();
 const GH_TOKEN = `ghp_${randomUUID().replace(/-/g, '')}`;
@@ -80,12 +80,7 @@ before(async () => {
   const clientPort = await freePort();
   clientUrl = `http://127.0.0.1:${clientPort}`;
   client = group.broker('client', 'client', {
-    UNIVERSAL_BROKER_ENABLED: 'true',
-    DEPLOYMENT_ID: api.deploymentId,
-    CLIENT_ID: api.clientId,
-    CLIENT_SECRET: api.clientSecret,
-    API_BASE_URL: api.url,
-    BROKER_SERVER_URL: serverUrl,
+    ...universalClientEnv(api, serverUrl),
     BROKER_CLIENT_URL: clientUrl,
     PORT: String(clientPort),
     GH_TOKEN,

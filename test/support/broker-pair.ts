@@ -9,6 +9,7 @@ import { request } from 'undici';
 import { ProcessGroup, type RunningProcess } from './processes.js';
 import { freePort } from './ports.js';
 import { waitFor } from './wait.js';
+import { readyTunnels as readyTunnelsAt } from './connection-status.js';
 import { startTcpCutter, type TcpCutter } from './tcp-cutter.js';
 
 export interface BrokerPair {
@@ -60,19 +61,7 @@ export async function startBrokerPair(options: PairOptions): Promise<BrokerPair>
     ...options.clientEnv,
   };
   let starts = 0;
-  const readyTunnels = async () => {
-    try {
-      const r = await request(`${serverUrl}/connection-status/${token}`, { reset: true, headersTimeout: 3000, bodyTimeout: 3000 });
-      if (r.statusCode !== 200) {
-        await r.body.dump();
-        return 0;
-      }
-      const body = (await r.body.json()) as { clients: Array<{ state: string }> };
-      return body.clients.filter((c) => c.state === 'ready').length;
-    } catch {
-      return 0;
-    }
-  };
+  const readyTunnels = () => readyTunnelsAt(serverUrl, token);
   const pair: BrokerPair = {
     token,
     group,

@@ -406,6 +406,11 @@ export async function startFakeSnykApi(opts: FakeSnykApiOptions): Promise<FakeSn
 }
 
 /** sha256 hex of an identifier, as the HA allocation path carries it. */
+/** A Universal Broker client of this fake's deployment: the mode, its credentials, the API, and where its tunnels go. */
+export function universalClientEnv(api: FakeSnykApi, serverUrl: string): Record<string, string> {
+  return { UNIVERSAL_BROKER_ENABLED: 'true', DEPLOYMENT_ID: api.deploymentId, CLIENT_ID: api.clientId, CLIENT_SECRET: api.clientSecret, API_BASE_URL: api.url, BROKER_SERVER_URL: serverUrl };
+}
+
 export function hashedIdentifier(identifier: string): string {
   return createHash('sha256').update(identifier).digest('hex');
 }
