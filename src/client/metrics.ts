@@ -30,7 +30,7 @@ export function createClientMetrics(registry: Registry = createRegistry('broker_
     }),
     answers: new Counter({
       name: 'broker_client_answers_total',
-      help: 'Answers delivered to the broker server, by path: response-data (POST), tunnel (binary frame, our server only), ack, chunk',
+      help: 'Answers delivered to the broker server, by path: response-data (POST), tunnel (one binary frame, our server only), tunnel-stream (binary frames with flow control, our server only), ack, chunk',
       labelNames: ['via', 'connection'],
       registers: [registry],
     }),

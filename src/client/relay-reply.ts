@@ -1,6 +1,6 @@
 import { describeError } from '../http/errors.js';
 import { HOP_BY_HOP } from '../http/server-helpers.js';
-import { TUNNEL_ANSWERS_CAPABILITY, type RelayRequest, type Reply } from '../protocol/index.js';
+import { TUNNEL_ANSWERS_CAPABILITY, TUNNEL_STREAMS_CAPABILITY, type RelayRequest, type Reply } from '../protocol/index.js';
 import { discardBody } from './response-writer.js';
 import type { Tunnel } from './tunnel.js';
 import { answerFor } from './relay-answer.js';
@@ -89,6 +89,7 @@ export async function deliverStreamed(ctx: RelayContext, tunnel: Tunnel, req: Re
   const placement = tunnel.placement;
   // The connection the request came on: an answer sent over the tunnel must use that one.
   const channel = ctx.opts.tunnelAnswers !== false && tunnel.capabilities.includes(TUNNEL_ANSWERS_CAPABILITY) ? tunnel.channel : undefined;
+  const streams = channel && tunnel.capabilities.includes(TUNNEL_STREAMS_CAPABILITY) ? channel : undefined;
   let answer: Answer;
   try {
     answer = await answerFor(ctx, req, requestId, false);
@@ -109,6 +110,7 @@ export async function deliverStreamed(ctx: RelayContext, tunnel: Tunnel, req: Re
           requestId,
           requestHeaders: req.headers,
           overTunnel: channel && ((frame) => tunnel.sendAnswer(frame, channel)),
+          streamOverTunnel: streams && ((head, body, timeoutMs) => tunnel.streamAnswer(streams, req.streamingID, head, body, timeoutMs)),
         },
         answer.head,
         answer.body,

@@ -22,6 +22,12 @@ export interface ResponseTarget {
    * offered it); false when it could not, and the answer is posted instead.
    */
   overTunnel?: (frame: Buffer) => Promise<boolean>;
+  /**
+   * Streams a larger answer (head bytes, then the body) over that tunnel with flow control (our
+   * server offered it): resolves with the body's size, or false when it could not start and the
+   * answer is posted instead.
+   */
+  streamOverTunnel?: (head: Buffer, body: Readable, timeoutMs: number) => Promise<number | false>;
 }
 
 export interface ResponseWriterOptions {
@@ -81,6 +87,39 @@ function refusedUpload(statusCode: number, answer: string): ResponseUploadError 
 }
 
 /**
+ * A small answer (the egress reads those whole) goes as one buffer (head + body): one write on
+ * the socket instead of a chunked stream of three, same bytes on the wire. Larger ones keep
+ * streaming with backpressure. `answer`: that one buffer, or the origin body to stream; `body`
+ * is what a failure discards (a replay of what was read, when the read broke off).
+ */
+async function wholeIfSmall(headBytes: Buffer, head: ResponseHead, body: Readable | Buffer | string | undefined): Promise<{ answer: Buffer | Readable; body: Readable | Buffer | string | undefined }> {
+  if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) return { answer: inMemoryAnswer(headBytes, body), body };
+  if (!declaresSmallBody(head)) return { answer: body, body };
+  const read = await readAll(body);
+  if (read.error === undefined) return { answer: Buffer.concat([headBytes, ...read.chunks]), body };
+  // What was read is streamed again, then the error.
+  const replay = replayBody(read.chunks, read.error);
+  return { answer: replay, body: replay };
+}
+
+/** Over the tunnel, where our server offered it: a whole answer as one frame, a stream with flow control. Undefined: post it. */
+async function sendOverTunnel(target: ResponseTarget, headBytes: Buffer, answer: Buffer | Readable, body: Readable | Buffer | string | undefined, timeoutMs: number): Promise<{ bytes: number; via: 'tunnel' | 'tunnel-stream' } | undefined> {
+  if (Buffer.isBuffer(answer)) {
+    if (target.overTunnel && (await target.overTunnel(encodeTunnelAnswer(target.streamingID, answer)))) return { bytes: answer.length - headBytes.length, via: 'tunnel' };
+    return undefined;
+  }
+  if (!target.streamOverTunnel) return undefined;
+  let bytes: number | false;
+  try {
+    bytes = await target.streamOverTunnel(headBytes, answer, timeoutMs);
+  } catch (err) {
+    discardBody(body);
+    throw new ResponseUploadError(`answer stream over the tunnel failed: ${describeError(err)}`, { cause: err });
+  }
+  return bytes === false ? undefined : { bytes, via: 'tunnel-stream' };
+}
+
+/**
  * Streams an answer to the broker server: [uint32 LE head length][JSON head][body bytes as
  * they come from the origin]. The origin body is pulled only as fast as the upload drains
  * (async iterable body: backpressure end to end, nothing buffered whole).
@@ -122,24 +161,13 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
     });
   }
 
-  async function send(target: ResponseTarget, head: ResponseHead, body?: Readable | Buffer | string): Promise<{ bytes: number; via: 'tunnel' | 'response-data' }> {
+  async function send(target: ResponseTarget, head: ResponseHead, body?: Readable | Buffer | string): Promise<{ bytes: number; via: 'tunnel' | 'tunnel-stream' | 'response-data' }> {
     const headBytes = encodeResponseHead(head);
     const retryErrors: string[] = [];
-    // A small answer (the egress reads those whole) goes as one buffer (head + body): one write
-    // on the socket instead of a chunked stream of three, same bytes on the wire. Larger ones
-    // keep streaming with backpressure. `answer`: that one buffer, or the origin body to stream.
     let answer: Buffer | Readable;
-    if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) answer = inMemoryAnswer(headBytes, body);
-    else if (!declaresSmallBody(head)) answer = body;
-    else {
-      const read = await readAll(body);
-      if (read.error === undefined) answer = Buffer.concat([headBytes, ...read.chunks]);
-      // What was read is streamed again, then the error (and the replay is what a failure discards).
-      else answer = body = replayBody(read.chunks, read.error);
-    }
-    if (Buffer.isBuffer(answer) && target.overTunnel && (await target.overTunnel(encodeTunnelAnswer(target.streamingID, answer)))) {
-      return { bytes: answer.length - headBytes.length, via: 'tunnel' };
-    }
+    ({ answer, body } = await wholeIfSmall(headBytes, head, body));
+    const overTunnel = await sendOverTunnel(target, headBytes, answer, body, opts.postTimeoutMs);
+    if (overTunnel) return overTunnel;
     for (let attempt = 0; ; attempt++) {
       const headers = uploadHeaders(target, opts.wireVersion, attempt, retryErrors);
       if (opts.auth) headers.authorization = await bearer(body);

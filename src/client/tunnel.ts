@@ -1,6 +1,8 @@
+import type { Readable } from 'node:stream';
 import type { TunnelRole } from '../config/client.js';
 import { delay } from '../http/backoff.js';
-import { encodeEnginePacket, encodeEvent, ProtocolError, type EmitterChannel, type Reply } from '../protocol/index.js';
+import { encodeEnginePacket, encodeEvent, ProtocolError, STREAM_CREDIT_EVENT, STREAM_DONE_EVENT, type EmitterChannel, type Reply } from '../protocol/index.js';
+import { OutgoingAnswerStreams } from './answer-streams.js';
 import type { TunnelTransport } from './transport.js';
 import { ReconnectPolicy } from './tunnel-reconnect.js';
 import { runTunnelSession, type SessionHost, type SessionOptions, type TunnelState } from './tunnel-session.js';
@@ -36,6 +38,8 @@ export class Tunnel {
   #state: TunnelState = 'closed';
   #ws: TunnelTransport | undefined;
   #channel: EmitterChannel | undefined;
+  /** The answers streaming over the current connection (our server only). */
+  #streams: OutgoingAnswerStreams | undefined;
   #stopped = false;
   #draining = false;
   readonly #abort = new AbortController();
@@ -58,10 +62,15 @@ export class Tunnel {
       attach: (ws, channel) => {
         this.#ws = ws;
         this.#channel = channel;
+        this.#streams = ws.sendBinary ? new OutgoingAnswerStreams((frame, cb) => ws.sendBinary!(frame, cb)) : undefined;
       },
       holds: (ws) => this.#ws === ws,
       detach: (ws) => {
-        if (this.#ws === ws) this.#ws = undefined;
+        if (this.#ws === ws) {
+          this.#ws = undefined;
+          this.#streams?.close(new ProtocolError('CHANNEL_CLOSED', 'tunnel closed while the answer streamed'));
+          this.#streams = undefined;
+        }
         this.connectedAt = undefined;
         if (!this.#stopped) this.#setState('connecting');
       },
@@ -73,7 +82,12 @@ export class Tunnel {
         this.connectedAt = Date.now();
         this.#setState(this.#draining ? 'draining' : 'ready');
       },
-      event: (name, args, reply) => this.opts.onEvent(this, name, args, reply),
+      event: (name, args, reply) => {
+        // Flow control of answers streaming over this connection: for the streams, not the relay.
+        if (name === STREAM_CREDIT_EVENT) return this.#streams?.onCredit(args);
+        if (name === STREAM_DONE_EVENT) return this.#streams?.onDone(args);
+        this.opts.onEvent(this, name, args, reply);
+      },
     };
   }
 
@@ -146,6 +160,17 @@ export class Tunnel {
     const ws = this.#ws;
     if (!ws || !ws.isOpen || !ws.sendBinary || channel !== this.#channel) return Promise.resolve(false);
     return new Promise((resolve) => ws.sendBinary!(frame, (err) => resolve(err === undefined || err === null)));
+  }
+
+  /**
+   * Streams a large answer (its POST /response-data bytes: head, then body) over the connection
+   * `channel` belongs to, with the server's credit as flow control. Resolves false, with nothing
+   * sent, when that connection is gone or cannot carry binary messages: the caller posts instead.
+   */
+  streamAnswer(channel: EmitterChannel, streamingID: string, head: Buffer, body: Readable, timeoutMs: number): Promise<number | false> {
+    const streams = this.#streams;
+    if (!streams || !this.#ws?.isOpen || channel !== this.#channel) return Promise.resolve(false);
+    return streams.send(streamingID, head, body, timeoutMs);
   }
 
   #setState(state: TunnelState): void {

@@ -7,4 +7,5 @@ export * from './response-stream.js';
 export * from './request-event.js';
 export * from './token.js';
 export * from './tunnel-answer.js';
+export * from './tunnel-stream.js';
 export * from './client-instance.js';

@@ -1,5 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform, pipeline } from 'node:stream';
+import type { ServerResponse } from 'node:http';
+import { Transform, pipeline, type Readable } from 'node:stream';
 import { parseAckResponse, readResponseHead, ProtocolError, type ResponseHead } from '../protocol/index.js';
 import { describeError } from '../http/errors.js';
 import { sendJson } from '../http/server-helpers.js';
@@ -17,6 +17,23 @@ import type { RelayAttempt } from './relay-attempt.js';
 export const UNKNOWN_STREAM_MESSAGE = 'Unable to find request matching streaming id.';
 
 type HoldResult = 'end' | 'full' | 'slow' | 'aborted';
+
+/**
+ * Where the server's verdict on an answer upload goes: the answer to the POST /response-data,
+ * or an `answer-done` event for a stream over the tunnel. Only the first verdict is sent.
+ */
+export interface AnswerReceipt {
+  send(status: number, body: { message?: string }): void;
+}
+
+/** The verdict as the answer to the POST (nothing when that answer already left). */
+export function httpReceipt(res: ServerResponse): AnswerReceipt {
+  return {
+    send(status, body) {
+      if (!res.headersSent && !res.destroyed) sendJson(res, status, body);
+    },
+  };
+}
 
 function countingTransform(onBytes: (n: number) => void): Transform {
   return new Transform({
@@ -53,8 +70,11 @@ export function answerFromAck(attempt: RelayAttempt, metrics: ServerMetrics, arg
   answerWhole(attempt, metrics, { status: answer.status, headers: { ...headers, 'content-length': String(body.length) } }, body);
 }
 
-/** Takes a POST /response-data upload through to the platform: its head, then (held or not) its body. */
-export async function consumeUpload(attempt: RelayAttempt, deps: RelayDeps, upload: IncomingMessage, uploadRes: ServerResponse): Promise<void> {
+/**
+ * Takes an answer upload (a POST /response-data body, or a stream over the tunnel: the same
+ * bytes) through to the platform: its head, then (held or not) its body.
+ */
+export async function consumeUpload(attempt: RelayAttempt, deps: RelayDeps, upload: Readable, uploadRes: AnswerReceipt): Promise<void> {
   const relay = attempt.relay;
   let head: ResponseHead;
   try {
@@ -64,7 +84,7 @@ export async function consumeUpload(attempt: RelayAttempt, deps: RelayDeps, uplo
   }
   if (attempt.settled) {
     // Timed out or the platform left while the head was on its way.
-    if (!uploadRes.headersSent) sendJson(uploadRes, 500, { message: UNKNOWN_STREAM_MESSAGE });
+    uploadRes.send(500, { message: UNKNOWN_STREAM_MESSAGE });
     upload.resume();
     return;
   }
@@ -83,7 +103,7 @@ export async function consumeUpload(attempt: RelayAttempt, deps: RelayDeps, uplo
     if (result === 'end') {
       const body = Buffer.concat(held);
       answerWhole(attempt, deps.metrics, head, body);
-      sendJson(uploadRes, 200, {});
+      uploadRes.send(200, {});
       return;
     }
   }
@@ -96,20 +116,18 @@ export async function consumeUpload(attempt: RelayAttempt, deps: RelayDeps, uplo
 }
 
 /** The upload's head could not be read: the client hears 400, the attempt fails. */
-function refuseUpload(attempt: RelayAttempt, logger: Logger, err: unknown, upload: IncomingMessage, uploadRes: ServerResponse): void {
+function refuseUpload(attempt: RelayAttempt, logger: Logger, err: unknown, upload: Readable, uploadRes: AnswerReceipt): void {
   const code = err instanceof ProtocolError ? err.code : 'RESPONSE_HEAD_INVALID';
   const message = (err as Error).message;
   logger.warn({ requestId: attempt.relay.init.requestId, connection: attempt.connection.id, code, error: message }, 'invalid response-data stream from the broker client');
-  if (!uploadRes.headersSent && !uploadRes.destroyed) {
-    sendJson(uploadRes, 400, { message: `Invalid response stream: ${message}` });
-    upload.resume();
-  }
+  uploadRes.send(400, { message: `Invalid response stream: ${message}` });
+  upload.resume();
   if (attempt.settled) return;
   return attempt.settle({ kind: 'failed', failure: FAILURES.BAD_RESPONSE, message: `the broker client sent an invalid answer: ${message}` });
 }
 
 /** The head is out: what was held goes first, then the rest of the upload streams through. */
-function streamAnswer(attempt: RelayAttempt, deps: RelayDeps, held: Buffer[], upload: IncomingMessage, uploadRes: ServerResponse): void {
+function streamAnswer(attempt: RelayAttempt, deps: RelayDeps, held: Buffer[], upload: Readable, uploadRes: AnswerReceipt): void {
   const { metrics, logger } = deps;
   const relay = attempt.relay;
   for (const chunk of held) {
@@ -124,16 +142,16 @@ function streamAnswer(attempt: RelayAttempt, deps: RelayDeps, held: Buffer[], up
       if (err) {
         logger.warn({ requestId: relay.init.requestId, connection: attempt.connection.id, error: describeError(err) }, 'answer stream broke off');
         relay.res.destroy();
-        if (!uploadRes.headersSent && !uploadRes.destroyed) sendJson(uploadRes, 500, { message: 'answer stream broke off' });
+        uploadRes.send(500, { message: 'answer stream broke off' });
         return;
       }
-      sendJson(uploadRes, 200, {});
+      uploadRes.send(200, {});
     },
   );
 }
 
 /** Holds the first bytes of an idempotent answer: until it ends, exceeds the buffer, or takes too long. */
-function holdFirstBytes(attempt: RelayAttempt, upload: IncomingMessage, held: Buffer[], limit: number, maxMs: number): Promise<HoldResult> {
+function holdFirstBytes(attempt: RelayAttempt, upload: Readable, held: Buffer[], limit: number, maxMs: number): Promise<HoldResult> {
   return new Promise((resolve) => {
     let size = 0;
     let finished = false;
@@ -163,6 +181,8 @@ function holdFirstBytes(attempt: RelayAttempt, upload: IncomingMessage, held: Bu
     upload.on('end', onEnd);
     upload.on('error', onAbort);
     upload.on('close', onClose);
-    if (attempt.settled) finish('aborted');
+    // What happened while the head was read (its events are gone): the body was empty, or the upload broke off.
+    if (upload.readableEnded) finish('end');
+    else if (attempt.settled || upload.destroyed) finish('aborted');
   });
 }

@@ -1,5 +1,5 @@
 import type { TunnelCredentials } from './credential-validation.js';
-import { EmitterChannel, encodeEvent, encodePong, encodeServerClose, decodeTunnelMessage, ProtocolError, TUNNEL_ANSWERS_CAPABILITY, type TunnelMessage } from '../protocol/index.js';
+import { EmitterChannel, encodeEvent, encodePong, encodeServerClose, decodeTunnelMessage, ProtocolError, TUNNEL_ANSWERS_CAPABILITY, TUNNEL_STREAMS_CAPABILITY, type TunnelMessage } from '../protocol/index.js';
 
 /**
  * connecting → identified → ready → draining → closed. Only `ready` connections take new
@@ -53,7 +53,7 @@ export interface ConnectionHooks {
 
 export const OUR_CLIENT_CAPABILITY = 'ha-broker/1';
 // Real clients ignore capabilities they do not know; only ours acts on the tunnel-answers one.
-export const SERVER_CAPABILITIES = ['receive-post-streams', TUNNEL_ANSWERS_CAPABILITY];
+export const SERVER_CAPABILITIES = ['receive-post-streams', TUNNEL_ANSWERS_CAPABILITY, TUNNEL_STREAMS_CAPABILITY];
 
 let sequence = 0;
 

@@ -1,10 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { RelayRequest, ResponseHead } from '../protocol/index.js';
 import { describeError } from '../http/errors.js';
 import { FAILURES, type Failure } from '../protocol/failures.js';
 import type { Connection, TunnelWaiter } from './connection.js';
 import type { PlatformRelay, RelayDeps } from './relay.js';
-import { answerFromAck, answerWhole, consumeUpload } from './answer-intake.js';
+import { answerFromAck, answerWhole, consumeUpload, type AnswerReceipt } from './answer-intake.js';
 
 /** How an attempt on one connection ended. */
 export type AttemptOutcome =
@@ -30,7 +30,7 @@ export class RelayAttempt implements TunnelWaiter {
   #settled = false;
   #resolve!: (o: AttemptOutcome) => void;
   readonly outcome: Promise<AttemptOutcome>;
-  #answerUpload: IncomingMessage | undefined;
+  #answerUpload: Readable | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -124,8 +124,8 @@ export class RelayAttempt implements TunnelWaiter {
     this.settle({ kind: 'failed', failure: FAILURES.BAD_RESPONSE, message });
   }
 
-  /** Takes the POST /response-data upload for this attempt. False when the attempt no longer waits. */
-  takeAnswer(upload: IncomingMessage, uploadRes: ServerResponse): boolean {
+  /** Takes the answer upload (POST /response-data, or a stream over the tunnel) for this attempt. False when the attempt no longer waits. */
+  takeAnswer(upload: Readable, uploadRes: AnswerReceipt): boolean {
     if (this.#settled || this.#answering) return false;
     this.#answering = true;
     this.#answerUpload = upload;

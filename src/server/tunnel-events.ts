@@ -1,11 +1,12 @@
 import type { Logger } from '../observability/logger.js';
-import { decodeTunnelAnswer, tunnelAnswerStreamingID } from '../protocol/index.js';
+import { decodeStreamFrame, decodeTunnelAnswer, isStreamFrame, tunnelAnswerStreamingID } from '../protocol/index.js';
 import { describeError } from '../http/errors.js';
 import type { Connection, ConnectionHooks } from './connection.js';
 import type { DispatcherReporter } from './dispatcher-reporter.js';
 import type { ServerMetrics } from './metrics.js';
 import type { PendingAnswers } from './pending-answers.js';
 import type { TunnelRegistry } from './tunnel-registry.js';
+import { IncomingAnswerStreams } from './tunnel-answer-streams.js';
 import type { WebhookForwarder } from './webhooks.js';
 
 export interface TunnelEventDeps {
@@ -26,6 +27,16 @@ export type TunnelEventHooks = Pick<ConnectionHooks, 'onEvent' | 'onPing' | 'onB
  */
 export function tunnelEventHooks(deps: TunnelEventDeps): TunnelEventHooks {
   const { pending, dispatcher, metrics, logger } = deps;
+  const streams = new WeakMap<Connection, IncomingAnswerStreams>();
+  const badFrame = (conn: Connection, err: Error) => {
+    metrics.badFrames.inc();
+    logger.warn({ connection: conn.id, error: err.message }, 'invalid answer over the tunnel');
+  };
+  const streamsOf = (conn: Connection) => {
+    let s = streams.get(conn);
+    if (!s) streams.set(conn, (s = new IncomingAnswerStreams(conn, { pending, logger, onBadFrame: badFrame })));
+    return s;
+  };
   return {
     onEvent(conn, name, args, id) {
       if (name === 'request' && id !== undefined) return forwardWebhook(deps.webhooks, conn, args, id);
@@ -44,12 +55,20 @@ export function tunnelEventHooks(deps: TunnelEventDeps): TunnelEventHooks {
       logger.warn({ connection: conn.id, error: (err).message }, 'undecodable tunnel message ignored');
     },
     onAnswer(conn, frame) {
+      if (isStreamFrame(frame)) {
+        let decoded;
+        try {
+          decoded = decodeStreamFrame(frame);
+        } catch (err) {
+          return badFrame(conn, err as Error);
+        }
+        return streamsOf(conn).receive(decoded);
+      }
       let answer;
       try {
         answer = decodeTunnelAnswer(frame);
       } catch (err) {
-        metrics.badFrames.inc();
-        logger.warn({ connection: conn.id, error: (err as Error).message }, 'invalid answer over the tunnel');
+        badFrame(conn, err as Error);
         const id = tunnelAnswerStreamingID(frame);
         const attempt = id === undefined ? undefined : pending.get(id);
         if (attempt?.connection === conn) attempt.failAnswer(`the broker client sent an invalid answer: ${(err as Error).message}`);

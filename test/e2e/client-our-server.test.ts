@@ -85,12 +85,13 @@ test('relays a GET and a 20 MiB stream through our server', async () => {
   const hash = createHash('sha256');
   for await (const c of big.body) hash.update(c as Buffer);
   assert.equal(hash.digest('hex'), patternSha256(size));
-  // Our server offers answers over the tunnel: a small one goes as a frame, the 20 MiB one by POST.
+  // Our server offers answers over the tunnel: a small one goes as a frame, the 20 MiB one as a stream with flow control.
   const small = await request(`http://127.0.0.1:${serverPort}/broker/${token}/bytes/1000`);
   assert.equal(createHash('sha256').update(Buffer.from(await small.body.arrayBuffer())).digest('hex'), patternSha256(1000));
   const answers = await answerCounts(clientPort);
   assert.match(answers, /broker_client_answers_total\{via="tunnel"\} [1-9]/);
-  assert.match(answers, /broker_client_answers_total\{via="response-data"\} [1-9]/);
+  assert.match(answers, /broker_client_answers_total\{via="tunnel-stream"\} [1-9]/);
+  assert.doesNotMatch(answers, /broker_client_answers_total\{via="response-data"\}/);
 });
 
 test('BROKER_CLIENT_TUNNEL_ANSWERS=false: every answer goes by POST /response-data, even to our server', async () => {
@@ -105,6 +106,58 @@ test('BROKER_CLIENT_TUNNEL_ANSWERS=false: every answer goes by POST /response-da
   assert.doesNotMatch(answers, /broker_client_answers_total\{via="tunnel"\}/);
   assert.equal(await p.stop(), 0);
   assert.ok(!p.output().includes(offToken));
+});
+
+test('a platform that stops reading a large answer stops the origin read too (credit windows), and nothing is lost', async () => {
+  const size = 128 * 1024 * 1024;
+  const path = `/bytes/${size}?flow=${randomUUID()}`;
+  // A raw platform socket, so nothing is read until the test says so (undici would read ahead).
+  const { Socket } = await import('node:net');
+  const socket = new Socket();
+  await new Promise<void>((resolve, reject) => socket.once('error', reject).connect(serverPort, '127.0.0.1', resolve));
+  socket.pause();
+  try {
+    socket.write(`GET /broker/${token}${path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`);
+    // The origin comes to wait for its reader, and stays waiting: each stage holds only its window.
+    let last = -1;
+    const stalled = await waitFor('the origin to stall while the platform reads nothing', () => {
+      const p = origin.streams.get(path);
+      if (!p?.waiting) return undefined;
+      const same = p.written === last;
+      last = p.written;
+      return same ? p : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 1000 });
+    // Without flow control the server would take the whole answer into memory and the origin would finish.
+    assert.ok(stalled.written < 64 * 1024 * 1024, `origin wrote ${stalled.written} of ${size} bytes while the platform read none`);
+    const hash = createHash('sha256');
+    let head = '';
+    let bodyBytes = 0;
+    let headerDone = false;
+    const done = new Promise<void>((resolve, reject) => {
+      socket.on('data', (chunk: Buffer) => {
+        if (!headerDone) {
+          head += chunk.toString('latin1');
+          const at = head.indexOf('\r\n\r\n');
+          if (at < 0) return;
+          headerDone = true;
+          const rest = Buffer.from(head.slice(at + 4), 'latin1');
+          head = head.slice(0, at);
+          chunk = rest;
+        }
+        bodyBytes += chunk.length;
+        hash.update(chunk);
+      });
+      socket.once('end', resolve);
+      socket.once('error', reject);
+    });
+    socket.resume();
+    await done;
+    assert.match(head, /^HTTP\/1\.1 200/);
+    assert.equal(bodyBytes, size);
+    assert.equal(hash.digest('hex'), patternSha256(size));
+  } finally {
+    socket.destroy();
+  }
 });
 
 test('a webhook round trip through our server', async () => {

@@ -7,6 +7,8 @@ export interface Origin {
   readonly port: number;
   /** Requests seen, newest last (method, url, headers, body as text). */
   readonly seen: Array<{ method: string; url: string; headers: IncomingMessage['headers']; body: string }>;
+  /** Each /bytes answer by its URL: bytes written so far, and whether the origin waits for its reader (write returned false). */
+  readonly streams: Map<string, { written: number; waiting: boolean }>;
   close(): Promise<void>;
 }
 
@@ -33,6 +35,7 @@ export function patternSha256(total: number, chunk = 64 * 1024): string {
  */
 export async function startOrigin(port = 0): Promise<Origin> {
   const seen: Origin['seen'] = [];
+  const streams: Origin['streams'] = new Map();
   const server: Server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
@@ -44,12 +47,19 @@ export async function startOrigin(port = 0): Promise<Origin> {
       const total = Number(parts[1]);
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(total), 'x-sha256': patternSha256(total) });
       let off = 0;
+      const progress = { written: 0, waiting: false };
+      streams.set(req.url!, progress);
       const pump = () => {
+        progress.waiting = false;
         while (off < total) {
           const n = Math.min(64 * 1024, total - off);
           const ok = res.write(patternChunk(off, n));
           off += n;
-          if (!ok) return void res.once('drain', pump);
+          progress.written = off;
+          if (!ok) {
+            progress.waiting = true;
+            return void res.once('drain', pump);
+          }
         }
         res.end();
       };
@@ -80,5 +90,5 @@ export async function startOrigin(port = 0): Promise<Origin> {
   });
   server.keepAliveTimeout = 5_000;
   const bound = await listen(server, port, '127.0.0.1');
-  return { url: `http://127.0.0.1:${bound}`, port: bound, seen, close: () => closeServer(server) };
+  return { url: `http://127.0.0.1:${bound}`, port: bound, seen, streams, close: () => closeServer(server) };
 }

@@ -32,7 +32,7 @@ test('server identifies first with receive-post-streams; a relayed GET streams b
   const { s, fakes } = await setup();
   const [c] = fakes as [FakeTunnelClient];
   const first = c.messages[0];
-  assert.deepEqual(first, { kind: 'event', name: 'identify', args: [{ capabilities: ['receive-post-streams', 'ha-broker/tunnel-answers'] }] });
+  assert.deepEqual(first, { kind: 'event', name: 'identify', args: [{ capabilities: ['receive-post-streams', 'ha-broker/tunnel-answers', 'ha-broker/tunnel-streams'] }] });
   const answer = platform(`${s.url}/broker/${T}/ctx/22222222-2222-4222-8222-222222222222/echo/hi?connection_role=primary&x=1`, { headers: { 'x-request-id': '11111111-1111-4111-8111-111111111111' } });
   const r = await c.nextRequest(0);
   const event = r.args[0] as { url: string; method: string; headers: Record<string, string>; streamingID: string; requestId: string };

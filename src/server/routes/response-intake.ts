@@ -5,6 +5,7 @@ import { FAILURES, type Failure } from '../../protocol/failures.js';
 import { jwtAzp } from '../bearer.js';
 import { peerHopHeaders } from '../peer-auth.js';
 import type { RelayAttempt } from '../relay-attempt.js';
+import { httpReceipt } from '../answer-intake.js';
 import { UNKNOWN_STREAM_MESSAGE } from '../relay.js';
 import { BEARER_CHALLENGE } from '../tunnel-auth.js';
 import { answerOwner } from '../tunnel-routing.js';
@@ -84,7 +85,7 @@ export function createResponseIntake(parts: ServerParts, hops: PeerHops) {
       return sendFailure(res, refusal, { message: 'Invalid Broker client credentials.' }, BEARER_CHALLENGE);
     }
     if (attempt && attempt.token === token && config.mandatoryAuth) metrics.authChecks.inc({ kind: 'response-data', outcome: 'accepted' });
-    if (!attempt || attempt.token !== token || !attempt.takeAnswer(req, res)) {
+    if (!attempt || attempt.token !== token || !attempt.takeAnswer(req, httpReceipt(res))) {
       logger.debug({ streamingID }, 'response-data for an unknown streaming id');
       req.resume();
       sendJson(res, 500, { message: UNKNOWN_STREAM_MESSAGE });
