@@ -43,7 +43,8 @@ LABEL org.opencontainers.image.title="ha-broker" \
 ENV NODE_ENV=production
 # V8's young generation grows to 64 MiB under steady load and keeps it (RSS after load); capped
 # at 2 x 8 MiB, the same load runs at the same CPU per request (bench/README.md, issue 5).
-# Setting NODE_OPTIONS yourself replaces this; keep the flag in yours.
+# Setting NODE_OPTIONS yourself replaces this; without a semi-space flag in it the programs add
+# --max-semi-space-size=8 themselves at start (src/young-generation.ts, issue 23).
 ENV NODE_OPTIONS=--max-semi-space-size=8
 WORKDIR /app
 USER 10001:10001
