@@ -6,7 +6,7 @@
  * `node dist/cli.js server` (or the `broker` bin) the same heap.
  *
  * `v8.setFlagsFromString('--max-semi-space-size=8')` is too late: V8 sizes the heap when the
- * isolate is created and ignores the flag afterwards (measured on Node 20 and 24). So the process
+ * isolate is created and ignores the flag afterwards (measured on Node 24). So the process
  * replaces itself once, at the very start, with the same program and the flag on its command line
  * (`process.execve`: same pid, same stdio, no second process; Node ≥ 22.15 / 23.11). On a Node
  * without it (Node 20) nothing happens and the defaults stay.
