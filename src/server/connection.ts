@@ -78,6 +78,8 @@ export class Connection {
   terminating = false;
   /** Webhooks from this client being forwarded (their acks need the tunnel). */
   pendingWebhooks = 0;
+  /** Answers streaming in over this tunnel until their verdict is sent (they need the tunnel too). */
+  answerStreams = 0;
   /** Mandatory-auth mode: what the validation of this tunnel's bearer token said (refreshes update it). */
   credentials: TunnelCredentials | undefined;
   #awayReason: string | undefined;
@@ -228,7 +230,7 @@ export class Connection {
 
   /** No relay waits on this tunnel and no ack is outstanding in either direction. */
   get idle(): boolean {
-    return this.inFlight === 0 && this.channel.pendingCount === 0 && this.pendingWebhooks === 0;
+    return this.inFlight === 0 && this.channel.pendingCount === 0 && this.pendingWebhooks === 0 && this.answerStreams === 0;
   }
 
   /** The client was told to go elsewhere; its close is on its way. */

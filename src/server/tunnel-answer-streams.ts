@@ -112,12 +112,17 @@ export class IncomingAnswerStreams implements TunnelWaiter {
       this.deps.logger.info({ connection: this.conn.id, streamingID: id }, 'answer stream over the tunnel for a request no longer waiting here (timed out, or the platform left); dropped');
       return;
     }
+    // From here until its verdict the stream holds the tunnel open: a drain waits for it.
+    const conn = this.conn;
+    conn.answerStreams++;
     let verdictSent = false;
     const receipt: AnswerReceipt = {
       send: (status, body) => {
         if (verdictSent) return;
         verdictSent = true;
         this.#verdict(id, status, body.message ?? '');
+        conn.answerStreams--;
+        conn.maybeFinishDrain();
       },
     };
     const stream: TunnelAnswerStream = new TunnelAnswerStream(
