@@ -68,6 +68,9 @@ function isDotSegment(part: string): boolean {
 // eslint-disable-next-line no-control-regex -- matching control characters is the point of this check
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
+/** Printable ASCII other than '%', '\\' and space: a segment of only these needs no decoding or folding. */
+const PLAIN_SEGMENT = /^[!-$&-[\]-~]*$/;
+
 /**
  * A path is safe when no segment, raw or percent-decoded (repeatedly), walks up or sideways:
  * `..`, `.`, `%2e%2e`, `..%2f..`, `%252e%252e`, `..;`, backslashes, control characters (the
@@ -81,6 +84,12 @@ export function isSafePath(url: string): boolean {
   // A raw space is never in a valid request target, and URL parsers strip a trailing one.
   if (path.includes('\\') || path.includes(' ') || CONTROL.test(path)) return false;
   for (const raw of path.split('/').slice(1)) {
+    // Plain ASCII without '%' (most segments): NFKC leaves it as it is and nothing decodes, so of
+    // the checks below only the dot-segment one can refuse it.
+    if (PLAIN_SEGMENT.test(raw)) {
+      if (isDotSegment(raw)) return false;
+      continue;
+    }
     // Malformed encodings (incl. overlong UTF-8 such as %c0%ae) are refused outright.
     if (decodeSafely(raw) === undefined) return false;
     let current = raw;
