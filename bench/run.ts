@@ -7,6 +7,7 @@ import { startBenchOrigin } from './origin.js';
 import { brokerPair, describeRun, directSystem, GITHUB_COM_PATH, probeCounters, shippedEnv, type System } from './systems.js';
 import { haScenario, type HaResult } from './ha.js';
 import { REPO_ROOT } from '../test/support/paths.js';
+import { execFileSync } from 'node:child_process';
 
 /**
  * `npm run bench`: ours, the real snyk-broker and the direct path, side by side in one run on
@@ -146,6 +147,17 @@ async function measureAll(entries: Entry[]): Promise<Record<string, SystemResult
     };
   }
   return results;
+}
+
+/** The short commit measured, with "-dirty" when the working tree has changes (unknown: no git). */
+function gitCommit(): string {
+  try {
+    const hash = execFileSync('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim() !== '';
+    return dirty ? `${hash}-dirty` : hash;
+  } catch {
+    return 'unknown';
+  }
 }
 
 function log(line: string) {
@@ -317,8 +329,14 @@ async function main() {
     process.stdout.write(`\nmedians of ${REPEATS} runs, ${DURATION} ms each, systems interleaved; how each system ran:\n${how}\n\n${table}\n`);
     const out = join(REPO_ROOT, 'bench', 'results');
     await mkdir(out, { recursive: true });
-    await writeFile(join(out, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, howRun, repeats: REPEATS, durationMs: DURATION, largeBytes: LARGE, results, oursTunnel, oursDefaults, floorTunnel, oursGithubCom, ha, ratios }, null, 2));
-    process.stdout.write(`\nwritten to bench/results/latest.json\n`);
+    const date = new Date().toISOString();
+    const commit = gitCommit();
+    const text = JSON.stringify({ date, commit, node: process.version, howRun, repeats: REPEATS, durationMs: DURATION, largeBytes: LARGE, results, oursTunnel, oursDefaults, floorTunnel, oursGithubCom, ha, ratios }, null, 2);
+    // latest.json is not committed; the dated copy is what bench/README.md quotes (commit that one).
+    const dated = `${date.slice(0, 10)}-${commit}.json`;
+    await writeFile(join(out, 'latest.json'), text);
+    await writeFile(join(out, dated), text);
+    process.stdout.write(`\nwritten to bench/results/latest.json and bench/results/${dated}\n`);
   } finally {
     await origin.close();
   }
