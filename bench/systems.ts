@@ -31,9 +31,28 @@ async function acceptFiles(originUrl: string) {
   return { server, client };
 }
 
-async function waitReady(platform: string): Promise<void> {
-  await waitFor(`${platform} to relay`, async () => {
-    const res = await request(`${platform}/small`, { headersTimeout: 2_000, bodyTimeout: 2_000 });
+/**
+ * The request the "github-com rules" system is measured with: Snyk Code fetching a file's
+ * content (a snippet), which the github-com template with ACCEPT_CODE=true lets through by its
+ * last GET rule, after some 160 others of the method were tried (the bench origin answers it as
+ * it answers /small).
+ */
+export const GITHUB_COM_PATH = '/repos/acme/app/contents/src%2Fmain.ts?ref=main';
+
+/**
+ * What a github-com user sets (Snyk's docs: BROKER_SCM_TYPE=github-com, GITHUB_TOKEN, ACCEPT_CODE),
+ * with every GitHub host of the template pointed at the bench origin, which speaks plain http
+ * (INSECURE_DOWNSTREAM turns the template's https origins to http). No ACCEPT: the client loads
+ * Snyk's github-com accept template and applies ACCEPT_CODE to it, as for a real user.
+ */
+function githubComClientEnv(originUrl: string): Record<string, string> {
+  const host = new URL(originUrl).host;
+  return { BROKER_SCM_TYPE: 'github-com', GITHUB_TOKEN: 'ghp_bench0000000000000000000000000000000', GITHUB: host, GITHUB_API: host, GITHUB_RAW: host, GITHUB_GRAPHQL: host, ACCEPT_CODE: 'true', INSECURE_DOWNSTREAM: 'true' };
+}
+
+async function waitReady(platform: string, path = '/small'): Promise<void> {
+  await waitFor(`${platform} to relay ${path}`, async () => {
+    const res = await request(`${platform}${path}`, { headersTimeout: 2_000, bodyTimeout: 2_000 });
     await res.body.dump();
     return res.statusCode === 200;
   }, { timeoutMs: 60_000, intervalMs: 250 });
@@ -70,6 +89,8 @@ export interface PairOptions {
   /** Extra environment for our server and client (e.g. NODE_OPTIONS). */
   env?: Record<string, string>;
   name?: string;
+  /** Ours only: the client runs with Snyk's github-com template and ACCEPT_CODE (githubComClientEnv), not the bench's one-rule file. */
+  githubComRules?: boolean;
 }
 
 /** The bare relay of floor-relay.ts (a yardstick, not a broker), built next to this file. */
@@ -83,13 +104,13 @@ export async function brokerPair(kind: 'ours' | 'snyk-broker' | 'floor', originU
   const clientPort = await freePort();
   const extra = kind === 'snyk-broker' ? {} : (options.env ?? {});
   const serverEnv = { PORT: String(serverPort), ACCEPT: files.server, LOG_LEVEL: 'error', ...extra };
+  const githubCom = kind === 'ours' && options.githubComRules === true;
   const clientEnv = {
     BROKER_TOKEN: TOKEN,
     BROKER_SERVER_URL: `http://127.0.0.1:${serverPort}`,
     BROKER_CLIENT_URL: `http://127.0.0.1:${clientPort}`,
     PORT: String(clientPort),
-    ACCEPT: files.client,
-    ORIGIN_URL: originUrl,
+    ...(githubCom ? githubComClientEnv(originUrl) : { ACCEPT: files.client, ORIGIN_URL: originUrl }),
     PREFLIGHT_CHECKS_ENABLED: 'false',
     LOG_LEVEL: 'error',
     ...extra,
@@ -106,7 +127,8 @@ export async function brokerPair(kind: 'ours' | 'snyk-broker' | 'floor', originU
   }, { timeoutMs: 30_000, intervalMs: 100 });
   const client = kind === 'snyk-broker' ? await startSnykBroker(group, 'client', 'client', clientEnv) : ours('client', 'client', clientEnv);
   const platform = `http://127.0.0.1:${serverPort}/broker/${TOKEN}`;
-  await waitReady(platform);
+  // The path measured must be relayed (200), not refused by the rules.
+  await waitReady(platform, githubCom ? GITHUB_COM_PATH : '/small');
   return { name: options.name ?? kind, platform, client, server, stop: () => group.stopAll() };
 }
 
