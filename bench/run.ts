@@ -38,7 +38,7 @@ interface SystemResult {
   /** Our server only: tunnels taken for hung and requests hedged during all scenario-1 runs (a healthy client: 0). */
   s1Probes?: { probeMisses: number; hedges: number } | null;
   s2: LoadResult;
-  s3: { mbPerSecond: number; clientRssGrowthMiB: number | null };
+  s3: { mbPerSecond: number; clientRssGrowthMiB: number | null; serverRssGrowthMiB: number | null };
   s4: LoadResult;
   s5: {
     clientIdleMiB: number | null;
@@ -52,13 +52,15 @@ interface SystemResult {
 }
 
 /** Scenarios 1 and 5 only (a second configuration of ours: the run stays short). */
-type Partial15 = Pick<SystemResult, 's1' | 's1AllRps' | 's1Probes' | 's5'>;
+type Partial15 = Pick<SystemResult, 's1' | 's1AllRps' | 's1Probes' | 's5'> & Partial<Pick<SystemResult, 's3'>>;
 
 /** A running system and what is measured on it: all scenarios, or only 1 and 5. */
 interface Entry {
   name: string;
   system: System;
   only15: boolean;
+  /** Scenario 3 as well (ours with its defaults: large answers stream over the tunnel). */
+  withS3?: boolean;
   /** The path scenario 1 requests (default /small). */
   s1Path?: string;
 }
@@ -104,20 +106,31 @@ async function measureAll(entries: Entry[]): Promise<Record<string, SystemResult
   });
   const full = entries.filter((e) => !e.only15);
   const s2 = await interleaved(full, `scenario 2 (500 req/s for ${DURATION} ms)`, ({ system }) => fixedRate(at(system, '/small'), { rate: 500, durationMs: DURATION }));
-  const s3 = await interleaved(full, `scenario 3 (${LARGE / 1024 / 1024} MiB response)`, async ({ name, system }) => {
+  const s3 = await interleaved(entries.filter((e) => !e.only15 || e.withS3), `scenario 3 (${LARGE / 1024 / 1024} MiB response)`, async ({ name, system }) => {
     const before = await rss(system.client?.pid);
+    const serverBefore = await rss(system.server?.pid);
     const sampler = system.client ? sampleRss(system.client.pid) : undefined;
+    const serverSampler = system.server ? sampleRss(system.server.pid) : undefined;
     const d = await download(at(system, `/stream/${LARGE}`));
     const peak = sampler ? await sampler.stop() : null;
+    const serverPeak = serverSampler ? await serverSampler.stop() : null;
     if (d.bytes !== LARGE) throw new Error(`${name}: large response truncated at ${d.bytes} of ${LARGE} bytes (status ${d.status})`);
-    return { mbPerSecond: d.mbPerSecond, growth: peak !== null && before !== null ? peak - before : null };
+    return {
+      mbPerSecond: d.mbPerSecond,
+      growth: peak !== null && before !== null ? peak - before : null,
+      serverGrowth: serverPeak !== null && serverBefore !== null ? serverPeak - serverBefore : null,
+    };
   });
   const s4 = await interleaved(full, 'scenario 4 (32 concurrent 64 KiB uploads)', ({ system }) =>
     wrkClosedLoop(url(system, '/upload'), { connections: 32, durationMs: DURATION, postBytes: UPLOAD_BYTES }),
   );
   const medianOrNull = (xs: Array<number | null>) => (xs.some((x) => x === null) ? null : median(xs as number[]));
   const results: Record<string, SystemResult | Partial15> = {};
-  for (const { name, only15 } of entries) {
+  const s3Of = (name: string) => {
+    const runs = s3.get(name)!;
+    return { mbPerSecond: median(runs.map((r) => r.mbPerSecond)), clientRssGrowthMiB: medianOrNull(runs.map((r) => r.growth)), serverRssGrowthMiB: medianOrNull(runs.map((r) => r.serverGrowth)) };
+  };
+  for (const { name, only15, withS3 } of entries) {
     const runs = s1.get(name)!;
     const s5 = {
       clientIdleMiB: idle.get(name)!.client,
@@ -132,16 +145,15 @@ async function measureAll(entries: Entry[]): Promise<Record<string, SystemResult
     const s1Probes = runs.every((r) => r.probes) ? { probeMisses: runs.reduce((n, r) => n + r.probes!.probeMisses, 0), hedges: runs.reduce((n, r) => n + r.probes!.hedges, 0) } : null;
     if (s1Probes) log(`${name}: scenario 1, ${runs.length} runs: ${s1Probes.probeMisses} tunnels taken for hung, ${s1Probes.hedges} requests hedged`);
     if (only15) {
-      results[name] = { s1: s1m, s1AllRps, s1Probes, s5 };
+      results[name] = { s1: s1m, s1AllRps, s1Probes, s5, ...(withS3 ? { s3: s3Of(name) } : {}) };
       continue;
     }
-    const s3runs = s3.get(name)!;
     results[name] = {
       s1: s1m,
       s1AllRps,
       s1Probes,
       s2: medianLoad(s2.get(name)!),
-      s3: { mbPerSecond: median(s3runs.map((r) => r.mbPerSecond)), clientRssGrowthMiB: medianOrNull(s3runs.map((r) => r.growth)) },
+      s3: s3Of(name),
       s4: medianLoad(s4.get(name)!),
       s5,
     };
@@ -191,7 +203,7 @@ async function main() {
     direct: 'the load generator calls the origin itself',
     'snyk-broker': `${describeRun('snyk-broker', {})}, as the package ships`,
     ours: `${describeRun('ours', envOf.ours!)}${withDefaults ? ' (NODE_OPTIONS etc. as the Dockerfile sets)' : ''}`,
-    'ours (tunnel answers)': `${describeRun('ours', envOf['ours (tunnel answers)']!)}: small answers as binary frames on the tunnel`,
+    'ours (tunnel answers)': `${describeRun('ours', envOf['ours (tunnel answers)']!)}: ours as it runs by default with our server: small answers as one binary frame on the tunnel, large ones streamed over it with credit windows (scenarios 1, 3, 5)`,
     'ours (github-com rules)': `as ours, but the client has a github-com user's settings (BROKER_SCM_TYPE=github-com, GITHUB_TOKEN, ACCEPT_CODE=true; the GitHub hosts are the bench origin): Snyk's github-com template with ACCEPT_CODE's rules added (323 private rules); scenario 1 requests GET ${GITHUB_COM_PATH}, let through by the last GET rule`,
     floor: `${describeRun('ours', envOf.floor!)}: bench/floor-relay.ts, the least a Node program with the same parts does on the compatible path (a yardstick, not a broker)`,
     'floor (tunnel answers)': 'the same, small answers as binary frames on the tunnel',
@@ -213,7 +225,7 @@ async function main() {
         const githubComRules = name === 'ours (github-com rules)';
         const system = name === 'direct' ? directSystem(origin.url) : await brokerPair(kind, origin.url, { env: envOf[name]!, name, githubComRules });
         const only15 = name === 'ours (tunnel answers)' || name === 'ours (defaults)' || name === 'floor (tunnel answers)' || githubComRules;
-        entries.push({ name, system, only15, ...(githubComRules ? { s1Path: GITHUB_COM_PATH } : {}) });
+        entries.push({ name, system, only15, withS3: name === 'ours (tunnel answers)', ...(githubComRules ? { s1Path: GITHUB_COM_PATH } : {}) });
       }
       const measured = await measureAll(entries);
       for (const [name, r] of Object.entries(measured)) {
@@ -259,6 +271,7 @@ async function main() {
         : {}),
       s2P99OursOverSnyk: o.s2.p99 / s.s2.p99,
       s3MbpsOursOverSnyk: o.s3.mbPerSecond / s.s3.mbPerSecond,
+      ...(oursTunnel?.s3 ? { s3MbpsOursTunnelOverSnyk: oursTunnel.s3.mbPerSecond / s.s3.mbPerSecond, s3MbpsOursTunnelOverDirect: oursTunnel.s3.mbPerSecond / d.s3.mbPerSecond } : {}),
       s4ThroughputOursOverSnyk: o.s4.rps / s.s4.rps,
       s5ClientRssOursOverSnyk: div(o.s5.clientAfterLoadMiB, s.s5.clientAfterLoadMiB),
       s5ClientPrivateRssOursOverSnyk: div(o.s5.clientAfterLoadAnonMiB, s.s5.clientAfterLoadAnonMiB),
@@ -286,6 +299,7 @@ async function main() {
       ['2 p99 / max ms', `${fmt(d.s2.p99)} / ${fmt(d.s2.max)}`, `${fmt(s.s2.p99)} / ${fmt(s.s2.max)}`, `${fmt(o.s2.p99)} / ${fmt(o.s2.max)}`, fmt(ratios.s2P99OursOverSnyk, 2), ratio(o.s2.p99, f.s2.p99), `${fmt(f.s2.p99)} / ${fmt(f.s2.max)}`, ratio(f.s2.p99, s.s2.p99)],
       ['3 large response MB/s', fmt(d.s3.mbPerSecond, 0), fmt(s.s3.mbPerSecond, 0), fmt(o.s3.mbPerSecond, 0), fmt(ratios.s3MbpsOursOverSnyk, 2), fmt(ratios.s3MbpsOursOverFloor, 2), fmt(f.s3.mbPerSecond, 0), fmt(ratios.s3MbpsFloorOverSnyk, 2)],
       ['3 client RSS growth MiB', '-', fmt(s.s3.clientRssGrowthMiB), fmt(o.s3.clientRssGrowthMiB), '', '', fmt(f.s3.clientRssGrowthMiB), ''],
+      ['3 server RSS growth MiB', '-', fmt(s.s3.serverRssGrowthMiB), fmt(o.s3.serverRssGrowthMiB), '', '', fmt(f.s3.serverRssGrowthMiB), ''],
       ['4 64 KiB uploads req/s', fmt(d.s4.rps, 0), fmt(s.s4.rps, 0), fmt(o.s4.rps, 0), fmt(ratios.s4ThroughputOursOverSnyk, 2), fmt(ratios.s4ThroughputOursOverFloor, 2), fmt(f.s4.rps, 0), ratio(f.s4.rps, s.s4.rps)],
       ['5 client RSS idle MiB', '-', fmt(s.s5.clientIdleMiB), fmt(o.s5.clientIdleMiB), '', '', fmt(f.s5.clientIdleMiB), ''],
       ['5 client RSS after load', '-', fmt(s.s5.clientAfterLoadMiB), fmt(o.s5.clientAfterLoadMiB), fmt(ratios.s5ClientRssOursOverSnyk, 2), fmt(ratios.s5ClientRssOursOverFloor, 2), fmt(f.s5.clientAfterLoadMiB), fmt(ratios.s5ClientRssFloorOverSnyk, 2)],
@@ -308,6 +322,11 @@ async function main() {
       const ft = floorTunnel;
       rows.push(['1 small req/s, ours (tunnel answers)', '-', fmt(s.s1.rps, 0), fmt(ot.s1.rps, 0), fmt(ot.s1.rps / s.s1.rps, 2), ratio(ot.s1.rps, ft?.s1.rps), fmt(ft?.s1.rps, 0), ratio(ft?.s1.rps, s.s1.rps)]);
       rows.push(['1 p50 / p99 ms, ours (tunnel answers)', '-', `${fmt(s.s1.p50)} / ${fmt(s.s1.p99)}`, `${fmt(ot.s1.p50)} / ${fmt(ot.s1.p99)}`, '', '', ft ? `${fmt(ft.s1.p50)} / ${fmt(ft.s1.p99)}` : '-', '']);
+      if (ot.s3) {
+        rows.push(['3 large response MB/s, ours (tunnel answers: streamed, credit windows)', fmt(d.s3.mbPerSecond, 0), fmt(s.s3.mbPerSecond, 0), fmt(ot.s3.mbPerSecond, 0), ratio(ot.s3.mbPerSecond, s.s3.mbPerSecond), ratio(ot.s3.mbPerSecond, f.s3.mbPerSecond), fmt(f.s3.mbPerSecond, 0), '']);
+        rows.push(['3 of direct, ours (tunnel answers)', '-', ratio(s.s3.mbPerSecond, d.s3.mbPerSecond), ratio(ot.s3.mbPerSecond, d.s3.mbPerSecond), '', '', ratio(f.s3.mbPerSecond, d.s3.mbPerSecond), '']);
+        rows.push(['3 client / server RSS growth MiB, ours (tunnel answers)', '-', `${fmt(s.s3.clientRssGrowthMiB)} / ${fmt(s.s3.serverRssGrowthMiB)}`, `${fmt(ot.s3.clientRssGrowthMiB)} / ${fmt(ot.s3.serverRssGrowthMiB)}`, '', '', `${fmt(f.s3.clientRssGrowthMiB)} / ${fmt(f.s3.serverRssGrowthMiB)}`, '']);
+      }
       rows.push(['5 client RSS after, ours (tunnel answers)', '-', fmt(s.s5.clientAfterLoadMiB), fmt(ot.s5.clientAfterLoadMiB), ratio(ot.s5.clientAfterLoadMiB, s.s5.clientAfterLoadMiB), ratio(ot.s5.clientAfterLoadMiB, ft?.s5.clientAfterLoadMiB), fmt(ft?.s5.clientAfterLoadMiB), ratio(ft?.s5.clientAfterLoadMiB, s.s5.clientAfterLoadMiB)]);
     }
     if (oursDefaults) {

@@ -105,6 +105,7 @@ function relayFor(config: ClientConfig, deps: BrokerConnectionDeps, parts: { fil
     reloadConfig: deps.reloadConfig,
     contexts: parts.contexts,
     tunnelAnswers: config.tunnelAnswers,
+    tunnelStreams: config.tunnelStreams,
     insecureDownstream: config.insecureDownstream,
     bodyUrlRewriter: config.resBodyUrlSub ? createBodyUrlRewriter(config.resBodyUrlSub, config.token) : undefined,
     logBodies: config.logEnableBody,

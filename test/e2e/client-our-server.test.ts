@@ -40,6 +40,8 @@ before(async () => {
     PORT: String(clientPort),
     ACCEPT: await writeAcceptFile({ private: [{ method: 'any', path: '/*', origin: '${ORIGIN_URL}' }], public: [{ method: 'POST', path: '/webhook/*' }] }),
     ORIGIN_URL: origin.url,
+    // Larger answers stream over the tunnel (off by default; the default is tested below).
+    BROKER_CLIENT_TUNNEL_STREAMS: 'true',
   });
   await waitFor('client ready', async () => (await httpStatus(`http://127.0.0.1:${clientPort}/readyz`)) === 200, { timeoutMs: 30_000 });
   await waitFor('relay works', async () => (await httpStatus(`http://127.0.0.1:${serverPort}/broker/${token}/echo/warm`)) === 200, { timeoutMs: 30_000 });
@@ -92,6 +94,24 @@ test('relays a GET and a 20 MiB stream through our server', async () => {
   assert.match(answers, /broker_client_answers_total\{via="tunnel"\} [1-9]/);
   assert.match(answers, /broker_client_answers_total\{via="tunnel-stream"\} [1-9]/);
   assert.doesNotMatch(answers, /broker_client_answers_total\{via="response-data"\}/);
+});
+
+test('by default a small answer goes as one frame and a large one by POST /response-data', async () => {
+  const { token: t, port, process: p } = await extraClient('client-defaults', {});
+  await waitFor('relay', async () => (await httpStatus(`http://127.0.0.1:${serverPort}/broker/${t}/bytes/100`)) === 200, { timeoutMs: 30_000, intervalMs: 200 });
+  const size = 5 * 1024 * 1024;
+  const big = await request(`http://127.0.0.1:${serverPort}/broker/${t}/bytes/${size}`);
+  const hash = createHash('sha256');
+  for await (const c of big.body) hash.update(c as Buffer);
+  assert.equal(hash.digest('hex'), patternSha256(size));
+  const answers = await waitFor('both answers counted', async () => {
+    const text = await answerCounts(port);
+    return /via="tunnel"\} [1-9]/.test(text) && /via="response-data"\} [1-9]/.test(text) ? text : undefined;
+  }, { timeoutMs: 10_000, intervalMs: 50 }).catch(async () => answerCounts(port));
+  assert.match(answers, /broker_client_answers_total\{via="tunnel"\} [1-9]/);
+  assert.match(answers, /broker_client_answers_total\{via="response-data"\} [1-9]/);
+  assert.doesNotMatch(answers, /via="tunnel-stream"/);
+  assert.equal(await p.stop(), 0);
 });
 
 test('BROKER_CLIENT_TUNNEL_ANSWERS=false: every answer goes by POST /response-data, even to our server', async () => {
