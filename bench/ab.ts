@@ -13,9 +13,11 @@ import { brokerPair, type System } from './systems.js';
  * A, B, A, B... so background load hits all variants alike; medians are reported.
  *
  *   node build/bench/ab.js --variant before=/tmp/before/cli.js --variant after=dist/cli.js \
- *     [--env after:MALLOC_ARENA_MAX=2] [--snyk] [--runs 5] [--duration 8000] [--path /small] [--post-bytes 65536]
+ *     [--env after:MALLOC_ARENA_MAX=2] [--server-env after:NODE_OPTIONS=--max-semi-space-size=4] [--snyk] [--runs 5] [--duration 8000] [--path /small] [--post-bytes 65536]
  *     [--large 268435456] [--strace] [--floor]
  *
+ * --env sets a variable for a variant's client and server, --server-env for its server only
+ * (applied after --env).
  * --floor adds the bare relay of floor-relay.ts (compatible path, and answers over the
  * tunnel): what Node with the same parts reaches when a broker's work is left out.
  * --strace counts the syscalls of each variant's client and server during one extra run
@@ -25,6 +27,7 @@ const { values } = parseArgs({
   options: {
     variant: { type: 'string', multiple: true, default: [] },
     env: { type: 'string', multiple: true, default: [] },
+    'server-env': { type: 'string', multiple: true, default: [] },
     snyk: { type: 'boolean', default: false },
     floor: { type: 'boolean', default: false },
     runs: { type: 'string', default: '5' },
@@ -47,6 +50,7 @@ interface Variant {
   name: string;
   cli?: string;
   env: Record<string, string>;
+  serverEnv?: Record<string, string>;
   kind?: 'snyk-broker' | 'floor';
 }
 
@@ -64,6 +68,12 @@ function variants(): Variant[] {
     const v = out.find((x) => x.name === name);
     if (!v) throw new Error(`--env ${e}: no variant named ${name}`);
     v.env[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1);
+  }
+  for (const e of values['server-env']) {
+    const [name, kv] = [e.slice(0, e.indexOf(':')), e.slice(e.indexOf(':') + 1)];
+    const v = out.find((x) => x.name === name);
+    if (!v) throw new Error(`--server-env ${e}: no variant named ${name}`);
+    (v.serverEnv ??= {})[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1);
   }
   return out;
 }
@@ -106,7 +116,7 @@ async function main() {
   const systems: Array<{ v: Variant; s: System; idle: { c: number | null; s: number | null } }> = [];
   try {
     for (const v of list) {
-      const s = await brokerPair(v.kind ?? 'ours', origin.url, { cli: v.cli, env: v.env, name: v.name });
+      const s = await brokerPair(v.kind ?? 'ours', origin.url, { cli: v.cli, env: v.env, serverEnv: v.serverEnv, name: v.name });
       systems.push({ v, s, idle: { c: s.client ? await rssMiB(s.client.pid) : null, s: s.server ? await rssMiB(s.server.pid) : null } });
     }
     const results = new Map<string, LoadResult[]>(list.map((v) => [v.name, []]));

@@ -88,6 +88,8 @@ export interface PairOptions {
   cli?: string;
   /** Extra environment for our server and client (e.g. NODE_OPTIONS). */
   env?: Record<string, string>;
+  /** Extra environment for our server only, on top of env (e.g. a server-only NODE_OPTIONS). */
+  serverEnv?: Record<string, string>;
   name?: string;
   /** Ours only: the client runs with Snyk's github-com template and ACCEPT_CODE (githubComClientEnv), not the bench's one-rule file. */
   githubComRules?: boolean;
@@ -103,7 +105,8 @@ export async function brokerPair(kind: 'ours' | 'snyk-broker' | 'floor', originU
   const serverPort = await freePort();
   const clientPort = await freePort();
   const extra = kind === 'snyk-broker' ? {} : (options.env ?? {});
-  const serverEnv = { PORT: String(serverPort), ACCEPT: files.server, LOG_LEVEL: 'error', ...extra };
+  const serverExtra = kind === 'snyk-broker' ? {} : (options.serverEnv ?? {});
+  const serverEnv = { PORT: String(serverPort), ACCEPT: files.server, LOG_LEVEL: 'error', ...extra, ...serverExtra };
   const githubCom = kind === 'ours' && options.githubComRules === true;
   const clientEnv = {
     BROKER_TOKEN: TOKEN,
