@@ -194,6 +194,7 @@ async function main() {
     'snyk-broker': {},
     ours: { ...shipped, ...compatible },
     'ours (tunnel answers)': shipped,
+    'ours (tunnel streams)': { ...shipped, BROKER_CLIENT_TUNNEL_STREAMS: 'true' },
     'ours (defaults)': compatible,
     'ours (github-com rules)': { ...shipped, ...compatible },
     floor: shipped,
@@ -203,7 +204,8 @@ async function main() {
     direct: 'the load generator calls the origin itself',
     'snyk-broker': `${describeRun('snyk-broker', {})}, as the package ships`,
     ours: `${describeRun('ours', envOf.ours!)}${withDefaults ? ' (NODE_OPTIONS etc. as the Dockerfile sets)' : ''}`,
-    'ours (tunnel answers)': `${describeRun('ours', envOf['ours (tunnel answers)']!)}: ours as it runs by default with our server: small answers as one binary frame on the tunnel, large ones streamed over it with credit windows (scenarios 1, 3, 5)`,
+    'ours (tunnel answers)': `${describeRun('ours', envOf['ours (tunnel answers)']!)}: ours as it runs by default with our server: small answers as one binary frame on the tunnel, large ones by POST (scenarios 1, 3, 5)`,
+    'ours (tunnel streams)': `${describeRun('ours', envOf['ours (tunnel streams)']!)}: the same, and large answers streamed over the tunnel as binary frames with credit windows (scenarios 1, 3, 5)`,
     'ours (github-com rules)': `as ours, but the client has a github-com user's settings (BROKER_SCM_TYPE=github-com, GITHUB_TOKEN, ACCEPT_CODE=true; the GitHub hosts are the bench origin): Snyk's github-com template with ACCEPT_CODE's rules added (323 private rules); scenario 1 requests GET ${GITHUB_COM_PATH}, let through by the last GET rule`,
     floor: `${describeRun('ours', envOf.floor!)}: bench/floor-relay.ts, the least a Node program with the same parts does on the compatible path (a yardstick, not a broker)`,
     'floor (tunnel answers)': 'the same, small answers as binary frames on the tunnel',
@@ -212,25 +214,27 @@ async function main() {
   if (withDefaults) howRun['ours (defaults)'] = describeRun('ours', envOf['ours (defaults)']!);
   let oursDefaults: Partial15 | undefined;
   let oursTunnel: Partial15 | undefined;
+  let oursStreams: Partial15 | undefined;
   let floorTunnel: Partial15 | undefined;
   let oursGithubCom: Partial15 | undefined;
   try {
     // Every system runs at once (idle ones cost next to nothing), so the measures can alternate.
     const entries: Entry[] = [];
     try {
-      const names = ['direct', 'snyk-broker', 'ours', 'ours (github-com rules)', 'ours (tunnel answers)', ...(withDefaults ? ['ours (defaults)' as const] : []), 'floor', 'floor (tunnel answers)'] as const;
+      const names = ['direct', 'snyk-broker', 'ours', 'ours (github-com rules)', 'ours (tunnel answers)', 'ours (tunnel streams)', ...(withDefaults ? ['ours (defaults)' as const] : []), 'floor', 'floor (tunnel answers)'] as const;
       for (const name of names) {
         log(`== ${name}: ${howRun[name]}`);
         const kind = name === 'snyk-broker' ? 'snyk-broker' : name.startsWith('floor') ? 'floor' : 'ours';
         const githubComRules = name === 'ours (github-com rules)';
         const system = name === 'direct' ? directSystem(origin.url) : await brokerPair(kind, origin.url, { env: envOf[name]!, name, githubComRules });
-        const only15 = name === 'ours (tunnel answers)' || name === 'ours (defaults)' || name === 'floor (tunnel answers)' || githubComRules;
-        entries.push({ name, system, only15, withS3: name === 'ours (tunnel answers)', ...(githubComRules ? { s1Path: GITHUB_COM_PATH } : {}) });
+        const only15 = name === 'ours (tunnel answers)' || name === 'ours (tunnel streams)' || name === 'ours (defaults)' || name === 'floor (tunnel answers)' || githubComRules;
+        entries.push({ name, system, only15, withS3: name === 'ours (tunnel answers)' || name === 'ours (tunnel streams)', ...(githubComRules ? { s1Path: GITHUB_COM_PATH } : {}) });
       }
       const measured = await measureAll(entries);
       for (const [name, r] of Object.entries(measured)) {
         if (name === 'ours (defaults)') oursDefaults = r;
         else if (name === 'ours (tunnel answers)') oursTunnel = r;
+        else if (name === 'ours (tunnel streams)') oursStreams = r;
         else if (name === 'floor (tunnel answers)') floorTunnel = r;
         else if (name === 'ours (github-com rules)') oursGithubCom = r;
         else results[name] = r as SystemResult;
@@ -271,6 +275,7 @@ async function main() {
         : {}),
       s2P99OursOverSnyk: o.s2.p99 / s.s2.p99,
       s3MbpsOursOverSnyk: o.s3.mbPerSecond / s.s3.mbPerSecond,
+      ...(oursStreams?.s3 ? { s3MbpsOursStreamsOverSnyk: oursStreams.s3.mbPerSecond / s.s3.mbPerSecond, s3MbpsOursStreamsOverOursTunnel: oursStreams.s3.mbPerSecond / (oursTunnel?.s3?.mbPerSecond ?? NaN) } : {}),
       ...(oursTunnel?.s3 ? { s3MbpsOursTunnelOverSnyk: oursTunnel.s3.mbPerSecond / s.s3.mbPerSecond, s3MbpsOursTunnelOverDirect: oursTunnel.s3.mbPerSecond / d.s3.mbPerSecond } : {}),
       s4ThroughputOursOverSnyk: o.s4.rps / s.s4.rps,
       s5ClientRssOursOverSnyk: div(o.s5.clientAfterLoadMiB, s.s5.clientAfterLoadMiB),
@@ -323,9 +328,14 @@ async function main() {
       rows.push(['1 small req/s, ours (tunnel answers)', '-', fmt(s.s1.rps, 0), fmt(ot.s1.rps, 0), fmt(ot.s1.rps / s.s1.rps, 2), ratio(ot.s1.rps, ft?.s1.rps), fmt(ft?.s1.rps, 0), ratio(ft?.s1.rps, s.s1.rps)]);
       rows.push(['1 p50 / p99 ms, ours (tunnel answers)', '-', `${fmt(s.s1.p50)} / ${fmt(s.s1.p99)}`, `${fmt(ot.s1.p50)} / ${fmt(ot.s1.p99)}`, '', '', ft ? `${fmt(ft.s1.p50)} / ${fmt(ft.s1.p99)}` : '-', '']);
       if (ot.s3) {
-        rows.push(['3 large response MB/s, ours (tunnel answers: streamed, credit windows)', fmt(d.s3.mbPerSecond, 0), fmt(s.s3.mbPerSecond, 0), fmt(ot.s3.mbPerSecond, 0), ratio(ot.s3.mbPerSecond, s.s3.mbPerSecond), ratio(ot.s3.mbPerSecond, f.s3.mbPerSecond), fmt(f.s3.mbPerSecond, 0), '']);
+        rows.push(['3 large response MB/s, ours (tunnel answers: large ones by POST)', fmt(d.s3.mbPerSecond, 0), fmt(s.s3.mbPerSecond, 0), fmt(ot.s3.mbPerSecond, 0), ratio(ot.s3.mbPerSecond, s.s3.mbPerSecond), ratio(ot.s3.mbPerSecond, f.s3.mbPerSecond), fmt(f.s3.mbPerSecond, 0), '']);
         rows.push(['3 of direct, ours (tunnel answers)', '-', ratio(s.s3.mbPerSecond, d.s3.mbPerSecond), ratio(ot.s3.mbPerSecond, d.s3.mbPerSecond), '', '', ratio(f.s3.mbPerSecond, d.s3.mbPerSecond), '']);
         rows.push(['3 client / server RSS growth MiB, ours (tunnel answers)', '-', `${fmt(s.s3.clientRssGrowthMiB)} / ${fmt(s.s3.serverRssGrowthMiB)}`, `${fmt(ot.s3.clientRssGrowthMiB)} / ${fmt(ot.s3.serverRssGrowthMiB)}`, '', '', `${fmt(f.s3.clientRssGrowthMiB)} / ${fmt(f.s3.serverRssGrowthMiB)}`, '']);
+      }
+      const os = oursStreams?.s3;
+      if (os) {
+        rows.push(['3 large response MB/s, ours (tunnel streams, credit windows)', fmt(d.s3.mbPerSecond, 0), fmt(s.s3.mbPerSecond, 0), fmt(os.mbPerSecond, 0), ratio(os.mbPerSecond, s.s3.mbPerSecond), ratio(os.mbPerSecond, f.s3.mbPerSecond), fmt(f.s3.mbPerSecond, 0), '']);
+        rows.push(['3 client / server RSS growth MiB, ours (tunnel streams)', '-', `${fmt(s.s3.clientRssGrowthMiB)} / ${fmt(s.s3.serverRssGrowthMiB)}`, `${fmt(os.clientRssGrowthMiB)} / ${fmt(os.serverRssGrowthMiB)}`, '', '', `${fmt(f.s3.clientRssGrowthMiB)} / ${fmt(f.s3.serverRssGrowthMiB)}`, '']);
       }
       rows.push(['5 client RSS after, ours (tunnel answers)', '-', fmt(s.s5.clientAfterLoadMiB), fmt(ot.s5.clientAfterLoadMiB), ratio(ot.s5.clientAfterLoadMiB, s.s5.clientAfterLoadMiB), ratio(ot.s5.clientAfterLoadMiB, ft?.s5.clientAfterLoadMiB), fmt(ft?.s5.clientAfterLoadMiB), ratio(ft?.s5.clientAfterLoadMiB, s.s5.clientAfterLoadMiB)]);
     }
@@ -350,7 +360,7 @@ async function main() {
     await mkdir(out, { recursive: true });
     const date = new Date().toISOString();
     const commit = gitCommit();
-    const text = JSON.stringify({ date, commit, node: process.version, howRun, repeats: REPEATS, durationMs: DURATION, largeBytes: LARGE, results, oursTunnel, oursDefaults, floorTunnel, oursGithubCom, ha, ratios }, null, 2);
+    const text = JSON.stringify({ date, commit, node: process.version, howRun, repeats: REPEATS, durationMs: DURATION, largeBytes: LARGE, results, oursTunnel, oursStreams, oursDefaults, floorTunnel, oursGithubCom, ha, ratios }, null, 2);
     // latest.json is not committed; the dated copy is what bench/README.md quotes (commit that one).
     const dated = `${date.slice(0, 10)}-${commit}.json`;
     await writeFile(join(out, 'latest.json'), text);
