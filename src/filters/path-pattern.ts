@@ -5,31 +5,18 @@
  */
 export function compilePathPattern(pattern: string): RegExp {
   let source = '';
-  let i = 0;
-  while (i < pattern.length) {
-    const ch = pattern[i];
-    if (ch === ':') {
-      const m = /^:([A-Za-z0-9_]+)(\([^)]*\))?(\?)?/.exec(pattern.slice(i));
-      if (m) {
-        const group = m[2] ? m[2].slice(1, -1) : '[^/]+?';
-        if (m[3]) {
-          // An optional segment swallows its leading slash too.
-          if (source.endsWith('\\/')) source = source.slice(0, -2);
-          source += `(?:\\/(${group}))?`;
-        } else {
-          source += `(${group})`;
-        }
-        i += m[0].length;
-        continue;
+  for (const t of tokensOf(pattern)) {
+    if (t.kind === 'param') {
+      const group = t.group ?? '[^/]+?';
+      if (t.optional) {
+        // An optional segment swallows its leading slash too.
+        if (source.endsWith('\\/')) source = source.slice(0, -2);
+        source += `(?:\\/(${group}))?`;
+      } else {
+        source += `(${group})`;
       }
-    }
-    if (ch === '*') {
-      source += '(.*)';
-      i++;
-      continue;
-    }
-    source += ch.replace(/[.+?^${}()|[\]\\/]/g, '\\$&');
-    i++;
+    } else if (t.kind === 'star') source += '(.*)';
+    else source += t.ch.replace(/[.+?^${}()|[\]\\/]/g, '\\$&');
   }
   if (!source.endsWith('\\/')) source += '\\/?';
   return new RegExp(`^${source}$`, 'i');
@@ -86,9 +73,10 @@ export function shapeTail(shape: PathShape): string | undefined {
   return shape.slashOptional && shape.suffix.length >= TAIL ? shape.suffix.slice(-TAIL) : undefined;
 }
 
-type Token = { kind: 'lit'; ch: string } | { kind: 'param'; plain: boolean; optional: boolean } | { kind: 'star' };
+/** A parameter's `group` is its custom pattern (`:id(\\d+)`), without the parentheses. */
+type Token = { kind: 'lit'; ch: string } | { kind: 'param'; plain: boolean; optional: boolean; group?: string } | { kind: 'star' };
 
-/** The pattern in compilePathPattern's tokens. */
+/** The pattern as tokens: what compilePathPattern turns into a regex and pathShape reads. */
 function tokensOf(pattern: string): Token[] {
   const tokens: Token[] = [];
   let i = 0;
@@ -97,7 +85,7 @@ function tokensOf(pattern: string): Token[] {
     if (ch === ':') {
       const m = /^:([A-Za-z0-9_]+)(\([^)]*\))?(\?)?/.exec(pattern.slice(i));
       if (m) {
-        tokens.push({ kind: 'param', plain: !m[2] && !m[3], optional: Boolean(m[3]) });
+        tokens.push({ kind: 'param', plain: !m[2] && !m[3], optional: Boolean(m[3]), ...(m[2] ? { group: m[2].slice(1, -1) } : {}) });
         i += m[0].length;
         continue;
       }
