@@ -22,21 +22,35 @@ export interface TunnelAnswer {
   body: Buffer;
 }
 
-/** `responseData` is the POST /response-data body: [uint32 LE head length][JSON head][body]. */
-export function encodeTunnelAnswer(streamingID: string, responseData: Buffer): Buffer {
+/**
+ * The start every binary tunnel message of ours shares: [type][uint16 BE streamingID length][streamingID]
+ * (answer frames here, stream frames in tunnel-stream.ts).
+ */
+export function framePrefix(type: number, streamingID: string): Buffer {
   const id = Buffer.from(streamingID, 'utf8');
   if (id.length === 0 || id.length > 0xffff) throw new ProtocolError('BAD_TUNNEL_ANSWER', 'streamingID must be 1 to 65535 bytes');
-  const prefix = Buffer.allocUnsafe(3);
-  prefix[0] = ANSWER_FRAME;
+  const prefix = Buffer.allocUnsafe(3 + id.length);
+  prefix[0] = type;
   prefix.writeUInt16BE(id.length, 1);
-  return Buffer.concat([prefix, id, responseData]);
+  id.copy(prefix, 3);
+  return prefix;
+}
+
+/** The streamingID after a frame's type byte, and where it ends; undefined when the frame is too short for one. */
+export function frameStreamingID(frame: Buffer): { streamingID: string; end: number } | undefined {
+  if (frame.length < 3) return undefined;
+  const end = 3 + frame.readUInt16BE(1);
+  return end > 3 && frame.length >= end ? { streamingID: frame.toString('utf8', 3, end), end } : undefined;
+}
+
+/** `responseData` is the POST /response-data body: [uint32 LE head length][JSON head][body]. */
+export function encodeTunnelAnswer(streamingID: string, responseData: Buffer): Buffer {
+  return Buffer.concat([framePrefix(ANSWER_FRAME, streamingID), responseData]);
 }
 
 /** The streamingID of an answer frame whose head did not decode (to fail that request at once), if readable. */
 export function tunnelAnswerStreamingID(frame: Buffer): string | undefined {
-  if (frame.length < 3 || frame[0] !== ANSWER_FRAME) return undefined;
-  const end = 3 + frame.readUInt16BE(1);
-  return end > 3 && frame.length >= end ? frame.toString('utf8', 3, end) : undefined;
+  return frame[0] === ANSWER_FRAME ? frameStreamingID(frame)?.streamingID : undefined;
 }
 
 export function decodeTunnelAnswer(frame: Buffer, maxHeadBytes = MAX_RESPONSE_HEAD_BYTES): TunnelAnswer {

@@ -1,4 +1,5 @@
 import { ProtocolError } from './errors.js';
+import { framePrefix, frameStreamingID } from './tunnel-answer.js';
 
 /**
  * Streamed answers over the tunnel: our own extension, used only between our client and our
@@ -38,13 +39,7 @@ export interface StreamFrame {
 
 /** The prefix of every frame of one stream: built once per stream, not per chunk. */
 export function streamFramePrefix(type: StreamFrameType, streamingID: string): Buffer {
-  const id = Buffer.from(streamingID, 'utf8');
-  if (id.length === 0 || id.length > 0xffff) throw new ProtocolError('BAD_TUNNEL_ANSWER', 'streamingID must be 1 to 65535 bytes');
-  const prefix = Buffer.allocUnsafe(3 + id.length);
-  prefix[0] = type;
-  prefix.writeUInt16BE(id.length, 1);
-  id.copy(prefix, 3);
-  return prefix;
+  return framePrefix(type, streamingID);
 }
 
 export function isStreamFrame(frame: Buffer): boolean {
@@ -54,9 +49,9 @@ export function isStreamFrame(frame: Buffer): boolean {
 
 export function decodeStreamFrame(frame: Buffer): StreamFrame {
   if (frame.length < 3 || !isStreamFrame(frame)) throw new ProtocolError('BAD_TUNNEL_ANSWER', 'binary tunnel message is not a stream frame');
-  const idEnd = 3 + frame.readUInt16BE(1);
-  if (idEnd === 3 || frame.length < idEnd) throw new ProtocolError('BAD_TUNNEL_ANSWER', 'stream frame ends inside its streamingID');
-  return { type: frame[0] as StreamFrameType, streamingID: frame.toString('utf8', 3, idEnd), payload: frame.subarray(idEnd) };
+  const id = frameStreamingID(frame);
+  if (!id) throw new ProtocolError('BAD_TUNNEL_ANSWER', 'stream frame ends inside its streamingID');
+  return { type: frame[0] as StreamFrameType, streamingID: id.streamingID, payload: frame.subarray(id.end) };
 }
 
 /** A credit or done event's arguments, checked (they come from the peer). */

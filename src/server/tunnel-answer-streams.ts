@@ -1,8 +1,7 @@
 import { Readable } from 'node:stream';
 import { STREAM_ABORT, STREAM_CREDIT_EVENT, STREAM_DATA, STREAM_DONE_EVENT, STREAM_WINDOW_BYTES, type StreamFrame } from '../protocol/index.js';
 import type { Logger } from '../observability/logger.js';
-import type { AnswerReceipt } from './answer-intake.js';
-import { UNKNOWN_STREAM_MESSAGE } from './answer-intake.js';
+import { UNKNOWN_STREAM_MESSAGE, type AnswerReceipt } from './answer-intake.js';
 import type { Connection, TunnelWaiter } from './connection.js';
 import type { PendingAnswers } from './pending-answers.js';
 
@@ -19,11 +18,6 @@ export class TunnelAnswerStream extends Readable {
     super({ highWaterMark: STREAM_WINDOW_BYTES });
     // Its reader learns of a failure from 'close' and pipeline; between readers an 'error' must not crash the server.
     this.on('error', () => undefined);
-  }
-
-  /** Bytes received and not yet taken by the reader. */
-  get buffered(): number {
-    return this.readableLength;
   }
 
   /** Takes the next payload; false when it goes past the credit granted (a broken client). */
@@ -73,10 +67,6 @@ export class IncomingAnswerStreams implements TunnelWaiter {
 
   constructor(private readonly conn: Connection, private readonly deps: AnswerStreamDeps) {
     conn.attach(this);
-  }
-
-  get size(): number {
-    return this.#open.size;
   }
 
   receive(frame: StreamFrame): void {
