@@ -14,12 +14,6 @@ export function declaresSmallBody(head: ResponseHead): boolean {
   return Number.isInteger(declared) && declared >= 0 && declared <= SMALL_BODY_BYTES;
 }
 
-/** Head and an in-memory body as the one buffer they go in. */
-export function inMemoryAnswer(headBytes: Buffer, body: Buffer | string | undefined): Buffer {
-  if (body === undefined) return headBytes;
-  return Buffer.concat([headBytes, Buffer.from(body)]);
-}
-
 /**
  * Reads a body whose content-length is small and known (undici fails a body longer than its
  * content-length, so this stays bounded); keeps what was read and any error.

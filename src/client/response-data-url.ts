@@ -29,16 +29,15 @@ function urlParts(target: Pick<ResponseTarget, 'serverUrl' | 'serverId' | 'role'
 
 /** The URL parts of a target, remembered per server and role. */
 export function createUrlPartsCache(token: string, pathPrefix = ''): (target: ResponseTarget) => UrlParts {
-  const parts = new Map<string, UrlParts>();
+  // A client has one or two tunnels (roles), each on one server at a time: a short list compared
+  // field by field finds them without building a key string per answer.
+  let known: Array<{ serverUrl: string; serverId: string | number | undefined; role: string; parts: UrlParts }> = [];
   return function partsFor(target: ResponseTarget): UrlParts {
-    const key = `${target.serverUrl}\n${target.serverId ?? ''}\n${target.role}`;
-    let p = parts.get(key);
-    if (!p) {
-      p = urlParts(target, token, pathPrefix);
-      // Placements change rarely; a bound keeps a long-lived client from collecting stale ones.
-      if (parts.size >= 64) parts.clear();
-      parts.set(key, p);
-    }
-    return p;
+    for (const k of known) if (k.serverUrl === target.serverUrl && k.serverId === target.serverId && k.role === target.role) return k.parts;
+    const parts = urlParts(target, token, pathPrefix);
+    // Placements change rarely; a bound keeps a long-lived client from collecting stale ones.
+    if (known.length >= 8) known = known.slice(1);
+    known.push({ serverUrl: target.serverUrl, serverId: target.serverId, role: target.role, parts });
+    return parts;
   };
 }

@@ -4,7 +4,7 @@ import { delay } from '../http/backoff.js';
 import { describeError, networkFailureCode } from '../http/errors.js';
 import type { Logger } from '../observability/logger.js';
 import { encodeResponseHead, encodeTunnelAnswer, RESPONSE_STREAM_CONTENT_TYPE, type ResponseHead } from '../protocol/index.js';
-import { declaresSmallBody, inMemoryAnswer, readAll, StreamedAnswer } from './answer-body.js';
+import { declaresSmallBody, readAll, StreamedAnswer } from './answer-body.js';
 import { createUrlPartsCache, responseDataUrl } from './response-data-url.js';
 import { UNIVERSAL_PATH_PREFIX, type PlatformAuth } from './platform-auth.js';
 
@@ -92,26 +92,21 @@ function refusedUpload(statusCode: number, answer: string): ResponseUploadError 
  * streaming with backpressure. `answer`: that one buffer, or the origin body to stream; `body`
  * is what a failure discards (a replay of what was read, when the read broke off).
  */
-async function wholeIfSmall(headBytes: Buffer, head: ResponseHead, body: Readable | Buffer | string | undefined): Promise<{ answer: Buffer | Readable; body: Readable | Buffer | string | undefined }> {
-  if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) return { answer: inMemoryAnswer(headBytes, body), body };
-  if (!declaresSmallBody(head)) return { answer: body, body };
+async function wholeIfSmall(head: ResponseHead, body: Readable): Promise<{ headBytes: Buffer; answer: Buffer | Readable; body: Readable }> {
+  const headBytes = encodeResponseHead(head);
+  if (!declaresSmallBody(head)) return { headBytes, answer: body, body };
   const read = await readAll(body);
-  if (read.error === undefined) return { answer: Buffer.concat([headBytes, ...read.chunks]), body };
+  if (read.error === undefined) return { headBytes, answer: Buffer.concat([headBytes, ...read.chunks]), body };
   // What was read is streamed again, then the error.
   const replay = replayBody(read.chunks, read.error);
-  return { answer: replay, body: replay };
+  return { headBytes, answer: replay, body: replay };
 }
 
-/** Over the tunnel, where our server offered it: a whole answer as one frame, a stream with flow control. Undefined: post it. */
-async function sendOverTunnel(target: ResponseTarget, headBytes: Buffer, answer: Buffer | Readable, body: Readable | Buffer | string | undefined, timeoutMs: number): Promise<{ bytes: number; via: 'tunnel' | 'tunnel-stream' } | undefined> {
-  if (Buffer.isBuffer(answer)) {
-    if (target.overTunnel && (await target.overTunnel(encodeTunnelAnswer(target.streamingID, answer)))) return { bytes: answer.length - headBytes.length, via: 'tunnel' };
-    return undefined;
-  }
-  if (!target.streamOverTunnel) return undefined;
+/** A larger answer over the tunnel, with flow control, where our server offered it. Undefined: post it. */
+async function streamOverTunnel(target: ResponseTarget, headBytes: Buffer, answer: Readable, body: Readable, timeoutMs: number): Promise<{ bytes: number; via: 'tunnel-stream' } | undefined> {
   let bytes: number | false;
   try {
-    bytes = await target.streamOverTunnel(headBytes, answer, timeoutMs);
+    bytes = await target.streamOverTunnel!(headBytes, answer, timeoutMs);
   } catch (err) {
     discardBody(body);
     throw new ResponseUploadError(`answer stream over the tunnel failed: ${describeError(err)}`, { cause: err });
@@ -162,12 +157,30 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
   }
 
   async function send(target: ResponseTarget, head: ResponseHead, body?: Readable | Buffer | string): Promise<{ bytes: number; via: 'tunnel' | 'tunnel-stream' | 'response-data' }> {
-    const headBytes = encodeResponseHead(head);
+    if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) {
+      // In memory (the usual small answer): head and body in one buffer, no stream, no extra turn.
+      const whole = encodeResponseHead(head, body);
+      const bodyBytes = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+      // Over the tunnel where our server offered it; false: it could not, so it is posted.
+      if (target.overTunnel && (await target.overTunnel(encodeTunnelAnswer(target.streamingID, whole)))) return { bytes: bodyBytes, via: 'tunnel' };
+      return upload(target, whole, whole.length - bodyBytes, body);
+    }
+    const small = await wholeIfSmall(head, body);
+    if (Buffer.isBuffer(small.answer)) {
+      if (target.overTunnel && (await target.overTunnel(encodeTunnelAnswer(target.streamingID, small.answer)))) return { bytes: small.answer.length - small.headBytes.length, via: 'tunnel' };
+    } else if (target.streamOverTunnel) {
+      const streamed = await streamOverTunnel(target, small.headBytes, small.answer, small.body, opts.postTimeoutMs);
+      if (streamed) return streamed;
+    }
+    return upload(target, small.answer, small.headBytes.length, small.body, small.headBytes);
+  }
+
+  /**
+   * POST /response-data: `answer` whole (head included, `headLength` bytes of it), or the origin
+   * body streamed after `headBytes`; `body` is what a failure discards.
+   */
+  async function upload(target: ResponseTarget, answer: Buffer | Readable, headLength: number, body: Readable | Buffer | string | undefined, headBytes?: Buffer): Promise<{ bytes: number; via: 'response-data' }> {
     const retryErrors: string[] = [];
-    let answer: Buffer | Readable;
-    ({ answer, body } = await wholeIfSmall(headBytes, head, body));
-    const overTunnel = await sendOverTunnel(target, headBytes, answer, body, opts.postTimeoutMs);
-    if (overTunnel) return overTunnel;
     for (let attempt = 0; ; attempt++) {
       const headers = uploadHeaders(target, opts.wireVersion, attempt, retryErrors);
       if (opts.auth) headers.authorization = await bearer(body);
@@ -179,9 +192,9 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
           // an upload that had not started.
           const res = await postWhole(target, headers, answer);
           if (res.statusCode < 200 || res.statusCode >= 300) throw refused(res.statusCode, res.body.toString('utf8', 0, 200));
-          return { bytes: answer.length - headBytes.length, via: 'response-data' };
+          return { bytes: answer.length - headLength, via: 'response-data' };
         }
-        streamed = new StreamedAnswer(headBytes, answer);
+        streamed = new StreamedAnswer(headBytes!, answer);
         const res = await opts.egress.request(responseDataUrl(target, opts.token, pathPrefix), {
           method: 'POST',
           headers,

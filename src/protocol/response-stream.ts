@@ -14,12 +14,20 @@ export interface ResponseHead {
 /** The JSON head cap: generous for any header set, small enough to refuse garbage early. */
 export const MAX_RESPONSE_HEAD_BYTES = 1024 * 1024;
 
-/** [uint32 LE length][JSON head]; the body bytes follow as they come. */
-export function encodeResponseHead(head: ResponseHead): Buffer {
-  const json = Buffer.from(JSON.stringify(head), 'utf8');
-  const prefix = Buffer.allocUnsafe(4);
-  prefix.writeUInt32LE(json.length, 0);
-  return Buffer.concat([prefix, json]);
+/**
+ * [uint32 LE length][JSON head]; the body bytes follow as they come. A body already in memory
+ * goes into the same buffer (one allocation, one copy of the body: a small answer's hot path).
+ */
+export function encodeResponseHead(head: ResponseHead, body?: Buffer | string): Buffer {
+  const json = JSON.stringify(head);
+  const jsonLength = Buffer.byteLength(json, 'utf8');
+  const bodyLength = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.length;
+  const out = Buffer.allocUnsafe(4 + jsonLength + bodyLength);
+  out.writeUInt32LE(jsonLength, 0);
+  out.write(json, 4, 'utf8');
+  if (typeof body === 'string') out.write(body, 4 + jsonLength, 'utf8');
+  else if (body !== undefined) body.copy(out, 4 + jsonLength);
+  return out;
 }
 
 export function validateResponseHead(value: unknown): ResponseHead {
