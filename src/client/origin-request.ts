@@ -28,11 +28,13 @@ export function stripContext(url: string): { url: string; contextId?: string } {
  */
 export function originHeaders(req: RelayRequest, requestId: string, authorization: string | undefined, wireVersion: string, removeXForwarded: boolean): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(req.headers)) {
+  const headers = req.headers;
+  // Keys, not entries: no [name, value] pair allocated per header per request.
+  for (const k of Object.keys(headers)) {
     const name = k.toLowerCase();
     if (HOP_BY_HOP.has(name) || STRIPPED.has(name) || name.startsWith('snyk-acting-')) continue;
     if (removeXForwarded && name.startsWith('x-forwarded-')) continue;
-    out[name] = v;
+    out[name] = headers[k]!;
   }
   const ua = req.headers['user-agent'];
   if (ua !== undefined) out['x-broker-origin-ua'] = ua;

@@ -25,8 +25,8 @@ function responseBodyFields(body: Buffer): Record<string, unknown> {
 /** The origin's answer as it goes back: headers copied, body logged and URL-rewritten when asked, errorType set. */
 function shapeAnswer(ctx: RelayContext, req: RelayRequest, requestId: string, res: OriginAnswer): { head: ResponseHead; body: Buffer | Readable } {
   const { opts, log } = ctx;
-  let resHeaders: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) resHeaders[k] = v;
+  // The egress builds a fresh headers object per answer (no undefined values): used as it is.
+  let resHeaders = res.headers;
   let body: Buffer | Readable = res.body;
   if (opts.logBodies) {
     const fields = { requestId, method: req.method, url: req.url, status: res.statusCode };
@@ -36,7 +36,8 @@ function shapeAnswer(ctx: RelayContext, req: RelayRequest, requestId: string, re
   if (opts.bodyUrlRewriter?.applies(resHeaders)) ({ headers: resHeaders, body } = opts.bodyUrlRewriter.rewrite(resHeaders, body));
   const errorType = errorTypeForStatus(res.statusCode);
   const head: ResponseHead = errorType ? { status: res.statusCode, headers: resHeaders, errorType } : { status: res.statusCode, headers: resHeaders };
-  log.debug({ requestId, method: req.method, url: req.url, status: res.statusCode }, 'origin answered');
+  // Checked first: the fields object would be built for every request only to be dropped.
+  if (log.isLevelEnabled('debug')) log.debug({ requestId, method: req.method, url: req.url, status: res.statusCode }, 'origin answered');
   return { head, body };
 }
 

@@ -62,7 +62,7 @@ function delivered(ctx: RelayContext, tunnel: Tunnel, req: RelayRequest, request
   metrics.requests.inc({ direction: 'inbound', status: statusClass(status) });
   metrics.bytes.inc({ direction: 'inbound' }, bytes);
   metrics.answers.inc({ via });
-  ctx.log.info({ requestId, method: req.method, url: req.url, status, bytes, ms: Date.now() - started, role: tunnel.role, via }, 'relayed a request');
+  if (ctx.log.isLevelEnabled('info')) ctx.log.info({ requestId, method: req.method, url: req.url, status, bytes, ms: Date.now() - started, role: tunnel.role, via }, 'relayed a request');
 }
 
 /** Relays a request that carries an ack id: the answer goes back as the ack. */
