@@ -213,7 +213,8 @@ export function isSafePath(url: string): boolean {
     // Plain ASCII without '%' (most segments): NFKC leaves it as it is and nothing decodes, so of
     // the checks below only the dot-segment one can refuse it.
     if (PLAIN_SEGMENT.test(raw)) {
-      if (isDotSegment(raw)) return false;
+      // Without spaces, a dot segment of plain ASCII starts with '.': the others skip the check.
+      if (raw.charCodeAt(0) === 0x2e && isDotSegment(raw)) return false;
       continue;
     }
     // Malformed encodings (incl. overlong UTF-8 such as %c0%ae) are refused outright.

@@ -190,11 +190,13 @@ export class RuleSet {
   find(req: FilterRequest): { rule: AcceptRule } | Extract<FilterResult, { allowed: false }> {
     if (!isSafePath(req.url)) return { allowed: false, reason: 'Request path is not normalized (path traversal), blocking HTTP request' };
     const { path, query } = splitUrl(req.url);
-    const params = new URLSearchParams(query);
+    let params: URLSearchParams | undefined;
+    const queryParams = () => (params ??= new URLSearchParams(query));
     let parsed: { value: unknown } | undefined;
     const body = () => (parsed ??= { value: parseJsonBody(req.body) }).value;
+    const input = { query: queryParams, headers: req.headers, body };
     for (const c of this.#candidates(req.method, path)) {
-      if (c.checks.passes({ query: params, headers: req.headers, body })) return { rule: c.rule };
+      if (c.checks.passes(input)) return { rule: c.rule };
     }
     return { allowed: false, reason: BLOCKED_REASON };
   }

@@ -34,7 +34,8 @@ export function globToRegExp(glob: string): RegExp {
 export interface CompiledChecks {
   /** True when some entry needs the request body. */
   readonly needsBody: boolean;
-  passes(input: { query: URLSearchParams; headers: Record<string, string | string[] | undefined>; body: () => unknown }): boolean;
+  /** `query` and `body` are read only by rules that check them (most rules do not: no parse per request). */
+  passes(input: { query: () => URLSearchParams; headers: Record<string, string | string[] | undefined>; body: () => unknown }): boolean;
 }
 
 function sameValue(a: unknown, b: unknown): boolean {
@@ -78,8 +79,9 @@ export function compileChecks(entries: ValidEntry[] | undefined): CompiledChecks
         }
       }
       if (query.length > 0) {
+        const params = q();
         return query.every(({ name, patterns }) => {
-          const got = q.getAll(name);
+          const got = params.getAll(name);
           return got.length > 0 && got.every((v) => patterns.some((p) => p.test(v)));
         });
       }

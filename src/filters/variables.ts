@@ -9,6 +9,20 @@ export function variablesIn(template: string): string[] {
 
 type Pools = Map<string, { values: string[]; next: number }>;
 
+/** Templates split once (rule origins and credentials, every request): [text, name, text, name, ..., text]. */
+const splitTemplates = new Map<string, readonly string[]>();
+
+function templateParts(template: string): readonly string[] {
+  let parts = splitTemplates.get(template);
+  if (parts === undefined) {
+    // split() with a capturing group keeps the names at the odd places.
+    parts = template.split(new RegExp(VAR.source));
+    if (splitTemplates.size >= 1024) splitTemplates.clear();
+    splitTemplates.set(template, parts);
+  }
+  return parts;
+}
+
 /**
  * Resolves ${VAR} from the environment. `VAR_POOL` (comma-separated) rotates values round-robin,
  * as Snyk's credential pooling does; like Snyk's client, a set pool wins over VAR itself.
@@ -58,7 +72,12 @@ export class VariableResolver {
    * `rotate` is false. An unset variable becomes '' (snyk-broker's semantics).
    */
   substitute(template: string, rotate = true): string {
-    return template.replace(VAR, (_, name: string) => this.#value(name, rotate) ?? '');
+    // Literal text and variable names alternate; read per call, so values are always current.
+    const parts = templateParts(template);
+    if (parts.length === 1) return template;
+    let out = parts[0]!;
+    for (let i = 1; i < parts.length; i += 2) out += (this.#value(parts[i]!, rotate) ?? '') + parts[i + 1]!;
+    return out;
   }
 
   /** Every text the template can become: each value of each of its variables in turn, the others at their first value. */
