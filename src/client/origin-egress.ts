@@ -63,7 +63,7 @@ export function splitTarget(target: string): { origin: string; path: string } {
   const m = PLAIN_ORIGIN.exec(target);
   if (m) {
     const path = target.slice(m[0].length);
-    if (PLAIN_PATH.test(path) && !DOT_SEGMENT.test(path.split('?', 1)[0]!)) {
+    if (PLAIN_PATH.test(path) && !DOT_SEGMENT.test(path.split('?', 1)[0])) {
       let origin = origins.get(m[0]);
       if (origin === undefined) {
         origin = new URL(m[0]).origin;

@@ -87,28 +87,52 @@ function refusedUpload(statusCode: number, answer: string): ResponseUploadError 
 }
 
 /**
- * A small answer (the egress reads those whole) goes as one buffer (head + body): one write on
- * the socket instead of a chunked stream of three, same bytes on the wire. Larger ones keep
- * streaming with backpressure. `answer`: that one buffer, or the origin body to stream; `body`
- * is what a failure discards (a replay of what was read, when the read broke off).
+ * An answer ready to send: `answer` is one buffer (head + body, `headLength` bytes of head) or
+ * the origin body to stream after `headBytes`; `body` is what a failure discards.
  */
-async function wholeIfSmall(head: ResponseHead, body: Readable): Promise<{ headBytes: Buffer; answer: Buffer | Readable; body: Readable }> {
-  const headBytes = encodeResponseHead(head);
-  if (!declaresSmallBody(head)) return { headBytes, answer: body, body };
-  const read = await readAll(body);
-  if (read.error === undefined) return { headBytes, answer: Buffer.concat([headBytes, ...read.chunks]), body };
-  // What was read is streamed again, then the error.
-  const replay = replayBody(read.chunks, read.error);
-  return { headBytes, answer: replay, body: replay };
+interface Prepared {
+  answer: Buffer | Readable;
+  headLength: number;
+  headBytes?: Buffer;
+  body: Readable | Buffer | string | undefined;
 }
 
-/** A larger answer over the tunnel, with flow control, where our server offered it. Undefined: post it. */
-async function streamOverTunnel(target: ResponseTarget, headBytes: Buffer, answer: Readable, body: Readable, timeoutMs: number): Promise<{ bytes: number; via: 'tunnel-stream' } | undefined> {
+/**
+ * A small answer (the egress reads those whole) goes as one buffer (head + body): one write on
+ * the socket instead of a chunked stream of three, same bytes on the wire. Larger ones keep
+ * streaming with backpressure. A body already in memory needs no turn of the event loop.
+ */
+function prepare(head: ResponseHead, body: Readable | Buffer | string | undefined): Prepared | Promise<Prepared> {
+  if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) {
+    const whole = encodeResponseHead(head, body);
+    return { answer: whole, headLength: whole.length - (body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length), body };
+  }
+  return readIfSmall(head, body);
+}
+
+async function readIfSmall(head: ResponseHead, body: Readable): Promise<Prepared> {
+  const headBytes = encodeResponseHead(head);
+  const streamed = { headLength: headBytes.length, headBytes };
+  if (!declaresSmallBody(head)) return { ...streamed, answer: body, body };
+  const read = await readAll(body);
+  if (read.error === undefined) return { ...streamed, answer: Buffer.concat([headBytes, ...read.chunks]), body };
+  // What was read is streamed again, then the error.
+  const replay = replayBody(read.chunks, read.error);
+  return { ...streamed, answer: replay, body: replay };
+}
+
+/** Over the tunnel, where our server offered it: a whole answer as one frame, a stream with flow control. Undefined: post it. */
+async function sendOverTunnel(target: ResponseTarget, p: Prepared, timeoutMs: number): Promise<{ bytes: number; via: 'tunnel' | 'tunnel-stream' } | undefined> {
+  if (Buffer.isBuffer(p.answer)) {
+    if (target.overTunnel && (await target.overTunnel(encodeTunnelAnswer(target.streamingID, p.answer)))) return { bytes: p.answer.length - p.headLength, via: 'tunnel' };
+    return undefined;
+  }
+  if (!target.streamOverTunnel) return undefined;
   let bytes: number | false;
   try {
-    bytes = await target.streamOverTunnel!(headBytes, answer, timeoutMs);
+    bytes = await target.streamOverTunnel(p.headBytes!, p.answer, timeoutMs);
   } catch (err) {
-    discardBody(body);
+    discardBody(p.body);
     throw new ResponseUploadError(`answer stream over the tunnel failed: ${describeError(err)}`, { cause: err });
   }
   return bytes === false ? undefined : { bytes, via: 'tunnel-stream' };
@@ -157,29 +181,17 @@ export function createResponseWriter(opts: ResponseWriterOptions) {
   }
 
   async function send(target: ResponseTarget, head: ResponseHead, body?: Readable | Buffer | string): Promise<{ bytes: number; via: 'tunnel' | 'tunnel-stream' | 'response-data' }> {
-    if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) {
-      // In memory (the usual small answer): head and body in one buffer, no stream, no extra turn.
-      const whole = encodeResponseHead(head, body);
-      const bodyBytes = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
-      // Over the tunnel where our server offered it; false: it could not, so it is posted.
-      if (target.overTunnel && (await target.overTunnel(encodeTunnelAnswer(target.streamingID, whole)))) return { bytes: bodyBytes, via: 'tunnel' };
-      return upload(target, whole, whole.length - bodyBytes, body);
+    const ready = prepare(head, body);
+    const p = ready instanceof Promise ? await ready : ready;
+    if (target.overTunnel || target.streamOverTunnel) {
+      const sent = await sendOverTunnel(target, p, opts.postTimeoutMs);
+      if (sent) return sent;
     }
-    const small = await wholeIfSmall(head, body);
-    if (Buffer.isBuffer(small.answer)) {
-      if (target.overTunnel && (await target.overTunnel(encodeTunnelAnswer(target.streamingID, small.answer)))) return { bytes: small.answer.length - small.headBytes.length, via: 'tunnel' };
-    } else if (target.streamOverTunnel) {
-      const streamed = await streamOverTunnel(target, small.headBytes, small.answer, small.body, opts.postTimeoutMs);
-      if (streamed) return streamed;
-    }
-    return upload(target, small.answer, small.headBytes.length, small.body, small.headBytes);
+    return upload(target, p);
   }
 
-  /**
-   * POST /response-data: `answer` whole (head included, `headLength` bytes of it), or the origin
-   * body streamed after `headBytes`; `body` is what a failure discards.
-   */
-  async function upload(target: ResponseTarget, answer: Buffer | Readable, headLength: number, body: Readable | Buffer | string | undefined, headBytes?: Buffer): Promise<{ bytes: number; via: 'response-data' }> {
+  /** POST /response-data, with the contract's retries of connections that failed before any body byte left. */
+  async function upload(target: ResponseTarget, { answer, headLength, headBytes, body }: Prepared): Promise<{ bytes: number; via: 'response-data' }> {
     const retryErrors: string[] = [];
     for (let attempt = 0; ; attempt++) {
       const headers = uploadHeaders(target, opts.wireVersion, attempt, retryErrors);

@@ -75,8 +75,8 @@ export class VariableResolver {
     // Literal text and variable names alternate; read per call, so values are always current.
     const parts = templateParts(template);
     if (parts.length === 1) return template;
-    let out = parts[0]!;
-    for (let i = 1; i < parts.length; i += 2) out += (this.#value(parts[i]!, rotate) ?? '') + parts[i + 1]!;
+    let out = parts[0];
+    for (let i = 1; i < parts.length; i += 2) out += (this.#value(parts[i], rotate) ?? '') + parts[i + 1];
     return out;
   }
 

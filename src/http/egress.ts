@@ -90,40 +90,53 @@ export class ResponseTooLargeError extends Error {
   }
 }
 
+/** undici's handler interface for requestBuffered; a class, so one allocation per call (see AnswerHandler). */
+class BufferedHandler {
+  #statusCode = 0;
+  #size = 0;
+  readonly #chunks: Buffer[] = [];
+  #abort: ((err: Error) => void) | undefined;
+
+  constructor(
+    private readonly maxResponseBytes: number,
+    private readonly resolve: (res: BufferedResponse) => void,
+    private readonly reject: (err: Error) => void,
+  ) {}
+
+  onConnect(abort: (err: Error) => void): void {
+    this.#abort = abort;
+  }
+
+  onHeaders(status: number): boolean {
+    if (status >= 200) this.#statusCode = status; // 1xx: informational, the real answer follows
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.#size += chunk.length;
+    if (this.#size > this.maxResponseBytes) {
+      this.#abort?.(new ResponseTooLargeError(this.maxResponseBytes));
+      return false;
+    }
+    this.#chunks.push(chunk);
+    return true;
+  }
+
+  onComplete(): void {
+    const chunks = this.#chunks;
+    this.resolve({ statusCode: this.#statusCode, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) });
+  }
+
+  onError(err: Error): void {
+    this.reject(err);
+  }
+}
+
 function requestBuffered(dispatcher: Dispatcher, r: BufferedRequest): Promise<BufferedResponse> {
   return new Promise((resolve, reject) => {
-    let statusCode = 0;
-    let size = 0;
-    const chunks: Buffer[] = [];
-    let abort: ((err: Error) => void) | undefined;
-    // undici's handler interface (the one its own request() is built on).
-    const handler = {
-      onConnect(a: (err: Error) => void) {
-        abort = a;
-      },
-      onHeaders(status: number) {
-        if (status >= 200) statusCode = status; // 1xx: informational, the real answer follows
-        return true;
-      },
-      onData(chunk: Buffer) {
-        size += chunk.length;
-        if (size > r.maxResponseBytes) {
-          abort?.(new ResponseTooLargeError(r.maxResponseBytes));
-          return false;
-        }
-        chunks.push(chunk);
-        return true;
-      },
-      onComplete() {
-        resolve({ statusCode, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) });
-      },
-      onError(err: Error) {
-        reject(err);
-      },
-    };
     dispatcher.dispatch(
       { origin: r.origin, path: r.path, method: r.method, headers: r.headers, body: r.body, headersTimeout: r.timeoutMs, bodyTimeout: r.timeoutMs },
-      handler,
+      new BufferedHandler(r.maxResponseBytes, resolve, reject),
     );
   });
 }
@@ -165,82 +178,103 @@ export function replayBody(chunks: Buffer[], error: unknown): Readable {
   });
 }
 
+/**
+ * undici's handler interface (the one its own request() is built on) for requestAnswer. A class,
+ * not an object of closures: one allocation per origin call instead of one per callback.
+ */
+class AnswerHandler {
+  #abort: ((err: Error) => void) | undefined;
+  #resumeParser: (() => void) | undefined;
+  #statusCode = 0;
+  #headers: Record<string, string | string[]> = {};
+  #chunks: Buffer[] | undefined;
+  #stream: Readable | undefined;
+  #ended = false;
+  // Holding an answer of unknown size: bytes so far, and the time bound.
+  #held = -1;
+  #holdTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly r: AnswerRequest,
+    private readonly resolve: (answer: Answer) => void,
+    private readonly reject: (err: Error) => void,
+  ) {}
+
+  /** Resolves with a stream (backpressure from here on) that starts with whatever was held. */
+  #toStream(): boolean {
+    clearTimeout(this.#holdTimer);
+    const stream = new Readable({
+      highWaterMark: 64 * 1024,
+      read: () => this.#resumeParser?.(),
+      destroy: (err, cb) => {
+        if (!this.#ended) this.#abort?.(err ?? new undiciErrors.RequestAbortedError());
+        cb(err);
+      },
+    });
+    this.#stream = stream;
+    let more = true;
+    for (const c of this.#chunks ?? []) more = stream.push(c);
+    this.#chunks = undefined;
+    this.resolve({ statusCode: this.#statusCode, headers: this.#headers, body: stream });
+    return more;
+  }
+
+  onConnect(abort: (err: Error) => void): void {
+    this.#abort = abort;
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    if (status < 200) return true;
+    this.#statusCode = status;
+    const headers = (this.#headers = parseRawHeaders(raw));
+    const declared = headers['content-length'];
+    const size = typeof declared === 'string' ? Number(declared) : NaN;
+    if (Number.isInteger(size) && size >= 0 && size <= this.r.bufferUpTo) {
+      this.#chunks = [];
+      return true;
+    }
+    this.#resumeParser = resume;
+    const holdMs = this.r.holdUnknownMs ?? 0;
+    if (declared === undefined && holdMs > 0) {
+      this.#chunks = [];
+      this.#held = 0;
+      this.#holdTimer = setTimeout(() => this.#toStream(), holdMs);
+      return true;
+    }
+    this.#toStream();
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const chunks = this.#chunks;
+    if (chunks) {
+      chunks.push(chunk);
+      if (this.#held >= 0 && (this.#held += chunk.length) > this.r.bufferUpTo) return this.#toStream();
+      return true;
+    }
+    return this.#stream!.push(chunk);
+  }
+
+  onComplete(): void {
+    this.#ended = true;
+    clearTimeout(this.#holdTimer);
+    const chunks = this.#chunks;
+    if (chunks) this.resolve({ statusCode: this.#statusCode, headers: this.#headers, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) });
+    else this.#stream?.push(null);
+  }
+
+  onError(err: Error): void {
+    this.#ended = true;
+    clearTimeout(this.#holdTimer);
+    if (this.#stream) this.#stream.destroy(err);
+    else if (this.#chunks) this.resolve({ statusCode: this.#statusCode, headers: this.#headers, body: replayBody(this.#chunks, err) });
+    else this.reject(err);
+  }
+}
+
 function requestAnswer(dispatcher: Dispatcher, r: AnswerRequest): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    let abort: ((err: Error) => void) | undefined;
-    let resumeParser: (() => void) | undefined;
-    let statusCode = 0;
-    let headers: Record<string, string | string[]> = {};
-    let chunks: Buffer[] | undefined;
-    let stream: Readable | undefined;
-    let ended = false;
-    // Holding an answer of unknown size: bytes so far, and the time bound.
-    let held = -1;
-    let holdTimer: NodeJS.Timeout | undefined;
-    /** Resolves with a stream (backpressure from here on) that starts with whatever was held. */
-    const toStream = (): boolean => {
-      clearTimeout(holdTimer);
-      stream = new Readable({
-        highWaterMark: 64 * 1024,
-        read: () => resumeParser?.(),
-        destroy: (err, cb) => {
-          if (!ended) abort?.(err ?? new undiciErrors.RequestAbortedError());
-          cb(err);
-        },
-      });
-      let more = true;
-      for (const c of chunks ?? []) more = stream.push(c);
-      chunks = undefined;
-      resolve({ statusCode, headers, body: stream });
-      return more;
-    };
-    const handler = {
-      onConnect(a: (err: Error) => void) {
-        abort = a;
-      },
-      onHeaders(status: number, raw: Buffer[], resume: () => void) {
-        if (status < 200) return true;
-        statusCode = status;
-        headers = parseRawHeaders(raw);
-        const declared = headers['content-length'];
-        const size = typeof declared === 'string' ? Number(declared) : NaN;
-        if (Number.isInteger(size) && size >= 0 && size <= r.bufferUpTo) {
-          chunks = [];
-          return true;
-        }
-        resumeParser = resume;
-        if (declared === undefined && (r.holdUnknownMs ?? 0) > 0) {
-          chunks = [];
-          held = 0;
-          holdTimer = setTimeout(toStream, r.holdUnknownMs);
-          return true;
-        }
-        toStream();
-        return true;
-      },
-      onData(chunk: Buffer) {
-        if (chunks) {
-          chunks.push(chunk);
-          if (held >= 0 && (held += chunk.length) > r.bufferUpTo) return toStream();
-          return true;
-        }
-        return stream!.push(chunk);
-      },
-      onComplete() {
-        ended = true;
-        clearTimeout(holdTimer);
-        if (chunks) resolve({ statusCode, headers, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) });
-        else stream?.push(null);
-      },
-      onError(err: Error) {
-        ended = true;
-        clearTimeout(holdTimer);
-        if (stream) stream.destroy(err);
-        else if (chunks) resolve({ statusCode, headers, body: replayBody(chunks, err) });
-        else reject(err);
-      },
-    };
-    dispatcher.dispatch({ origin: r.origin, path: r.path, method: r.method, headers: r.headers, body: r.body }, handler);
+    dispatcher.dispatch({ origin: r.origin, path: r.path, method: r.method, headers: r.headers, body: r.body }, new AnswerHandler(r, resolve, reject));
   });
 }
 
