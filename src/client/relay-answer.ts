@@ -56,7 +56,9 @@ export function answerFor(ctx: RelayContext, req: RelayRequest, requestId: strin
 export function answerFor(ctx: RelayContext, req: RelayRequest, requestId: string, forAck: false): Promise<Answer>;
 export async function answerFor(ctx: RelayContext, req: RelayRequest, requestId: string, forAck: boolean): Promise<Answer> {
   const { opts, log } = ctx;
-  const result = await authorize(ctx, req, requestId);
+  // Most requests are decided at once: awaited only when a live value must be waited for.
+  const decided = authorize(ctx, req, requestId);
+  const result = decided instanceof Promise ? await decided : decided;
   if ('head' in result) return result;
   // Pools rotate as in the rule's origin: the view the match used, or the relay's own rotation.
   req = applyVarSubstitution(req, ctx.vars, result.variables ?? ctx.varsResolver);

@@ -44,10 +44,10 @@ async function handleRequest(ctx: RelayContext, tunnel: Tunnel, raw: unknown, re
   }
   const headerId = req.headers['snyk-request-id'];
   const requestId = typeof headerId === 'string' && isUuid(headerId) ? headerId : req.requestId && isUuid(req.requestId) ? req.requestId : randomUUID();
-  const ctxUrl = stripContext(req.url);
-  if (ctxUrl.url !== req.url) req = { ...req, url: ctxUrl.url };
+  const ctxUrl = req.url.startsWith('/ctx/') ? stripContext(req.url) : undefined;
+  if (ctxUrl && ctxUrl.url !== req.url) req = { ...req, url: ctxUrl.url };
   const headerContext = req.headers['x-snyk-broker-context-id'];
-  ctx = ctx.forContext(typeof headerContext === 'string' && headerContext ? headerContext : ctxUrl.contextId);
+  ctx = ctx.forContext(typeof headerContext === 'string' && headerContext ? headerContext : ctxUrl?.contextId);
   tunnel.requestsHandled++;
   ctx.opts.metrics.tunnelRequests.inc({ role: tunnel.role });
   const viaAck = reply !== undefined;

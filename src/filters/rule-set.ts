@@ -195,8 +195,10 @@ export class RuleSet {
     let parsed: { value: unknown } | undefined;
     const body = () => (parsed ??= { value: parseJsonBody(req.body) }).value;
     const input = { query: queryParams, headers: req.headers, body };
-    for (const c of this.#candidates(req.method, path)) {
-      if (c.checks.passes(input)) return { rule: c.rule };
+    // #candidates' walk, inline: no generator object per request.
+    const probe = probePath(path);
+    for (const c of this.#forRequest(req.method.toLowerCase(), probe)) {
+      if (shapeAdmits(c.shape, probe) && c.path.test(path) && c.checks.passes(input)) return { rule: c.rule };
     }
     return { allowed: false, reason: BLOCKED_REASON };
   }

@@ -30,15 +30,17 @@ function templateParts(template: string): readonly string[] {
 export class VariableResolver {
   readonly #pools: Pools;
   /** Set on a per-request view: the value each pooled variable took for this request. */
-  readonly #pinned: Map<string, string> | undefined;
+  #pinned: Map<string, string> | undefined;
+  /** A per-request view pins pooled values (its map made on the first one: most requests use no pool). */
+  readonly #view: boolean;
   /** Set on a per-request view: values that win over the environment (a GitHub App's current token). */
   readonly #live: Vars | undefined;
   constructor(
     private readonly vars: Vars,
-    shared?: { pools: Pools; pinned: Map<string, string>; live?: Vars },
+    shared?: { pools: Pools; live?: Vars },
   ) {
     this.#pools = shared?.pools ?? (new Map() as Pools);
-    this.#pinned = shared?.pinned;
+    this.#view = shared !== undefined;
     this.#live = shared?.live;
   }
 
@@ -48,7 +50,7 @@ export class VariableResolver {
    * the rotation itself is shared with this resolver.
    */
   forRequest(live?: Vars): VariableResolver {
-    return new VariableResolver(this.vars, { pools: this.#pools, pinned: new Map(), live });
+    return new VariableResolver(this.vars, { pools: this.#pools, live });
   }
 
   /** The value of one variable (a pooled one takes its next value, pinned in a request view). */
@@ -120,7 +122,7 @@ export class VariableResolver {
     const v = pool.values[pool.next % pool.values.length];
     if (rotate) {
       pool.next = (pool.next + 1) % pool.values.length;
-      this.#pinned?.set(name, v);
+      if (this.#view) (this.#pinned ??= new Map()).set(name, v);
     }
     return v;
   }
