@@ -13,6 +13,7 @@ import { answerHeaders } from './platform-request.js';
 import type { PendingAnswers } from './pending-answers.js';
 import { RelayAttempt, type AttemptOutcome } from './relay-attempt.js';
 import { otherClientSelectable, waitForMovingTunnels, waitForReconnect, withClients } from './retry-targets.js';
+import { DeadlineQueue } from './deadline-queue.js';
 
 // The relay's mechanisms, composed by PlatformRelay: tracking of waiting attempts, one attempt
 // on one connection, answer intake, and where a retry may go.
@@ -28,15 +29,34 @@ export interface RelayDeps {
   requestTimeoutMs: number;
   /** Idempotent answers up to this size are held until complete (retryable if the client dies mid-answer). */
   retryBufferBytes: number;
-  /** Longest an idempotent answer is held before it is streamed anyway. */
-  retryBufferMs?: number;
   /** After its tunnel drops, a request that cannot be retried still waits this long for its answer upload (the client may be alive). */
   answerGraceMs?: number;
   /** An idempotent request that every connection here failed waits this long for the token's client to reconnect (0: never). */
   reconnectWaitMs?: number;
   /** This server's id, carried in every streamingID so an answer landing on another server finds its way here. */
   serverId?: string;
+  /** The deadlines of every relay and answer hold of this server (see createRelayDeadlines). */
+  deadlines: RelayDeadlines;
 }
+
+/**
+ * One timer per kind of deadline for all relays, instead of a setTimeout per request: the
+ * relay's own (requestTimeoutMs) and the first-bytes hold of an answer (retryBufferMs).
+ */
+export interface RelayDeadlines {
+  relay: DeadlineQueue<PlatformRelay>;
+  /** Items are the holds' expiry callbacks; the longest an idempotent answer is held before it is streamed anyway. */
+  hold: DeadlineQueue<() => void>;
+}
+
+export function createRelayDeadlines(requestTimeoutMs: number, retryBufferMs = DEFAULT_RETRY_BUFFER_MS): RelayDeadlines {
+  return {
+    relay: new DeadlineQueue<PlatformRelay>(requestTimeoutMs, (relay) => relay.expire()),
+    hold: new DeadlineQueue<() => void>(retryBufferMs, (expire) => expire()),
+  };
+}
+
+export const DEFAULT_RETRY_BUFFER_MS = 200;
 
 export interface PlatformRelayInit {
   token: string;
@@ -81,7 +101,6 @@ function lostTunnel(outcome: AttemptOutcome): boolean {
  */
 export class PlatformRelay {
   readonly startedAt = Date.now();
-  #timer: NodeJS.Timeout | undefined;
   #current: RelayAttempt | undefined;
   #timedOut = false;
   #platformGone = false;
@@ -116,7 +135,13 @@ export class PlatformRelay {
   /** Marks that answer bytes are about to reach the platform: no retry, no timeout any more. */
   commit(): void {
     this.#headSent = true;
-    clearTimeout(this.#timer);
+    this.deps.deadlines.relay.delete(this);
+  }
+
+  /** The relay's deadline passed (called by its DeadlineQueue): stop waiting for an answer. */
+  expire(): void {
+    this.#timedOut = true;
+    this.#current?.abort('timeout');
   }
 
   get committed(): boolean {
@@ -132,11 +157,7 @@ export class PlatformRelay {
         this.#current?.abort('platform-gone');
       }
     });
-    this.#timer = setTimeout(() => {
-      this.#timedOut = true;
-      this.#current?.abort('timeout');
-    }, this.deps.requestTimeoutMs);
-    this.#timer.unref?.();
+    this.deps.deadlines.relay.add(this);
     let outcomeLabel = 'answered';
     try {
       outcomeLabel = await this.#loop();
@@ -146,7 +167,7 @@ export class PlatformRelay {
       if (!this.res.headersSent) sendFailure(this.res, FAILURES.RELAY_ERROR, { ok: false, message: 'relay failed' }, { 'snyk-request-id': this.init.requestId });
       else this.res.destroy();
     } finally {
-      clearTimeout(this.#timer);
+      this.deps.deadlines.relay.delete(this);
       metrics.inFlight.dec();
       metrics.relayOutcomes.inc({ outcome: outcomeLabel });
     }
