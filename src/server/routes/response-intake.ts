@@ -68,8 +68,9 @@ export function createResponseIntake(parts: ServerParts, hops: PeerHops) {
     let token: string;
     let streamingID: string;
     try {
-      token = decodeURIComponent(m[1]).toLowerCase();
-      streamingID = decodeURIComponent(m[2]);
+      // Both are plain text almost always; decodeURIComponent is dear even with nothing to decode.
+      token = (m[1].includes('%') ? decodeURIComponent(m[1]) : m[1]).toLowerCase();
+      streamingID = m[2].includes('%') ? decodeURIComponent(m[2]) : m[2];
     } catch {
       req.resume();
       return sendFailure(res, FAILURES.BAD_REQUEST, { message: 'undecodable path' });
