@@ -13,13 +13,14 @@ import { answerHeaders } from './platform-request.js';
 import type { PendingAnswers } from './pending-answers.js';
 import { RelayAttempt, type AttemptOutcome } from './relay-attempt.js';
 import { otherClientSelectable, waitForMovingTunnels, waitForReconnect, withClients } from './retry-targets.js';
-import { DeadlineQueue } from './deadline-queue.js';
+import type { RelayDeadlines } from './relay-deadlines.js';
 
 // The relay's mechanisms, composed by PlatformRelay: tracking of waiting attempts, one attempt
 // on one connection, answer intake, and where a retry may go.
 export { PendingAnswers } from './pending-answers.js';
 export { RelayAttempt, type AttemptOutcome } from './relay-attempt.js';
 export { UNKNOWN_STREAM_MESSAGE } from './answer-intake.js';
+export { createRelayDeadlines, type RelayDeadlines } from './relay-deadlines.js';
 
 export interface RelayDeps {
   pool: ConnectionPool<Connection>;
@@ -39,24 +40,6 @@ export interface RelayDeps {
   deadlines: RelayDeadlines;
 }
 
-/**
- * One timer per kind of deadline for all relays, instead of a setTimeout per request: the
- * relay's own (requestTimeoutMs) and the first-bytes hold of an answer (retryBufferMs).
- */
-export interface RelayDeadlines {
-  relay: DeadlineQueue<PlatformRelay>;
-  /** Items are the holds' expiry callbacks; the longest an idempotent answer is held before it is streamed anyway. */
-  hold: DeadlineQueue<() => void>;
-}
-
-export function createRelayDeadlines(requestTimeoutMs: number, retryBufferMs = DEFAULT_RETRY_BUFFER_MS): RelayDeadlines {
-  return {
-    relay: new DeadlineQueue<PlatformRelay>(requestTimeoutMs, (relay) => relay.expire()),
-    hold: new DeadlineQueue<() => void>(retryBufferMs, (expire) => expire()),
-  };
-}
-
-export const DEFAULT_RETRY_BUFFER_MS = 200;
 
 export interface PlatformRelayInit {
   token: string;
@@ -108,16 +91,34 @@ export class PlatformRelay {
   #headSent = false;
   /** Connections already tried by this request. */
   readonly #exclude = new Set<Connection>();
-  readonly done: Promise<void>;
+  #closed = false;
+  #done: Promise<void> | undefined;
+  #resolveDone: (() => void) | undefined;
 
   constructor(
     readonly init: PlatformRelayInit,
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
     private readonly deps: RelayDeps,
+    /** Called once the platform response is over (finished or broken). */
+    private readonly onClosed?: (relay: PlatformRelay) => void,
   ) {
-    // Settles when the platform response is over (finished or broken): drain waits on it.
-    this.done = new Promise((r) => res.once('close', () => r()));
+    res.once('close', () => this.#onResponseClosed());
+  }
+
+  /** Settles when the platform response is over (finished or broken): drain waits on it. Made only when asked for. */
+  get done(): Promise<void> {
+    return (this.#done ??= this.#closed ? Promise.resolve() : new Promise((r) => (this.#resolveDone = r)));
+  }
+
+  #onResponseClosed(): void {
+    this.#closed = true;
+    if (!this.res.writableFinished) {
+      this.#platformGone = true;
+      this.#current?.abort('platform-gone');
+    }
+    this.#resolveDone?.();
+    this.onClosed?.(this);
   }
 
   get canRetry(): boolean {
@@ -151,12 +152,6 @@ export class PlatformRelay {
   async run(): Promise<void> {
     const { metrics } = this.deps;
     metrics.inFlight.inc();
-    this.res.on('close', () => {
-      if (!this.res.writableFinished) {
-        this.#platformGone = true;
-        this.#current?.abort('platform-gone');
-      }
-    });
     this.deps.deadlines.relay.add(this);
     let outcomeLabel = 'answered';
     try {
