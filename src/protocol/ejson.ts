@@ -99,7 +99,7 @@ function decodeObject(o: Record<string, unknown>, depth: number): Record<string,
  * starting with `$` (which might need an $escape). Tunnel frames almost always are such values,
  * and checking is much cheaper than building the copy (about 2 µs for a request frame).
  */
-function isPlainJson(value: unknown): boolean {
+export function isPlainJson(value: unknown): boolean {
   if (value === null || typeof value !== 'object') return true;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) if (!isPlainJson(value[i])) return false;

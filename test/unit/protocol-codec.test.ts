@@ -9,6 +9,7 @@ import {
   ejsonStringify,
   decodeTunnelMessage,
   encodeEvent,
+  encodeEventWithStreamingId,
   encodeAck,
   encodePing,
   encodePong,
@@ -197,4 +198,23 @@ test('ejsonStringify: plain values are written as JSON.stringify writes them, th
   assert.equal(ejsonStringify([new Shape()]), '[{"x":1}]');
   assert.equal(ejsonStringify({ deep: [[{ b: Buffer.from('hi') }]] }), '{"deep":[[{"b":{"$binary":"aGk="}}]]}');
   assert.equal(ejsonStringify({ d: new Date(5) }), '{"d":{"$date":5}}');
+});
+
+test('encodeEventWithStreamingId writes the bytes of encodeEvent with the payload copied and the streamingID added', () => {
+  const payloads: object[] = [
+    { url: '/a?b=1', method: 'GET', headers: { accept: '*/*', 'x-list': ['a', 'b'], 'x-q': '"\\\u2028' }, requestId: 'r' },
+    { url: '/p', method: 'POST', headers: {}, body: Buffer.from('{"a":1}'), requestId: 'r' },
+    { url: '/p', method: 'POST', headers: {}, body: '{"a":1}', skipped: undefined },
+    { url: '/d', headers: { $binary: 'x' } },
+    { streamingID: 'old', url: '/x' },
+    {},
+    ['not', 'an', 'object'],
+  ];
+  for (const payload of payloads) {
+    const text = encodeEventWithStreamingId('request', payload, 'id-1.server-a');
+    assert.equal(text, encodeEvent('request', [{ ...payload, streamingID: 'id-1.server-a' }]), JSON.stringify(payload));
+    const decoded = decodeTunnelMessage(text);
+    assert.equal(decoded.kind, 'event');
+    assert.equal((decoded as { args: Array<{ streamingID: string }> }).args[0]!.streamingID, 'id-1.server-a');
+  }
 });
