@@ -1,3 +1,5 @@
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The clock a DeadlineQueue reads and arms; tests pass a fake one. */
 export interface DeadlineClock {
   now(): number;
@@ -72,7 +74,8 @@ export class DeadlineQueue<T> {
 
   #arm(due: number): void {
     this.#armed = true;
-    this.#timer = this.clock.setTimer(() => this.#fire(), Math.max(1, Math.ceil(due - this.clock.now())));
+    // Node's timers take at most 2^31-1 ms (longer fires at once); a later deadline waits in steps.
+    this.#timer = this.clock.setTimer(() => this.#fire(), Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(due - this.clock.now()))));
   }
 
   #fire(): void {

@@ -163,3 +163,13 @@ test('with the system clock an item expires after its duration', async () => {
     clearInterval(keepAlive);
   }
 });
+
+test('a deadline beyond what one timer can wait is waited for in steps', () => {
+  const { clock, expired, queue } = setup(2 ** 32);
+  queue.add('far');
+  assert.ok([...clock.timers.values()].every((t) => t.at <= 2 ** 31 - 1));
+  clock.advance(2 ** 31);
+  assert.deepEqual(expired, []);
+  clock.advance(2 ** 31);
+  assert.deepEqual(expired, [`far@${2 ** 32}`]);
+});
