@@ -76,8 +76,11 @@ export function createResponseIntake(parts: ServerParts, hops: PeerHops) {
       return sendFailure(res, FAILURES.BAD_REQUEST, { message: 'undecodable path' });
     }
     // Waited for here: take it, whatever server_id says (the tunnel may have been served here instead of there).
-    if (!pending.get(streamingID) && (await toOwner(req, res, streamingID, rawUrl))) return;
-    const attempt = pending.get(streamingID);
+    let attempt = pending.get(streamingID);
+    if (!attempt) {
+      if (await toOwner(req, res, streamingID, rawUrl)) return;
+      attempt = pending.get(streamingID);
+    }
     const refusal = attempt && attempt.token === token ? uploadRefusal(req, attempt) : undefined;
     if (attempt && refusal) {
       metrics.authChecks.inc({ kind: 'response-data', outcome: refusal.reason });
