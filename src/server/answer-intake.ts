@@ -159,7 +159,7 @@ function holdFirstBytes(attempt: RelayAttempt, upload: Readable, held: Buffer[],
     const finish = (r: HoldResult) => {
       if (finished) return;
       finished = true;
-      deadlines.delete(slow);
+      deadlines.delete(deadline);
       upload.off('data', onData);
       upload.off('end', onEnd);
       upload.off('error', onAbort);
@@ -178,8 +178,7 @@ function holdFirstBytes(attempt: RelayAttempt, upload: Readable, held: Buffer[],
       if (!upload.readableEnded) finish('aborted');
     };
     // At most the queue's duration (retryBufferMs), then it streams anyway.
-    const slow = () => finish('slow');
-    deadlines.add(slow);
+    const deadline = deadlines.add(() => finish('slow'));
     upload.on('data', onData);
     upload.on('end', onEnd);
     upload.on('error', onAbort);

@@ -18,19 +18,37 @@ export const systemClock: DeadlineClock = {
   clearTimer: (timer) => clearTimeout(timer as NodeJS.Timeout),
 };
 
+/** An item's place in a DeadlineQueue: what `delete` takes. */
+export interface Deadline {
+  /** When it expires (clock time). */
+  readonly due: number;
+}
+
+class Entry<T> implements Deadline {
+  prev: Entry<T> | undefined;
+  next: Entry<T> | undefined;
+  /** False once expired or deleted. */
+  linked = true;
+  constructor(
+    readonly item: T,
+    readonly due: number,
+  ) {}
+}
+
 /**
  * Deadlines that all have the same duration, for items added and removed at a high rate (one
  * per relayed request). A `setTimeout` per item costs a timer-list insert and unenroll each,
- * plus a Timeout object; here an item is one Map entry, and one timer is armed for the earliest
- * live deadline. Equal durations make insertion order deadline order, so the Map (which keeps
- * insertion order) is the queue and removal is a Map delete, O(1).
+ * plus a Timeout object; here an item is one small list entry, and one timer is armed for the
+ * earliest live deadline. Equal durations make insertion order deadline order, so the queue is
+ * a doubly linked list: add appends, delete unlinks, both O(1) without hashing.
  *
  * An item expires no earlier than `durationMs` after it was added, and, when the timer fires on
- * time, no later. Removing an item that already expired, or was never added, does nothing.
+ * time, no later. Deleting a deadline that already expired or was deleted does nothing.
  */
 export class DeadlineQueue<T> {
-  /** item → when it expires (clock time). */
-  readonly #due = new Map<T, number>();
+  #head: Entry<T> | undefined;
+  #tail: Entry<T> | undefined;
+  #size = 0;
   #timer: unknown;
   #armed = false;
   /** Expired items are being handed out: an add then must not arm a second timer. */
@@ -43,30 +61,41 @@ export class DeadlineQueue<T> {
   ) {}
 
   get size(): number {
-    return this.#due.size;
+    return this.#size;
   }
 
-  /** Starts the item's deadline; an item already waiting starts over (at the back). */
-  add(item: T): void {
-    const due = this.clock.now() + this.durationMs;
-    this.#due.delete(item);
-    this.#due.set(item, due);
+  /** Starts a deadline for the item; keep what it returns to delete it. */
+  add(item: T): Deadline {
+    const entry = new Entry(item, this.clock.now() + this.durationMs);
+    if (this.#tail) {
+      this.#tail.next = entry;
+      entry.prev = this.#tail;
+    } else {
+      this.#head = entry;
+    }
+    this.#tail = entry;
+    this.#size++;
     // Every earlier item is due no later than this one: an armed timer already fires in time.
-    if (!this.#armed && !this.#firing) this.#arm(due);
+    if (!this.#armed && !this.#firing) this.#arm(entry.due);
+    return entry;
   }
 
-  /** The item no longer has a deadline. The timer stays armed: when it fires it finds the next live item. */
-  delete(item: T): void {
-    this.#due.delete(item);
-  }
-
-  has(item: T): boolean {
-    return this.#due.has(item);
+  /** The deadline is off. The timer stays armed: when it fires it finds the next live item. */
+  delete(deadline: Deadline | undefined): void {
+    const entry = deadline as Entry<T> | undefined;
+    if (!entry?.linked) return;
+    entry.linked = false;
+    if (entry.prev) entry.prev.next = entry.next;
+    else this.#head = entry.next;
+    if (entry.next) entry.next.prev = entry.prev;
+    else this.#tail = entry.prev;
+    entry.prev = entry.next = undefined;
+    this.#size--;
   }
 
   /** Stops the timer and forgets every item (none expires). */
   clear(): void {
-    this.#due.clear();
+    while (this.#head) this.delete(this.#head);
     if (this.#armed) this.clock.clearTimer(this.#timer);
     this.#armed = false;
     this.#timer = undefined;
@@ -84,16 +113,14 @@ export class DeadlineQueue<T> {
     this.#firing = true;
     try {
       const now = this.clock.now();
-      for (const [item, due] of this.#due) {
-        if (due > now) break;
-        this.#due.delete(item);
-        this.onExpire(item);
+      for (let entry = this.#head; entry !== undefined && entry.due <= now; entry = this.#head) {
+        this.delete(entry);
+        this.onExpire(entry.item);
       }
     } finally {
       // Also after a handler threw: the later items keep a timer.
       this.#firing = false;
-      const next = this.#due.values().next();
-      if (!next.done && !this.#armed) this.#arm(next.value);
+      if (this.#head && !this.#armed) this.#arm(this.#head.due);
     }
   }
 }

@@ -14,6 +14,7 @@ import type { PendingAnswers } from './pending-answers.js';
 import { RelayAttempt, type AttemptOutcome } from './relay-attempt.js';
 import { otherClientSelectable, waitForMovingTunnels, waitForReconnect, withClients } from './retry-targets.js';
 import type { RelayDeadlines } from './relay-deadlines.js';
+import type { Deadline } from './deadline-queue.js';
 
 // The relay's mechanisms, composed by PlatformRelay: tracking of waiting attempts, one attempt
 // on one connection, answer intake, and where a retry may go.
@@ -92,6 +93,7 @@ export class PlatformRelay {
   /** Connections already tried by this request. */
   readonly #exclude = new Set<Connection>();
   #closed = false;
+  #deadline: Deadline | undefined;
   #done: Promise<void> | undefined;
   #resolveDone: (() => void) | undefined;
 
@@ -136,7 +138,7 @@ export class PlatformRelay {
   /** Marks that answer bytes are about to reach the platform: no retry, no timeout any more. */
   commit(): void {
     this.#headSent = true;
-    this.deps.deadlines.relay.delete(this);
+    this.deps.deadlines.relay.delete(this.#deadline);
   }
 
   /** The relay's deadline passed (called by its DeadlineQueue): stop waiting for an answer. */
@@ -152,7 +154,7 @@ export class PlatformRelay {
   async run(): Promise<void> {
     const { metrics } = this.deps;
     metrics.inFlight.inc();
-    this.deps.deadlines.relay.add(this);
+    this.#deadline = this.deps.deadlines.relay.add(this);
     let outcomeLabel = 'answered';
     try {
       outcomeLabel = await this.#loop();
@@ -162,7 +164,7 @@ export class PlatformRelay {
       if (!this.res.headersSent) sendFailure(this.res, FAILURES.RELAY_ERROR, { ok: false, message: 'relay failed' }, { 'snyk-request-id': this.init.requestId });
       else this.res.destroy();
     } finally {
-      this.deps.deadlines.relay.delete(this);
+      this.deps.deadlines.relay.delete(this.#deadline);
       metrics.inFlight.dec();
       metrics.relayOutcomes.inc({ outcome: outcomeLabel });
     }

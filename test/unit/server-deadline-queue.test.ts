@@ -69,11 +69,13 @@ test('items added later expire later, each at its own time, with one timer armed
 
 test('a deleted item never expires; deleting the first moves the wait on to the next', () => {
   const { clock, expired, queue } = setup();
-  queue.add('a');
+  const a = queue.add('a');
   clock.advance(50);
   queue.add('b');
-  queue.delete('a');
-  queue.delete('never-added');
+  queue.delete(a);
+  queue.delete(a);
+  queue.delete(undefined);
+  assert.equal(queue.size, 1);
   clock.advance(50);
   assert.deepEqual(expired, []);
   clock.advance(49);
@@ -82,24 +84,39 @@ test('a deleted item never expires; deleting the first moves the wait on to the 
   assert.deepEqual(expired, ['b@150']);
 });
 
-test('adding an item again starts its deadline over', () => {
+test('deleting from the middle and the end keeps the others in order; an item may be added again', () => {
   const { clock, expired, queue } = setup();
+  const a = queue.add('a');
+  const b = queue.add('b');
+  clock.advance(10);
+  const c = queue.add('c');
+  queue.add('d');
+  queue.delete(b);
+  clock.advance(50);
+  queue.delete(a);
   queue.add('a');
+  const e = queue.add('e');
+  queue.delete(e);
+  queue.delete(c);
+  clock.advance(100);
+  assert.deepEqual(expired, ['d@110', 'a@160']);
+  assert.equal(queue.size, 0);
+});
+
+test('deleting an item after it expired does nothing', () => {
+  const { clock, expired, queue } = setup();
+  const a = queue.add('a');
+  clock.advance(100);
   queue.add('b');
-  clock.advance(60);
-  queue.add('a');
-  clock.advance(40);
-  assert.deepEqual(expired, ['b@100']);
-  clock.advance(60);
-  assert.deepEqual(expired, ['b@100', 'a@160']);
+  queue.delete(a);
+  assert.equal(queue.size, 1);
+  clock.advance(100);
+  assert.deepEqual(expired, ['a@100', 'b@200']);
 });
 
 test('deleting every item leaves at most the one armed timer, and an empty queue re-arms on the next add', () => {
   const { clock, expired, queue } = setup();
-  for (let i = 0; i < 1000; i++) {
-    queue.add(`r${i}`);
-    queue.delete(`r${i}`);
-  }
+  for (let i = 0; i < 1000; i++) queue.delete(queue.add(`r${i}`));
   assert.equal(clock.armed, 1, 'one timer for a thousand deadlines');
   clock.advance(100);
   assert.equal(clock.timers.size, 0);
@@ -115,12 +132,12 @@ test('a handler may add and delete items; they keep their own deadlines', () => 
   const queue: DeadlineQueue<string> = new DeadlineQueue<string>(100, (item) => {
     expired.push(`${item}@${clock.time}`);
     if (item === 'a') {
-      queue.delete('b');
+      queue.delete(b);
       queue.add('again');
     }
   }, clock);
   queue.add('a');
-  queue.add('b');
+  const b = queue.add('b');
   clock.advance(100);
   assert.deepEqual(expired, ['a@100']);
   assert.equal(clock.timers.size, 1);
