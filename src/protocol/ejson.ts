@@ -93,7 +93,30 @@ function decodeObject(o: Record<string, unknown>, depth: number): Record<string,
   return out;
 }
 
+/**
+ * Whether JSON.stringify of the value itself writes what its wire form would: no bytes, no
+ * dates, no object that is not a plain one (a class instance, a boxed value) and no key
+ * starting with `$` (which might need an $escape). Tunnel frames almost always are such values,
+ * and checking is much cheaper than building the copy (about 2 µs for a request frame).
+ */
+export function isPlainJson(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!isPlainJson(value[i])) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const k in value) {
+    if (!Object.hasOwn(value, k)) continue;
+    if (k.charCodeAt(0) === 36) return false;
+    if (!isPlainJson((value as Record<string, unknown>)[k])) return false;
+  }
+  return true;
+}
+
 export function ejsonStringify(value: unknown): string {
+  if (isPlainJson(value)) return JSON.stringify(value);
   const spliced: string[] = [];
   const text = JSON.stringify(toWire(value, spliced));
   if (spliced.length === 0) return text;

@@ -1,4 +1,4 @@
-import { ejsonParse, ejsonStringify } from './ejson.js';
+import { ejsonParse, ejsonStringify, isPlainJson } from './ejson.js';
 import { ProtocolError } from './errors.js';
 
 /**
@@ -62,6 +62,18 @@ export function decodeTunnelMessage(text: string, maxBytes = DEFAULT_MAX_FRAME_B
 
 export function encodeEvent(name: string, args: unknown[], id?: number): string {
   return ejsonStringify(id === undefined ? { type: EMITTER_EVENT, data: [name, ...args] } : { type: EMITTER_EVENT, data: [name, ...args], id });
+}
+
+/**
+ * The text of encodeEvent(name, [{ ...payload, streamingID }]), without building the copy or
+ * the packet: a request frame is sent for every relayed request. Same bytes (the streamingID
+ * key comes last, as in the copy).
+ */
+export function encodeEventWithStreamingId(name: string, payload: object, streamingID: string): string {
+  if (Array.isArray(payload) || 'streamingID' in payload || !isPlainJson(payload)) return encodeEvent(name, [{ ...payload, streamingID }]);
+  const fields = JSON.stringify(payload);
+  const open = fields.length > 2 ? `${fields.slice(0, -1)},` : '{';
+  return `{"type":${EMITTER_EVENT},"data":[${JSON.stringify(name)},${open}"streamingID":${JSON.stringify(streamingID)}}]}`;
 }
 
 export function encodeAck(id: number, args: unknown[]): string {

@@ -8,6 +8,7 @@ import type { Logger } from '../observability/logger.js';
 import type { ServerMetrics } from './metrics.js';
 import type { RelayDeps } from './relay.js';
 import type { RelayAttempt } from './relay-attempt.js';
+import type { DeadlineQueue } from './deadline-queue.js';
 
 /*
  * Answer intake: how the broker client's answer to one attempt reaches the platform, whether it
@@ -94,7 +95,7 @@ export async function consumeUpload(attempt: RelayAttempt, deps: RelayDeps, uplo
   // retryBufferMs): an upload cut before any body byte then gets the platform a clean 502
   // instead of a connection closed without a status line.
   {
-    const result = await holdFirstBytes(attempt, upload, held, hold ? deps.retryBufferBytes : 0, deps.retryBufferMs ?? 200);
+    const result = await holdFirstBytes(attempt, upload, held, hold ? deps.retryBufferBytes : 0, deps.deadlines.hold);
     if (attempt.settled) return;
     if (result === 'aborted') {
       upload.destroy();
@@ -151,14 +152,14 @@ function streamAnswer(attempt: RelayAttempt, deps: RelayDeps, held: Buffer[], up
 }
 
 /** Holds the first bytes of an idempotent answer: until it ends, exceeds the buffer, or takes too long. */
-function holdFirstBytes(attempt: RelayAttempt, upload: Readable, held: Buffer[], limit: number, maxMs: number): Promise<HoldResult> {
+function holdFirstBytes(attempt: RelayAttempt, upload: Readable, held: Buffer[], limit: number, deadlines: DeadlineQueue<() => void>): Promise<HoldResult> {
   return new Promise((resolve) => {
     let size = 0;
     let finished = false;
     const finish = (r: HoldResult) => {
       if (finished) return;
       finished = true;
-      clearTimeout(timer);
+      deadlines.delete(deadline);
       upload.off('data', onData);
       upload.off('end', onEnd);
       upload.off('error', onAbort);
@@ -176,7 +177,8 @@ function holdFirstBytes(attempt: RelayAttempt, upload: Readable, held: Buffer[],
     const onClose = () => {
       if (!upload.readableEnded) finish('aborted');
     };
-    const timer = setTimeout(() => finish('slow'), maxMs);
+    // At most the queue's duration (retryBufferMs), then it streams anyway.
+    const deadline = deadlines.add(() => finish('slow'));
     upload.on('data', onData);
     upload.on('end', onEnd);
     upload.on('error', onAbort);

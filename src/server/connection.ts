@@ -1,5 +1,5 @@
 import type { TunnelCredentials } from './credential-validation.js';
-import { EmitterChannel, encodeEvent, encodePong, encodeServerClose, decodeTunnelMessage, ProtocolError, TUNNEL_ANSWERS_CAPABILITY, TUNNEL_STREAMS_CAPABILITY, type TunnelMessage } from '../protocol/index.js';
+import { EmitterChannel, encodeEvent, encodeEventWithStreamingId, encodePong, encodeServerClose, decodeTunnelMessage, ProtocolError, TUNNEL_ANSWERS_CAPABILITY, TUNNEL_STREAMS_CAPABILITY, type TunnelMessage } from '../protocol/index.js';
 
 /**
  * connecting → identified → ready → draining → closed. Only `ready` connections take new
@@ -212,6 +212,12 @@ export class Connection {
   sendEvent(name: string, args: unknown[], onFlushed?: () => void): void {
     if (this.state === 'closed') throw new ProtocolError('CHANNEL_CLOSED', 'tunnel closed');
     this.transport.send(encodeEvent(name, args), onFlushed);
+  }
+
+  /** A `request` event whose payload is `request` plus its streamingID (see encodeEventWithStreamingId). */
+  sendRequest(request: object, streamingID: string, onFlushed?: () => void): void {
+    if (this.state === 'closed') throw new ProtocolError('CHANNEL_CLOSED', 'tunnel closed');
+    this.transport.send(encodeEventWithStreamingId('request', request, streamingID), onFlushed);
   }
 
   attach(waiter: TunnelWaiter): void {

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from '../observability/metrics.js';
+import { Counter, Gauge, Histogram, TalliedCounter, TalliedGauge, type Registry } from '../observability/metrics.js';
 
 /**
  * The server's metrics. Labels never carry a token: connections are `<clientId>:<role>`,
@@ -7,13 +7,14 @@ import { Counter, Gauge, Histogram, type Registry } from '../observability/metri
 export interface ServerMetrics {
   connections: Gauge<'token_hash'>;
   relayed: Counter<'connection'>;
-  relayOutcomes: Counter<'outcome'>;
+  /** Per relayed request, so tallied (see TalliedCounter). */
+  relayOutcomes: TalliedCounter<'outcome'>;
   relayRetries: Counter<'reason'>;
   relayHedges: Counter<'target'>;
   probeMisses: Counter;
   relayLatency: Histogram<'variant'>;
-  bytes: Counter<'direction'>;
-  inFlight: Gauge;
+  bytes: TalliedCounter<'direction'>;
+  inFlight: TalliedGauge;
   webhooks: Counter<'outcome'>;
   dispatcherCalls: Counter<'event' | 'outcome'>;
   badFrames: Counter;
@@ -26,7 +27,7 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
   return {
     connections: new Gauge({ name: 'broker_server_connections', help: 'Ready tunnel connections per token (sha256 of the token)', labelNames: ['token_hash'], registers: [registry] }),
     relayed: new Counter({ name: 'broker_server_relayed_requests_total', help: 'Platform requests sent over each connection (<clientId>:<role>)', labelNames: ['connection'], registers: [registry] }),
-    relayOutcomes: new Counter({ name: 'broker_server_relay_outcomes_total', help: 'Platform requests by outcome', labelNames: ['outcome'], registers: [registry] }),
+    relayOutcomes: new TalliedCounter({ name: 'broker_server_relay_outcomes_total', help: 'Platform requests by outcome', labelNames: ['outcome'], registers: [registry] }),
     relayRetries: new Counter({ name: 'broker_server_relay_retries_total', help: 'Relays moved to another connection, by reason', labelNames: ['reason'], registers: [registry] }),
     relayHedges: new Counter({
       name: 'broker_server_relay_hedges_total',
@@ -46,8 +47,8 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [registry],
     }),
-    bytes: new Counter({ name: 'broker_server_relay_bytes_total', help: 'Body bytes relayed (request: platform to client, response: client to platform)', labelNames: ['direction'], registers: [registry] }),
-    inFlight: new Gauge({ name: 'broker_server_relays_in_flight', help: 'Platform requests waiting or streaming', registers: [registry] }),
+    bytes: new TalliedCounter({ name: 'broker_server_relay_bytes_total', help: 'Body bytes relayed (request: platform to client, response: client to platform)', labelNames: ['direction'], registers: [registry] }),
+    inFlight: new TalliedGauge({ name: 'broker_server_relays_in_flight', help: 'Platform requests waiting or streaming', registers: [registry] }),
     webhooks: new Counter({ name: 'broker_server_webhooks_total', help: 'Webhook requests from clients by outcome', labelNames: ['outcome'], registers: [registry] }),
     dispatcherCalls: new Counter({ name: 'broker_server_dispatcher_calls_total', help: 'Dispatcher reports by event and outcome', labelNames: ['event', 'outcome'], registers: [registry] }),
     badFrames: new Counter({ name: 'broker_server_bad_frames_total', help: 'Tunnel messages that could not be decoded', registers: [registry] }),

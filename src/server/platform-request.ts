@@ -81,13 +81,30 @@ export function relayHeaders(headers: IncomingHttpHeaders, requestId: string, co
   return out;
 }
 
+const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+/** Answer header names seen lately → lowercase name, or '' when it never goes to the platform. */
+const relayableNames = new Map<string, string>();
+const MAX_REMEMBERED_NAMES = 1024;
+
+/** The name an answer header goes to the platform under; undefined for hop-by-hop and invalid names. */
+function relayableName(k: string): string | undefined {
+  let name = relayableNames.get(k);
+  if (name === undefined) {
+    const lower = k.toLowerCase();
+    name = HOP_BY_HOP.has(lower) || !TOKEN.test(lower) ? '' : lower;
+    // Origins send a small set of names again and again; a flood of unique ones is not kept.
+    if (relayableNames.size < MAX_REMEMBERED_NAMES) relayableNames.set(k, name);
+  }
+  return name === '' ? undefined : name;
+}
+
 /** Headers from a client's answer that may go to the platform (hop-by-hop ones never do). */
 export function answerHeaders(headers: Record<string, unknown> | undefined): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   if (!headers) return out;
   for (const [k, v] of Object.entries(headers)) {
-    const name = k.toLowerCase();
-    if (HOP_BY_HOP.has(name) || !/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) continue;
+    const name = relayableName(k);
+    if (name === undefined) continue;
     if (typeof v === 'string') out[name] = v;
     else if (typeof v === 'number' || typeof v === 'boolean') out[name] = String(v);
     else if (Array.isArray(v)) out[name] = v.map(String);

@@ -58,9 +58,8 @@ export class RelayAttempt implements TunnelWaiter {
   }
 
   send(): void {
-    const payload: RelayRequest = { ...this.relay.init.request, streamingID: this.streamingID };
     try {
-      this.connection.sendEvent('request', [payload], () => (this.#sent = true));
+      this.connection.sendRequest(this.relay.init.request, this.streamingID, () => (this.#sent = true));
     } catch {
       this.settle({ kind: 'not-sent' });
     }

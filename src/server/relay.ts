@@ -13,12 +13,15 @@ import { answerHeaders } from './platform-request.js';
 import type { PendingAnswers } from './pending-answers.js';
 import { RelayAttempt, type AttemptOutcome } from './relay-attempt.js';
 import { otherClientSelectable, waitForMovingTunnels, waitForReconnect, withClients } from './retry-targets.js';
+import type { RelayDeadlines } from './relay-deadlines.js';
+import type { Deadline } from './deadline-queue.js';
 
 // The relay's mechanisms, composed by PlatformRelay: tracking of waiting attempts, one attempt
 // on one connection, answer intake, and where a retry may go.
 export { PendingAnswers } from './pending-answers.js';
 export { RelayAttempt, type AttemptOutcome } from './relay-attempt.js';
 export { UNKNOWN_STREAM_MESSAGE } from './answer-intake.js';
+export { createRelayDeadlines, type RelayDeadlines } from './relay-deadlines.js';
 
 export interface RelayDeps {
   pool: ConnectionPool<Connection>;
@@ -28,15 +31,16 @@ export interface RelayDeps {
   requestTimeoutMs: number;
   /** Idempotent answers up to this size are held until complete (retryable if the client dies mid-answer). */
   retryBufferBytes: number;
-  /** Longest an idempotent answer is held before it is streamed anyway. */
-  retryBufferMs?: number;
   /** After its tunnel drops, a request that cannot be retried still waits this long for its answer upload (the client may be alive). */
   answerGraceMs?: number;
   /** An idempotent request that every connection here failed waits this long for the token's client to reconnect (0: never). */
   reconnectWaitMs?: number;
   /** This server's id, carried in every streamingID so an answer landing on another server finds its way here. */
   serverId?: string;
+  /** The deadlines of every relay and answer hold of this server (see createRelayDeadlines). */
+  deadlines: RelayDeadlines;
 }
+
 
 export interface PlatformRelayInit {
   token: string;
@@ -81,7 +85,6 @@ function lostTunnel(outcome: AttemptOutcome): boolean {
  */
 export class PlatformRelay {
   readonly startedAt = Date.now();
-  #timer: NodeJS.Timeout | undefined;
   #current: RelayAttempt | undefined;
   #timedOut = false;
   #platformGone = false;
@@ -89,16 +92,35 @@ export class PlatformRelay {
   #headSent = false;
   /** Connections already tried by this request. */
   readonly #exclude = new Set<Connection>();
-  readonly done: Promise<void>;
+  #closed = false;
+  #deadline: Deadline | undefined;
+  #done: Promise<void> | undefined;
+  #resolveDone: (() => void) | undefined;
 
   constructor(
     readonly init: PlatformRelayInit,
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
     private readonly deps: RelayDeps,
+    /** Called once the platform response is over (finished or broken). */
+    private readonly onClosed?: (relay: PlatformRelay) => void,
   ) {
-    // Settles when the platform response is over (finished or broken): drain waits on it.
-    this.done = new Promise((r) => res.once('close', () => r()));
+    res.once('close', () => this.#onResponseClosed());
+  }
+
+  /** Settles when the platform response is over (finished or broken): drain waits on it. Made only when asked for. */
+  get done(): Promise<void> {
+    return (this.#done ??= this.#closed ? Promise.resolve() : new Promise((r) => (this.#resolveDone = r)));
+  }
+
+  #onResponseClosed(): void {
+    this.#closed = true;
+    if (!this.res.writableFinished) {
+      this.#platformGone = true;
+      this.#current?.abort('platform-gone');
+    }
+    this.#resolveDone?.();
+    this.onClosed?.(this);
   }
 
   get canRetry(): boolean {
@@ -116,7 +138,13 @@ export class PlatformRelay {
   /** Marks that answer bytes are about to reach the platform: no retry, no timeout any more. */
   commit(): void {
     this.#headSent = true;
-    clearTimeout(this.#timer);
+    this.deps.deadlines.relay.delete(this.#deadline);
+  }
+
+  /** The relay's deadline passed (called by its DeadlineQueue): stop waiting for an answer. */
+  expire(): void {
+    this.#timedOut = true;
+    this.#current?.abort('timeout');
   }
 
   get committed(): boolean {
@@ -126,17 +154,7 @@ export class PlatformRelay {
   async run(): Promise<void> {
     const { metrics } = this.deps;
     metrics.inFlight.inc();
-    this.res.on('close', () => {
-      if (!this.res.writableFinished) {
-        this.#platformGone = true;
-        this.#current?.abort('platform-gone');
-      }
-    });
-    this.#timer = setTimeout(() => {
-      this.#timedOut = true;
-      this.#current?.abort('timeout');
-    }, this.deps.requestTimeoutMs);
-    this.#timer.unref?.();
+    this.#deadline = this.deps.deadlines.relay.add(this);
     let outcomeLabel = 'answered';
     try {
       outcomeLabel = await this.#loop();
@@ -146,7 +164,7 @@ export class PlatformRelay {
       if (!this.res.headersSent) sendFailure(this.res, FAILURES.RELAY_ERROR, { ok: false, message: 'relay failed' }, { 'snyk-request-id': this.init.requestId });
       else this.res.destroy();
     } finally {
-      clearTimeout(this.#timer);
+      this.deps.deadlines.relay.delete(this.#deadline);
       metrics.inFlight.dec();
       metrics.relayOutcomes.inc({ outcome: outcomeLabel });
     }

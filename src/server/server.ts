@@ -12,7 +12,7 @@ import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { createPeerLiveness } from './peer-liveness.js';
 import { createPeerRouting, type PeerServer } from './peer-routing.js';
 import { ConnectionPool } from './pool.js';
-import { PendingAnswers, type PlatformRelay } from './relay.js';
+import { PendingAnswers, createRelayDeadlines, type PlatformRelay } from './relay.js';
 import type { ServerLifecycle, ServerParts } from './routes/context.js';
 import { createAuthRefresh } from './routes/auth-refresh.js';
 import { createHttpServer } from './routes/http-server.js';
@@ -78,7 +78,7 @@ export function createServer(config: ServerConfig, deps: ServerDeps): BrokerServ
       ? createPeerRouting({ dispatcherUrl: config.dispatcherUrl, internalSecret: config.internalSecret, selfServerId: config.serverId, refreshMs: config.routingRefreshMs }, { egress, logger, onServers: drainTunnelsViaStoppingPeers })
       : undefined;
   const lifecycle: ServerLifecycle = { started: false, draining: false };
-  const relayDeps = { pool, pending, metrics, logger, requestTimeoutMs: config.requestTimeoutMs, retryBufferBytes: config.retryBufferBytes, answerGraceMs: config.answerGraceMs, reconnectWaitMs: config.reconnectWaitMs, serverId: config.serverId };
+  const relayDeps = { pool, pending, metrics, logger, requestTimeoutMs: config.requestTimeoutMs, retryBufferBytes: config.retryBufferBytes, answerGraceMs: config.answerGraceMs, reconnectWaitMs: config.reconnectWaitMs, serverId: config.serverId, deadlines: createRelayDeadlines(config.requestTimeoutMs) };
   const parts: ServerParts = {
     config, logger, egress, registry, metrics, pool, pending, tunnels, routing, lifecycle, tunnelAuth, relayDeps,
     liveness: routing ? createPeerLiveness({ timeoutMs: config.probeTimeoutMs }, { egress }) : undefined,

@@ -9,6 +9,7 @@ import {
   ejsonStringify,
   decodeTunnelMessage,
   encodeEvent,
+  encodeEventWithStreamingId,
   encodeAck,
   encodePing,
   encodePong,
@@ -175,4 +176,45 @@ test('request payloads: headers lowercased, bodies kept as bytes, bad shapes rej
   assert.throws(() => parseRelayRequest({ method: 'GET' }), ProtocolError);
   assert.throws(() => parseRelayRequest('x'), ProtocolError);
   assert.throws(() => parseRelayRequest({ url: '/', method: 'GET', body: 5 }), ProtocolError);
+});
+
+test('ejsonStringify: plain values are written as JSON.stringify writes them, the rest in their wire form', () => {
+  const frame = { type: 0, data: ['request', { url: '/a?b=1', method: 'GET', headers: { accept: '*/*', 'x-list': ['a', 'b'], 'x-é': 'ü\u0000"\\' }, skipped: undefined, requestId: 'r', streamingID: 's' }] };
+  assert.equal(ejsonStringify(frame), JSON.stringify(frame));
+  const bare = Object.assign(Object.create(null) as Record<string, unknown>, { a: 1, b: [null, 'x'] });
+  assert.equal(ejsonStringify(bare), '{"a":1,"b":[null,"x"]}');
+  // A key that could need an $escape, a class instance (the wire form copies its own fields and
+  // loses its prototype's toJSON), bytes and dates inside: written in their wire form. An own
+  // toJSON is called either way.
+  assert.equal(ejsonStringify({ h: { $binary: 'x', gone: undefined } }), '{"h":{"$escape":{"$binary":"x"}}}');
+  assert.equal(ejsonStringify({ h: { $other: 'x' } }), '{"h":{"$other":"x"}}');
+  assert.equal(ejsonStringify({ a: { toJSON: () => 1, b: 2 } }), '{"a":1}');
+  class Shape {
+    x = 1;
+    toJSON() {
+      return 2;
+    }
+  }
+  assert.equal(ejsonStringify([new Shape()]), '[{"x":1}]');
+  assert.equal(ejsonStringify({ deep: [[{ b: Buffer.from('hi') }]] }), '{"deep":[[{"b":{"$binary":"aGk="}}]]}');
+  assert.equal(ejsonStringify({ d: new Date(5) }), '{"d":{"$date":5}}');
+});
+
+test('encodeEventWithStreamingId writes the bytes of encodeEvent with the payload copied and the streamingID added', () => {
+  const payloads: object[] = [
+    { url: '/a?b=1', method: 'GET', headers: { accept: '*/*', 'x-list': ['a', 'b'], 'x-q': '"\\\u2028' }, requestId: 'r' },
+    { url: '/p', method: 'POST', headers: {}, body: Buffer.from('{"a":1}'), requestId: 'r' },
+    { url: '/p', method: 'POST', headers: {}, body: '{"a":1}', skipped: undefined },
+    { url: '/d', headers: { $binary: 'x' } },
+    { streamingID: 'old', url: '/x' },
+    {},
+    ['not', 'an', 'object'],
+  ];
+  for (const payload of payloads) {
+    const text = encodeEventWithStreamingId('request', payload, 'id-1.server-a');
+    assert.equal(text, encodeEvent('request', [{ ...payload, streamingID: 'id-1.server-a' }]), JSON.stringify(payload));
+    const decoded = decodeTunnelMessage(text);
+    assert.equal(decoded.kind, 'event');
+    assert.equal((decoded as { args: Array<{ streamingID: string }> }).args[0]!.streamingID, 'id-1.server-a');
+  }
 });

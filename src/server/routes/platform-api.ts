@@ -25,11 +25,12 @@ function serviceCapable(version: string | undefined, ours: boolean): boolean {
 export function createPlatformRoutes(parts: ServerParts) {
   const { pool, routing, lifecycle, relays, relayDeps } = parts;
 
-  async function startRelay(req: IncomingMessage, res: ServerResponse, init: PlatformRelayInit): Promise<void> {
-    const relay = new PlatformRelay(init, req, res, relayDeps);
+  const forget = (relay: PlatformRelay) => relays.delete(relay);
+
+  function startRelay(req: IncomingMessage, res: ServerResponse, init: PlatformRelayInit): Promise<void> {
+    const relay = new PlatformRelay(init, req, res, relayDeps, forget);
     relays.add(relay);
-    void relay.done.then(() => relays.delete(relay));
-    await relay.run();
+    return relay.run();
   }
 
   /** Over a tunnel of this server; a peer's tunnels are the fallback (never for a request a peer forwarded). */

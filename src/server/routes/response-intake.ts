@@ -68,15 +68,19 @@ export function createResponseIntake(parts: ServerParts, hops: PeerHops) {
     let token: string;
     let streamingID: string;
     try {
-      token = decodeURIComponent(m[1]).toLowerCase();
-      streamingID = decodeURIComponent(m[2]);
+      // Both are plain text almost always; decodeURIComponent is dear even with nothing to decode.
+      token = (m[1].includes('%') ? decodeURIComponent(m[1]) : m[1]).toLowerCase();
+      streamingID = m[2].includes('%') ? decodeURIComponent(m[2]) : m[2];
     } catch {
       req.resume();
       return sendFailure(res, FAILURES.BAD_REQUEST, { message: 'undecodable path' });
     }
     // Waited for here: take it, whatever server_id says (the tunnel may have been served here instead of there).
-    if (!pending.get(streamingID) && (await toOwner(req, res, streamingID, rawUrl))) return;
-    const attempt = pending.get(streamingID);
+    let attempt = pending.get(streamingID);
+    if (!attempt) {
+      if (await toOwner(req, res, streamingID, rawUrl)) return;
+      attempt = pending.get(streamingID);
+    }
     const refusal = attempt && attempt.token === token ? uploadRefusal(req, attempt) : undefined;
     if (attempt && refusal) {
       metrics.authChecks.inc({ kind: 'response-data', outcome: refusal.reason });
