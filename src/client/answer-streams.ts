@@ -111,6 +111,9 @@ export class OutgoingAnswerStreams {
       if (verdict.status < 200 || verdict.status >= 300) throw new AnswerStreamError(`broker server answered ${verdict.status} to the answer stream: ${verdict.message}`, true);
       return bytes;
     } finally {
+      // A frame still being filled when the stream failed is never sent.
+      s.frame?.discard();
+      s.frame = undefined;
       clearTimeout(timer);
       this.#streams.delete(streamingID);
     }

@@ -23,6 +23,8 @@ export interface OutFrame {
   append(bytes: Buffer): void;
   /** Sends the frame as one binary message; `cb` once the socket took it (or failed). Nothing may be appended after. */
   send(cb: (err?: Error | null) => void): void;
+  /** Drops a frame that will not be sent (its stream failed), so its room can be used again. */
+  discard(): void;
 }
 
 /** Writes one finished websocket frame (header and masked payload) to the socket under the websocket, in order with `ws`'s own frames. */
@@ -44,6 +46,7 @@ export function copyingFrameSink(sendBinary: (frame: Buffer, cb: (err?: Error | 
         send(cb) {
           sendBinary(buf.subarray(0, length), cb);
         },
+        discard() {},
       };
     },
   };
@@ -129,7 +132,14 @@ class MaskedFrame implements OutFrame {
   #length = 0;
   readonly #reserved: number;
 
-  constructor(readonly buf: Buffer, readonly slot: number, readonly limit: number, readonly block: Block | undefined, private readonly sent: (f: MaskedFrame, bytes: Buffer, cb: (err?: Error | null) => void) => void) {
+  constructor(
+    readonly buf: Buffer,
+    readonly slot: number,
+    readonly limit: number,
+    readonly block: Block | undefined,
+    private readonly sent: (f: MaskedFrame, bytes: Buffer, cb: (err?: Error | null) => void) => void,
+    private readonly dropped: (f: MaskedFrame) => void,
+  ) {
     this.#reserved = headerBytes(limit);
     nextMask(this.#key);
     for (let r = 1; r < 4; r++) for (let i = 0; i < 4; i++) this.#key[r * 4 + i] = this.#key[(r + i) & 3]!;
@@ -151,6 +161,10 @@ class MaskedFrame implements OutFrame {
     if (h !== this.#reserved) this.buf.copyWithin(this.slot + h, payloadAt, payloadAt + len);
     writeHeader(this.buf, this.slot, len, this.#key);
     this.sent(this, this.buf.subarray(this.slot, this.slot + h + len), cb);
+  }
+
+  discard(): void {
+    this.dropped(this);
   }
 }
 
@@ -220,16 +234,20 @@ export function maskedFrameSink(write: RawFrameWrite, blockBytes = 256 * 1024, k
     flush(); // what the block holds was sent before
     write(bytes, cb);
   };
+  // A dropped frame's slot in the block is simply filled by the next frame.
+  const dropped = (f: MaskedFrame) => {
+    if (f === filling) filling = undefined;
+  };
   return {
     open(payloadBytes) {
       const need = headerBytes(payloadBytes) + payloadBytes;
-      if (filling || need > blockBytes) return new MaskedFrame(Buffer.allocUnsafe(need), 0, payloadBytes, undefined, sent);
+      if (filling || need > blockBytes) return new MaskedFrame(Buffer.allocUnsafe(need), 0, payloadBytes, undefined, sent, dropped);
       let b = block;
       if (!b || b.buf.length - b.end < need) {
         flush();
         b = newBlock();
       }
-      filling = new MaskedFrame(b.buf, b.end, payloadBytes, b, sent);
+      filling = new MaskedFrame(b.buf, b.end, payloadBytes, b, sent, dropped);
       return filling;
     },
   };

@@ -79,10 +79,14 @@ test('frames sent in one turn leave in one write, in send order; a frame with a 
   filling.send(() => undefined);
   assert.equal(writes.length, 2, 'the block (frames 1, 2) went before the frame with its own buffer');
   frame(70 * 1024, 5).send(() => undefined); // larger than a block
+  frame(500, 6).discard(); // a failed stream's frame: its room in the block is used by the next
+  const next = frame(600, 7);
+  assert.equal((next as unknown as { block?: unknown }).block !== undefined, true, 'the next frame goes into the block again');
+  next.send(() => undefined);
   await new Promise((r) => setImmediate(r));
-  assert.equal(writes.length, 4);
+  assert.equal(writes.length, 5, 'the 10-byte frame, flushed before the large one; the large one; the last frame at the end of the turn');
   assert.deepEqual(errors, []);
-  assert.deepEqual(messages.map((m) => [m.data.length, m.data[0]]), [[1000, 1], [2000, 2], [100, 4], [10, 3], [70 * 1024, 5]]);
+  assert.deepEqual(messages.map((m) => [m.data.length, m.data[0]]), [[1000, 1], [2000, 2], [100, 4], [10, 3], [70 * 1024, 5], [600, 7]]);
 });
 
 test('a block is reused only once its bytes were written and it is no longer filled; a failed write drops it', async () => {
