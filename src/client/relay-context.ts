@@ -29,7 +29,7 @@ export interface RelayOptions {
   connectRetryDelayMs?: number;
   /** Small answers go back over the tunnel when our server offers it (BROKER_CLIENT_TUNNEL_ANSWERS); default on. */
   tunnelAnswers?: boolean;
-  /** Larger answers stream over the tunnel when our server offers it (BROKER_CLIENT_TUNNEL_STREAMS); default on. */
+  /** Larger answers stream over the tunnel when our server offers it (BROKER_CLIENT_TUNNEL_STREAMS); default off. */
   tunnelStreams?: boolean;
   /** INSECURE_DOWNSTREAM: origins are called over plain http. */
   insecureDownstream?: boolean;

@@ -89,7 +89,7 @@ export async function deliverStreamed(ctx: RelayContext, tunnel: Tunnel, req: Re
   const placement = tunnel.placement;
   // The connection the request came on: an answer sent over the tunnel must use that one.
   const channel = ctx.opts.tunnelAnswers !== false && tunnel.capabilities.includes(TUNNEL_ANSWERS_CAPABILITY) ? tunnel.channel : undefined;
-  const streams = channel && ctx.opts.tunnelStreams !== false && tunnel.capabilities.includes(TUNNEL_STREAMS_CAPABILITY) ? channel : undefined;
+  const streams = channel && ctx.opts.tunnelStreams === true && tunnel.capabilities.includes(TUNNEL_STREAMS_CAPABILITY) ? channel : undefined;
   let answer: Answer;
   try {
     answer = await answerFor(ctx, req, requestId, false);

@@ -63,8 +63,7 @@ Environment (Snyk Broker names; existing deployments work unchanged):
   BROKER_CLIENT_TUNNEL_ANSWERS   false: always answer by POST /response-data, even to our server
                                  (default true: answers up to 64 KiB go back on the tunnel when
                                  the server offers it; snyk-broker's server never does)
-  BROKER_CLIENT_TUNNEL_STREAMS   false: post answers over 64 KiB even to our server (default true:
-                                 with our server they stream over the tunnel with credit windows)
+  BROKER_CLIENT_TUNNEL_STREAMS   true: with our server, stream larger answers over the tunnel (credit windows) instead of POST (default false)
   BROKER_HEALTHCHECK_PATH        (default /healthcheck)
   BROKER_SYSTEMCHECK_PATH        (default /systemcheck)
   BROKER_CLIENT_VALIDATION_URL   URL probed by /systemcheck

@@ -17,7 +17,7 @@ export interface ClientTuning {
   removeXForwardedHeaders: boolean;
   /** Small answers go back as one binary frame on the tunnel when our server offers it (never with snyk-broker's server). */
   tunnelAnswers: boolean;
-  /** Larger answers stream over the tunnel (credit windows) when our server offers it (the default); off: they are posted. */
+  /** Larger answers stream over the tunnel (credit windows) when our server offers it; off: they are posted. */
   tunnelStreams: boolean;
 }
 
@@ -36,6 +36,6 @@ export function readClientTuning(r: EnvReader): ClientTuning {
     removeXForwardedHeaders: r.bool('REMOVE_X_FORWARDED_HEADERS', false),
     tunnelAnswers: r.bool('BROKER_CLIENT_TUNNEL_ANSWERS', true),
     // Off by default: on loopback the POST moved large answers faster (bench/README.md, round 6).
-    tunnelStreams: r.bool('BROKER_CLIENT_TUNNEL_STREAMS', true),
+    tunnelStreams: r.bool('BROKER_CLIENT_TUNNEL_STREAMS', false),
   };
 }
