@@ -121,7 +121,8 @@ async function main() {
     }
     const results = new Map<string, LoadResult[]>(list.map((v) => [v.name, []]));
     const cpu = new Map<string, Array<{ c: number; s: number }>>(list.map((v) => [v.name, []]));
-    for (let i = 0; i < runs; i++) {
+    // --duration 0: no small-request runs (large downloads only).
+    for (let i = 0; i < (durationMs > 0 ? runs : 0); i++) {
       // Alternate the order too, so no variant always runs right after the same other one.
       const order = i % 2 === 0 ? systems : [...systems].reverse();
       for (const { v, s } of order) {
@@ -170,23 +171,33 @@ async function main() {
     if (large > 0) {
       tables.push(rows);
       rows = [];
-      rows.push(['large', 'MB/s median', 'all runs', 'client RSS growth MiB']);
+      rows.push(['large', 'MB/s median', 'all runs', 'client RSS growth MiB', 'CPU µs/MiB client', 'server']);
       const mb = new Map<string, number[]>(list.map((v) => [v.name, []]));
       const growth = new Map<string, number[]>(list.map((v) => [v.name, []]));
+      const cpuLarge = new Map<string, Array<{ c: number; s: number }>>(list.map((v) => [v.name, []]));
       for (let i = 0; i < runs; i++) {
         for (const { v, s } of i % 2 === 0 ? systems : [...systems].reverse()) {
           const u = new URL(s.platform);
           const before = await rssMiB(s.client!.pid);
           const sampler = sampleRss(s.client!.pid);
+          const c0 = await cpuMs(s.client!.pid);
+          const s0 = await cpuMs(s.server!.pid);
           const d = await download({ origin: u.origin, path: `${u.pathname}/stream/${large}` });
+          // CPU per MiB moved: like µs/req above, less sensitive to the machine's other load than MB/s.
+          const mib = large / 1024 / 1024;
+          const perMiB = { c: ((await cpuMs(s.client!.pid)) - c0) * 1000 / mib, s: ((await cpuMs(s.server!.pid)) - s0) * 1000 / mib };
           const peak = await sampler.stop();
           if (d.bytes !== large) throw new Error(`${v.name}: truncated at ${d.bytes}`);
           mb.get(v.name)!.push(d.mbPerSecond);
           growth.get(v.name)!.push(peak - before);
-          log(`large ${i + 1} ${v.name}: ${fmt(d.mbPerSecond, 0)} MB/s, client RSS +${fmt(peak - before)} MiB`);
+          cpuLarge.get(v.name)!.push(perMiB);
+          log(`large ${i + 1} ${v.name}: ${fmt(d.mbPerSecond, 0)} MB/s, client RSS +${fmt(peak - before)} MiB; CPU µs/MiB client ${fmt(perMiB.c, 0)} server ${fmt(perMiB.s, 0)}`);
         }
       }
-      for (const v of list) rows.push([v.name, fmt(median(mb.get(v.name)!), 0), mb.get(v.name)!.map((x) => fmt(x, 0)).join(','), fmt(median(growth.get(v.name)!))]);
+      for (const v of list) {
+        const c = cpuLarge.get(v.name)!;
+        rows.push([v.name, fmt(median(mb.get(v.name)!), 0), mb.get(v.name)!.map((x) => fmt(x, 0)).join(','), fmt(median(growth.get(v.name)!)), fmt(median(c.map((x) => x.c)), 0), fmt(median(c.map((x) => x.s)), 0)]);
+      }
     }
     tables.push(rows);
     for (const t of tables) {

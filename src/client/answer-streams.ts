@@ -1,9 +1,18 @@
 import type { Readable } from 'node:stream';
 import { parseCredit, parseDone, STREAM_ABORT, STREAM_DATA, STREAM_END, STREAM_WINDOW_BYTES, streamFramePrefix } from '../protocol/index.js';
 import { describeError } from '../http/errors.js';
+import type { FrameSink, OutFrame } from './masked-frames.js';
 
-/** Payload bytes per frame at most: an origin chunk larger than this is split. */
-const MAX_FRAME_PAYLOAD = 64 * 1024;
+/**
+ * Stream bytes per data frame at most. Small on purpose: the server's `ws` hands on a frame that
+ * lies within one socket read (64 KiB) as a view of it, but copies every frame that spans two
+ * reads into a new buffer; 64 KiB frames nearly always span, 16 KiB ones mostly do not (a
+ * quarter of the bytes copied instead of all). The origin's chunks are gathered or split to
+ * this size, and the frames leave in blocks (masked-frames.ts), so small frames do not mean
+ * many writes. A frame that is not full leaves at the end of the event-loop turn, so a slow
+ * origin's bytes do not wait for more.
+ */
+export const MAX_FRAME_PAYLOAD = 16 * 1024;
 
 /** A streamed answer that did not make it; `bodyStarted`: origin bytes had left (nothing can be sent again). */
 export class AnswerStreamError extends Error {
@@ -21,9 +30,10 @@ interface OutgoingStream {
   failure?: Error;
   /** Wakes the sender: more credit, a verdict or a failure arrived. */
   wake?: () => void;
+  /** The data frame being filled, and whether its send at the end of the turn is scheduled. */
+  frame?: OutFrame;
+  flushing?: boolean;
 }
-
-export type SendBinary = (frame: Buffer, cb: (err?: Error | null) => void) => void;
 
 /**
  * The answers streaming over one tunnel connection (our server only): data frames sent as credit
@@ -34,7 +44,7 @@ export class OutgoingAnswerStreams {
   readonly #streams = new Map<string, OutgoingStream>();
   #closed: Error | undefined;
 
-  constructor(private readonly sendBinary: SendBinary) {}
+  constructor(private readonly sink: FrameSink, private readonly framePayload = MAX_FRAME_PAYLOAD) {}
 
   get size(): number {
     return this.#streams.size;
@@ -91,31 +101,66 @@ export class OutgoingAnswerStreams {
       } catch (err) {
         if (err instanceof AnswerStreamError) throw err;
         // The origin broke off: the server ends the platform's answer as a broken upload would.
-        this.#frame(s, Buffer.concat([streamFramePrefix(STREAM_ABORT, streamingID), Buffer.from(describeError(err).slice(0, 200))]));
+        this.#flush(s);
+        this.#control(s, streamFramePrefix(STREAM_ABORT, streamingID), Buffer.from(describeError(err).slice(0, 200)));
         throw new AnswerStreamError(`origin body broke off: ${describeError(err)}`, true, { cause: err });
       }
-      this.#frame(s, streamFramePrefix(STREAM_END, streamingID));
+      this.#flush(s);
+      this.#control(s, streamFramePrefix(STREAM_END, streamingID));
       const verdict = await this.#until(s, () => s.verdict !== undefined);
       if (verdict.status < 200 || verdict.status >= 300) throw new AnswerStreamError(`broker server answered ${verdict.status} to the answer stream: ${verdict.message}`, true);
       return bytes;
     } finally {
+      // A frame still being filled when the stream failed is never sent.
+      s.frame?.discard();
+      s.frame = undefined;
       clearTimeout(timer);
       this.#streams.delete(streamingID);
     }
   }
 
+  /** Adds `chunk` to the stream's data frames, within the credit: waits (origin unread) while there is none. */
   async #write(s: OutgoingStream, prefix: Buffer, chunk: Buffer): Promise<void> {
-    for (let at = 0; at < chunk.length; at += MAX_FRAME_PAYLOAD) {
-      const piece = chunk.subarray(at, at + MAX_FRAME_PAYLOAD);
-      await this.#until(s, () => s.sent + piece.length <= s.limit);
-      s.sent += piece.length;
-      this.#frame(s, Buffer.concat([prefix, piece]));
+    for (let at = 0; at < chunk.length; ) {
+      if (!s.frame) {
+        await this.#until(s, () => s.sent < s.limit);
+        s.frame = this.sink.open(prefix.length + Math.min(this.framePayload, s.limit - s.sent));
+        s.frame.append(prefix);
+      }
+      const n = Math.min(s.frame.room, chunk.length - at);
+      s.frame.append(n === chunk.length ? chunk : chunk.subarray(at, at + n));
+      s.sent += n;
+      at += n;
+      if (s.frame.room === 0) this.#flush(s);
+    }
+    if (s.frame && !s.flushing) {
+      s.flushing = true;
+      setImmediate(() => {
+        s.flushing = false;
+        this.#flush(s);
+      });
     }
   }
 
+  /** The frame being filled goes out (if any). */
+  #flush(s: OutgoingStream): void {
+    const frame = s.frame;
+    if (!frame) return;
+    s.frame = undefined;
+    this.#send(s, frame);
+  }
+
+  /** An end or abort frame: no payload counted against the credit. */
+  #control(s: OutgoingStream, prefix: Buffer, payload?: Buffer): void {
+    const frame = this.sink.open(prefix.length + (payload?.length ?? 0));
+    frame.append(prefix);
+    if (payload) frame.append(payload);
+    this.#send(s, frame);
+  }
+
   /** One frame out; a failed write fails the stream (the connection is going). */
-  #frame(s: OutgoingStream, frame: Buffer): void {
-    this.sendBinary(frame, (err) => {
+  #send(s: OutgoingStream, frame: OutFrame): void {
+    frame.send((err) => {
       if (!err) return;
       s.failure ??= new AnswerStreamError(`answer stream write failed: ${err.message}`, true, { cause: err });
       s.wake?.();

@@ -3,7 +3,8 @@ import type { Agent } from 'node:http';
 import WebSocket from 'ws';
 import type { Egress } from '../http/egress.js';
 import { describeError, explainCertificateError } from '../http/errors.js';
-import { createWriteBatcher, socketUnderWebSocket } from '../http/write-batch.js';
+import { createWriteBatcher, socketUnderWebSocket, type Corkable } from '../http/write-batch.js';
+import { maskedFrameSink, type FrameSink } from './masked-frames.js';
 import { decodeEnginePayload, encodeEnginePacket, parseOpenData, RECORD_SEPARATOR } from '../protocol/index.js';
 
 /**
@@ -17,6 +18,8 @@ export interface TunnelTransport {
   send(packet: string, cb?: (err?: Error) => void): void;
   /** Sends one binary message (websocket only: engine.io v4 sends it as a binary frame). */
   sendBinary?(data: Buffer, cb?: (err?: Error) => void): void;
+  /** Where answer streams build their binary messages (websocket only). */
+  readonly frameSink?: FrameSink;
   close(code: number, reason: string): void;
   terminate(): void;
   on(event: 'message', listener: (packet: string, isBinary: boolean) => void): this;
@@ -63,6 +66,7 @@ export interface TransportOptions {
 class WebSocketTransport extends EventEmitter implements TunnelTransport {
   readonly #ws: WebSocket;
   readonly #batch = createWriteBatcher();
+  readonly frameSink = maskedFrameSink((frame, cb) => this.#writeFrame(frame, cb));
   constructor(o: TransportOptions) {
     super();
     const url = new URL(o.url);
@@ -98,6 +102,16 @@ class WebSocketTransport extends EventEmitter implements TunnelTransport {
   sendBinary(data: Buffer, cb?: (err?: Error) => void): void {
     this.#batch(socketUnderWebSocket(this.#ws));
     this.#ws.send(data, { binary: true }, cb);
+  }
+  /**
+   * A frame built by frameSink, written to the socket under `ws` in order with ws's own frames
+   * (ws writes each frame straight to the socket: no compression, so it never queues).
+   */
+  #writeFrame(frame: Buffer, cb: (err?: Error | null) => void): void {
+    const socket = socketUnderWebSocket(this.#ws) as (Corkable & { write(b: Buffer, cb: (err?: Error | null) => void): boolean }) | undefined;
+    if (this.#ws.readyState !== WebSocket.OPEN || !socket) return void process.nextTick(cb, new Error('websocket is not open'));
+    this.#batch(socket);
+    socket.write(frame, cb);
   }
   close(code: number, reason: string): void {
     if (this.#ws.readyState === WebSocket.OPEN) this.#ws.close(code, reason);

@@ -62,7 +62,7 @@ export class Tunnel {
       attach: (ws, channel) => {
         this.#ws = ws;
         this.#channel = channel;
-        this.#streams = ws.sendBinary ? new OutgoingAnswerStreams((frame, cb) => ws.sendBinary!(frame, cb)) : undefined;
+        this.#streams = ws.frameSink ? new OutgoingAnswerStreams(ws.frameSink) : undefined;
       },
       holds: (ws) => this.#ws === ws,
       detach: (ws) => {

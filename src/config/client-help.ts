@@ -61,9 +61,9 @@ Environment (Snyk Broker names; existing deployments work unchanged):
   BROKER_CLIENT_WEBHOOK_TIMEOUT_MS   wait for the server's answer to a webhook, ms (default 120000)
   BROKER_CLIENT_DRAIN_GRACE_MS   SIGTERM: time for in-flight relays to finish, ms (default 25000)
   BROKER_CLIENT_TUNNEL_ANSWERS   false: always answer by POST /response-data, even to our server
-  BROKER_CLIENT_TUNNEL_STREAMS   true: with our server, stream larger answers over the tunnel (credit windows) instead of POST (default false)
                                  (default true: answers up to 64 KiB go back on the tunnel when
                                  the server offers it; snyk-broker's server never does)
+  BROKER_CLIENT_TUNNEL_STREAMS   true: with our server, stream larger answers over the tunnel (credit windows) instead of POST (default false)
   BROKER_HEALTHCHECK_PATH        (default /healthcheck)
   BROKER_SYSTEMCHECK_PATH        (default /systemcheck)
   BROKER_CLIENT_VALIDATION_URL   URL probed by /systemcheck

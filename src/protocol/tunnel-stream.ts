@@ -16,14 +16,16 @@ import { framePrefix, frameStreamingID } from './tunnel-answer.js';
  *   `ha-broker/credit` [streamingID, limit]: the client may have sent up to `limit` payload bytes
  *               in all; it starts with STREAM_WINDOW_BYTES. The server grants more only as the
  *               platform takes the bytes, so a slow platform reader slows the origin read
- *               instead of filling the server's memory.
+ *               instead of filling the server's memory. How far ahead it lets the client be is
+ *               the server's choice (ours: 4 MiB); the client sends as far as the last limit.
+ * Data messages may be of any size up to the server's frame limit (our client sends 16 KiB).
  *   `ha-broker/answer-done` [streamingID, status, message]: the server's verdict, what the
  *               answer to the POST would have been (200: delivered).
  */
 export const TUNNEL_STREAMS_CAPABILITY = 'ha-broker/tunnel-streams';
 export const STREAM_CREDIT_EVENT = 'ha-broker/credit';
 export const STREAM_DONE_EVENT = 'ha-broker/answer-done';
-/** Bytes a stream may have in flight before the server's first grant (and after each grant). */
+/** Bytes a stream may send before the server's first grant: what both ends assume. */
 export const STREAM_WINDOW_BYTES = 1024 * 1024;
 
 export const STREAM_DATA = 0x02;

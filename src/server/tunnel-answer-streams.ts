@@ -6,6 +6,14 @@ import type { Connection, TunnelWaiter } from './connection.js';
 import type { PendingAnswers } from './pending-answers.js';
 
 /**
+ * What this server lets a stream have in flight: more than the window a stream starts with
+ * (STREAM_WINDOW_BYTES, which both ends assume), granted with the first bytes the reader takes.
+ * With 1 MiB the client waited for credit most of the time and the tunnel socket was read in
+ * small pieces; 4 MiB keeps the pipe full. The client follows whatever the server grants.
+ */
+export const SERVER_STREAM_WINDOW_BYTES = 4 * STREAM_WINDOW_BYTES;
+
+/**
  * One answer streaming in over the tunnel, as the Readable that answer intake consumes like a
  * POST /response-data body. It grants the client more credit only as its reader takes bytes,
  * so at most one window per stream waits here however slow the platform reads.
@@ -14,8 +22,8 @@ export class TunnelAnswerStream extends Readable {
   #received = 0;
   #granted = STREAM_WINDOW_BYTES;
 
-  constructor(private readonly grant: (limit: number) => void, private readonly onDestroyed: (err: Error | null) => void) {
-    super({ highWaterMark: STREAM_WINDOW_BYTES });
+  constructor(private readonly grant: (limit: number) => void, private readonly onDestroyed: (err: Error | null) => void, private readonly window = SERVER_STREAM_WINDOW_BYTES) {
+    super({ highWaterMark: window });
     // Its reader learns of a failure from 'close' and pipeline; between readers an 'error' must not crash the server.
     this.on('error', () => undefined);
   }
@@ -35,10 +43,11 @@ export class TunnelAnswerStream extends Readable {
 
   override read(size?: number): Buffer | null {
     const chunk = super.read(size) as Buffer | null;
-    // Grant in steps of a quarter window: one event per 256 KiB the reader took, not per chunk.
-    // A reader that empties the buffer always unblocks the client (it waits for < 64 KiB).
-    const limit = this.#received - this.readableLength + STREAM_WINDOW_BYTES;
-    if (limit - this.#granted >= STREAM_WINDOW_BYTES / 4) {
+    // Grant in steps of a quarter window (one event per 1 MiB the reader took, not per chunk);
+    // the first read already grants the server's window beyond the 1 MiB a stream starts with.
+    // A reader that empties the buffer always unblocks a client that used all its credit.
+    const limit = this.#received - this.readableLength + this.window;
+    if (limit - this.#granted >= this.window / 4) {
       this.#granted = limit;
       this.grant(limit);
     }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { encodeResponseHead, STREAM_ABORT, STREAM_DATA, STREAM_DONE_EVENT, STREAM_END, STREAM_WINDOW_BYTES, streamFramePrefix, TUNNEL_STREAMS_CAPABILITY, decodeStreamFrame } from '../../src/protocol/index.js';
 import { FakeTunnelClient } from '../support/fake-tunnel-client.js';
-import { TunnelAnswerStream } from '../../src/server/tunnel-answer-streams.js';
+import { SERVER_STREAM_WINDOW_BYTES, TunnelAnswerStream } from '../../src/server/tunnel-answer-streams.js';
 import { connectFakeClients, startInProcessServer, type InProcessServer } from '../support/in-process-server.js';
 import { waitFor } from '../support/wait.js';
 import { platform } from '../support/platform-request.js';
@@ -59,11 +59,12 @@ test('the server offers streams; a streamed answer reaches the platform whole an
 
 test('credit follows what the reader takes: none while it takes nothing, a window ahead of it after', async () => {
   const grants: number[] = [];
-  const stream = new TunnelAnswerStream((limit) => grants.push(limit), () => undefined);
+  // A server window as large as the starting one: the grant cadence alone.
+  const stream = new TunnelAnswerStream((limit) => grants.push(limit), () => undefined, STREAM_WINDOW_BYTES);
   const piece = Buffer.alloc(64 * 1024, 0x61);
   for (let i = 0; i < STREAM_WINDOW_BYTES / piece.length; i++) assert.equal(stream.receive(piece), true);
   assert.equal(stream.receive(Buffer.alloc(1)), false, 'one byte past the window is refused');
-  const fresh = new TunnelAnswerStream((limit) => grants.push(limit), () => undefined);
+  const fresh = new TunnelAnswerStream((limit) => grants.push(limit), () => undefined, STREAM_WINDOW_BYTES);
   for (let i = 0; i < STREAM_WINDOW_BYTES / piece.length; i++) fresh.receive(piece);
   assert.deepEqual(grants, [], 'nothing taken, nothing granted');
   fresh.read(100 * 1024);
@@ -78,13 +79,28 @@ test('credit follows what the reader takes: none while it takes nothing, a windo
   assert.equal(fresh.readableLength, 0);
 });
 
+test("the server's window: the first read grants SERVER_STREAM_WINDOW_BYTES past what was read, and no further while the reader stops", () => {
+  const grants: number[] = [];
+  const stream = new TunnelAnswerStream((limit) => grants.push(limit), () => undefined);
+  const piece = Buffer.alloc(64 * 1024, 0x61);
+  for (let i = 0; i < STREAM_WINDOW_BYTES / piece.length; i++) assert.equal(stream.receive(piece), true);
+  assert.equal(stream.receive(Buffer.alloc(1)), false, 'the starting window holds until the reader takes something');
+  stream.read(piece.length);
+  assert.deepEqual(grants, [piece.length + SERVER_STREAM_WINDOW_BYTES]);
+  let sent = STREAM_WINDOW_BYTES;
+  while (stream.receive(piece)) sent += piece.length;
+  assert.equal(sent, piece.length + SERVER_STREAM_WINDOW_BYTES, 'the client may fill the whole window, not more');
+  assert.ok(stream.readableLength <= SERVER_STREAM_WINDOW_BYTES, 'at most one server window waits here');
+});
+
 test('a client that sends past its credit fails the answer (400 to the client, the platform cut) and counts a bad frame', async () => {
   const { s, fakes } = await setup();
   const [c] = fakes as [FakeTunnelClient];
   const waiting = slowPlatform(`${s.url}/broker/${T}/big`);
   const id = idOf(await c.nextRequest(0));
   c.ws.send(data(id, head(200)));
-  c.ws.send(data(id, Buffer.alloc(STREAM_WINDOW_BYTES, 0x62)));
+  // More than any credit: the starting window, and the server's window granted once the head was read.
+  c.ws.send(data(id, Buffer.alloc(SERVER_STREAM_WINDOW_BYTES + STREAM_WINDOW_BYTES, 0x62)));
   const [done] = await waitFor('the verdict', () => (streamEvents(c, STREAM_DONE_EVENT, id).length ? streamEvents(c, STREAM_DONE_EVENT, id) : undefined));
   assert.equal(done![1], 400);
   assert.match(String(done![2]), /past its credit/);
