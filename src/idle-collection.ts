@@ -116,10 +116,13 @@ type GcFunction = (options?: { type?: string; execution?: string; flavor?: strin
  * V8's full collection, or undefined where it cannot be had. Node exposes `gc` only with
  * --expose-gc, which NODE_OPTIONS may not carry; the flag takes effect for contexts created after
  * it is set, so one throwaway context hands over the function, and the flag is put back.
- * `flavor: 'last-resort'` is V8's memory-reducing collection (compacts, releases pages); a V8 that
- * does not know the options runs its plain full collection.
+ *
+ * Which call collects depends on the V8 (measured, 400 k dropped objects): on Node 24,
+ * `gc({ type: 'major', execution: 'sync', flavor: 'last-resort' })` (V8's memory-reducing
+ * collection) frees them and a bare `gc()` does not; on Node 20 it is the other way round. So the
+ * options call goes first, and the bare one follows when the heap did not shrink.
  */
-export function fullCollection(): (() => void) | undefined {
+export function fullCollection(heapBytes: () => number = () => process.memoryUsage().heapUsed): (() => void) | undefined {
   let gc = (globalThis as { gc?: GcFunction }).gc;
   if (typeof gc !== 'function') {
     try {
@@ -133,5 +136,9 @@ export function fullCollection(): (() => void) | undefined {
   }
   if (typeof gc !== 'function') return undefined;
   const run = gc;
-  return () => run({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  return () => {
+    const before = heapBytes();
+    run({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    if (heapBytes() > before * 0.9) run();
+  };
 }

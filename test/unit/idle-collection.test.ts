@@ -63,16 +63,21 @@ test('startIdleCollection reads a window per tick, collects when told, and hides
   }
 });
 
+/** Fills the holder in a frame of its own (no stack slot of the test keeps the objects), then lets them survive a few scavenges, into the old generation, where only a full collection reaches. */
+function fillAndChurn(holder: { keep?: unknown[] }): void {
+  const keep: unknown[] = [];
+  for (let i = 0; i < 400_000; i++) keep.push({ n: i, s: `item ${i}` });
+  holder.keep = keep;
+  for (let round = 0; round < 4; round++) for (let i = 0; i < 200_000; i++) void { round, i };
+}
+
 test('fullCollection frees garbage promoted to the old generation and leaves gc unexposed', () => {
   const collect = fullCollection();
   assert.ok(collect, 'this Node hands out its full collection');
-  let keep: Array<{ n: number; s: string }> | undefined = [];
-  for (let i = 0; i < 400_000; i++) keep.push({ n: i, s: `item ${i}` });
-  // Survive a few scavenges so the objects sit in the old generation, where only a full collection reaches.
-  for (let round = 0; round < 4; round++) for (let i = 0; i < 200_000; i++) void { round, i };
+  const holder: { keep?: unknown[] } = {};
+  fillAndChurn(holder);
   const before = process.memoryUsage().heapUsed;
-  assert.ok(keep.length > 0);
-  keep = undefined;
+  holder.keep = undefined;
   collect();
   const after = process.memoryUsage().heapUsed;
   assert.ok(before - after > 10 * MiB, `heap used went ${Math.round(before / MiB)} → ${Math.round(after / MiB)} MiB`);
