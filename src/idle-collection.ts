@@ -1,6 +1,4 @@
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 
 /**
  * Gives memory back once a busy spell is over. Under load V8 lets the old generation fill with
@@ -113,32 +111,19 @@ function utilizationSinceLastCall(): () => number {
 type GcFunction = (options?: { type?: string; execution?: string; flavor?: string }) => void;
 
 /**
- * V8's full collection, or undefined where it cannot be had. Node exposes `gc` only with
- * --expose-gc, which NODE_OPTIONS may not carry; the flag takes effect for contexts created after
- * it is set, so one throwaway context hands over the function, and the flag is put back.
- *
- * Which call collects depends on the V8 (measured, 400 k dropped objects): on Node 24,
+ * V8's full collection, from the `gc` that --expose-gc puts on the global object (the programs
+ * re-execute with it, src/young-generation.ts; the image sets it in NODE_OPTIONS), or undefined
+ * without it. Which call collects depends on the V8 (measured, 400 k dropped objects): on Node 24,
  * `gc({ type: 'major', execution: 'sync', flavor: 'last-resort' })` (V8's memory-reducing
- * collection) frees them and a bare `gc()` does not; on Node 20 it is the other way round. So the
- * options call goes first, and the bare one follows when the heap did not shrink.
+ * collection) frees them and a bare `gc()` does not; on Node 20 it is the other way round (the
+ * options call there frees a part, so its result cannot tell). So both run, the options call
+ * first; the second finds little left to do (a few ms on our live heap).
  */
-export function fullCollection(heapBytes: () => number = () => process.memoryUsage().heapUsed): (() => void) | undefined {
-  let gc = (globalThis as { gc?: GcFunction }).gc;
-  if (typeof gc !== 'function') {
-    try {
-      setFlagsFromString('--expose-gc');
-      gc = runInNewContext('gc') as GcFunction | undefined;
-    } catch {
-      gc = undefined;
-    } finally {
-      setFlagsFromString('--no-expose-gc');
-    }
-  }
+export function fullCollection(gc: unknown = (globalThis as { gc?: unknown }).gc): (() => void) | undefined {
   if (typeof gc !== 'function') return undefined;
-  const run = gc;
+  const run = gc as GcFunction;
   return () => {
-    const before = heapBytes();
     run({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-    if (heapBytes() > before * 0.9) run();
+    run();
   };
 }
