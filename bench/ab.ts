@@ -14,12 +14,14 @@ import { brokerPair, type System } from './systems.js';
  *
  *   node build/bench/ab.js --variant before=/tmp/before/cli.js --variant after=dist/cli.js \
  *     [--env after:MALLOC_ARENA_MAX=2] [--server-env after:NODE_OPTIONS=--max-semi-space-size=4] [--snyk] [--runs 5] [--duration 8000] [--path /small] [--post-bytes 65536]
- *     [--large 268435456] [--strace] [--floor]
+ *     [--large 268435456] [--strace] [--floor] [--settle 12000]
  *
  * --env sets a variable for a variant's client and server, --server-env for its server only
  * (applied after --env).
  * --floor adds the bare relay of floor-relay.ts (compatible path, and answers over the
  * tunnel): what Node with the same parts reaches when a broker's work is left out.
+ * --settle also reads each process's RSS after that many ms of idle time following the runs
+ * (what the process gives back once the load is over).
  * --strace counts the syscalls of each variant's client and server during one extra run
  * (strace -c -f), reported per relayed request.
  */
@@ -36,6 +38,7 @@ const { values } = parseArgs({
     'post-bytes': { type: 'string', default: '0' },
     large: { type: 'string', default: '0' },
     strace: { type: 'boolean', default: false },
+    settle: { type: 'string', default: '0' },
   },
 });
 
@@ -137,7 +140,14 @@ async function main() {
       }
     }
     const tables: string[][][] = [];
-    let rows = [['variant', 'req/s median', 'all runs', 'p50', 'p99', 'errors', 'client RSS idle/after', 'server RSS idle/after', 'CPU µs/req client', 'server']];
+    let rows = [['variant', 'req/s median', 'all runs', 'p50', 'p99', 'errors', 'client RSS idle/after', 'server RSS idle/after', 'CPU µs/req client', 'server', ...(Number(values.settle) > 0 ? ['RSS settled client/server'] : [])]];
+    const after = new Map<string, { c: number | null; s: number | null }>();
+    for (const { v, s } of systems) after.set(v.name, { c: s.client ? await rssMiB(s.client.pid) : null, s: s.server ? await rssMiB(s.server.pid) : null });
+    const settled = new Map<string, string>();
+    if (Number(values.settle) > 0) {
+      await new Promise((r) => setTimeout(r, Number(values.settle)));
+      for (const { v, s } of systems) settled.set(v.name, `${s.client ? fmt(await rssMiB(s.client.pid)) : '-'}/${s.server ? fmt(await rssMiB(s.server.pid)) : '-'}`);
+    }
     for (const { v, s, idle } of systems) {
       const rs = results.get(v.name)!;
       rows.push([
@@ -147,10 +157,11 @@ async function main() {
         fmt(median(rs.map((r) => r.p50))),
         fmt(median(rs.map((r) => r.p99))),
         String(rs.reduce((a, r) => a + r.errors, 0)),
-        `${fmt(idle.c)}/${s.client ? fmt(await rssMiB(s.client.pid)) : '-'}`,
-        `${fmt(idle.s)}/${s.server ? fmt(await rssMiB(s.server.pid)) : '-'}`,
+        `${fmt(idle.c)}/${s.client ? fmt(after.get(v.name)!.c) : '-'}`,
+        `${fmt(idle.s)}/${s.server ? fmt(after.get(v.name)!.s) : '-'}`,
         fmt(median(cpu.get(v.name)!.map((x) => x.c)), 0),
         fmt(median(cpu.get(v.name)!.map((x) => x.s)), 0),
+        ...(settled.has(v.name) ? [settled.get(v.name)!] : []),
       ]);
     }
     if (values.strace) {

@@ -19,6 +19,8 @@ import { execFileSync } from 'node:child_process';
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5);
 const DURATION = Number(process.env.BENCH_DURATION_MS ?? 10_000);
 const LARGE = Number(process.env.BENCH_LARGE_BYTES ?? 256 * 1024 * 1024);
+/** Idle time after scenario 1 before the settled memory is read (two windows of our idle collection, and more). */
+const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 12_000);
 const UPLOAD_BYTES = 64 * 1024;
 
 const median = (xs: number[]) => {
@@ -48,6 +50,9 @@ interface SystemResult {
     /** Private memory (RssAnon): RSS without the shared, file-backed pages of the node binary. */
     clientAfterLoadAnonMiB: number | null;
     serverAfterLoadAnonMiB: number | null;
+    /** After every system has been idle at least SETTLE_MS past its last scenario-1 run: what a process gives back once the load is over. */
+    clientSettledMiB: number | null;
+    serverSettledMiB: number | null;
   };
 }
 
@@ -104,6 +109,12 @@ async function measureAll(entries: Entry[]): Promise<Record<string, SystemResult
       serverAnon: sv ? await rssAnonMiB(sv.pid) : null,
     };
   });
+  // Settled memory: every process idle for SETTLE_MS after scenario 1 (the last system's run
+  // ended then; the others' earlier), so V8's own memory reducer (snyk-broker's Node 20) and our
+  // idle collection have had their chance.
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  const settled = new Map<string, { client: number | null; server: number | null }>();
+  for (const { name, system } of entries) settled.set(name, { client: await rss(system.client?.pid), server: await rss(system.server?.pid) });
   const full = entries.filter((e) => !e.only15);
   const s2 = await interleaved(full, `scenario 2 (500 req/s for ${DURATION} ms)`, ({ system }) => fixedRate(at(system, '/small'), { rate: 500, durationMs: DURATION }));
   const s3 = await interleaved(entries.filter((e) => !e.only15 || e.withS3), `scenario 3 (${LARGE / 1024 / 1024} MiB response)`, async ({ name, system }) => {
@@ -139,6 +150,8 @@ async function measureAll(entries: Entry[]): Promise<Record<string, SystemResult
       serverAfterLoadMiB: medianOrNull(runs.map((r) => r.server)),
       clientAfterLoadAnonMiB: medianOrNull(runs.map((r) => r.clientAnon)),
       serverAfterLoadAnonMiB: medianOrNull(runs.map((r) => r.serverAnon)),
+      clientSettledMiB: settled.get(name)!.client,
+      serverSettledMiB: settled.get(name)!.server,
     };
     const s1m = medianLoad(runs.map((r) => r.load));
     const s1AllRps = runs.map((r) => Math.round(r.load.rps));
@@ -280,6 +293,9 @@ async function main() {
       s4ThroughputOursOverSnyk: o.s4.rps / s.s4.rps,
       s5ClientRssOursOverSnyk: div(o.s5.clientAfterLoadMiB, s.s5.clientAfterLoadMiB),
       s5ClientPrivateRssOursOverSnyk: div(o.s5.clientAfterLoadAnonMiB, s.s5.clientAfterLoadAnonMiB),
+      s5ServerRssOursOverSnyk: div(o.s5.serverAfterLoadMiB, s.s5.serverAfterLoadMiB),
+      s5ClientSettledRssOursOverSnyk: div(o.s5.clientSettledMiB, s.s5.clientSettledMiB),
+      s5ServerSettledRssOursOverSnyk: div(o.s5.serverSettledMiB, s.s5.serverSettledMiB),
       ...(oursTunnel ? { s1ThroughputOursTunnelAnswersOverSnyk: oursTunnel.s1.rps / s.s1.rps } : {}),
       // The floor's own ratios: what no program built on these parts would beat on this machine.
       s1ThroughputFloorOverSnyk: f.s1.rps / s.s1.rps,
@@ -309,8 +325,9 @@ async function main() {
       ['5 client RSS idle MiB', '-', fmt(s.s5.clientIdleMiB), fmt(o.s5.clientIdleMiB), '', '', fmt(f.s5.clientIdleMiB), ''],
       ['5 client RSS after load', '-', fmt(s.s5.clientAfterLoadMiB), fmt(o.s5.clientAfterLoadMiB), fmt(ratios.s5ClientRssOursOverSnyk, 2), fmt(ratios.s5ClientRssOursOverFloor, 2), fmt(f.s5.clientAfterLoadMiB), fmt(ratios.s5ClientRssFloorOverSnyk, 2)],
       ['5 client private RSS after', '-', fmt(s.s5.clientAfterLoadAnonMiB), fmt(o.s5.clientAfterLoadAnonMiB), fmt(ratios.s5ClientPrivateRssOursOverSnyk, 2), ratio(o.s5.clientAfterLoadAnonMiB, f.s5.clientAfterLoadAnonMiB), fmt(f.s5.clientAfterLoadAnonMiB), ratio(f.s5.clientAfterLoadAnonMiB, s.s5.clientAfterLoadAnonMiB)],
-      ['5 server RSS idle / after', '-', `${fmt(s.s5.serverIdleMiB)} / ${fmt(s.s5.serverAfterLoadMiB)}`, `${fmt(o.s5.serverIdleMiB)} / ${fmt(o.s5.serverAfterLoadMiB)}`, '', '', `${fmt(f.s5.serverIdleMiB)} / ${fmt(f.s5.serverAfterLoadMiB)}`, ''],
+      ['5 server RSS idle / after', '-', `${fmt(s.s5.serverIdleMiB)} / ${fmt(s.s5.serverAfterLoadMiB)}`, `${fmt(o.s5.serverIdleMiB)} / ${fmt(o.s5.serverAfterLoadMiB)}`, fmt(ratios.s5ServerRssOursOverSnyk, 2), '', `${fmt(f.s5.serverIdleMiB)} / ${fmt(f.s5.serverAfterLoadMiB)}`, ''],
       ['5 server private RSS after', '-', fmt(s.s5.serverAfterLoadAnonMiB), fmt(o.s5.serverAfterLoadAnonMiB), '', ratio(o.s5.serverAfterLoadAnonMiB, f.s5.serverAfterLoadAnonMiB), fmt(f.s5.serverAfterLoadAnonMiB), ''],
+      [`5 client / server RSS settled (${SETTLE_MS / 1000} s idle)`, '-', `${fmt(s.s5.clientSettledMiB)} / ${fmt(s.s5.serverSettledMiB)}`, `${fmt(o.s5.clientSettledMiB)} / ${fmt(o.s5.serverSettledMiB)}`, `${fmt(ratios.s5ClientSettledRssOursOverSnyk, 2)} / ${fmt(ratios.s5ServerSettledRssOursOverSnyk, 2)}`, `${ratio(o.s5.clientSettledMiB, f.s5.clientSettledMiB)} / ${ratio(o.s5.serverSettledMiB, f.s5.serverSettledMiB)}`, `${fmt(f.s5.clientSettledMiB)} / ${fmt(f.s5.serverSettledMiB)}`, ''],
     ];
     if (oursGithubCom) {
       const og = oursGithubCom;
@@ -344,6 +361,7 @@ async function main() {
       rows.push(['1 small req/s, ours (defaults)', '-', fmt(s.s1.rps, 0), fmt(od.s1.rps, 0), fmt(od.s1.rps / s.s1.rps, 2), ratio(od.s1.rps, f.s1.rps)]);
       rows.push(['5 client RSS after, ours (defaults)', '-', fmt(s.s5.clientAfterLoadMiB), fmt(od.s5.clientAfterLoadMiB), ratio(od.s5.clientAfterLoadMiB, s.s5.clientAfterLoadMiB), ratio(od.s5.clientAfterLoadMiB, f.s5.clientAfterLoadMiB)]);
       rows.push(['5 server RSS after, ours (defaults)', '-', fmt(s.s5.serverAfterLoadMiB), fmt(od.s5.serverAfterLoadMiB), '']);
+      rows.push(['5 client / server RSS settled, ours (defaults)', '-', `${fmt(s.s5.clientSettledMiB)} / ${fmt(s.s5.serverSettledMiB)}`, `${fmt(od.s5.clientSettledMiB)} / ${fmt(od.s5.serverSettledMiB)}`, `${ratio(od.s5.clientSettledMiB, s.s5.clientSettledMiB)} / ${ratio(od.s5.serverSettledMiB, s.s5.serverSettledMiB)}`]);
     }
     if ('error' in ha) rows.push(['6 HA', '-', '-', `failed: ${ha.error.slice(0, 60)}`, '']);
     else {

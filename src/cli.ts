@@ -5,6 +5,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, CONFIG_EXIT_CODE } from './config/errors.js';
 import type { Program } from './program.js';
 import { VERSION } from './version.js';
+import { loadRuntimeConfig } from './config/runtime.js';
+import { fullCollection, startIdleCollection } from './idle-collection.js';
 import { CLIENT_ENV_HELP } from './config/client-help.js';
 import { SERVER_ENV_HELP } from './config/server-help.js';
 import { DISPATCHER_ENV_HELP } from './config/dispatcher-help.js';
@@ -17,7 +19,9 @@ type Starter = (env: NodeJS.ProcessEnv) => Promise<Program>;
  */
 async function run(start: Starter): Promise<void> {
   let program: Program;
+  let idleCollection: boolean;
   try {
+    ({ idleCollection } = loadRuntimeConfig(process.env));
     program = await start(process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -27,10 +31,12 @@ async function run(start: Starter): Promise<void> {
     process.stderr.write(`failed to start: ${(err as Error)?.stack ?? String(err)}\n`);
     process.exit(1);
   }
+  const idle = startIdle(idleCollection, program);
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) process.exit(1);
     stopping = true;
+    idle?.stop();
     program.stop(signal).then(
       () => process.exit(0),
       (err) => {
@@ -42,6 +48,17 @@ async function run(start: Starter): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   await program.done;
+}
+
+/** The idle collection beside a long-running program (BROKER_NODE_IDLE_GC), when this Node can run one. */
+function startIdle(enabled: boolean, program: Program): { stop(): void } | undefined {
+  const collect = enabled ? fullCollection() : undefined;
+  if (!collect) return undefined;
+  const mib = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
+  return startIdleCollection({
+    collect,
+    onCollect: (r) => program.logger?.debug({ heapBeforeMiB: mib(r.heapBeforeBytes), heapAfterMiB: mib(r.heapAfterBytes), durationMs: Math.round(r.durationMs) }, 'idle after a busy spell: full garbage collection'),
+  });
 }
 
 const cli = new Command('broker')

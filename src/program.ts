@@ -4,4 +4,6 @@ export interface Program {
   stop(reason?: string): Promise<void>;
   /** Resolves when the program ends on its own (fatal error); optional. */
   readonly done?: Promise<void>;
+  /** The program's logger, for what the CLI runs beside it (the idle collection's debug lines). */
+  readonly logger?: { debug(fields: object, message: string): void };
 }

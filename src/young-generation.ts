@@ -14,6 +14,11 @@
  * The operator's own choice always wins: any semi-space flag in NODE_OPTIONS or on node's command
  * line (`--max-semi-space-size`, `--min-semi-space-size`, with `-` or `_`) turns this off, and so
  * does `BROKER_NODE_YOUNG_GENERATION=default`.
+ *
+ * The same re-execution adds `--expose-gc` for the idle collection (src/idle-collection.ts) unless
+ * BROKER_NODE_IDLE_GC is off or the flag is already there: that is the one way to get V8's full
+ * collection that costs nothing under load (handing it over through a throwaway vm context
+ * made every relayed request 10-15 % dearer, bench/README.md round 7).
  */
 
 /** Semi-space size (MiB) the image ships with (Dockerfile NODE_OPTIONS). */
@@ -23,6 +28,7 @@ export const SEMI_SPACE_MIB = 8;
 const LONG_RUNNING = new Set(['client', 'server', 'dispatcher']);
 
 const SEMI_SPACE_FLAG = /(?:^|\s)--(?:max|min)[-_]semi[-_]space[-_]size(?:[=\s]|$)/;
+const EXPOSE_GC_FLAG = /(?:^|\s)--expose[-_]gc(?:[=\s]|$)/;
 
 export interface YoungGenerationInput {
   /** process.execArgv: node's own flags on the command line. */
@@ -42,10 +48,13 @@ export function youngGenerationArgv(input: YoungGenerationInput): string[] | und
   const { execArgv, argv, env } = input;
   if (!input.canExec) return undefined;
   if (!LONG_RUNNING.has(argv[2] ?? '')) return undefined;
-  if ((env.BROKER_NODE_YOUNG_GENERATION ?? '').trim().toLowerCase() === 'default') return undefined;
-  if (SEMI_SPACE_FLAG.test(env.NODE_OPTIONS ?? '')) return undefined;
-  if (execArgv.some((a) => SEMI_SPACE_FLAG.test(a))) return undefined;
-  return [argv[0], `--max-semi-space-size=${SEMI_SPACE_MIB}`, ...execArgv, ...argv.slice(1)];
+  const present = (flag: RegExp) => flag.test(env.NODE_OPTIONS ?? '') || execArgv.some((a) => flag.test(a));
+  const flags: string[] = [];
+  if ((env.BROKER_NODE_YOUNG_GENERATION ?? '').trim().toLowerCase() !== 'default' && !present(SEMI_SPACE_FLAG)) flags.push(`--max-semi-space-size=${SEMI_SPACE_MIB}`);
+  // An invalid value counts as on here; the program's config check stops it with exit 2 anyway.
+  if (!/^(false|no|0)$/i.test((env.BROKER_NODE_IDLE_GC ?? '').trim()) && !present(EXPOSE_GC_FLAG)) flags.push('--expose-gc');
+  if (flags.length === 0) return undefined;
+  return [argv[0], ...flags, ...execArgv, ...argv.slice(1)];
 }
 
 type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;

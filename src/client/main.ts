@@ -95,6 +95,7 @@ export async function startClient(env: Env): Promise<Program> {
   const client = createClient(config, { logger, egress, env: config.env, scrubber });
   await client.start();
   return {
+    logger,
     async stop(reason) {
       await client.stop(reason);
       await egress.close().catch(() => undefined);

@@ -46,6 +46,8 @@ Environment (Snyk Broker names; existing deployments work unchanged):
   BROKER_CLIENT_LOCATION         deployment_location sent to the dispatcher (default snyk-broker-client)
   PREFLIGHT_CHECKS_ENABLED       run start-up checks (default true)
   LOG_LEVEL                      fatal|error|warn|info|debug|trace|silent (default info)
+  BROKER_NODE_IDLE_GC            one full garbage collection when idle after a busy spell, so memory
+                                 goes back to the system (default true; false: V8 decides alone)
   HTTP_PROXY / HTTPS_PROXY / NO_PROXY   proxy for every outbound call (origins, server, dispatcher)
   NODE_EXTRA_CA_CERTS / CA_CERT  extra trusted CA bundle (PEM file)
   NODE_TLS_REJECT_UNAUTHORIZED   0 turns TLS verification off (not recommended)

@@ -25,6 +25,8 @@ Environment:
                                  existing connections re-report first (keeps the limit exact after a
                                  restart with an empty store); 0 disables, ms (default 30000)
   LOG_LEVEL                      fatal|error|warn|info|debug|trace|silent (default info)
+  BROKER_NODE_IDLE_GC            one full garbage collection when idle after a busy spell, so memory
+                                 goes back to the system (default true; false: V8 decides alone)
   HTTP_PROXY / HTTPS_PROXY / NO_PROXY   proxy for the server probes
   NODE_EXTRA_CA_CERTS            extra trusted CA bundle (PEM file) for https probes and rediss://
 `;

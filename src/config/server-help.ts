@@ -69,6 +69,8 @@ Environment (Snyk Broker names where they exist):
                                      every 600000, ended after 3900000)
   SNYK_INTERNAL_AUTH_CLIENT_ID_HEADER  a header of auth refresh requests whose value is logged (debug)
   LOG_LEVEL                          fatal|error|warn|info|debug|trace|silent (default info)
+  BROKER_NODE_IDLE_GC                one full garbage collection when idle after a busy spell, so memory
+                                     goes back to the system (default true; false: V8 decides alone)
   HTTP_PROXY / HTTPS_PROXY / NO_PROXY   proxy for outbound calls (webhook destinations, dispatcher)
   NODE_EXTRA_CA_CERTS                extra trusted CA bundle (PEM file)
 

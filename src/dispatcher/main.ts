@@ -12,6 +12,7 @@ export async function startDispatcher(env: NodeJS.ProcessEnv): Promise<Program> 
   const dispatcher = createDispatcher(config, { logger });
   await dispatcher.start();
   return {
+    logger,
     async stop(reason) {
       await dispatcher.stop(reason);
       logger.flush?.();

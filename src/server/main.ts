@@ -26,6 +26,7 @@ export async function startServer(env: Env): Promise<RunningServer> {
   return {
     server,
     port,
+    logger,
     stop: async (reason) => {
       await server.stop(reason);
       await gatewayEgress?.close().catch(() => undefined);

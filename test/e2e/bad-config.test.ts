@@ -54,6 +54,7 @@ const UNIVERSAL = () => ({ UNIVERSAL_BROKER_ENABLED: 'true', DEPLOYMENT_ID: '9f3
 const COMMON: Record<string, Entry> = {
   PORT: { value: '70000' },
   LOG_LEVEL: { value: 'loud' },
+  BROKER_NODE_IDLE_GC: { value: 'sometimes' },
   HTTP_PROXY: { value: 'proxy host:3128' },
   HTTPS_PROXY: { value: '::not-a-proxy::' },
   NO_PROXY: { untyped: 'a free list of host patterns' },
@@ -181,6 +182,7 @@ const TABLE: Record<Program, Record<string, Entry>> = {
   dispatcher: {
     PORT: COMMON.PORT!,
     LOG_LEVEL: COMMON.LOG_LEVEL!,
+    BROKER_NODE_IDLE_GC: COMMON.BROKER_NODE_IDLE_GC!,
     HTTP_PROXY: COMMON.HTTP_PROXY!,
     HTTPS_PROXY: COMMON.HTTPS_PROXY!,
     NO_PROXY: COMMON.NO_PROXY!,

@@ -20,12 +20,27 @@ const base = (over: Partial<YoungGenerationInput> = {}): YoungGenerationInput =>
 
 test('a long-running command with no semi-space flag is re-executed with the cap, its own flags and arguments kept', () => {
   for (const command of ['client', 'server', 'dispatcher']) {
-    assert.deepEqual(youngGenerationArgv(base({ argv: [NODE, '/app/dist/cli.js', command, '--x'] })), [NODE, `--max-semi-space-size=${SEMI_SPACE_MIB}`, '/app/dist/cli.js', command, '--x']);
+    assert.deepEqual(youngGenerationArgv(base({ argv: [NODE, '/app/dist/cli.js', command, '--x'] })), [NODE, `--max-semi-space-size=${SEMI_SPACE_MIB}`, '--expose-gc', '/app/dist/cli.js', command, '--x']);
   }
   assert.deepEqual(
     youngGenerationArgv(base({ execArgv: ['--enable-source-maps'], env: { NODE_OPTIONS: '--max-old-space-size=512 --require ./x.cjs' } })),
-    [NODE, '--max-semi-space-size=8', '--enable-source-maps', '/app/dist/cli.js', 'server'],
+    [NODE, '--max-semi-space-size=8', '--expose-gc', '--enable-source-maps', '/app/dist/cli.js', 'server'],
   );
+});
+
+test('--expose-gc is added for the idle collection unless BROKER_NODE_IDLE_GC is off or the flag is there already', () => {
+  assert.deepEqual(youngGenerationArgv(base({ env: { BROKER_NODE_IDLE_GC: 'false' } })), [NODE, '--max-semi-space-size=8', '/app/dist/cli.js', 'server']);
+  assert.deepEqual(youngGenerationArgv(base({ env: { BROKER_NODE_IDLE_GC: ' No ' } })), [NODE, '--max-semi-space-size=8', '/app/dist/cli.js', 'server']);
+  assert.deepEqual(youngGenerationArgv(base({ env: { BROKER_NODE_IDLE_GC: 'true' } })), [NODE, '--max-semi-space-size=8', '--expose-gc', '/app/dist/cli.js', 'server']);
+  for (const NODE_OPTIONS of ['--expose-gc', '--x --expose_gc']) {
+    assert.deepEqual(youngGenerationArgv(base({ env: { NODE_OPTIONS } })), [NODE, '--max-semi-space-size=8', '/app/dist/cli.js', 'server'], NODE_OPTIONS);
+  }
+  assert.deepEqual(youngGenerationArgv(base({ execArgv: ['--expose-gc'] })), [NODE, '--max-semi-space-size=8', '--expose-gc', '/app/dist/cli.js', 'server']);
+  // The operator's semi-space size alone still gets the gc flag; both flags there: nothing to do (the image).
+  assert.deepEqual(youngGenerationArgv(base({ env: { NODE_OPTIONS: '--max-semi-space-size=16' } })), [NODE, '--expose-gc', '/app/dist/cli.js', 'server']);
+  assert.equal(youngGenerationArgv(base({ env: { NODE_OPTIONS: '--max-semi-space-size=8 --expose-gc' } })), undefined);
+  assert.equal(youngGenerationArgv(base({ env: { BROKER_NODE_YOUNG_GENERATION: 'default', BROKER_NODE_IDLE_GC: 'false' } })), undefined);
+  assert.deepEqual(youngGenerationArgv(base({ env: { BROKER_NODE_YOUNG_GENERATION: 'default' } })), [NODE, '--expose-gc', '/app/dist/cli.js', 'server']);
 });
 
 test('one-shot commands, help and version are left alone', () => {
@@ -34,21 +49,24 @@ test('one-shot commands, help and version are left alone', () => {
   }
 });
 
+/** The idle collection off, so only the semi-space decision is left. */
+const OFF = { BROKER_NODE_IDLE_GC: 'false' };
+
 test("the operator's own semi-space size wins, in NODE_OPTIONS or on node's command line, in any spelling", () => {
   for (const NODE_OPTIONS of ['--max-semi-space-size=8', '--max-semi-space-size=64', '--x --max_semi_space_size=4', '--min-semi-space-size=2', '--max-semi-space-size 16']) {
-    assert.equal(youngGenerationArgv(base({ env: { NODE_OPTIONS } })), undefined, NODE_OPTIONS);
+    assert.equal(youngGenerationArgv(base({ env: { NODE_OPTIONS, ...OFF } })), undefined, NODE_OPTIONS);
   }
   for (const execArgv of [['--max-semi-space-size=32'], ['--max_semi_space_size', '32'], ['--min-semi-space-size=1']]) {
-    assert.equal(youngGenerationArgv(base({ execArgv })), undefined, execArgv.join(' '));
+    assert.equal(youngGenerationArgv(base({ execArgv, env: OFF })), undefined, execArgv.join(' '));
   }
   // A flag that only starts the same way is not a semi-space size.
-  assert.notEqual(youngGenerationArgv(base({ env: { NODE_OPTIONS: '--max-semi-space-sizes=1' } })), undefined);
+  assert.notEqual(youngGenerationArgv(base({ env: { NODE_OPTIONS: '--max-semi-space-sizes=1', ...OFF } })), undefined);
 });
 
 test('BROKER_NODE_YOUNG_GENERATION=default keeps Node defaults; a Node without execve runs on as is', () => {
-  assert.equal(youngGenerationArgv(base({ env: { BROKER_NODE_YOUNG_GENERATION: 'default' } })), undefined);
-  assert.equal(youngGenerationArgv(base({ env: { BROKER_NODE_YOUNG_GENERATION: ' Default ' } })), undefined);
-  assert.notEqual(youngGenerationArgv(base({ env: { BROKER_NODE_YOUNG_GENERATION: '' } })), undefined);
+  assert.equal(youngGenerationArgv(base({ env: { BROKER_NODE_YOUNG_GENERATION: 'default', ...OFF } })), undefined);
+  assert.equal(youngGenerationArgv(base({ env: { BROKER_NODE_YOUNG_GENERATION: ' Default ', ...OFF } })), undefined);
+  assert.notEqual(youngGenerationArgv(base({ env: { BROKER_NODE_YOUNG_GENERATION: '', ...OFF } })), undefined);
   assert.equal(youngGenerationArgv(base({ canExec: false })), undefined);
 });
 
@@ -72,12 +90,15 @@ console.log(JSON.stringify({ pid: process.pid, execArgv: process.execArgv, argv:
       });
     const capped = await run({});
     assert.equal(capped.out.pid, capped.pid, 'same process');
-    assert.deepEqual(capped.out.execArgv, ['--max-semi-space-size=8']);
+    assert.deepEqual(capped.out.execArgv, ['--max-semi-space-size=8', '--expose-gc']);
     assert.deepEqual(capped.out.argv, ['server', 'extra']);
     assert.equal(capped.out.runs, '2', 'the module ran once before the re-execution and once after, not again');
-    const own = await run({ NODE_OPTIONS: '--max-semi-space-size=4' });
+    const own = await run({ NODE_OPTIONS: '--max-semi-space-size=4', BROKER_NODE_IDLE_GC: 'false' });
     assert.deepEqual(own.out.execArgv, []);
     assert.equal(own.out.runs, '1');
+    const image = await run({ NODE_OPTIONS: '--max-semi-space-size=8 --expose-gc' });
+    assert.deepEqual(image.out.execArgv, [], "the image's NODE_OPTIONS has both: no re-execution");
+    assert.equal(image.out.runs, '1');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

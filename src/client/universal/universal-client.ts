@@ -186,6 +186,7 @@ export async function startUniversalClient(env: Env): Promise<Program> {
     throw err;
   }
   return {
+    logger,
     async stop(reason) {
       await client.stop(reason);
       await egress.close().catch(() => undefined);
