@@ -2,7 +2,6 @@ import type { ServerResponse } from 'node:http';
 import { Transform, pipeline, type Readable } from 'node:stream';
 import { parseAckResponse, readResponseHead, ProtocolError, type ResponseHead } from '../protocol/index.js';
 import { describeError } from '../http/errors.js';
-import { createWriteBatcher } from '../http/write-batch.js';
 import { sendJson } from '../http/server-helpers.js';
 import { FAILURES } from '../protocol/failures.js';
 import type { Logger } from '../observability/logger.js';
@@ -128,12 +127,6 @@ function refuseUpload(attempt: RelayAttempt, logger: Logger, err: unknown, uploa
   return attempt.settle({ kind: 'failed', failure: FAILURES.BAD_RESPONSE, message: `the broker client sent an invalid answer: ${message}` });
 }
 
-/**
- * An answer's chunks that arrive in one event-loop turn reach the platform in one write: an
- * answer streamed over the tunnel comes in 16 KiB frames, several per socket read.
- */
-const batchPlatformWrites = createWriteBatcher();
-
 /** The head is out: what was held goes first, then the rest of the upload streams through. */
 function streamAnswer(attempt: RelayAttempt, deps: RelayDeps, held: Buffer[], upload: Readable, uploadRes: AnswerReceipt): void {
   const { metrics, logger } = deps;
@@ -144,10 +137,7 @@ function streamAnswer(attempt: RelayAttempt, deps: RelayDeps, held: Buffer[], up
   }
   pipeline(
     upload,
-    countingTransform((n) => {
-      batchPlatformWrites(relay.res);
-      metrics.bytes.inc({ direction: 'response' }, n);
-    }),
+    countingTransform((n) => metrics.bytes.inc({ direction: 'response' }, n)),
     relay.res,
     (err) => {
       if (err) {
