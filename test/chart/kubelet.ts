@@ -75,9 +75,9 @@ export async function readImageConfig(dockerfile = join(repoRoot, 'Dockerfile'),
         cfg.user = rest.trim();
         break;
       case 'ENV':
-        for (const pair of rest.trim().split(/\s+/)) {
-          const eq = pair.indexOf('=');
-          if (eq > 0) cfg.env[pair.slice(0, eq)] = pair.slice(eq + 1).replace(/^"(.*)"$/, '$1');
+        // KEY=value pairs; a double-quoted value may hold spaces (NODE_OPTIONS with two flags).
+        for (const m of rest.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|\S*)/g)) {
+          cfg.env[m[1]!] = m[2]!.startsWith('"') ? m[2]!.slice(1, -1).replace(/\\(.)/g, '$1') : m[2]!;
         }
         break;
     }
