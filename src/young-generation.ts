@@ -21,6 +21,8 @@
  * made every relayed request 10-15 % dearer, bench/README.md round 7).
  */
 
+import { isOff } from './config/env.js';
+
 /** Semi-space size (MiB) the image ships with (Dockerfile NODE_OPTIONS). */
 export const SEMI_SPACE_MIB = 8;
 
@@ -52,7 +54,7 @@ export function youngGenerationArgv(input: YoungGenerationInput): string[] | und
   const flags: string[] = [];
   if ((env.BROKER_NODE_YOUNG_GENERATION ?? '').trim().toLowerCase() !== 'default' && !present(SEMI_SPACE_FLAG)) flags.push(`--max-semi-space-size=${SEMI_SPACE_MIB}`);
   // An invalid value counts as on here; the program's config check stops it with exit 2 anyway.
-  if (!/^(false|no|0)$/i.test((env.BROKER_NODE_IDLE_GC ?? '').trim()) && !present(EXPOSE_GC_FLAG)) flags.push('--expose-gc');
+  if (!isOff(env.BROKER_NODE_IDLE_GC?.trim()) && !present(EXPOSE_GC_FLAG)) flags.push('--expose-gc');
   if (flags.length === 0) return undefined;
   return [argv[0], ...flags, ...execArgv, ...argv.slice(1)];
 }

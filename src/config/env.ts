@@ -58,7 +58,7 @@ export class EnvReader {
     const v = this.raw(name);
     if (v === undefined) return fallback;
     if (isOn(v)) return true;
-    if (/^(false|no|0)$/i.test(v)) return false;
+    if (isOff(v)) return false;
     this.problems.push(`${name} must be true/yes or false/no, got ${JSON.stringify(v)}`);
     return fallback;
   }
@@ -103,6 +103,11 @@ export class EnvReader {
 /** Whether a boolean variable is on, by the same rule EnvReader.bool validated it with at start. */
 export function isOn(value: string | undefined): boolean {
   return value !== undefined && /^(true|yes|1)$/i.test(value);
+}
+
+/** Whether a boolean variable says off (`false`/`no`/`0`, any case), by the same rule EnvReader.bool reads it with. */
+export function isOff(value: string | undefined): boolean {
+  return value !== undefined && /^(false|no|0)$/i.test(value);
 }
 
 /** Strips userinfo from a URL-ish string before it goes into a message. */

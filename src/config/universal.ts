@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { EnvReader, type Env } from './env.js';
+import { EnvReader, isOff, type Env } from './env.js';
 
 /**
  * Universal Broker mode (issue 20): one client serves every connection of a Snyk deployment.
@@ -36,7 +36,7 @@ export function universalEnabled(env: Env): boolean {
 /** Snyk's flags that are on when set at all; ours also honour an explicit false/no/0. */
 function setAndNotOff(value: string | undefined): boolean {
   const v = value?.trim();
-  return Boolean(v) && !/^(false|no|0)$/i.test(v!);
+  return Boolean(v) && !isOff(v);
 }
 
 /**
