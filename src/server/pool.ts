@@ -100,6 +100,15 @@ export class ConnectionPool<C extends PoolMember> {
     return false;
   }
 
+  /**
+   * The token has connections here and every one is draining: its clients were told to go (a
+   * peer they pass through is stopping, a drain) or are stopping, and reconnect within seconds.
+   */
+  allDraining(token: string): boolean {
+    const members = this.#tokens.get(token)?.members;
+    return members !== undefined && members.length > 0 && members.every((c) => c.state === 'draining');
+  }
+
   isSelectable(c: C, now: number): boolean {
     return this.#usable(c, now) && !c.unresponsive?.(now);
   }

@@ -313,14 +313,19 @@ export class PlatformRelay {
   #movingWaited = false;
 
   /**
-   * No connection here at the first try, but the token had tunnels lately: a server is draining
-   * and its clients reconnect, here or at a peer, within a second or so. Nothing was sent yet,
+   * No connection here at the first try, but the token had tunnels lately (or those here are all
+   * draining): a server is draining and its clients reconnect, here or at a peer, within a second
+   * or so. Nothing was sent yet,
    * so any request may wait for them, once and within reconnectWaitMs, instead of a 404. A
    * request forwarded by a peer does not wait: that server has other targets to try.
    */
   async #awaitMovingTunnels(kind: Exclude<Selection<Connection>['kind'], 'ok'>): Promise<'peer' | 'again' | undefined> {
     const wait = this.deps.reconnectWaitMs ?? 0;
-    if (this.#movingWaited || kind === 'not-ready' || wait <= 0 || this.init.hasAlternative || !this.init.tunnelsMoving?.()) return undefined;
+    if (this.#movingWaited || wait <= 0 || this.init.hasAlternative) return undefined;
+    // Connections here that are all draining are clients on their way elsewhere (or back here):
+    // as much in motion as a token with none. Heartbeat-late ones may be dead: 503 at once.
+    const moving = kind === 'not-ready' ? this.deps.pool.allDraining(this.init.token) : this.init.tunnelsMoving?.() === true;
+    if (!moving) return undefined;
     this.#movingWaited = true;
     return (await waitForMovingTunnels(this, this.deps, wait)) ?? 'again';
   }

@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { encodeResponseHead, encodeTunnelAnswer, TUNNEL_ANSWERS_CAPABILITY } from '../../src/protocol/index.js';
+import { encodeEvent, encodeResponseHead, encodeTunnelAnswer, TUNNEL_ANSWERS_CAPABILITY } from '../../src/protocol/index.js';
 import { FakeTunnelClient, postResponseData } from '../support/fake-tunnel-client.js';
 import { connectFakeClients, startInProcessServer, type InProcessServer } from '../support/in-process-server.js';
 import { waitFor } from '../support/wait.js';
@@ -265,6 +265,27 @@ test('a GET whose every tunnel dropped waits for the client to reconnect and is 
   assert.equal(failed.status, 502);
   assert.equal(failed.headers['x-broker-failure'], FAILURES.TUNNEL_CLOSED.reason);
   assert.ok(Date.now() - started < 5000, 'failed without waiting for a reconnect');
+});
+
+test('every connection of the token here draining (its client is moving): a request waits for the new tunnel, even a POST; without the wait, 503 connection-not-ready at once', async () => {
+  const shutdown = encodeEvent('client-event', [{ ts: Date.now(), event: { type: 'client-shutdown' } }]);
+  const { s, fakes } = await setup({ BROKER_SERVER_RECONNECT_WAIT_MS: '10000' }, 1);
+  fakes[0]!.sendRaw(shutdown);
+  await waitFor('the only connection draining', () => s.server.pool.members(T)[0]?.state === 'draining');
+  const post = platform(`${s.url}/broker/${T}/while-moving`, { method: 'POST', body: 'payload' });
+  // Nothing is sent to the draining tunnel; the client's replacement takes the request.
+  const back = new FakeTunnelClient(s.url, T, { clientId: 'fake-0', instanceId: 'new-pod' });
+  clients.push(back);
+  await answerOn(s.url, back, '/while-moving', post, 'on the new tunnel');
+  assert.equal(fakes[0]!.requests.length, 0);
+
+  const off = await setup({ BROKER_SERVER_RECONNECT_WAIT_MS: '0' }, 1);
+  off.fakes[0]!.sendRaw(shutdown);
+  await waitFor('the only connection draining', () => off.s.server.pool.members(T)[0]?.state === 'draining');
+  const refused = await platform(`${off.s.url}/broker/${T}/x`);
+  assert.equal(refused.status, 503);
+  assert.equal(refused.headers['x-broker-failure'], FAILURES.CONNECTION_NOT_READY.reason);
+  assert.equal(refused.headers['retry-after'], '1');
 });
 
 test('a POST whose tunnel dropped still takes an answer uploaded within the grace period', async () => {

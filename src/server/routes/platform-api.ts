@@ -63,6 +63,8 @@ export function createPlatformRoutes(parts: ServerParts) {
     const mayForward = routing !== undefined && req.headers[FORWARDED_HEADER] === undefined;
     let peers = mayForward ? routing.peersFor(parsed.token) : [];
     if (mayForward && peers.length === 0 && pool.members(parsed.token).length === 0) peers = await routing.peersForOnMiss(parsed.token);
+    // Draining with no peer known for the token (the cache may predate its clients elsewhere): ask the dispatcher once.
+    if (mayForward && lifecycle.draining && peers.length === 0) peers = await routing.peersAfterRefresh(parsed.token);
     if (lifecycle.draining && peers.length === 0) {
       req.resume();
       return sendFailure(res, FAILURES.SERVER_DRAINING, { ok: false, message: 'this broker server is shutting down' }, { 'snyk-request-id': requestId, 'retry-after': '1' });
