@@ -62,9 +62,12 @@ export function createPlatformRoutes(parts: ServerParts) {
     // A request a peer forwarded is relayed here only; otherwise peers holding tunnels of the token share the work.
     const mayForward = routing !== undefined && req.headers[FORWARDED_HEADER] === undefined;
     let peers = mayForward ? routing.peersFor(parsed.token) : [];
-    if (mayForward && peers.length === 0 && pool.members(parsed.token).length === 0) peers = await routing.peersForOnMiss(parsed.token);
-    // Draining with no peer known for the token (the cache may predate its clients elsewhere): ask the dispatcher once.
-    if (mayForward && lifecycle.draining && peers.length === 0) peers = await routing.peersAfterRefresh(parsed.token);
+    if (mayForward && peers.length === 0) {
+      // No peer known for the token, and no tunnel here or this server is going: the cache may
+      // predate the token's clients elsewhere. Draining, it asks the dispatcher even when the cache has an entry.
+      if (lifecycle.draining) peers = await routing.peersAfterRefresh(parsed.token);
+      else if (pool.members(parsed.token).length === 0) peers = await routing.peersForOnMiss(parsed.token);
+    }
     if (lifecycle.draining && peers.length === 0) {
       req.resume();
       return sendFailure(res, FAILURES.SERVER_DRAINING, { ok: false, message: 'this broker server is shutting down' }, { 'snyk-request-id': requestId, 'retry-after': '1' });
