@@ -124,6 +124,7 @@ async function main() {
     }
     const results = new Map<string, LoadResult[]>(list.map((v) => [v.name, []]));
     const cpu = new Map<string, Array<{ c: number; s: number }>>(list.map((v) => [v.name, []]));
+    const rssAfterRun = new Map<string, Array<{ c: number; s: number }>>(list.map((v) => [v.name, []]));
     // --duration 0: no small-request runs (large downloads only).
     for (let i = 0; i < (durationMs > 0 ? runs : 0); i++) {
       // Alternate the order too, so no variant always runs right after the same other one.
@@ -136,13 +137,20 @@ async function main() {
         const perReq = { c: ((await cpuMs(s.client!.pid)) - c0) * 1000 / r.requests, s: ((await cpuMs(s.server!.pid)) - s0) * 1000 / r.requests };
         results.get(v.name)!.push(r);
         cpu.get(v.name)!.push(perReq);
+        // RSS right after the variant's own run: the others' runs are idle time for it, in which
+        // the idle collection gives memory back, so a reading after all runs would flatter it.
+        rssAfterRun.get(v.name)!.push({ c: await rssMiB(s.client!.pid), s: await rssMiB(s.server!.pid) });
         log(`run ${i + 1} ${v.name}: ${fmt(r.rps, 0)} req/s p50 ${fmt(r.p50)} p99 ${fmt(r.p99)} errors ${r.errors}; CPU µs/req client ${fmt(perReq.c, 0)} server ${fmt(perReq.s, 0)}`);
       }
     }
     const tables: string[][][] = [];
     let rows = [['variant', 'req/s median', 'all runs', 'p50', 'p99', 'errors', 'client RSS idle/after', 'server RSS idle/after', 'CPU µs/req client', 'server', ...(Number(values.settle) > 0 ? ['RSS settled client/server'] : [])]];
+    // Medians of the readings right after each of the variant's runs (the last reading when none).
     const after = new Map<string, { c: number | null; s: number | null }>();
-    for (const { v, s } of systems) after.set(v.name, { c: s.client ? await rssMiB(s.client.pid) : null, s: s.server ? await rssMiB(s.server.pid) : null });
+    for (const { v, s } of systems) {
+      const taken = rssAfterRun.get(v.name)!;
+      after.set(v.name, taken.length ? { c: median(taken.map((x) => x.c)), s: median(taken.map((x) => x.s)) } : { c: s.client ? await rssMiB(s.client.pid) : null, s: s.server ? await rssMiB(s.server.pid) : null });
+    }
     const settled = new Map<string, string>();
     if (Number(values.settle) > 0) {
       await new Promise((r) => setTimeout(r, Number(values.settle)));
