@@ -44,7 +44,7 @@ ENV NODE_ENV=production
 # V8's young generation grows to 64 MiB under steady load and keeps it (RSS after load); capped
 # at 2 x 8 MiB, the same load runs at the same CPU per request (bench/README.md, issue 5).
 # Setting NODE_OPTIONS yourself replaces this; without a semi-space flag in it the programs add
-# --max-semi-space-size=8 themselves at start (src/young-generation.ts, issue 23).
+# --max-semi-space-size=8 themselves at start (src/heap-flags.ts, issue 23).
 # --expose-gc lets the idle collection give the load's garbage back once idle (src/idle-collection.ts);
 # without it in yours the programs add it the same way.
 ENV NODE_OPTIONS="--max-semi-space-size=8 --expose-gc"

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// First: may re-execute node with a capped young generation (src/young-generation.ts).
-import './young-generation-start.js';
+// First: may re-execute node with the heap flags the programs run with (src/heap-flags.ts).
+import './heap-flags-start.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, CONFIG_EXIT_CODE } from './config/errors.js';
 import type { Program } from './program.js';

@@ -112,7 +112,7 @@ type GcFunction = (options?: { type?: string; execution?: string; flavor?: strin
 
 /**
  * V8's full collection, from the `gc` that --expose-gc puts on the global object (the programs
- * re-execute with it, src/young-generation.ts; the image sets it in NODE_OPTIONS), or undefined
+ * re-execute with it, src/heap-flags.ts; the image sets it in NODE_OPTIONS), or undefined
  * without it. Which call collects depends on the V8 (measured, 400 k dropped objects): on Node 24,
  * `gc({ type: 'major', execution: 'sync', flavor: 'last-resort' })` (V8's memory-reducing
  * collection) frees them and a bare `gc()` does not; on Node 20 it is the other way round (the

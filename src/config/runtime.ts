@@ -6,10 +6,16 @@ export interface RuntimeConfig {
   idleCollection: boolean;
 }
 
-/** Reads the runtime settings; a bad value is a ConfigError (exit 2) like any other variable. */
+/**
+ * Reads the runtime settings; a bad value is a ConfigError (exit 2) like any other variable.
+ * BROKER_NODE_YOUNG_GENERATION and BROKER_NODE_OLD_GENERATION take effect earlier, in the
+ * start-up re-execution (src/heap-flags.ts), which cannot stop the process: they are checked here
+ * so a typo does not pass unnoticed.
+ */
 export function loadRuntimeConfig(env: Env): RuntimeConfig {
   const r = new EnvReader(env);
   const idleCollection = r.bool('BROKER_NODE_IDLE_GC', true);
+  for (const name of ['BROKER_NODE_YOUNG_GENERATION', 'BROKER_NODE_OLD_GENERATION']) r.enumOf(name, ['default', 'capped'], 'capped');
   r.done();
   return { idleCollection };
 }
