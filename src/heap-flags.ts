@@ -1,6 +1,6 @@
 /**
- * The V8 heap flags the long-running programs run with. It caps V8's young generation for them (client, server, dispatcher) when the
- * operator has not chosen a size: with Node's defaults a semi-space grows to 32-64 MiB under
+ * The V8 heap flags the long-running programs (client, server, dispatcher) run with. It caps V8's
+ * young generation when the operator has not chosen a size: with Node's defaults a semi-space grows to 32-64 MiB under
  * steady load and stays there, which was most of the RSS after load (bench/README.md, rounds 2
  * and 6). The image sets `--max-semi-space-size=8` in NODE_OPTIONS; this gives a plain
  * `node dist/cli.js server` (or the `broker` bin) the same heap.
@@ -15,12 +15,13 @@
  * line (`--max-semi-space-size`, `--min-semi-space-size`, with `-` or `_`) turns this off, and so
  * does `BROKER_NODE_YOUNG_GENERATION=default`.
  *
- * For the server it also adds `--heap-growing-percent=150` (the old generation grows by at most
- * 2.5× between full collections): V8's own factor, up to 4×, let the server's old space take
- * ~30 MiB more garbage under steady load than snyk-broker's whole RSS allows, for ~5 % less server
- * CPU per request (bench/README.md, round 9). Node refuses the flag in NODE_OPTIONS, so this is
- * the one way to set it without changing the command; a `--heap-growing-percent` on node's command
- * line, or `BROKER_NODE_OLD_GENERATION=default`, keeps the operator's (or V8's) own.
+ * For the server it also adds `--heap-growing-percent=150`: between full collections its old
+ * generation may grow to at most 2.5× what the last one left (V8's own factor goes up to 4×).
+ * Under steady load that keeps ~30 MiB of garbage out of the server's RSS, which brings it under
+ * snyk-broker's, for ~5 % more server CPU per request (bench/README.md, round 9). Node refuses the
+ * flag in NODE_OPTIONS, so this is the one way to set it without changing the command; a
+ * `--heap-growing-percent` on node's command line, or `BROKER_NODE_OLD_GENERATION=default`, keeps
+ * the operator's (or V8's) own.
  *
  * The same re-execution adds `--expose-gc` for the idle collection (src/idle-collection.ts) unless
  * BROKER_NODE_IDLE_GC is off or the flag is already there: that is the one way to get V8's full
