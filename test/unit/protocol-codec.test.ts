@@ -108,6 +108,23 @@ test('EJSON: Buffers travel as $binary and come back as bytes; lookalike objects
   assert.equal(Object.getPrototypeOf(polluted), Object.prototype);
 });
 
+test('ejsonParse: without a $ key the value is what JSON.parse gives; $ keys, __proto__ keys and deep nesting anywhere still take the decoding path', () => {
+  const plain = '{"type":"request","payload":{"url":"/a?b=1","headers":{"x-a":["1","2"]},"n":[1,{"c":null}]}}';
+  assert.deepEqual(ejsonParse(plain), JSON.parse(plain));
+  const deep = ejsonParse('{"a":[{"b":{"$binary":"AP8="}}],"d":{"e":{"$date":5}}}') as { a: Array<{ b: Buffer }>; d: { e: Date } };
+  assert.ok(Buffer.isBuffer(deep.a[0]!.b) && deep.a[0]!.b.equals(Buffer.from([0, 255])));
+  assert.ok(deep.d.e instanceof Date && deep.d.e.getTime() === 5);
+  assert.deepEqual(ejsonParse('{"x":{"$ref":"kept"}}'), { x: { $ref: 'kept' } });
+  const nested = ejsonParse('{"a":{"ok":1,"__proto__":{"admin":true}}}') as { a: Record<string, unknown> };
+  assert.equal(Object.hasOwn(nested.a, '__proto__'), false, 'a __proto__ key is dropped at any depth');
+  assert.equal(Object.getPrototypeOf(nested.a), Object.prototype);
+  assert.equal(nested.a.ok, 1);
+  for (const text of ['{"a":'.repeat(70) + '1' + '}'.repeat(70), '['.repeat(70) + ']'.repeat(70)]) {
+    assert.throws(() => ejsonParse(text), (e: unknown) => e instanceof ProtocolError && e.code === 'BAD_EJSON', text.slice(0, 10));
+  }
+  assert.deepEqual(ejsonParse('['.repeat(60) + ']'.repeat(60)), JSON.parse('['.repeat(60) + ']'.repeat(60)));
+});
+
 test('tunnel messages: primus pings, emitter events with and without ack ids, acks', () => {
   assert.deepEqual(decodeTunnelMessage(encodePing(1795627652613)), { kind: 'ping', timestamp: '1795627652613' });
   assert.deepEqual(decodeTunnelMessage(encodePong('42')), { kind: 'pong', timestamp: '42' });
