@@ -1,8 +1,8 @@
 /**
  * The V8 heap flags the long-running programs (client, server, dispatcher) run with. It caps V8's
- * young generation when the operator has not chosen a size: with Node's defaults a semi-space grows to 32-64 MiB under
- * steady load and stays there, which was most of the RSS after load (bench/README.md, rounds 2
- * and 6). The image sets `--max-semi-space-size=8` in NODE_OPTIONS; this gives a plain
+ * young generation when the operator has not chosen a size: with Node's defaults a semi-space
+ * grows to 32-64 MiB under steady load and stays there, which was most of the RSS after load
+ * (bench/README.md, rounds 2 and 6). The image sets `--max-semi-space-size=8` in NODE_OPTIONS; this gives a plain
  * `node dist/cli.js server` (or the `broker` bin) the same heap.
  *
  * `v8.setFlagsFromString('--max-semi-space-size=8')` is too late: V8 sizes the heap when the
@@ -56,7 +56,7 @@ export interface HeapFlagsInput {
 
 /**
  * The argv to re-execute with (node's path first), or undefined to run on as is: not a
- * long-running command, the operator chose a semi-space size (or opted out), or no execve.
+ * long-running command, every flag it would add is there already (or opted out), or no execve.
  */
 export function heapFlagsArgv(input: HeapFlagsInput): string[] | undefined {
   const { execArgv, argv, env } = input;
@@ -75,7 +75,7 @@ export function heapFlagsArgv(input: HeapFlagsInput): string[] | undefined {
 
 type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
 
-/** Re-executes this process with the cap when heapFlagsArgv says so; returns if not (or if execve fails). */
+/** Re-executes this process with the flags when heapFlagsArgv says so; returns if not (or if execve fails). */
 export function applyHeapFlags(): void {
   const execve = (process as unknown as { execve?: Execve }).execve;
   const args = heapFlagsArgv({ execArgv: process.execArgv, argv: process.argv, env: process.env, canExec: typeof execve === 'function' });
