@@ -48,6 +48,8 @@ Environment (Snyk Broker names; existing deployments work unchanged):
   LOG_LEVEL                      fatal|error|warn|info|debug|trace|silent (default info)
   BROKER_NODE_IDLE_GC            one full garbage collection when idle after a busy spell, so memory
                                  goes back to the system (default true; false: V8 decides alone)
+  BROKER_NODE_YOUNG_GENERATION   capped (default): re-executed at start with --max-semi-space-size=8
+                                 unless NODE_OPTIONS names a size; default: Node's own sizing
   HTTP_PROXY / HTTPS_PROXY / NO_PROXY   proxy for every outbound call (origins, server, dispatcher)
   NODE_EXTRA_CA_CERTS / CA_CERT  extra trusted CA bundle (PEM file)
   NODE_TLS_REJECT_UNAUTHORIZED   0 turns TLS verification off (not recommended)

@@ -71,6 +71,10 @@ Environment (Snyk Broker names where they exist):
   LOG_LEVEL                          fatal|error|warn|info|debug|trace|silent (default info)
   BROKER_NODE_IDLE_GC                one full garbage collection when idle after a busy spell, so memory
                                      goes back to the system (default true; false: V8 decides alone)
+  BROKER_NODE_YOUNG_GENERATION       capped (default): re-executed at start with --max-semi-space-size=8
+                                     unless NODE_OPTIONS names a size; default: Node's own sizing
+  BROKER_NODE_OLD_GENERATION         capped (default): re-executed at start with --heap-growing-percent=150
+                                     unless node's command line sets it; default: V8's own growth
   HTTP_PROXY / HTTPS_PROXY / NO_PROXY   proxy for outbound calls (webhook destinations, dispatcher)
   NODE_EXTRA_CA_CERTS                extra trusted CA bundle (PEM file)
 

@@ -55,6 +55,7 @@ const COMMON: Record<string, Entry> = {
   PORT: { value: '70000' },
   LOG_LEVEL: { value: 'loud' },
   BROKER_NODE_IDLE_GC: { value: 'sometimes' },
+  BROKER_NODE_YOUNG_GENERATION: { value: 'defualt' },
   HTTP_PROXY: { value: 'proxy host:3128' },
   HTTPS_PROXY: { value: '::not-a-proxy::' },
   NO_PROXY: { untyped: 'a free list of host patterns' },
@@ -143,6 +144,7 @@ const TABLE: Record<Program, Record<string, Entry>> = {
   },
   server: {
     ...COMMON,
+    BROKER_NODE_OLD_GENERATION: { value: 'none' },
     BROKER_INTERNAL_SECRET: { untyped: 'any string is a valid secret' },
     BROKER_SERVER_HOST: { untyped: 'an interface name or address; a wrong one fails at listen, not in config' },
     DISPATCHER_URL: URL_BAD,
@@ -183,6 +185,7 @@ const TABLE: Record<Program, Record<string, Entry>> = {
     PORT: COMMON.PORT!,
     LOG_LEVEL: COMMON.LOG_LEVEL!,
     BROKER_NODE_IDLE_GC: COMMON.BROKER_NODE_IDLE_GC!,
+    BROKER_NODE_YOUNG_GENERATION: COMMON.BROKER_NODE_YOUNG_GENERATION!,
     HTTP_PROXY: COMMON.HTTP_PROXY!,
     HTTPS_PROXY: COMMON.HTTPS_PROXY!,
     NO_PROXY: COMMON.NO_PROXY!,
