@@ -2,8 +2,8 @@
  * The V8 heap flags the long-running programs (client, server, dispatcher) run with. It caps V8's
  * young generation when the operator has not chosen a size: with Node's defaults a semi-space
  * grows to 32-64 MiB under steady load and stays there, which was most of the RSS after load
- * (bench/README.md, rounds 2 and 6). The image sets `--max-semi-space-size=8` in NODE_OPTIONS; this gives a plain
- * `node dist/cli.js server` (or the `broker` bin) the same heap.
+ * (bench/README.md, rounds 2 and 6). The image sets `--max-semi-space-size=8` in NODE_OPTIONS;
+ * this gives a plain `node dist/cli.js server` (or the `broker` bin) the same heap.
  *
  * `v8.setFlagsFromString('--max-semi-space-size=8')` is too late: V8 sizes the heap when the
  * isolate is created and ignores the flag afterwards (measured on Node 24). So the process
@@ -29,7 +29,8 @@
  * made every relayed request 10-15 % dearer, bench/README.md round 7).
  */
 
-import { isOff } from './config/env.js';
+import { EnvReader, isOff } from './config/env.js';
+import { readHeapSetting, type HEAP_SETTINGS } from './config/runtime.js';
 
 /** Semi-space size (MiB) the image ships with (Dockerfile NODE_OPTIONS). */
 export const SEMI_SPACE_MIB = 8;
@@ -64,7 +65,9 @@ export function heapFlagsArgv(input: HeapFlagsInput): string[] | undefined {
   if (!LONG_RUNNING.has(argv[2] ?? '')) return undefined;
   const present = (flag: RegExp) => flag.test(env.NODE_OPTIONS ?? '') || execArgv.some((a) => flag.test(a));
   const flags: string[] = [];
-  const keepDefault = (name: string) => (env[name] ?? '').trim().toLowerCase() === 'default';
+  // A bad value reads as capped here; the program's config check stops it with exit 2.
+  const settings = new EnvReader(env);
+  const keepDefault = (name: (typeof HEAP_SETTINGS)[number]) => readHeapSetting(settings, name) === 'default';
   if (!keepDefault('BROKER_NODE_YOUNG_GENERATION') && !present(SEMI_SPACE_FLAG)) flags.push(`--max-semi-space-size=${SEMI_SPACE_MIB}`);
   if (argv[2] === 'server' && !keepDefault('BROKER_NODE_OLD_GENERATION') && !present(HEAP_GROWING_FLAG)) flags.push(`--heap-growing-percent=${SERVER_HEAP_GROWING_PERCENT}`);
   // An invalid value counts as on here; the program's config check stops it with exit 2 anyway.

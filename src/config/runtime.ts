@@ -15,7 +15,18 @@ export interface RuntimeConfig {
 export function loadRuntimeConfig(env: Env): RuntimeConfig {
   const r = new EnvReader(env);
   const idleCollection = r.bool('BROKER_NODE_IDLE_GC', true);
-  for (const name of ['BROKER_NODE_YOUNG_GENERATION', 'BROKER_NODE_OLD_GENERATION']) r.enumOf(name, ['default', 'capped'], 'capped');
+  for (const name of HEAP_SETTINGS) readHeapSetting(r, name);
   r.done();
   return { idleCollection };
+}
+
+/** The variables that choose between the programs' heap flags and Node's own (src/heap-flags.ts). */
+export const HEAP_SETTINGS = ['BROKER_NODE_YOUNG_GENERATION', 'BROKER_NODE_OLD_GENERATION'] as const;
+
+/**
+ * `capped` (unset, or a bad value, which the reader records as a problem): the programs' flag;
+ * `default`: Node's own. The one reading of these variables, for the re-execution and the check.
+ */
+export function readHeapSetting(r: EnvReader, name: (typeof HEAP_SETTINGS)[number]): 'capped' | 'default' {
+  return r.enumOf(name, ['default', 'capped'], 'capped');
 }
