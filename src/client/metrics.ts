@@ -1,4 +1,4 @@
-import { Counter, Gauge, createRegistry, type Registry } from '../observability/metrics.js';
+import { Counter, Gauge, TalliedCounter, TalliedGauge, createRegistry, type Registry } from '../observability/metrics.js';
 
 type Labels = Record<string, string | number>;
 
@@ -16,28 +16,32 @@ export interface GaugeLike extends CounterLike {
   dec(value?: number): void;
 }
 
-/** The client's Prometheus metrics, on a registry of its own (one per client instance). */
+/**
+ * The client's Prometheus metrics, on a registry of its own (one per client instance). Those
+ * written for every relayed request are tallied (see TalliedCounter): prom-client's own calls
+ * validate and hash the labels each time.
+ */
 export function createClientMetrics(registry: Registry = createRegistry('broker_client')) {
   return {
     registry,
     tunnelsOpen: new Gauge({ name: 'broker_client_tunnels_open', help: 'Tunnels open (identified) by role', labelNames: ['role', 'connection'], registers: [registry] }),
     tunnelConnects: new Counter({ name: 'broker_client_tunnel_connects_total', help: 'Tunnels that became ready, by role', labelNames: ['role', 'connection'], registers: [registry] }),
-    requests: new Counter({
+    requests: new TalliedCounter({
       name: 'broker_client_requests_total',
       help: 'Requests relayed: inbound = broker server to origin, webhook = local HTTP to broker server; by status class',
       labelNames: ['direction', 'status', 'connection'],
       registers: [registry],
     }),
-    answers: new Counter({
+    answers: new TalliedCounter({
       name: 'broker_client_answers_total',
       help: 'Answers delivered to the broker server, by path: response-data (POST), tunnel (one binary frame, our server only), tunnel-stream (binary frames with flow control, our server only), ack, chunk',
       labelNames: ['via', 'connection'],
       registers: [registry],
     }),
-    tunnelRequests: new Counter({ name: 'broker_client_tunnel_requests_total', help: 'Requests received per tunnel (connection role)', labelNames: ['role', 'connection'], registers: [registry] }),
-    bytes: new Counter({ name: 'broker_client_relayed_bytes_total', help: 'Body bytes relayed, by direction', labelNames: ['direction', 'connection'], registers: [registry] }),
+    tunnelRequests: new TalliedCounter({ name: 'broker_client_tunnel_requests_total', help: 'Requests received per tunnel (connection role)', labelNames: ['role', 'connection'], registers: [registry] }),
+    bytes: new TalliedCounter({ name: 'broker_client_relayed_bytes_total', help: 'Body bytes relayed, by direction', labelNames: ['direction', 'connection'], registers: [registry] }),
     allocations: new Counter({ name: 'broker_client_allocations_total', help: 'Dispatcher allocation calls by outcome', labelNames: ['outcome', 'connection'], registers: [registry] }),
-    relaysInFlight: new Gauge({ name: 'broker_client_relays_in_flight', help: 'Requests from the broker server being relayed (origin call and answer delivery)', labelNames: ['connection'], registers: [registry] }),
+    relaysInFlight: new TalliedGauge({ name: 'broker_client_relays_in_flight', help: 'Requests from the broker server being relayed (origin call and answer delivery)', labelNames: ['connection'], registers: [registry] }),
     ready: new Gauge({ name: 'broker_client_ready', help: '1 when at least one tunnel is ready and the client is not draining', labelNames: ['connection'], registers: [registry] }),
   };
 }
@@ -64,11 +68,11 @@ function withLabel(connection: string, a: Labels | number | undefined, b: number
   return typeof a === 'object' ? [{ ...a, connection }, b] : [{ connection }, a];
 }
 
-function boundCounter(c: Counter, connection: string): CounterLike {
+function boundCounter(c: Pick<CounterLike, 'inc'>, connection: string): CounterLike {
   return { inc: (a?: Labels | number, b?: number) => c.inc(...withLabel(connection, a, b)) };
 }
 
-function boundGauge(g: Gauge, connection: string): GaugeLike {
+function boundGauge(g: GaugeLike, connection: string): GaugeLike {
   return {
     inc: (a?: Labels | number, b?: number) => g.inc(...withLabel(connection, a, b)),
     dec: (a?: Labels | number, b?: number) => g.dec(...withLabel(connection, a, b)),

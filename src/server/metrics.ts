@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, TalliedCounter, TalliedGauge, type Registry } from '../observability/metrics.js';
+import { Counter, Gauge, TalliedCounter, TalliedGauge, TalliedHistogram, type Registry } from '../observability/metrics.js';
 
 /**
  * The server's metrics. Labels never carry a token: connections are `<clientId>:<role>`,
@@ -6,13 +6,13 @@ import { Counter, Gauge, Histogram, TalliedCounter, TalliedGauge, type Registry 
  */
 export interface ServerMetrics {
   connections: Gauge<'token_hash'>;
-  relayed: Counter<'connection'>;
-  /** Per relayed request, so tallied (see TalliedCounter). */
+  /** Per relayed request, so tallied (see TalliedCounter), as are the outcomes, bytes, in-flight count and latency. */
+  relayed: TalliedCounter<'connection'>;
   relayOutcomes: TalliedCounter<'outcome'>;
   relayRetries: Counter<'reason'>;
   relayHedges: Counter<'target'>;
   probeMisses: Counter;
-  relayLatency: Histogram<'variant'>;
+  relayLatency: TalliedHistogram<'variant'>;
   bytes: TalliedCounter<'direction'>;
   inFlight: TalliedGauge;
   webhooks: Counter<'outcome'>;
@@ -26,7 +26,7 @@ export interface ServerMetrics {
 export function createServerMetrics(registry: Registry): ServerMetrics {
   return {
     connections: new Gauge({ name: 'broker_server_connections', help: 'Ready tunnel connections per token (sha256 of the token)', labelNames: ['token_hash'], registers: [registry] }),
-    relayed: new Counter({ name: 'broker_server_relayed_requests_total', help: 'Platform requests sent over each connection (<clientId>:<role>)', labelNames: ['connection'], registers: [registry] }),
+    relayed: new TalliedCounter({ name: 'broker_server_relayed_requests_total', help: 'Platform requests sent over each connection (<clientId>:<role>)', labelNames: ['connection'], registers: [registry] }),
     relayOutcomes: new TalliedCounter({ name: 'broker_server_relay_outcomes_total', help: 'Platform requests by outcome', labelNames: ['outcome'], registers: [registry] }),
     relayRetries: new Counter({ name: 'broker_server_relay_retries_total', help: 'Relays moved to another connection, by reason', labelNames: ['reason'], registers: [registry] }),
     relayHedges: new Counter({
@@ -40,7 +40,7 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
       help: 'Busy tunnels that did not answer a probe in time and were taken for hung (a healthy client never should)',
       registers: [registry],
     }),
-    relayLatency: new Histogram({
+    relayLatency: new TalliedHistogram({
       name: 'broker_server_relay_latency_seconds',
       help: 'Time from a platform request to the start of the answer (head)',
       labelNames: ['variant'],

@@ -50,6 +50,14 @@ test('server identifies first with receive-post-streams; a relayed GET streams b
   assert.equal(got.headers['x-origin'], 'yes');
   assert.equal(got.headers['snyk-request-id'], '11111111-1111-4111-8111-111111111111');
   assert.equal(got.headers['x-broker-connection'], 'fake-0:primary');
+  // The per-request metrics are tallied (observability/metrics.ts): a scrape shows this relay.
+  const metrics = await (await fetch(`${s.url}/metrics`)).text();
+  assert.match(metrics, /^broker_server_relayed_requests_total\{connection="fake-0:primary"\} 1$/m);
+  assert.match(metrics, /^broker_server_relay_latency_seconds_count\{variant="stream"\} 1$/m);
+  assert.match(metrics, /^broker_server_relay_latency_seconds_bucket\{le="\+Inf",variant="stream"\} 1$/m);
+  assert.match(metrics, /^broker_server_relay_outcomes_total\{outcome="answered"\} 1$/m);
+  assert.match(metrics, /^broker_server_relay_bytes_total\{direction="response"\} 11$/m);
+  assert.match(metrics, /^broker_server_relays_in_flight 0$/m);
 });
 
 const OURS = { capabilities: ['post-streams', 'ha-broker/1'] };
