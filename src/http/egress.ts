@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { Readable } from 'node:stream';
-import { Agent, EnvHttpProxyAgent, errors as undiciErrors, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent, EnvHttpProxyAgent, errors as undiciErrors, requestUrl } from './undici-parts.js';
 
 export interface EgressOptions {
   /** Extra CA bundle files (PEM) trusted on top of the system roots. */
@@ -307,7 +308,7 @@ export async function createEgress(options: EgressOptions = {}): Promise<Egress>
       });
   return {
     dispatcher,
-    request: (url, opts = {}) => request(url, { ...opts, dispatcher }),
+    request: (url, opts = {}) => requestUrl(dispatcher, url, opts),
     requestBuffered: (r) => requestBuffered(dispatcher, r),
     requestAnswer: (r) => requestAnswer(dispatcher, r),
     close: () => dispatcher.close(),
